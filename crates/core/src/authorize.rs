@@ -1,0 +1,331 @@
+//! `authorize(actor, action, resource) -> Decision`: the one choke point every action passes
+//! through, from HTTP, CLI or scheduler. An [`Allowed`] can only be made here, and guarded
+//! storage writes take one, so a handler cannot reach a write without the check.
+
+use crate::actions::{Action, Activity};
+use crate::ids::UserId;
+use crate::names::named_enum;
+use crate::roles::{Column, SiteRole};
+use crate::settings::Access;
+use crate::table::{self, Grant, RowBound};
+
+/// Who is acting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub user: UserId,
+    pub site_role: SiteRole,
+    /// The real person behind the session while impersonating (recorded in every audit event).
+    pub impersonator: Option<UserId>,
+}
+
+impl Actor {
+    pub const fn new(user: UserId, site_role: SiteRole) -> Self {
+        Actor { user, site_role, impersonator: None }
+    }
+}
+
+/// The user an action is aimed at, when there is one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetUser {
+    pub id: UserId,
+    pub site_role: SiteRole,
+}
+
+/// What the action touches, with the relational facts the tables depend on, looked up by the
+/// caller beforehand so that the decision itself stays pure and constant-time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resource {
+    pub target: Option<TargetUser>,
+    /// The actor is Project Admin of the project in question (for a user target: of a project
+    /// the target belongs to; for an instance-wide action: of any project).
+    pub project_admin: bool,
+    /// The actor is Folder Admin of the workspace in question (same reading as above).
+    pub folder_admin: bool,
+}
+
+impl Resource {
+    /// An instance-wide action with no target user and no project scope.
+    pub const fn instance() -> Self {
+        Resource { target: None, project_admin: false, folder_admin: false }
+    }
+
+    pub const fn user(id: UserId, site_role: SiteRole) -> Self {
+        Resource { target: Some(TargetUser { id, site_role }), project_admin: false, folder_admin: false }
+    }
+
+    pub const fn scoped(mut self, project_admin: bool, folder_admin: bool) -> Self {
+        self.project_admin = project_admin;
+        self.folder_admin = folder_admin;
+        self
+    }
+}
+
+named_enum! {
+    /// A limit attached to an allowed action, which the caller must honour.
+    pub enum Bound {
+        NoCustomFileRoot = "no-custom-file-root",
+        NoSiteAdminRights = "no-site-admin-rights",
+        SiteRolesOff = "site-roles-off",
+        BreakGlass = "break-glass",
+        RequiresConfirmation = "requires-confirmation",
+        SomeFieldsReadOnly = "some-fields-read-only",
+    }
+}
+
+impl Bound {
+    pub(crate) const fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// The proof that an action was authorized. It cannot be built outside this crate except by
+/// [`authorize`] (or [`Allowed::system`] for the server's own bookkeeping), and guarded storage
+/// writes require one.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "an authorization proof is meant to be handed to the guarded write"]
+pub struct Allowed {
+    action: Action,
+    actor: Option<UserId>,
+    impersonator: Option<UserId>,
+    target: Option<UserId>,
+    column: Option<Column>,
+    bounds: u16,
+    system: Option<&'static str>,
+}
+
+impl Allowed {
+    pub fn action(&self) -> Action {
+        self.action
+    }
+    /// The acting user; `None` for a system action.
+    pub fn actor(&self) -> Option<UserId> {
+        self.actor
+    }
+    pub fn impersonator(&self) -> Option<UserId> {
+        self.impersonator
+    }
+    pub fn target(&self) -> Option<UserId> {
+        self.target
+    }
+    /// The column of the table that granted it.
+    pub fn column(&self) -> Option<Column> {
+        self.column
+    }
+    pub fn has(&self, bound: Bound) -> bool {
+        self.bounds & bound.bit() != 0
+    }
+    pub fn bounds(&self) -> impl Iterator<Item = Bound> + '_ {
+        Bound::ALL.iter().copied().filter(|b| self.has(*b))
+    }
+    /// Why the server acts on its own (`bootstrap`, `redeem-token`...), for a system proof.
+    pub fn system_purpose(&self) -> Option<&'static str> {
+        self.system
+    }
+
+    /// A proof for an action the server takes on its own behalf with no acting user: the
+    /// offline bootstrap of the first Site Admin, redeeming a registration or reset token that
+    /// the caller has already verified. Every use names its purpose and is audited as `system`.
+    pub fn system(action: Action, purpose: &'static str, target: Option<UserId>) -> Allowed {
+        Allowed {
+            action,
+            actor: None,
+            impersonator: None,
+            target,
+            column: None,
+            bounds: 0,
+            system: Some(purpose),
+        }
+    }
+
+    /// Checks that this proof is for `action`: guarded writes call it first.
+    pub fn require(&self, action: Action) -> Result<(), WrongProof> {
+        if self.action == action { Ok(()) } else { Err(WrongProof { expected: action, got: self.action }) }
+    }
+}
+
+/// A write was handed the proof of another action: a programming error, never a client's.
+#[derive(Debug, thiserror::Error)]
+#[error("authorization proof for {got:?} used where {expected:?} is required")]
+pub struct WrongProof {
+    pub expected: Action,
+    pub got: Action,
+}
+
+/// A refusal, naming the rule and the bound that produced it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denied {
+    pub action: Action,
+    /// The row of the table (or the named rule) that refused.
+    pub rule: &'static str,
+    /// A sentence for people: what is refused and why.
+    pub reason: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow(Allowed),
+    Deny(Denied),
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+    pub fn into_result(self) -> Result<Allowed, Denied> {
+        match self {
+            Decision::Allow(a) => Ok(a),
+            Decision::Deny(d) => Err(d),
+        }
+    }
+}
+
+/// Decides one action. Pure: the answer depends only on the arguments and the permission file.
+pub fn authorize(actor: &Actor, action: Action, resource: &Resource) -> Decision {
+    match action {
+        Action::Activity(activity) => decide_activity(actor, activity, resource, action),
+        Action::ReadSetting(setting) => {
+            let column = actor.site_role.console_column();
+            let access = column.map_or(Access::None, |c| table::setting_access(setting, c).0);
+            if access == Access::None {
+                return deny(action, setting.as_str(), format!("{} has no access to the {setting} setting", role_name(actor.site_role)));
+            }
+            allow(actor, action, resource, column, 0)
+        }
+        Action::ChangeSetting { setting, field } => {
+            let column = actor.site_role.console_column();
+            let (access, read_only) =
+                column.map_or((Access::None, &[][..]), |c| table::setting_access(setting, c));
+            if access != Access::All {
+                return deny(action, setting.as_str(), format!("{} may not change the {setting} setting ({access})", role_name(actor.site_role)));
+            }
+            let mut bounds = 0;
+            match field {
+                Some(f) if read_only.contains(&f) => {
+                    return deny(action, setting.as_str(), format!("{} may not change {f} in the {setting} setting", role_name(actor.site_role)));
+                }
+                None if !read_only.is_empty() => bounds |= Bound::SomeFieldsReadOnly.bit(),
+                _ => {}
+            }
+            allow(actor, action, resource, column, bounds)
+        }
+        Action::ChangeSiteRole { from, to } => decide_role_change(actor, from, to, resource, action),
+    }
+}
+
+fn decide_role_change(actor: &Actor, from: SiteRole, to: SiteRole, resource: &Resource, action: Action) -> Decision {
+    let on_self = is_self(actor, resource);
+    let leaving_application_admin = from == SiteRole::ApplicationAdmin && to == SiteRole::None;
+    if on_self && !leaving_application_admin {
+        return deny(action, "own-role", "the role of the person editing cannot be changed by themselves".into());
+    }
+    let troubleshooting = |r: SiteRole| matches!(r, SiteRole::Troubleshooter | SiteRole::ImpersonatingTroubleshooter);
+    let mut needed = [None; 3];
+    if from == SiteRole::SiteAdmin || to == SiteRole::SiteAdmin {
+        needed[0] = Some(Activity::UpdateSiteAdmins);
+    }
+    if from == SiteRole::ApplicationAdmin || to == SiteRole::ApplicationAdmin {
+        needed[1] = Some(Activity::UpdateApplicationAdmins);
+    }
+    if troubleshooting(from) || troubleshooting(to) || needed.iter().all(Option::is_none) {
+        needed[2] = Some(Activity::UpdateSitePermissions);
+    }
+    let mut bounds = 0;
+    let mut column = None;
+    for activity in needed.into_iter().flatten() {
+        match decide_activity(actor, activity, resource, Action::Activity(activity)) {
+            Decision::Allow(a) => {
+                bounds |= a.bounds;
+                column = column.or(a.column);
+            }
+            Decision::Deny(mut d) => {
+                d.action = action;
+                return Decision::Deny(d);
+            }
+        }
+    }
+    allow(actor, action, resource, column, bounds)
+}
+
+fn decide_activity(actor: &Actor, activity: Activity, resource: &Resource, action: Action) -> Decision {
+    let t = table::table();
+    let i = activity.index();
+    let on_self = is_self(actor, resource);
+    let (row_bound, row_key) = t.row_bounds[i];
+    if on_self && row_bound == Some(RowBound::NeverSelf) {
+        return deny(action, row_key, format!("nobody may {activity} themselves"));
+    }
+    let site_column = match actor.site_role {
+        SiteRole::SiteAdmin => Column::SiteAdmin,
+        SiteRole::ApplicationAdmin => Column::ApplicationAdmin,
+        SiteRole::ImpersonatingTroubleshooter => Column::ImpersonatingTroubleshooter,
+        SiteRole::Troubleshooter => Column::Troubleshooter,
+        SiteRole::None => Column::User,
+    };
+    let columns = [
+        Some(site_column),
+        resource.project_admin.then_some(Column::ProjectAdmin),
+        resource.folder_admin.then_some(Column::FolderAdmin),
+        Some(Column::User),
+    ];
+    for column in columns.into_iter().flatten() {
+        let cell = t.activities[i][column.index()];
+        if grants(cell.grant, actor, resource) {
+            let mut bounds = cell.bounds;
+            if on_self && row_bound == Some(RowBound::ConfirmSelf) {
+                bounds |= Bound::RequiresConfirmation.bit();
+            }
+            return allow(actor, action, resource, Some(column), bounds);
+        }
+    }
+    let cell = t.cell_text[i][site_column.index()];
+    let reason = match t.activities[i][site_column.index()].grant {
+        Grant::UnlessTargetSiteAdmin => format!("{} may not {activity} when the target is a Site Admin (\"{cell}\")", role_name(actor.site_role)),
+        Grant::SelfOnly => format!("{} may {activity} only for themselves", role_name(actor.site_role)),
+        Grant::OnlyTargetSiteAdmin => format!("{} may {activity} only a Site Admin (\"{cell}\")", role_name(actor.site_role)),
+        _ if resource.project_admin || resource.folder_admin => {
+            format!("{} may not {activity}, not even as project or folder admin here", role_name(actor.site_role))
+        }
+        _ => format!("{} may not {activity} (\"{cell}\")", role_name(actor.site_role)),
+    };
+    deny(action, row_key, reason)
+}
+
+fn grants(grant: Grant, actor: &Actor, resource: &Resource) -> bool {
+    match grant {
+        Grant::Yes => true,
+        Grant::No => false,
+        Grant::UnlessTargetSiteAdmin => resource.target.is_none_or(|t| t.site_role != SiteRole::SiteAdmin),
+        Grant::SelfOnly => is_self(actor, resource),
+        Grant::OnlyTargetSiteAdmin => resource.target.is_some_and(|t| t.site_role == SiteRole::SiteAdmin),
+    }
+}
+
+fn is_self(actor: &Actor, resource: &Resource) -> bool {
+    resource.target.is_some_and(|t| t.id == actor.user)
+}
+
+fn allow(actor: &Actor, action: Action, resource: &Resource, column: Option<Column>, bounds: u16) -> Decision {
+    Decision::Allow(Allowed {
+        action,
+        actor: Some(actor.user),
+        impersonator: actor.impersonator,
+        target: resource.target.map(|t| t.id),
+        column,
+        bounds,
+        system: None,
+    })
+}
+
+fn deny(action: Action, rule: &'static str, reason: String) -> Decision {
+    Decision::Deny(Denied { action, rule, reason })
+}
+
+fn role_name(role: SiteRole) -> &'static str {
+    match role {
+        SiteRole::SiteAdmin => "a Site Admin",
+        SiteRole::ApplicationAdmin => "an Application Admin",
+        SiteRole::ImpersonatingTroubleshooter => "an Impersonating Troubleshooter",
+        SiteRole::Troubleshooter => "a Troubleshooter",
+        SiteRole::None => "an ordinary user",
+    }
+}

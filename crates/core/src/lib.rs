@@ -1,0 +1,19 @@
+//! The pure domain of cryowarden: identifiers, roles, the permission tables of `spec/roles.md`
+//! and the one authorization choke point, [`authorize`].
+//!
+//! This crate does no I/O. It is separate so that it cannot reach storage or HTTP by accident, and
+//! so that its rules can be tested and benchmarked alone.
+
+mod actions;
+mod authorize;
+mod ids;
+mod names;
+mod roles;
+mod settings;
+pub mod table;
+
+pub use actions::{Action, Activity};
+pub use authorize::{Actor, Allowed, Bound, Decision, Denied, Resource, TargetUser, WrongProof, authorize};
+pub use ids::UserId;
+pub use roles::{Column, SiteRole};
+pub use settings::{Access, Setting};
