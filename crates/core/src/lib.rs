@@ -11,9 +11,13 @@ mod names;
 mod roles;
 mod settings;
 pub mod table;
+mod user;
 
 pub use actions::{Action, Activity};
-pub use authorize::{Actor, Allowed, Bound, Decision, Denied, Resource, TargetUser, WrongProof, authorize};
+pub use authorize::{
+    Actor, Allowed, Bound, Decision, Denied, Resource, TargetUser, WrongProof, authorize,
+};
 pub use ids::UserId;
 pub use roles::{Column, SiteRole};
 pub use settings::{Access, Setting};
+pub use user::{UserStatus, limits, username_problem};

@@ -1,1 +1,20 @@
+//! cryowarden's service: storage (SQLite or PostgreSQL, migrations, the audit chain), identity
+//! (users, tokens, sessions), the HTTP API and pages. Every guarded action asks
+//! `cryowarden_core::authorize` through [`context::Ctx::authorize`].
 
+pub mod api;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod context;
+pub mod db;
+pub mod error;
+pub mod pages;
+pub mod passwords;
+pub mod secrets;
+pub mod throttle;
+pub mod users;
+
+pub use app::{AppState, router, serve};
+pub use config::Config;

@@ -1,0 +1,85 @@
+//! The REST API under `/api/v1`, and its OpenAPI document generated from the handlers.
+
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod tokens;
+pub mod users;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde::Serialize;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use error::{ApiError, ApiResult, Problem};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "cryowarden", description = "Control plane of a shared cryo-EM processing facility. Errors are application/problem+json with a stable `code`. Browser sessions use an HttpOnly cookie and must send `X-CSRF-Token` on writes; scripts send `Authorization: Bearer cwt_...`."),
+    components(schemas(Problem)),
+    tags((name = "auth"), (name = "users"), (name = "tokens"), (name = "audit"), (name = "health"))
+)]
+struct ApiDoc;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub database: String,
+}
+
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/api/v1/health", tag = "health", responses((status = 200, body = Health), (status = 503, body = Problem)))]
+async fn health(State(state): State<Arc<AppState>>) -> ApiResult<axum::Json<Health>> {
+    sqlx::query("SELECT 1")
+        .execute(&state.db.pool)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "health check: database unreachable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is not answering",
+            )
+        })?;
+    Ok(axum::Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        database: state.db.backend.name().into(),
+    }))
+}
+
+/// The API routes and the OpenAPI document describing them.
+pub fn router() -> axum::Router<Arc<AppState>> {
+    let (router, openapi) = OpenApiRouter::<Arc<AppState>>::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::session))
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::reset))
+        .routes(routes!(users::me))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::show, users::update, users::delete))
+        .routes(routes!(users::reset_token))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::verify))
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    router.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let o = openapi.clone();
+            async move { axum::Json((*o).clone()) }
+        }),
+    )
+}

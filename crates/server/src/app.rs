@@ -1,0 +1,149 @@
+//! Building the application from a configuration, and serving it. Tests build the real thing
+//! through these same functions.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api::error::ApiError;
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::StoreError;
+use crate::pages;
+
+/// Everything a request may need, passed explicitly.
+pub struct AppState {
+    pub db: Db,
+    pub auth: Auth,
+    pub config: Config,
+    pub started: Instant,
+}
+
+impl AppState {
+    /// Connects to the database of `config` and applies its migrations.
+    pub async fn open(config: Config) -> Result<Arc<AppState>, StoreError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StoreError::Config(format!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let db = Db::connect(&config.database_url()).await?;
+        db.migrate().await?;
+        let auth = Auth::new(config.lifetimes(), config.password_hash_concurrency);
+        Ok(Arc::new(AppState {
+            db,
+            auth,
+            config,
+            started: Instant::now(),
+        }))
+    }
+}
+
+/// The whole HTTP application: API, pages, and the layers around them.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.config.max_body_kib * 1024;
+    Router::new()
+        .merge(crate::api::router())
+        .route("/", get(pages::home))
+        .route(
+            "/register",
+            get(pages::register_form).post(pages::register_submit),
+        )
+        .route("/reset", get(pages::reset_form).post(pages::reset_submit))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "no such route: see /api/v1/openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this route does not take that method: see /api/v1/openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| {
+            use axum::response::IntoResponse;
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "an internal error occurred; it has been logged",
+            )
+            .into_response()
+        }))
+        .with_state(state)
+}
+
+/// Binds, prints where to go, and serves until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let state = AppState::open(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e} (is another cryowarden running? set `listen` or CRYOWARDEN_LISTEN)"))?;
+    let local = listener.local_addr()?;
+    let base = if state.config.base_url.is_empty() {
+        format!("http://{local}")
+    } else {
+        state.config.base_url()
+    };
+    tracing::info!(address = %local, database = state.db.backend.name(), "cryowarden listening");
+    println!(
+        "cryowarden listening on http://{local} (data in {}, {})",
+        state.config.data_dir.display(),
+        state.db.backend.name()
+    );
+    if let Some(token) = state.auth.bootstrap_token(&state.db).await? {
+        println!(
+            "No users yet. Register the first Site Admin within 24 hours at:\n  {base}/register?token={}",
+            token.expose()
+        );
+    }
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,145 @@
+//! Who is asking, from where: the context every domain call takes, and the one place where the
+//! server asks the core for a decision and records refusals in the audit chain.
+
+use cryowarden_core::{Action, Actor, Allowed, Decision, Resource, authorize};
+
+use crate::audit::{self, NewEvent, Outcome, Who};
+use crate::db::Db;
+use crate::error::StoreError;
+
+/// The caller of a domain operation.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// `None` for the server acting on its own (bootstrap, token redemption).
+    pub actor: Option<Actor>,
+    pub who: Who,
+    pub impersonator: Option<Who>,
+    /// The client's address (or `cli` for offline commands).
+    pub source: String,
+}
+
+/// What an action is aimed at, as the audit log names it.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub kind: &'static str,
+    pub id: Option<String>,
+    pub name: Option<String>,
+}
+
+impl Target {
+    pub fn instance() -> Target {
+        Target {
+            kind: "instance",
+            id: None,
+            name: None,
+        }
+    }
+    pub fn user(id: i64, name: &str) -> Target {
+        Target {
+            kind: "user",
+            id: Some(id.to_string()),
+            name: Some(name.to_owned()),
+        }
+    }
+}
+
+impl Ctx {
+    pub fn system(purpose: &str, source: &str) -> Ctx {
+        Ctx {
+            actor: None,
+            who: Who::system(purpose),
+            impersonator: None,
+            source: source.to_owned(),
+        }
+    }
+
+    pub fn for_actor(actor: Actor, username: &str, source: String) -> Ctx {
+        Ctx {
+            actor: Some(actor),
+            who: Who {
+                id: Some(actor.user.0),
+                name: username.to_owned(),
+            },
+            impersonator: None,
+            source,
+        }
+    }
+
+    /// Asks [`authorize`]; a refusal is recorded in the audit chain and returned as an error.
+    pub async fn authorize(
+        &self,
+        db: &Db,
+        action: Action,
+        resource: Resource,
+        target: &Target,
+    ) -> Result<Allowed, StoreError> {
+        let Some(actor) = &self.actor else {
+            return Err(StoreError::Internal(format!(
+                "{} asked to authorize {} with no actor",
+                self.who.name,
+                action.name()
+            )));
+        };
+        match authorize(actor, action, &resource) {
+            Decision::Allow(allowed) => Ok(allowed),
+            Decision::Deny(denied) => {
+                self.record(
+                    db,
+                    &action.name(),
+                    target,
+                    Outcome::Denied,
+                    Some(denied.reason.clone()),
+                    None,
+                    None,
+                )
+                .await?;
+                Err(denied.into())
+            }
+        }
+    }
+
+    /// An event attributed to this caller.
+    pub fn event(
+        &self,
+        action: &str,
+        target: &Target,
+        outcome: Outcome,
+        reason: Option<String>,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> NewEvent {
+        NewEvent {
+            actor: self.who.clone(),
+            impersonator: self.impersonator.clone(),
+            action: action.to_owned(),
+            target_kind: target.kind,
+            target_id: target.id.clone(),
+            target: target.name.clone(),
+            outcome,
+            reason,
+            before,
+            after,
+            source: self.source.clone(),
+        }
+    }
+
+    /// Records an event in a transaction of its own.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record(
+        &self,
+        db: &Db,
+        action: &str,
+        target: &Target,
+        outcome: Outcome,
+        reason: Option<String>,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        audit::record(
+            db,
+            self.event(action, target, outcome, reason, before, after),
+        )
+        .await
+        .map(|_| ())
+    }
+}

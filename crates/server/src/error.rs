@@ -1,0 +1,64 @@
+//! The storage and domain error type. HTTP maps it to problem+json in `api::error`.
+
+use cryowarden_core::{Denied, WrongProof};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A unique field already holds this value.
+    #[error("{field} is already taken")]
+    Conflict { field: &'static str },
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// Input that breaks a domain rule: names the field and says what is wrong.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The token is unknown, used or expired.
+    #[error("the token is invalid, used or expired")]
+    BadToken,
+    #[error("{}", .0.reason)]
+    Denied(Box<Denied>),
+    #[error("{0}")]
+    WrongProof(#[from] WrongProof),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        StoreError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Denied> for StoreError {
+    fn from(d: Denied) -> Self {
+        StoreError::Denied(Box::new(d))
+    }
+}
+
+/// Maps a unique-constraint violation to a conflict naming the field; other errors pass.
+pub fn map_unique(e: sqlx::Error, fields: &[(&'static str, &'static str)]) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            let text = format!("{} {}", db.message(), db.constraint().unwrap_or(""));
+            for (needle, field) in fields {
+                if text.contains(needle) {
+                    return StoreError::Conflict { field };
+                }
+            }
+            return StoreError::Conflict { field: "value" };
+        }
+    }
+    StoreError::Db(e)
+}

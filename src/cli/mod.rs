@@ -1,0 +1,191 @@
+//! Command-line interface. Offline commands (`serve`, `migrate`, `admin bootstrap`,
+//! `audit verify`, `config example`) take `--data-dir`; remote ones (`login`, `user`, `token`)
+//! talk to a running server at `--url` / `CRYOWARDEN_URL` with an API token.
+
+mod offline;
+mod remote;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cryowarden",
+    version,
+    about = "Control plane of a shared cryo-EM processing facility"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where an offline command finds the instance.
+#[derive(Args, Clone, Debug)]
+pub struct Offline {
+    /// The data directory (database, logs, configuration).
+    #[arg(long, env = "CRYOWARDEN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A configuration file other than DATA_DIR/cryowarden.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Database URL (sqlite://PATH or postgres://...), overriding the configuration.
+    #[arg(long, env = "CRYOWARDEN_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+/// How a remote command reaches the server.
+#[derive(Args, Clone, Debug)]
+pub struct Remote {
+    /// The server's URL (default: the one saved by `cryowarden login`).
+    #[arg(long, env = "CRYOWARDEN_URL")]
+    url: Option<String>,
+    /// An API token (default: the one saved by `cryowarden login`).
+    #[arg(long, env = "CRYOWARDEN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (defaults: ./cryowarden-data, SQLite, 127.0.0.1:39000).
+    Serve {
+        #[command(flatten)]
+        offline: Offline,
+        /// Address to listen on.
+        #[arg(long, env = "CRYOWARDEN_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Apply database migrations (or show their status).
+    Migrate {
+        #[command(flatten)]
+        offline: Offline,
+        #[arg(long)]
+        status: bool,
+    },
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Offline administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Sign in to a server and save an API token for the other remote commands.
+    Login {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Users (remote).
+    #[command(subcommand)]
+    User(remote::UserCommand),
+    /// Your API tokens (remote).
+    #[command(subcommand)]
+    Token(remote::TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print a commented configuration file with every default.
+    Example,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create the first Site Admin offline; refuses if one exists.
+    Bootstrap {
+        #[command(flatten)]
+        offline: Offline,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        first_name: String,
+        #[arg(long, default_value = "")]
+        last_name: String,
+        /// Read the password from standard input (required: no password on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain: "ok, N events" or the first broken event.
+    Verify {
+        #[command(flatten)]
+        offline: Offline,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { offline, listen } => offline::serve(offline, listen).await,
+        Command::Migrate { offline, status } => offline::migrate(offline, status).await,
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", cryowarden_server::Config::example());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin(AdminCommand::Bootstrap {
+            offline,
+            username,
+            email,
+            first_name,
+            last_name,
+            password_stdin,
+        }) => {
+            offline::bootstrap(
+                offline,
+                username,
+                email,
+                first_name,
+                last_name,
+                password_stdin,
+            )
+            .await
+        }
+        Command::Audit(AuditCommand::Verify { offline, json }) => {
+            offline::audit_verify(offline, json).await
+        }
+        Command::Login {
+            remote,
+            username,
+            password_stdin,
+        } => remote::login(remote, username, password_stdin).await,
+        Command::User(cmd) => remote::user(cmd).await,
+        Command::Token(cmd) => remote::token(cmd).await,
+    }
+}
