@@ -154,7 +154,7 @@ mod tests {
         for pw in [
             "password1234",
             "Password1234!",
-            "qwertyuiopasdf",
+            "qwertyqwerty",
             "123456789012",
             "abcabcabcabc",
             "letmeinletmein",

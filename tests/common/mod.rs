@@ -1,0 +1,255 @@
+//! The test harness: the real server on port 0, against SQLite in a temporary directory or
+//! PostgreSQL in a fresh schema, driven through its public HTTP API.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use cryowarden_server::{AppState, Config};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL URL the test command provides. Missing: a failure under CI, else `None`
+/// (the PostgreSQL half of a test then says so and passes only outside CI).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("CRYOWARDEN_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "CI=true but CRYOWARDEN_TEST_POSTGRES_URL is unset: run the suite through scripts/test"
+            )
+        }
+        _ => {
+            eprintln!(
+                "CRYOWARDEN_TEST_POSTGRES_URL unset: PostgreSQL half not run (scripts/test provides it)"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh, empty database for one test: a temporary SQLite file, or a new PostgreSQL schema.
+pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!("sqlite://{}", dir.join("test.db").display())),
+        Backend::Postgres => {
+            let base = postgres_url()?;
+            let schema = format!("t_{}", hex(rand::random::<u64>()));
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&base)
+                .await
+                .expect("connect to the test PostgreSQL");
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&pool)
+                .await
+                .expect("create schema");
+            pool.close().await;
+            let sep = if base.contains('?') { '&' } else { '?' };
+            Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+        }
+    }
+}
+
+fn hex(v: u64) -> String {
+    format!("{v:016x}")
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub state: Arc<AppState>,
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+}
+
+pub const ADMIN_PASSWORD: &str = "site admin passphrase 42";
+pub const USER_PASSWORD: &str = "a long user passphrase";
+
+impl TestApp {
+    /// Starts the real application; `None` when the backend is not available outside CI.
+    pub async fn start(backend: Backend) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = fresh_database(backend, dir.path()).await?;
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            database_url,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Config::default()
+        };
+        let state = AppState::open(config).await.expect("open the app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = cryowarden_server::router(state.clone())
+            .into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum_serve(listener, app).await });
+        Some(TestApp {
+            url: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            state,
+            backend,
+            dir,
+        })
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Registers the first Site Admin through the bootstrap token, signs in and returns an API
+    /// token of theirs.
+    pub async fn site_admin(&self) -> String {
+        let token = self
+            .state
+            .auth
+            .bootstrap_token(&self.state.db)
+            .await
+            .expect("bootstrap")
+            .expect("no users yet");
+        let (s, v) = self
+            .call(Method::POST, "/api/v1/auth/register", None, Some(json!({ "token": token.expose(), "password": ADMIN_PASSWORD, "username": "root-admin", "email": "admin@facility.example" })))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        self.api_token("root-admin", ADMIN_PASSWORD).await
+    }
+
+    /// Signs in with a password and exchanges the session for an API token.
+    pub async fn api_token(&self, username: &str, password: &str) -> String {
+        let (cookie, csrf) = self.login(username, password).await;
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/tokens", self.url))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&json!({ "name": "test" }))
+            .send()
+            .await
+            .expect("create token");
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let v: Value = resp.json().await.expect("json");
+        v["secret"].as_str().expect("secret").to_owned()
+    }
+
+    /// Signs in; returns the session cookie (`cw_session=...`) and its CSRF token.
+    pub async fn login(&self, username: &str, password: &str) -> (String, String) {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.url))
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(resp.status(), StatusCode::OK, "login of {username}");
+        let cookie = resp.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_owned();
+        let v: Value = resp.json().await.expect("json");
+        (cookie, v["csrf_token"].as_str().expect("csrf").to_owned())
+    }
+
+    /// Creates a user with `role` as `admin`, registers them, and returns (id, their API token).
+    pub async fn user(&self, admin: &str, username: &str, role: &str) -> (i64, String) {
+        let (s, v) = self
+            .post("/api/v1/users", admin, json!({ "username": username, "email": format!("{username}@lab.example"), "site_role": role }))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let id = v["user"]["id"].as_i64().expect("id");
+        let token = v["registration"]["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(json!({ "token": token, "password": USER_PASSWORD })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        (id, self.api_token(username, USER_PASSWORD).await)
+    }
+
+    /// The number of audit events so far.
+    pub async fn audit_len(&self) -> i64 {
+        cryowarden_server::audit::verify(&self.state.db)
+            .await
+            .expect("verify")
+            .events
+    }
+}
+
+async fn axum_serve(
+    listener: tokio::net::TcpListener,
+    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>,
+) {
+    axum::serve(listener, app).await.expect("serve");
+}
+
+/// Runs one async test body on SQLite and on PostgreSQL, as two tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) = TestApp::start(Backend::Sqlite).await {
+                    ($body)(app).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = TestApp::start(Backend::Postgres).await {
+                    ($body)(app).await;
+                }
+            }
+        }
+    };
+}
