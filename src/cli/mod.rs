@@ -11,11 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "cryowarden",
-    version,
-    about = "Control plane of a shared cryo-EM processing facility"
-)]
+#[command(name = "cryowarden", version, about = "Control plane of a shared cryo-EM processing facility")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,6 +43,16 @@ pub struct Remote {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+}
+
+impl Remote {
+    /// The URL given, if any: an empty flag or variable counts as not given.
+    fn url(&self) -> Option<String> {
+        self.url.clone().filter(|u| !u.is_empty())
+    }
+    fn token(&self) -> Option<String> {
+        self.token.clone().filter(|t| !t.is_empty())
+    }
 }
 
 #[derive(Subcommand)]
@@ -132,10 +138,7 @@ enum AuditCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -159,32 +162,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", cryowarden_server::Config::example());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Admin(AdminCommand::Bootstrap {
-            offline,
-            username,
-            email,
-            first_name,
-            last_name,
-            password_stdin,
-        }) => {
-            offline::bootstrap(
-                offline,
-                username,
-                email,
-                first_name,
-                last_name,
-                password_stdin,
-            )
-            .await
+        Command::Admin(AdminCommand::Bootstrap { offline, username, email, first_name, last_name, password_stdin }) => {
+            offline::bootstrap(offline, username, email, first_name, last_name, password_stdin).await
         }
-        Command::Audit(AuditCommand::Verify { offline, json }) => {
-            offline::audit_verify(offline, json).await
-        }
-        Command::Login {
-            remote,
-            username,
-            password_stdin,
-        } => remote::login(remote, username, password_stdin).await,
+        Command::Audit(AuditCommand::Verify { offline, json }) => offline::audit_verify(offline, json).await,
+        Command::Login { remote, username, password_stdin } => remote::login(remote, username, password_stdin).await,
         Command::User(cmd) => remote::user(cmd).await,
         Command::Token(cmd) => remote::token(cmd).await,
     }

@@ -20,8 +20,7 @@ fn load(offline: &Offline) -> anyhow::Result<Config> {
 }
 
 async fn open(config: &Config) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
     let db = Db::connect(&config.database_url())
         .await
         .with_context(|| format!("opening {}", config.redacted_database_url()))?;
@@ -30,18 +29,12 @@ async fn open(config: &Config) -> anyhow::Result<Db> {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-pub async fn serve(
-    offline: Offline,
-    listen: Option<std::net::SocketAddr>,
-) -> anyhow::Result<ExitCode> {
+pub async fn serve(offline: Offline, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
     let mut config = load(&offline)?;
     if let Some(l) = listen {
         config.listen = l;
@@ -56,10 +49,7 @@ pub async fn migrate(offline: Offline, status: bool) -> anyhow::Result<ExitCode>
     let db = open(&config).await?;
     if status {
         for (version, description, applied) in db.migration_status().await? {
-            println!(
-                "{version:>4}  {}  {description}",
-                if applied { "applied" } else { "pending" }
-            );
+            println!("{version:>4}  {}  {description}", if applied { "applied" } else { "pending" });
         }
     } else {
         println!("migrations applied to {}", config.redacted_database_url());
@@ -81,20 +71,12 @@ pub async fn bootstrap(
         );
     }
     let mut password = String::new();
-    std::io::stdin()
-        .read_to_string(&mut password)
-        .context("reading the password from standard input")?;
+    std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
     let password = password.trim_end_matches(['\n', '\r']).to_owned();
     let config = load(&offline)?;
     let db = open(&config).await?;
     let hasher = passwords::Hasher::new(1);
-    let new = NewUser {
-        username,
-        email,
-        first_name,
-        last_name,
-        site_role: None,
-    };
+    let new = NewUser { username, email, first_name, last_name, site_role: None };
     match auth::bootstrap_site_admin(&db, &hasher, new, password).await {
         Ok(user) => {
             println!("created Site Admin {} (id {})", user.username, user.id);
@@ -116,9 +98,5 @@ pub async fn audit_verify(offline: Offline, json: bool) -> anyhow::Result<ExitCo
     } else {
         println!("{report}");
     }
-    Ok(if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
+    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }

@@ -2,6 +2,8 @@
 //! PostgreSQL in a fresh schema, driven through its public HTTP API.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -21,14 +23,10 @@ pub fn postgres_url() -> Option<String> {
     match std::env::var("CRYOWARDEN_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!(
-                "CI=true but CRYOWARDEN_TEST_POSTGRES_URL is unset: run the suite through scripts/test"
-            )
+            panic!("CI=true but CRYOWARDEN_TEST_POSTGRES_URL is unset: run the suite through scripts/test")
         }
         _ => {
-            eprintln!(
-                "CRYOWARDEN_TEST_POSTGRES_URL unset: PostgreSQL half not run (scripts/test provides it)"
-            );
+            eprintln!("CRYOWARDEN_TEST_POSTGRES_URL unset: PostgreSQL half not run (scripts/test provides it)");
             None
         }
     }
@@ -42,13 +40,8 @@ pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<S
             let base = postgres_url()?;
             let schema = format!("t_{}", hex(rand::random::<u64>()));
             sqlx::any::install_default_drivers();
-            let pool = sqlx::AnyPool::connect(&base)
-                .await
-                .expect("connect to the test PostgreSQL");
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&pool)
-                .await
-                .expect("create schema");
+            let pool = sqlx::AnyPool::connect(&base).await.expect("connect to the test PostgreSQL");
+            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.expect("create schema");
             pool.close().await;
             let sep = if base.contains('?') { '&' } else { '?' };
             Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
@@ -83,20 +76,11 @@ impl TestApp {
             ..Config::default()
         };
         let state = AppState::open(config).await.expect("open the app");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = cryowarden_server::router(state.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = cryowarden_server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum_serve(listener, app).await });
-        Some(TestApp {
-            url: format!("http://{addr}"),
-            http: reqwest::Client::new(),
-            state,
-            backend,
-            dir,
-        })
+        Some(TestApp { url: format!("http://{addr}"), http: reqwest::Client::new(), state, backend, dir })
     }
 
     pub async fn call(
@@ -116,11 +100,8 @@ impl TestApp {
         let resp = req.send().await.expect("request");
         let status = resp.status();
         let text = resp.text().await.expect("body");
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
+        let value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, value)
     }
 
@@ -131,8 +112,7 @@ impl TestApp {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::PATCH, path, Some(token), Some(body))
-            .await
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
     }
     pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.call(Method::DELETE, path, Some(token), None).await
@@ -141,13 +121,7 @@ impl TestApp {
     /// Registers the first Site Admin through the bootstrap token, signs in and returns an API
     /// token of theirs.
     pub async fn site_admin(&self) -> String {
-        let token = self
-            .state
-            .auth
-            .bootstrap_token(&self.state.db)
-            .await
-            .expect("bootstrap")
-            .expect("no users yet");
+        let token = self.state.auth.bootstrap_token(&self.state.db).await.expect("bootstrap").expect("no users yet");
         let (s, v) = self
             .call(Method::POST, "/api/v1/auth/register", None, Some(json!({ "token": token.expose(), "password": ADMIN_PASSWORD, "username": "root-admin", "email": "admin@facility.example" })))
             .await;
@@ -182,13 +156,7 @@ impl TestApp {
             .await
             .expect("login");
         assert_eq!(resp.status(), StatusCode::OK, "login of {username}");
-        let cookie = resp.headers()["set-cookie"]
-            .to_str()
-            .expect("cookie")
-            .split(';')
-            .next()
-            .expect("pair")
-            .to_owned();
+        let cookie = resp.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
         let v: Value = resp.json().await.expect("json");
         (cookie, v["csrf_token"].as_str().expect("csrf").to_owned())
     }
@@ -196,14 +164,15 @@ impl TestApp {
     /// Creates a user with `role` as `admin`, registers them, and returns (id, their API token).
     pub async fn user(&self, admin: &str, username: &str, role: &str) -> (i64, String) {
         let (s, v) = self
-            .post("/api/v1/users", admin, json!({ "username": username, "email": format!("{username}@lab.example"), "site_role": role }))
+            .post(
+                "/api/v1/users",
+                admin,
+                json!({ "username": username, "email": format!("{username}@lab.example"), "site_role": role }),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let id = v["user"]["id"].as_i64().expect("id");
-        let token = v["registration"]["token"]
-            .as_str()
-            .expect("token")
-            .to_owned();
+        let token = v["registration"]["token"].as_str().expect("token").to_owned();
         let (s, v) = self
             .call(
                 Method::POST,
@@ -218,10 +187,7 @@ impl TestApp {
 
     /// The number of audit events so far.
     pub async fn audit_len(&self) -> i64 {
-        cryowarden_server::audit::verify(&self.state.db)
-            .await
-            .expect("verify")
-            .events
+        cryowarden_server::audit::verify(&self.state.db).await.expect("verify").events
     }
 }
 

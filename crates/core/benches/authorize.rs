@@ -9,9 +9,7 @@ use std::hint::black_box;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use cedar_policy::{
-    Authorizer, Context, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression,
-};
+use cedar_policy::{Authorizer, Context, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression};
 use criterion::Criterion;
 use cryowarden_core::{Action, Activity, Actor, Resource, Setting, SiteRole, UserId, authorize};
 use rand::rngs::StdRng;
@@ -86,18 +84,12 @@ impl Directory {
     fn facts(&self, req: &Req) -> (Actor, Action, Resource) {
         let actor = Actor::new(req.actor, self.roles[&req.actor]);
         let resource = match req.target {
-            None => Resource::instance().scoped(
-                self.any_project_admin.contains(&req.actor),
-                self.any_folder_admin.contains(&req.actor),
-            ),
+            None => Resource::instance()
+                .scoped(self.any_project_admin.contains(&req.actor), self.any_folder_admin.contains(&req.actor)),
             Some(t) => {
                 let projects = self.memberships.get(&t).map_or(&[][..], Vec::as_slice);
-                let pa = projects
-                    .iter()
-                    .any(|p| self.project_admins.contains(&(*p, req.actor)));
-                let fa = projects
-                    .iter()
-                    .any(|p| self.folder_admins.contains(&(*p, req.actor)));
+                let pa = projects.iter().any(|p| self.project_admins.contains(&(*p, req.actor)));
+                let fa = projects.iter().any(|p| self.folder_admins.contains(&(*p, req.actor)));
                 Resource::user(t, self.roles[&t]).scoped(pa, fa)
             }
         };
@@ -129,13 +121,8 @@ struct Req {
     target: Option<UserId>,
 }
 
-const FIELDS: &[Option<&str>] = &[
-    None,
-    Some("instance_name"),
-    Some("banner"),
-    Some("login_message"),
-    Some("system_email_address"),
-];
+const FIELDS: &[Option<&str>] =
+    &[None, Some("instance_name"), Some("banner"), Some("login_message"), Some("system_email_address")];
 
 fn requests(dir: &Directory, rng: &mut StdRng) -> Vec<Req> {
     (0..REQUESTS)
@@ -161,16 +148,10 @@ fn requests(dir: &Directory, rng: &mut StdRng) -> Vec<Req> {
                 35..90 => ReqAction::Plain(Action::Activity(*Activity::ALL.choose(rng).unwrap())),
                 _ => {
                     target = target.or(Some(UserId(rng.random_range(0..USERS))));
-                    ReqAction::ChangeRole {
-                        to: *SiteRole::ALL.choose(rng).unwrap(),
-                    }
+                    ReqAction::ChangeRole { to: *SiteRole::ALL.choose(rng).unwrap() }
                 }
             };
-            Req {
-                actor,
-                action,
-                target,
-            }
+            Req { actor, action, target }
         })
         .collect()
 }
@@ -202,12 +183,8 @@ impl Cedar {
                     "site_role".to_owned(),
                     RestrictedExpression::new_string(role.as_str().to_owned()),
                 )]);
-                let user =
-                    Entity::new(principal.clone(), attrs, Default::default()).expect("entity");
-                (
-                    *role,
-                    Entities::from_entities([user], None).expect("entities"),
-                )
+                let user = Entity::new(principal.clone(), attrs, Default::default()).expect("entity");
+                (*role, Entities::from_entities([user], None).expect("entities"))
             })
             .collect();
         Cedar {
@@ -216,10 +193,7 @@ impl Cedar {
             principal,
             resource: uid(r#"Resource::"r""#),
             entities,
-            activity_actions: Activity::ALL
-                .iter()
-                .map(|a| uid(&format!("Action::{:?}", a.as_str())))
-                .collect(),
+            activity_actions: Activity::ALL.iter().map(|a| uid(&format!("Action::{:?}", a.as_str()))).collect(),
             read_setting: uid(r#"Action::"read-setting""#),
             change_setting: uid(r#"Action::"change-setting""#),
             change_site_role: uid(r#"Action::"change-site-role""#),
@@ -230,16 +204,10 @@ impl Cedar {
         let (action_uid, setting, field, from, to) = match action {
             Action::Activity(a) => (&self.activity_actions[a.index()], "", "", "", ""),
             Action::ReadSetting(s) => (&self.read_setting, s.as_str(), "", "", ""),
-            Action::ChangeSetting { setting, field } => (
-                &self.change_setting,
-                setting.as_str(),
-                field.unwrap_or(""),
-                "",
-                "",
-            ),
-            Action::ChangeSiteRole { from, to } => {
-                (&self.change_site_role, "", "", from.as_str(), to.as_str())
+            Action::ChangeSetting { setting, field } => {
+                (&self.change_setting, setting.as_str(), field.unwrap_or(""), "", "")
             }
+            Action::ChangeSiteRole { from, to } => (&self.change_site_role, "", "", from.as_str(), to.as_str()),
         };
         let target_role = resource.target.map_or("", |t| t.site_role.as_str());
         let target_is_self = resource.target.is_some_and(|t| t.id == actor.user);
@@ -248,35 +216,16 @@ impl Cedar {
             ("setting".to_owned(), s(setting)),
             ("field".to_owned(), s(field)),
             ("target_role".to_owned(), s(target_role)),
-            (
-                "target_is_self".to_owned(),
-                RestrictedExpression::new_bool(target_is_self),
-            ),
-            (
-                "project_admin".to_owned(),
-                RestrictedExpression::new_bool(resource.project_admin),
-            ),
-            (
-                "folder_admin".to_owned(),
-                RestrictedExpression::new_bool(resource.folder_admin),
-            ),
+            ("target_is_self".to_owned(), RestrictedExpression::new_bool(target_is_self)),
+            ("project_admin".to_owned(), RestrictedExpression::new_bool(resource.project_admin)),
+            ("folder_admin".to_owned(), RestrictedExpression::new_bool(resource.folder_admin)),
             ("from_role".to_owned(), s(from)),
             ("to_role".to_owned(), s(to)),
         ])
         .expect("context");
-        let request = Request::new(
-            self.principal.clone(),
-            action_uid.clone(),
-            self.resource.clone(),
-            context,
-            None,
-        )
-        .expect("request");
-        let response = self.authorizer.is_authorized(
-            &request,
-            &self.policies,
-            &self.entities[&actor.site_role],
-        );
+        let request = Request::new(self.principal.clone(), action_uid.clone(), self.resource.clone(), context, None)
+            .expect("request");
+        let response = self.authorizer.is_authorized(&request, &self.policies, &self.entities[&actor.site_role]);
         response.decision() == cedar_policy::Decision::Allow
     }
 }
@@ -339,11 +288,7 @@ fn main() {
     let setup = Instant::now();
     let dir = Directory::new(&mut rng);
     let reqs = requests(&dir, &mut rng);
-    let w = World {
-        dir,
-        reqs,
-        cedar: Cedar::new(),
-    };
+    let w = World { dir, reqs, cedar: Cedar::new() };
     println!(
         "directory: {} users, {} projects, {} memberships; {} requests (built in {:.1?})",
         w.dir.roles.len(),
@@ -360,10 +305,7 @@ fn main() {
         assert_eq!(t, c, "table and Cedar disagree on {:?}", w.dir.facts(r));
         allowed += t as usize;
     }
-    println!(
-        "table and cedar agree on all {} requests ({allowed} allowed)",
-        w.reqs.len()
-    );
+    println!("table and cedar agree on all {} requests ({allowed} allowed)", w.reqs.len());
 
     let mut c = Criterion::default()
         .sample_size(20)
@@ -375,11 +317,7 @@ fn main() {
 
     // Our own timing, same requests, same run: outside bench mode (`cargo test --benches`) a
     // short pass only.
-    let reqs = if bench_mode {
-        &w.reqs[..]
-    } else {
-        &w.reqs[..5 * BATCH]
-    };
+    let reqs = if bench_mode { &w.reqs[..] } else { &w.reqs[..5 * BATCH] };
     let (table_p50, table_mean) = time_batches(&w, reqs, decide_table);
     let (cedar_p50, cedar_mean) = time_batches(&w, reqs, decide_cedar);
     println!(

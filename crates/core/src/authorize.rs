@@ -20,11 +20,7 @@ pub struct Actor {
 
 impl Actor {
     pub const fn new(user: UserId, site_role: SiteRole) -> Self {
-        Actor {
-            user,
-            site_role,
-            impersonator: None,
-        }
+        Actor { user, site_role, impersonator: None }
     }
 }
 
@@ -50,19 +46,11 @@ pub struct Resource {
 impl Resource {
     /// An instance-wide action with no target user and no project scope.
     pub const fn instance() -> Self {
-        Resource {
-            target: None,
-            project_admin: false,
-            folder_admin: false,
-        }
+        Resource { target: None, project_admin: false, folder_admin: false }
     }
 
     pub const fn user(id: UserId, site_role: SiteRole) -> Self {
-        Resource {
-            target: Some(TargetUser { id, site_role }),
-            project_admin: false,
-            folder_admin: false,
-        }
+        Resource { target: Some(TargetUser { id, site_role }), project_admin: false, folder_admin: false }
     }
 
     pub const fn scoped(mut self, project_admin: bool, folder_admin: bool) -> Self {
@@ -138,27 +126,12 @@ impl Allowed {
     /// offline bootstrap of the first Site Admin, redeeming a registration or reset token that
     /// the caller has already verified. Every use names its purpose and is audited as `system`.
     pub fn system(action: Action, purpose: &'static str, target: Option<UserId>) -> Allowed {
-        Allowed {
-            action,
-            actor: None,
-            impersonator: None,
-            target,
-            column: None,
-            bounds: 0,
-            system: Some(purpose),
-        }
+        Allowed { action, actor: None, impersonator: None, target, column: None, bounds: 0, system: Some(purpose) }
     }
 
     /// Checks that this proof is for `action`: guarded writes call it first.
     pub fn require(&self, action: Action) -> Result<(), WrongProof> {
-        if self.action == action {
-            Ok(())
-        } else {
-            Err(WrongProof {
-                expected: action,
-                got: self.action,
-            })
-        }
+        if self.action == action { Ok(()) } else { Err(WrongProof { expected: action, got: self.action }) }
     }
 }
 
@@ -209,27 +182,19 @@ pub fn authorize(actor: &Actor, action: Action, resource: &Resource) -> Decision
                 return deny(
                     action,
                     setting.as_str(),
-                    format!(
-                        "{} has no access to the {setting} setting",
-                        role_name(actor.site_role)
-                    ),
+                    format!("{} has no access to the {setting} setting", role_name(actor.site_role)),
                 );
             }
             allow(actor, action, resource, column, 0)
         }
         Action::ChangeSetting { setting, field } => {
             let column = actor.site_role.console_column();
-            let (access, read_only) = column.map_or((Access::None, &[][..]), |c| {
-                table::setting_access(setting, c)
-            });
+            let (access, read_only) = column.map_or((Access::None, &[][..]), |c| table::setting_access(setting, c));
             if access != Access::All {
                 return deny(
                     action,
                     setting.as_str(),
-                    format!(
-                        "{} may not change the {setting} setting ({access})",
-                        role_name(actor.site_role)
-                    ),
+                    format!("{} may not change the {setting} setting ({access})", role_name(actor.site_role)),
                 );
             }
             let mut bounds = 0;
@@ -238,10 +203,7 @@ pub fn authorize(actor: &Actor, action: Action, resource: &Resource) -> Decision
                     return deny(
                         action,
                         setting.as_str(),
-                        format!(
-                            "{} may not change {f} in the {setting} setting",
-                            role_name(actor.site_role)
-                        ),
+                        format!("{} may not change {f} in the {setting} setting", role_name(actor.site_role)),
                     );
                 }
                 None if !read_only.is_empty() => bounds |= Bound::SomeFieldsReadOnly.bit(),
@@ -249,34 +211,17 @@ pub fn authorize(actor: &Actor, action: Action, resource: &Resource) -> Decision
             }
             allow(actor, action, resource, column, bounds)
         }
-        Action::ChangeSiteRole { from, to } => {
-            decide_role_change(actor, from, to, resource, action)
-        }
+        Action::ChangeSiteRole { from, to } => decide_role_change(actor, from, to, resource, action),
     }
 }
 
-fn decide_role_change(
-    actor: &Actor,
-    from: SiteRole,
-    to: SiteRole,
-    resource: &Resource,
-    action: Action,
-) -> Decision {
+fn decide_role_change(actor: &Actor, from: SiteRole, to: SiteRole, resource: &Resource, action: Action) -> Decision {
     let on_self = is_self(actor, resource);
     let leaving_application_admin = from == SiteRole::ApplicationAdmin && to == SiteRole::None;
     if on_self && !leaving_application_admin {
-        return deny(
-            action,
-            "own-role",
-            "the role of the person editing cannot be changed by themselves".into(),
-        );
+        return deny(action, "own-role", "the role of the person editing cannot be changed by themselves".into());
     }
-    let troubleshooting = |r: SiteRole| {
-        matches!(
-            r,
-            SiteRole::Troubleshooter | SiteRole::ImpersonatingTroubleshooter
-        )
-    };
+    let troubleshooting = |r: SiteRole| matches!(r, SiteRole::Troubleshooter | SiteRole::ImpersonatingTroubleshooter);
     let mut needed = [None; 3];
     if from == SiteRole::SiteAdmin || to == SiteRole::SiteAdmin {
         needed[0] = Some(Activity::UpdateSiteAdmins);
@@ -304,12 +249,7 @@ fn decide_role_change(
     allow(actor, action, resource, column, bounds)
 }
 
-fn decide_activity(
-    actor: &Actor,
-    activity: Activity,
-    resource: &Resource,
-    action: Action,
-) -> Decision {
+fn decide_activity(actor: &Actor, activity: Activity, resource: &Resource, action: Action) -> Decision {
     let t = table::table();
     let i = activity.index();
     let on_self = is_self(actor, resource);
@@ -342,28 +282,17 @@ fn decide_activity(
     }
     let cell = t.cell_text[i][site_column.index()];
     let reason = match t.activities[i][site_column.index()].grant {
-        Grant::UnlessTargetSiteAdmin => format!(
-            "{} may not {activity} when the target is a Site Admin (\"{cell}\")",
-            role_name(actor.site_role)
-        ),
-        Grant::SelfOnly => format!(
-            "{} may {activity} only for themselves",
-            role_name(actor.site_role)
-        ),
-        Grant::OnlyTargetSiteAdmin => format!(
-            "{} may {activity} only a Site Admin (\"{cell}\")",
-            role_name(actor.site_role)
-        ),
-        _ if resource.project_admin || resource.folder_admin => {
-            format!(
-                "{} may not {activity}, not even as project or folder admin here",
-                role_name(actor.site_role)
-            )
+        Grant::UnlessTargetSiteAdmin => {
+            format!("{} may not {activity} when the target is a Site Admin (\"{cell}\")", role_name(actor.site_role))
         }
-        _ => format!(
-            "{} may not {activity} (\"{cell}\")",
-            role_name(actor.site_role)
-        ),
+        Grant::SelfOnly => format!("{} may {activity} only for themselves", role_name(actor.site_role)),
+        Grant::OnlyTargetSiteAdmin => {
+            format!("{} may {activity} only a Site Admin (\"{cell}\")", role_name(actor.site_role))
+        }
+        _ if resource.project_admin || resource.folder_admin => {
+            format!("{} may not {activity}, not even as project or folder admin here", role_name(actor.site_role))
+        }
+        _ => format!("{} may not {activity} (\"{cell}\")", role_name(actor.site_role)),
     };
     deny(action, row_key, reason)
 }
@@ -372,13 +301,9 @@ fn grants(grant: Grant, actor: &Actor, resource: &Resource) -> bool {
     match grant {
         Grant::Yes => true,
         Grant::No => false,
-        Grant::UnlessTargetSiteAdmin => resource
-            .target
-            .is_none_or(|t| t.site_role != SiteRole::SiteAdmin),
+        Grant::UnlessTargetSiteAdmin => resource.target.is_none_or(|t| t.site_role != SiteRole::SiteAdmin),
         Grant::SelfOnly => is_self(actor, resource),
-        Grant::OnlyTargetSiteAdmin => resource
-            .target
-            .is_some_and(|t| t.site_role == SiteRole::SiteAdmin),
+        Grant::OnlyTargetSiteAdmin => resource.target.is_some_and(|t| t.site_role == SiteRole::SiteAdmin),
     }
 }
 
@@ -386,13 +311,7 @@ fn is_self(actor: &Actor, resource: &Resource) -> bool {
     resource.target.is_some_and(|t| t.id == actor.user)
 }
 
-fn allow(
-    actor: &Actor,
-    action: Action,
-    resource: &Resource,
-    column: Option<Column>,
-    bounds: u16,
-) -> Decision {
+fn allow(actor: &Actor, action: Action, resource: &Resource, column: Option<Column>, bounds: u16) -> Decision {
     Decision::Allow(Allowed {
         action,
         actor: Some(actor.user),
@@ -405,11 +324,7 @@ fn allow(
 }
 
 fn deny(action: Action, rule: &'static str, reason: String) -> Decision {
-    Decision::Deny(Denied {
-        action,
-        rule,
-        reason,
-    })
+    Decision::Deny(Denied { action, rule, reason })
 }
 
 fn role_name(role: SiteRole) -> &'static str {

@@ -14,9 +14,7 @@ pub mod table;
 mod user;
 
 pub use actions::{Action, Activity};
-pub use authorize::{
-    Actor, Allowed, Bound, Decision, Denied, Resource, TargetUser, WrongProof, authorize,
-};
+pub use authorize::{Actor, Allowed, Bound, Decision, Denied, Resource, TargetUser, WrongProof, authorize};
 pub use ids::UserId;
 pub use roles::{Column, SiteRole};
 pub use settings::{Access, Setting};

@@ -11,9 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cryowarden_core::table::{
-    AccessCell, Grant, GrantCell, PERMISSIONS_TOML, PermissionFile, RowBound, parse,
-};
+use cryowarden_core::table::{AccessCell, Grant, GrantCell, PERMISSIONS_TOML, PermissionFile, RowBound, parse};
 use cryowarden_core::{Access, Action, Actor, Resource, Setting, SiteRole, UserId, authorize};
 
 const ROLES_MD: &str = include_str!("../../../spec/roles.md");
@@ -62,19 +60,11 @@ fn md_table(doc: &str, first_header_cell: &str) -> MdTable {
                 && md_cells(lines[i]).first().map(String::as_str) == Some(first_header_cell)
         })
         .collect();
-    assert_eq!(
-        starts.len(),
-        1,
-        "spec/roles.md should hold exactly one table headed `| {first_header_cell} |`"
-    );
+    assert_eq!(starts.len(), 1, "spec/roles.md should hold exactly one table headed `| {first_header_cell} |`");
     let start = starts[0];
     let header = md_cells(lines[start]);
     let separator = md_cells(lines.get(start + 1).copied().unwrap_or(""));
-    assert_eq!(
-        separator.len(),
-        header.len(),
-        "table `{first_header_cell}`: separator line does not match the header"
-    );
+    assert_eq!(separator.len(), header.len(), "table `{first_header_cell}`: separator line does not match the header");
     for s in &separator {
         let dashes = s.trim_matches(':');
         assert!(
@@ -83,11 +73,7 @@ fn md_table(doc: &str, first_header_cell: &str) -> MdTable {
         );
     }
     let mut rows = Vec::new();
-    for (n, line) in lines[start + 2..]
-        .iter()
-        .take_while(|l| is_table_line(l))
-        .enumerate()
-    {
+    for (n, line) in lines[start + 2..].iter().take_while(|l| is_table_line(l)).enumerate() {
         let cells = md_cells(line);
         assert_eq!(
             cells.len(),
@@ -111,18 +97,8 @@ fn columns(table: &MdTable, expected: &[&str]) -> BTreeMap<String, usize> {
         got, want,
         "the Markdown table header changed: update tests/spec_agreement.rs and spec/permissions.toml"
     );
-    assert_eq!(
-        table.header.len(),
-        expected.len(),
-        "duplicate header cells in {:?}",
-        table.header
-    );
-    table
-        .header
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.clone(), i))
-        .collect()
+    assert_eq!(table.header.len(), expected.len(), "duplicate header cells in {:?}", table.header);
+    table.header.iter().enumerate().map(|(i, h)| (h.clone(), i)).collect()
 }
 
 fn toml_file() -> PermissionFile {
@@ -157,12 +133,10 @@ fn setting_reading(text: &str) -> Option<AccessCell> {
         // site-errors: "VIEW ALL SITE ERRORS, RESET SITE ERRORS" both granted = all; viewing only = read-only.
         "view all, reset all" => AccessCell::Plain(Access::All),
         "view only" => AccessCell::Plain(Access::ReadOnly),
-        "read all; change all except system email address and login message" => {
-            AccessCell::Partial {
-                access: Access::All,
-                read_only_fields: vec!["system_email_address".into(), "login_message".into()],
-            }
-        }
+        "read all; change all except system email address and login message" => AccessCell::Partial {
+            access: Access::All,
+            read_only_fields: vec!["system_email_address".into(), "login_message".into()],
+        },
         _ => return None,
     })
 }
@@ -170,57 +144,35 @@ fn setting_reading(text: &str) -> Option<AccessCell> {
 #[test]
 fn settings_rows_match_the_markdown_verbatim() {
     let md = md_table(ROLES_MD, "setting (cryowarden)");
-    let col = columns(
-        &md,
-        &SETTING_COLUMNS.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
-    );
+    let col = columns(&md, &SETTING_COLUMNS.iter().map(|(h, _)| *h).collect::<Vec<_>>());
     let file = toml_file();
 
-    let md_keys: Vec<&str> = md
-        .rows
-        .iter()
-        .map(|r| r[col["setting (cryowarden)"]].as_str())
-        .collect();
+    let md_keys: Vec<&str> = md.rows.iter().map(|r| r[col["setting (cryowarden)"]].as_str()).collect();
     let toml_keys: Vec<&str> = file.setting.iter().map(|s| s.key.as_str()).collect();
-    assert_eq!(
-        md_keys, toml_keys,
-        "§1 rows differ (set or order) between spec/roles.md and spec/permissions.toml"
-    );
+    assert_eq!(md_keys, toml_keys, "§1 rows differ (set or order) between spec/roles.md and spec/permissions.toml");
 
     let mut problems = Vec::new();
     for (md_row, row) in md.rows.iter().zip(&file.setting) {
         let cell = |h: &str| md_row[col[h]].as_str();
         let mut check = |what: &str, toml_text: Option<&str>, md_text: &str| {
             if toml_text != Some(md_text) {
-                problems.push(format!(
-                    "setting {}: {what} is {toml_text:?} in the toml, {md_text:?} in roles.md",
-                    row.key
-                ));
+                problems
+                    .push(format!("setting {}: {what} is {toml_text:?} in the toml, {md_text:?} in roles.md", row.key));
             }
         };
         check("holds", Some(&row.holds), cell("holds"));
         check("labkey", Some(&row.labkey), cell("LabKey analog"));
-        for (header, field) in SETTING_COLUMNS
-            .iter()
-            .filter(|(_, f)| f.starts_with("cells."))
-        {
+        for (header, field) in SETTING_COLUMNS.iter().filter(|(_, f)| f.starts_with("cells.")) {
             let key = &field["cells.".len()..];
             check(field, row.cells.get(key).map(String::as_str), cell(header));
         }
         let keys: BTreeSet<&str> = row.cells.keys().map(String::as_str).collect();
         let want: BTreeSet<&str> = ["site_admin", "application_admin", "troubleshooter"].into();
         if keys != want {
-            problems.push(format!(
-                "setting {}: cells has keys {keys:?}, expected {want:?}",
-                row.key
-            ));
+            problems.push(format!("setting {}: cells has keys {keys:?}, expected {want:?}", row.key));
         }
     }
-    assert!(
-        problems.is_empty(),
-        "spec/permissions.toml disagrees with spec/roles.md §1:\n{}",
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "spec/permissions.toml disagrees with spec/roles.md §1:\n{}", problems.join("\n"));
 }
 
 #[test]
@@ -236,11 +188,7 @@ fn settings_structured_reading_matches_the_cell_text() {
             ("application_admin", &row.application_admin),
             ("troubleshooter", &row.troubleshooter),
         ] {
-            let text = row
-                .cells
-                .get(column)
-                .map(String::as_str)
-                .unwrap_or("<missing>");
+            let text = row.cells.get(column).map(String::as_str).unwrap_or("<missing>");
             match setting_reading(text) {
                 None => problems.push(format!(
                     "setting {} / {column}: cell text {text:?} is not in the §1 vocabulary of tests/spec_agreement.rs \
@@ -261,8 +209,7 @@ fn settings_structured_reading_matches_the_cell_text() {
 #[test]
 fn ordinary_users_and_scoped_admins_have_none_on_every_setting() {
     assert!(
-        roles_md_flat()
-            .contains("Ordinary users, project admins and folder admins have `none` on every row."),
+        roles_md_flat().contains("Ordinary users, project admins and folder admins have `none` on every row."),
         "the sentence this test checks is gone from spec/roles.md §1: update this test"
     );
     let file = toml_file();
@@ -308,13 +255,7 @@ const ACTIVITY_COLUMNS: &[(&str, &str)] = &[
 ];
 
 /// The grant columns of a §2 row, as the toml names them.
-const GRANT_COLUMNS: &[&str] = &[
-    "site_admin",
-    "application_admin",
-    "project_admin",
-    "folder_admin",
-    "user",
-];
+const GRANT_COLUMNS: &[&str] = &["site_admin", "application_admin", "project_admin", "folder_admin", "user"];
 
 /// One reading of a §2 cell text: in `column` (or any, "*"), for `action` of the row (or every
 /// action of the row, "*"), the text grants `grant` with the cell bounds `bounds`.
@@ -333,13 +274,7 @@ const fn r(
     grant: Grant,
     bounds: &'static [&'static str],
 ) -> Reading {
-    Reading {
-        text,
-        column,
-        action,
-        grant,
-        bounds,
-    }
+    Reading { text, column, action, grant, bounds }
 }
 
 /// The vocabulary of §2 cells. The project_admin and folder_admin columns only ever apply within
@@ -348,41 +283,11 @@ const fn r(
 const ACTIVITY_VOCABULARY: &[Reading] = &[
     r("yes", "*", "*", Grant::Yes, &[]),
     r("no", "*", "*", Grant::No, &[]),
-    r(
-        "yes, not a Site Admin",
-        "application_admin",
-        "*",
-        Grant::UnlessTargetSiteAdmin,
-        &[],
-    ),
-    r(
-        "yes, not a Site Admin's",
-        "application_admin",
-        "*",
-        Grant::UnlessTargetSiteAdmin,
-        &[],
-    ),
-    r(
-        "yes, not for Site Admins",
-        "application_admin",
-        "*",
-        Grant::UnlessTargetSiteAdmin,
-        &[],
-    ),
-    r(
-        "yes, but not the memberships of Site Admins",
-        "application_admin",
-        "*",
-        Grant::UnlessTargetSiteAdmin,
-        &[],
-    ),
-    r(
-        "yes, but not reset a Site Admin's password",
-        "application_admin",
-        "view-user",
-        Grant::Yes,
-        &[],
-    ),
+    r("yes, not a Site Admin", "application_admin", "*", Grant::UnlessTargetSiteAdmin, &[]),
+    r("yes, not a Site Admin's", "application_admin", "*", Grant::UnlessTargetSiteAdmin, &[]),
+    r("yes, not for Site Admins", "application_admin", "*", Grant::UnlessTargetSiteAdmin, &[]),
+    r("yes, but not the memberships of Site Admins", "application_admin", "*", Grant::UnlessTargetSiteAdmin, &[]),
+    r("yes, but not reset a Site Admin's password", "application_admin", "view-user", Grant::Yes, &[]),
     r(
         "yes, but not reset a Site Admin's password",
         "application_admin",
@@ -390,84 +295,18 @@ const ACTIVITY_VOCABULARY: &[Reading] = &[
         Grant::UnlessTargetSiteAdmin,
         &[],
     ),
-    r(
-        "see, for users of their project; no password change",
-        "project_admin",
-        "view-user",
-        Grant::Yes,
-        &[],
-    ),
-    r(
-        "see, for users of their project; no password change",
-        "project_admin",
-        "change-password",
-        Grant::No,
-        &[],
-    ),
-    r(
-        "see, for users of their workspace; no password change",
-        "folder_admin",
-        "view-user",
-        Grant::Yes,
-        &[],
-    ),
-    r(
-        "see, for users of their workspace; no password change",
-        "folder_admin",
-        "change-password",
-        Grant::No,
-        &[],
-    ),
+    r("see, for users of their project; no password change", "project_admin", "view-user", Grant::Yes, &[]),
+    r("see, for users of their project; no password change", "project_admin", "change-password", Grant::No, &[]),
+    r("see, for users of their workspace; no password change", "folder_admin", "view-user", Grant::Yes, &[]),
+    r("see, for users of their workspace; no password change", "folder_admin", "change-password", Grant::No, &[]),
     r("only themselves", "user", "*", Grant::SelfOnly, &[]),
-    r(
-        "yes, but never gain Site Admin rights by it",
-        "application_admin",
-        "*",
-        Grant::Yes,
-        &["no-site-admin-rights"],
-    ),
-    r(
-        "only users of their project",
-        "project_admin",
-        "*",
-        Grant::Yes,
-        &[],
-    ),
-    r(
-        "only users of their workspace",
-        "folder_admin",
-        "*",
-        Grant::Yes,
-        &[],
-    ),
-    r(
-        "yes, but no custom file root",
-        "application_admin",
-        "create-project",
-        Grant::Yes,
-        &["no-custom-file-root"],
-    ),
-    r(
-        "yes, but no custom file root",
-        "application_admin",
-        "delete-project",
-        Grant::Yes,
-        &[],
-    ),
-    r(
-        "yes, not the file root",
-        "*",
-        "update-project-settings",
-        Grant::Yes,
-        &["no-custom-file-root"],
-    ),
-    r(
-        "yes, not the file root",
-        "*",
-        "set-custom-file-root",
-        Grant::No,
-        &[],
-    ),
+    r("yes, but never gain Site Admin rights by it", "application_admin", "*", Grant::Yes, &["no-site-admin-rights"]),
+    r("only users of their project", "project_admin", "*", Grant::Yes, &[]),
+    r("only users of their workspace", "folder_admin", "*", Grant::Yes, &[]),
+    r("yes, but no custom file root", "application_admin", "create-project", Grant::Yes, &["no-custom-file-root"]),
+    r("yes, but no custom file root", "application_admin", "delete-project", Grant::Yes, &[]),
+    r("yes, not the file root", "*", "update-project-settings", Grant::Yes, &["no-custom-file-root"]),
+    r("yes, not the file root", "*", "set-custom-file-root", Grant::No, &[]),
 ];
 
 /// What a bounds-column text (or a sentence outside the tables) does to the reading of its row.
@@ -487,14 +326,8 @@ const BOUNDS_VOCABULARY: &[(&str, &[Effect])] = &[
         "delete is immediate and permanent; a user can never delete or demote themselves",
         &[Effect::Row(RowBound::NeverSelf)],
     ),
-    (
-        "users may change their own details",
-        &[Effect::SetGrant("edit-user", "user", Grant::SelfOnly)],
-    ),
-    (
-        "removing oneself asks for confirmation",
-        &[Effect::Row(RowBound::ConfirmSelf)],
-    ),
+    ("users may change their own details", &[Effect::SetGrant("edit-user", "user", Grant::SelfOnly)]),
+    ("removing oneself asks for confirmation", &[Effect::Row(RowBound::ConfirmSelf)]),
     (
         "site-wide roles are off while a project/folder admin impersonates",
         &[
@@ -530,11 +363,7 @@ const OUTSIDE_THE_TABLE: &[(&str, &str, Effect)] = &[
     (
         "plus the ability to impersonate a Site Admin and act as one until the impersonation ends",
         "impersonate",
-        Effect::SetGrant(
-            "impersonate",
-            "impersonating_troubleshooter",
-            Grant::OnlyTargetSiteAdmin,
-        ),
+        Effect::SetGrant("impersonate", "impersonating_troubleshooter", Grant::OnlyTargetSiteAdmin),
     ),
     (
         "Every action taken while impersonating is audited with both identities.",
@@ -579,35 +408,25 @@ fn apply(
         }
         Effect::SetGrant(action, column, grant) => match actions.get_mut(*action) {
             Some(cells) => {
-                cells
-                    .entry(column.to_string())
-                    .or_insert_with(|| (*grant, BTreeSet::new()))
-                    .0 = *grant;
+                cells.entry(column.to_string()).or_insert_with(|| (*grant, BTreeSet::new())).0 = *grant;
             }
-            None => problems.push(format!(
-                "row {row}: the vocabulary names action {action}, which the row does not have"
-            )),
+            None => {
+                problems.push(format!("row {row}: the vocabulary names action {action}, which the row does not have"))
+            }
         },
-        Effect::AddBound(action, column, bound) => {
-            match actions.get_mut(*action).and_then(|c| c.get_mut(*column)) {
-                Some(cell) => {
-                    cell.1.insert(bound.to_string());
-                }
-                None => problems.push(format!(
-                    "row {row}: the vocabulary bounds {action}/{column}, which has no cell"
-                )),
+        Effect::AddBound(action, column, bound) => match actions.get_mut(*action).and_then(|c| c.get_mut(*column)) {
+            Some(cell) => {
+                cell.1.insert(bound.to_string());
             }
-        }
+            None => problems.push(format!("row {row}: the vocabulary bounds {action}/{column}, which has no cell")),
+        },
     }
 }
 
 #[test]
 fn activity_rows_match_the_markdown_verbatim() {
     let md = md_table(ROLES_MD, "activity");
-    let col = columns(
-        &md,
-        &ACTIVITY_COLUMNS.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
-    );
+    let col = columns(&md, &ACTIVITY_COLUMNS.iter().map(|(h, _)| *h).collect::<Vec<_>>());
     let file = toml_file();
     assert_eq!(
         md.rows.len(),
@@ -632,17 +451,10 @@ fn activity_rows_match_the_markdown_verbatim() {
         let keys: BTreeSet<&str> = row.cells.keys().map(String::as_str).collect();
         let want: BTreeSet<&str> = ACTIVITY_COLUMNS.iter().skip(1).map(|(_, k)| *k).collect();
         if keys != want {
-            problems.push(format!(
-                "activity {}: cells has keys {keys:?}, expected {want:?}",
-                row.key
-            ));
+            problems.push(format!("activity {}: cells has keys {keys:?}, expected {want:?}", row.key));
         }
     }
-    assert!(
-        problems.is_empty(),
-        "spec/permissions.toml disagrees with spec/roles.md §2:\n{}",
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "spec/permissions.toml disagrees with spec/roles.md §2:\n{}", problems.join("\n"));
 }
 
 #[test]
@@ -653,14 +465,10 @@ fn activity_structured_reading_matches_the_cell_text() {
 
     for (sentence, row_key, _) in OUTSIDE_THE_TABLE {
         if !flat.contains(sentence) {
-            problems.push(format!(
-                "the sentence {sentence:?} is gone from spec/roles.md: revise OUTSIDE_THE_TABLE"
-            ));
+            problems.push(format!("the sentence {sentence:?} is gone from spec/roles.md: revise OUTSIDE_THE_TABLE"));
         }
         if !file.activity.iter().any(|a| a.key == *row_key) {
-            problems.push(format!(
-                "OUTSIDE_THE_TABLE names row {row_key}, which the toml does not have"
-            ));
+            problems.push(format!("OUTSIDE_THE_TABLE names row {row_key}, which the toml does not have"));
         }
     }
 
@@ -670,11 +478,7 @@ fn activity_structured_reading_matches_the_cell_text() {
         for action in row.actions.keys() {
             let mut cells = BTreeMap::new();
             for column in GRANT_COLUMNS {
-                let text = row
-                    .cells
-                    .get(*column)
-                    .map(String::as_str)
-                    .unwrap_or("<missing>");
+                let text = row.cells.get(*column).map(String::as_str).unwrap_or("<missing>");
                 let readings: Vec<&Reading> = ACTIVITY_VOCABULARY
                     .iter()
                     .filter(|r| {
@@ -698,11 +502,7 @@ fn activity_structured_reading_matches_the_cell_text() {
             expected.insert(action.clone(), cells);
         }
         let mut row_bounds = Vec::new();
-        let bounds_text = row
-            .cells
-            .get("bounds")
-            .map(String::as_str)
-            .unwrap_or("<missing>");
+        let bounds_text = row.cells.get("bounds").map(String::as_str).unwrap_or("<missing>");
         match BOUNDS_VOCABULARY.iter().find(|(t, _)| *t == bounds_text) {
             Some((_, effects)) => {
                 for e in *effects {
@@ -723,15 +523,7 @@ fn activity_structured_reading_matches_the_cell_text() {
         let got: BTreeMap<String, BTreeMap<String, Cell>> = row
             .actions
             .iter()
-            .map(|(a, cells)| {
-                (
-                    a.clone(),
-                    cells
-                        .iter()
-                        .map(|(c, g)| (c.clone(), normalise(g)))
-                        .collect(),
-                )
-            })
+            .map(|(a, cells)| (a.clone(), cells.iter().map(|(c, g)| (c.clone(), normalise(g))).collect()))
             .collect();
         for (action, want) in &expected {
             let have = &got[action];
@@ -745,8 +537,7 @@ fn activity_structured_reading_matches_the_cell_text() {
                 }
             }
         }
-        let same_bounds = row_bounds.len() == row.bounds.len()
-            && row_bounds.iter().all(|b| row.bounds.contains(b));
+        let same_bounds = row_bounds.len() == row.bounds.len() && row_bounds.iter().all(|b| row.bounds.contains(b));
         if !same_bounds {
             problems.push(format!(
                 "activity {}: row bounds read as {row_bounds:?}, the toml says {:?}",
@@ -756,21 +547,12 @@ fn activity_structured_reading_matches_the_cell_text() {
     }
 
     // Every action of the core is in exactly one row.
-    let mut names: Vec<&str> = file
-        .activity
-        .iter()
-        .flat_map(|a| a.actions.keys().map(String::as_str))
-        .collect();
+    let mut names: Vec<&str> = file.activity.iter().flat_map(|a| a.actions.keys().map(String::as_str)).collect();
     names.sort_unstable();
-    let mut core: Vec<&str> = cryowarden_core::Activity::ALL
-        .iter()
-        .map(|a| a.as_str())
-        .collect();
+    let mut core: Vec<&str> = cryowarden_core::Activity::ALL.iter().map(|a| a.as_str()).collect();
     core.sort_unstable();
     if names != core {
-        problems.push(format!(
-            "the toml's actions {names:?} are not the core's activities {core:?}"
-        ));
+        problems.push(format!("the toml's actions {names:?} are not the core's activities {core:?}"));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -781,11 +563,9 @@ fn activity_structured_reading_matches_the_cell_text() {
 
 #[test]
 fn project_roles_md_is_the_shared_one() {
-    let shared =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/roles.md");
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/roles.md");
     if shared.exists() {
-        let shared_text =
-            std::fs::read_to_string(&shared).expect("../shared/spec/roles.md is readable");
+        let shared_text = std::fs::read_to_string(&shared).expect("../shared/spec/roles.md is readable");
         assert!(
             shared_text == ROLES_MD,
             "spec/roles.md differs from {}: the project copy must be identical to the shared source of truth",

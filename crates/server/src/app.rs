@@ -32,20 +32,12 @@ impl AppState {
     /// Connects to the database of `config` and applies its migrations.
     pub async fn open(config: Config) -> Result<Arc<AppState>, StoreError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            StoreError::Config(format!(
-                "cannot create the data directory {}: {e}",
-                config.data_dir.display()
-            ))
+            StoreError::Config(format!("cannot create the data directory {}: {e}", config.data_dir.display()))
         })?;
         let db = Db::connect(&config.database_url()).await?;
         db.migrate().await?;
         let auth = Auth::new(config.lifetimes(), config.password_hash_concurrency);
-        Ok(Arc::new(AppState {
-            db,
-            auth,
-            config,
-            started: Instant::now(),
-        }))
+        Ok(Arc::new(AppState { db, auth, config, started: Instant::now() }))
     }
 }
 
@@ -55,17 +47,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(crate::api::router())
         .route("/", get(pages::home))
-        .route(
-            "/register",
-            get(pages::register_form).post(pages::register_submit),
-        )
+        .route("/register", get(pages::register_form).post(pages::register_submit))
         .route("/reset", get(pages::reset_form).post(pages::reset_submit))
         .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "no such route: see /api/v1/openapi.json",
-            )
+            ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route: see /api/v1/openapi.json")
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -75,18 +60,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
             use axum::response::IntoResponse;
@@ -104,15 +80,13 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let state = AppState::open(config).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e} (is another cryowarden running? set `listen` or CRYOWARDEN_LISTEN)"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {listen}: {e} (is another cryowarden running? set `listen` or CRYOWARDEN_LISTEN)"
+        )
+    })?;
     let local = listener.local_addr()?;
-    let base = if state.config.base_url.is_empty() {
-        format!("http://{local}")
-    } else {
-        state.config.base_url()
-    };
+    let base = if state.config.base_url.is_empty() { format!("http://{local}") } else { state.config.base_url() };
     tracing::info!(address = %local, database = state.db.backend.name(), "cryowarden listening");
     println!(
         "cryowarden listening on http://{local} (data in {}, {})",
@@ -126,9 +100,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
 
@@ -138,8 +110,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

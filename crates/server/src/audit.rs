@@ -38,10 +38,7 @@ pub struct Who {
 
 impl Who {
     pub fn system(purpose: &str) -> Who {
-        Who {
-            id: None,
-            name: format!("system:{purpose}"),
-        }
+        Who { id: None, name: format!("system:{purpose}") }
     }
 }
 
@@ -182,9 +179,8 @@ impl Stored {
 
 /// Appends `event` to the chain inside `tx`.
 pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<i64, StoreError> {
-    let last = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *tx.tx)
-        .await?;
+    let last =
+        sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx.tx).await?;
     let (prev_seq, prev_hash) = match last {
         Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
         None => (0, GENESIS.to_owned()),
@@ -272,35 +268,24 @@ pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
     let mut n = 0;
     while let Some(row) = rows.try_next().await? {
         let e = Stored::from_row(&row)?;
-        let broken = |problem: String| Verification {
-            ok: false,
-            events: n,
-            first_broken: Some(e.seq),
-            problem: Some(problem),
-        };
+        let broken =
+            |problem: String| Verification { ok: false, events: n, first_broken: Some(e.seq), problem: Some(problem) };
         if e.seq != expected_seq {
-            return Ok(broken(format!(
-                "expected event {expected_seq} next: events are missing or reordered"
-            )));
+            return Ok(broken(format!("expected event {expected_seq} next: events are missing or reordered")));
         }
         if e.prev_hash != prev {
-            return Ok(broken("its link to the previous event does not match: events were removed, inserted or reordered".into()));
+            return Ok(broken(
+                "its link to the previous event does not match: events were removed, inserted or reordered".into(),
+            ));
         }
         if e.compute_hash(&prev) != e.hash {
-            return Ok(broken(
-                "its content does not match its hash: the event was altered".into(),
-            ));
+            return Ok(broken("its content does not match its hash: the event was altered".into()));
         }
         prev = e.hash;
         expected_seq += 1;
         n += 1;
     }
-    Ok(Verification {
-        ok: true,
-        events: n,
-        first_broken: None,
-        problem: None,
-    })
+    Ok(Verification { ok: true, events: n, first_broken: None, problem: None })
 }
 
 /// Filters for listing events; every field optional.
@@ -327,14 +312,8 @@ pub struct Filter {
 
 fn parse_time(field: &'static str, s: &str) -> Result<i64, StoreError> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| {
-            StoreError::invalid(
-                field,
-                "expected an RFC 3339 time such as 2026-01-31T12:00:00Z",
-            )
-        })?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| StoreError::invalid(field, "out of range"))
+        .map_err(|_| StoreError::invalid(field, "expected an RFC 3339 time such as 2026-01-31T12:00:00Z"))?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| StoreError::invalid(field, "out of range"))
 }
 
 /// One page of events, newest first, and the cursor of the next page.
@@ -348,11 +327,7 @@ pub async fn list(db: &Db, f: &Filter) -> Result<(Vec<Event>, Option<i64>), Stor
             return Err(StoreError::invalid("outcome", "must be `ok` or `denied`"));
         }
     }
-    let from = f
-        .from
-        .as_deref()
-        .map(|s| parse_time("from", s))
-        .transpose()?;
+    let from = f.from.as_deref().map(|s| parse_time("from", s)).transpose()?;
     let to = f.to.as_deref().map(|s| parse_time("to", s)).transpose()?;
     let mut sql = String::from("SELECT * FROM audit_events WHERE 1 = 1");
     let mut n = 0;
@@ -360,11 +335,8 @@ pub async fn list(db: &Db, f: &Filter) -> Result<(Vec<Event>, Option<i64>), Stor
         n += 1;
         sql.push_str(&clause.replace('?', &format!("${n}")));
     };
-    let action_prefix = f
-        .action
-        .as_deref()
-        .and_then(|a| a.strip_suffix('*'))
-        .map(|p| format!("{}%", p.replace('%', "")));
+    let action_prefix =
+        f.action.as_deref().and_then(|a| a.strip_suffix('*')).map(|p| format!("{}%", p.replace('%', "")));
     if f.actor.is_some() {
         param(&mut sql, " AND actor = ?");
     }
@@ -416,10 +388,7 @@ pub async fn list(db: &Db, f: &Filter) -> Result<(Vec<Event>, Option<i64>), Stor
         q = q.bind(b);
     }
     let rows = q.fetch_all(&db.pool).await?;
-    let mut events = rows
-        .iter()
-        .map(Stored::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut events = rows.iter().map(Stored::from_row).collect::<Result<Vec<_>, _>>()?;
     let next = if events.len() as i64 > limit {
         events.truncate(limit as usize);
         events.last().map(|e| e.seq)

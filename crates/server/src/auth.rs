@@ -71,12 +71,7 @@ const TOUCH_EVERY_MS: i64 = 60_000;
 
 impl Auth {
     pub fn new(lifetimes: Lifetimes, hash_concurrency: usize) -> Auth {
-        Auth {
-            hasher: Hasher::new(hash_concurrency),
-            throttle: Throttle::default(),
-            lifetimes,
-            cache: DashMap::new(),
-        }
+        Auth { hasher: Hasher::new(hash_concurrency), throttle: Throttle::default(), lifetimes, cache: DashMap::new() }
     }
 
     /// Forgets every cached credential of `user_id` (after a change to them).
@@ -89,11 +84,7 @@ impl Auth {
     }
 
     /// The user behind a session cookie or bearer token, if it is valid now.
-    pub async fn resolve(
-        &self,
-        db: &Db,
-        presented: &str,
-    ) -> Result<Option<Arc<Principal>>, StoreError> {
+    pub async fn resolve(&self, db: &Db, presented: &str) -> Result<Option<Arc<Principal>>, StoreError> {
         if presented.len() > 200 {
             return Ok(None);
         }
@@ -128,13 +119,7 @@ impl Auth {
                     .await?;
             }
             let user = users::get(db, row.try_get("user_id")?).await?;
-            Principal {
-                user,
-                via: Via::Session {
-                    id,
-                    csrf: row.try_get("csrf_token")?,
-                },
-            }
+            Principal { user, via: Via::Session { id, csrf: row.try_get("csrf_token")? } }
         } else if presented.starts_with(API_TOKEN_PREFIX) {
             let row = sqlx::query::<Any>(
                 "SELECT id, user_id, expires_at, last_used_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
@@ -145,17 +130,11 @@ impl Auth {
             let Some(row) = row else {
                 return self.miss(&hash);
             };
-            if row
-                .try_get::<Option<i64>, _>("expires_at")?
-                .is_some_and(|e| now >= e)
-            {
+            if row.try_get::<Option<i64>, _>("expires_at")?.is_some_and(|e| now >= e) {
                 return self.miss(&hash);
             }
             let id: i64 = row.try_get("id")?;
-            if row
-                .try_get::<Option<i64>, _>("last_used_at")?
-                .is_none_or(|t| now - t > TOUCH_EVERY_MS)
-            {
+            if row.try_get::<Option<i64>, _>("last_used_at")?.is_none_or(|t| now - t > TOUCH_EVERY_MS) {
                 sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                     .bind(now)
                     .bind(id)
@@ -163,10 +142,7 @@ impl Auth {
                     .await?;
             }
             let user = users::get(db, row.try_get("user_id")?).await?;
-            Principal {
-                user,
-                via: Via::Token { id },
-            }
+            Principal { user, via: Via::Token { id } }
         } else {
             return Ok(None);
         };
@@ -205,26 +181,14 @@ impl Auth {
                 self.throttle.failed(username, addr);
                 let target = match &found {
                     Some((u, _)) => u.audit_target(),
-                    None => Target {
-                        kind: "user",
-                        id: None,
-                        name: Some(username.chars().take(64).collect()),
-                    },
+                    None => Target { kind: "user", id: None, name: Some(username.chars().take(64).collect()) },
                 };
                 let reason = match &found {
                     Some((u, _)) if ok => format!("account is {}", u.status),
                     _ => "wrong username or password".to_owned(),
                 };
                 Ctx::system("login", &source)
-                    .record(
-                        db,
-                        "login",
-                        &target,
-                        Outcome::Denied,
-                        Some(reason),
-                        None,
-                        None,
-                    )
+                    .record(db, "login", &target, Outcome::Denied, Some(reason), None, None)
                     .await?;
                 return Ok(LoginOutcome::Refused);
             }
@@ -253,27 +217,13 @@ impl Auth {
             .execute(&mut *tx.tx)
             .await?;
         let ctx = Ctx::for_actor(user.actor(), &user.username, source);
-        audit::append(
-            &mut tx,
-            ctx.event("login", &user.audit_target(), Outcome::Ok, None, None, None),
-        )
-        .await?;
+        audit::append(&mut tx, ctx.event("login", &user.audit_target(), Outcome::Ok, None, None, None)).await?;
         tx.commit().await?;
-        Ok(LoginOutcome::Session {
-            token: secret,
-            csrf,
-            user,
-            expires_at: now + self.lifetimes.session_absolute_ms,
-        })
+        Ok(LoginOutcome::Session { token: secret, csrf, user, expires_at: now + self.lifetimes.session_absolute_ms })
     }
 
     /// Ends a session.
-    pub async fn logout(
-        &self,
-        db: &Db,
-        principal: &Principal,
-        source: String,
-    ) -> Result<(), StoreError> {
+    pub async fn logout(&self, db: &Db, principal: &Principal, source: String) -> Result<(), StoreError> {
         let Via::Session { id, .. } = principal.via else {
             return Err(StoreError::invalid(
                 "authorization",
@@ -287,18 +237,8 @@ impl Auth {
             .execute(&mut *tx.tx)
             .await?;
         let ctx = principal.ctx(source);
-        audit::append(
-            &mut tx,
-            ctx.event(
-                "logout",
-                &principal.user.audit_target(),
-                Outcome::Ok,
-                None,
-                None,
-                None,
-            ),
-        )
-        .await?;
+        audit::append(&mut tx, ctx.event("logout", &principal.user.audit_target(), Outcome::Ok, None, None, None))
+            .await?;
         tx.commit().await?;
         self.forget_user(principal.user.id);
         Ok(())
@@ -310,14 +250,8 @@ impl Auth {
             return Ok(None);
         }
         let mut tx = db.begin_write().await?;
-        let (secret, expires) = users::issue_token(
-            &mut tx,
-            None,
-            "bootstrap",
-            self.lifetimes.bootstrap_ms,
-            None,
-        )
-        .await?;
+        let (secret, expires) =
+            users::issue_token(&mut tx, None, "bootstrap", self.lifetimes.bootstrap_ms, None).await?;
         let ctx = Ctx::system("startup", "local");
         audit::append(
             &mut tx,
@@ -336,12 +270,7 @@ impl Auth {
     }
 
     /// Redeems a registration (or bootstrap) token: sets the password and activates the user.
-    pub async fn register(
-        &self,
-        db: &Db,
-        req: RegisterRequest,
-        source: String,
-    ) -> Result<User, StoreError> {
+    pub async fn register(&self, db: &Db, req: RegisterRequest, source: String) -> Result<User, StoreError> {
         passwords::check_policy(&req.password)?;
         let hash_of_token = hash_token(&req.token);
         let token = find_token(db, &hash_of_token, &["register", "bootstrap"]).await?;
@@ -350,19 +279,19 @@ impl Auth {
         let ctx = Ctx::system("register", &source);
         let mut tx = db.begin_write().await?;
         // Claim the token inside the transaction: a second use finds it used.
-        let claimed = sqlx::query("UPDATE user_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1")
-            .bind(now)
-            .bind(token.id)
-            .execute(&mut *tx.tx)
-            .await?;
+        let claimed =
+            sqlx::query("UPDATE user_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1")
+                .bind(now)
+                .bind(token.id)
+                .execute(&mut *tx.tx)
+                .await?;
         if claimed.rows_affected() != 1 {
             return Err(StoreError::BadToken);
         }
         let user = match token.user_id {
             None => {
                 // The bootstrap token: creates the first Site Admin, if there still is none.
-                let (Some(username), Some(email)) = (req.username.as_deref(), req.email.as_deref())
-                else {
+                let (Some(username), Some(email)) = (req.username.as_deref(), req.email.as_deref()) else {
                     return Err(StoreError::invalid(
                         "username",
                         "registering the first Site Admin needs a username and an email",
@@ -371,32 +300,18 @@ impl Auth {
                 let new = NewUser {
                     username: users::validate_username(username)?,
                     email: users::validate_email(email)?,
-                    first_name: users::validate_name(
-                        "first_name",
-                        req.first_name.as_deref().unwrap_or(""),
-                    )?,
-                    last_name: users::validate_name(
-                        "last_name",
-                        req.last_name.as_deref().unwrap_or(""),
-                    )?,
+                    first_name: users::validate_name("first_name", req.first_name.as_deref().unwrap_or(""))?,
+                    last_name: users::validate_name("last_name", req.last_name.as_deref().unwrap_or(""))?,
                     site_role: Some(SiteRole::SiteAdmin),
                 };
-                let admins: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE site_role = 'site_admin'")
-                        .fetch_one(&mut *tx.tx)
-                        .await?;
+                let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE site_role = 'site_admin'")
+                    .fetch_one(&mut *tx.tx)
+                    .await?;
                 if admins > 0 {
                     return Err(StoreError::BadToken);
                 }
                 let proof = Allowed::system(Activity::CreateUser.into(), "bootstrap", None);
-                let user = users::insert(
-                    &mut tx,
-                    &proof,
-                    &new,
-                    UserStatus::Active,
-                    Some(&password_hash),
-                )
-                .await?;
+                let user = users::insert(&mut tx, &proof, &new, UserStatus::Active, Some(&password_hash)).await?;
                 audit::append(
                     &mut tx,
                     ctx.event(
@@ -412,21 +327,13 @@ impl Auth {
                 user
             }
             Some(user_id) => {
-                let mut sets =
-                    String::from("password_hash = $1, status = 'active', updated_at = $2");
+                let mut sets = String::from("password_hash = $1, status = 'active', updated_at = $2");
                 let mut n = 3;
                 let mut extra: Vec<String> = Vec::new();
-                for (field, value) in [
-                    ("first_name", &req.first_name),
-                    ("last_name", &req.last_name),
-                ] {
+                for (field, value) in [("first_name", &req.first_name), ("last_name", &req.last_name)] {
                     if let Some(v) = value {
                         extra.push(users::validate_name(
-                            if field == "first_name" {
-                                "first_name"
-                            } else {
-                                "last_name"
-                            },
+                            if field == "first_name" { "first_name" } else { "last_name" },
                             v,
                         )?);
                         sets.push_str(&format!(", {field} = ${n}"));
@@ -447,30 +354,15 @@ impl Auth {
                 if q.bind(user_id).execute(&mut *tx.tx).await?.rows_affected() != 1 {
                     return Err(StoreError::BadToken);
                 }
-                let row =
-                    sqlx::query::<Any>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-                        .bind(user_id)
-                        .fetch_one(&mut *tx.tx)
-                        .await?;
+                let row = sqlx::query::<Any>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                    .bind(user_id)
+                    .fetch_one(&mut *tx.tx)
+                    .await?;
                 let user = user_from_row(&row)?;
-                let proof = Allowed::system(
-                    Activity::ChangePassword.into(),
-                    "redeem-token",
-                    Some(UserId(user_id)),
-                );
+                let proof = Allowed::system(Activity::ChangePassword.into(), "redeem-token", Some(UserId(user_id)));
                 proof.require(Action::Activity(Activity::ChangePassword))?;
-                audit::append(
-                    &mut tx,
-                    ctx.event(
-                        "register",
-                        &user.audit_target(),
-                        Outcome::Ok,
-                        None,
-                        None,
-                        None,
-                    ),
-                )
-                .await?;
+                audit::append(&mut tx, ctx.event("register", &user.audit_target(), Outcome::Ok, None, None, None))
+                    .await?;
                 user
             }
         };
@@ -479,32 +371,23 @@ impl Auth {
     }
 
     /// Redeems a reset token: sets a new password and signs the user out everywhere.
-    pub async fn reset(
-        &self,
-        db: &Db,
-        token: &str,
-        password: String,
-        source: String,
-    ) -> Result<User, StoreError> {
+    pub async fn reset(&self, db: &Db, token: &str, password: String, source: String) -> Result<User, StoreError> {
         passwords::check_policy(&password)?;
         let found = find_token(db, &hash_token(token), &["reset"]).await?;
         let user_id = found.user_id.ok_or(StoreError::BadToken)?;
         let password_hash = self.hasher.hash(password).await?;
         let now = now_ms();
         let mut tx = db.begin_write().await?;
-        let claimed = sqlx::query("UPDATE user_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1")
-            .bind(now)
-            .bind(found.id)
-            .execute(&mut *tx.tx)
-            .await?;
+        let claimed =
+            sqlx::query("UPDATE user_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1")
+                .bind(now)
+                .bind(found.id)
+                .execute(&mut *tx.tx)
+                .await?;
         if claimed.rows_affected() != 1 {
             return Err(StoreError::BadToken);
         }
-        let proof = Allowed::system(
-            Activity::ChangePassword.into(),
-            "redeem-token",
-            Some(UserId(user_id)),
-        );
+        let proof = Allowed::system(Activity::ChangePassword.into(), "redeem-token", Some(UserId(user_id)));
         proof.require(Activity::ChangePassword.into())?;
         sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
             .bind(&password_hash)
@@ -519,18 +402,8 @@ impl Auth {
             .await?;
         let user = user_from_row(&row)?;
         let ctx = Ctx::system("reset", &source);
-        audit::append(
-            &mut tx,
-            ctx.event(
-                "reset-password",
-                &user.audit_target(),
-                Outcome::Ok,
-                None,
-                None,
-                None,
-            ),
-        )
-        .await?;
+        audit::append(&mut tx, ctx.event("reset-password", &user.audit_target(), Outcome::Ok, None, None, None))
+            .await?;
         tx.commit().await?;
         self.forget_user(user_id);
         Ok(user)
@@ -550,10 +423,7 @@ impl Auth {
         }
         if let Some(days) = req.expires_in_days {
             if !(1..=3650).contains(&days) {
-                return Err(StoreError::invalid(
-                    "expires_in_days",
-                    "must be between 1 and 3650",
-                ));
+                return Err(StoreError::invalid("expires_in_days", "must be between 1 and 3650"));
             }
         }
         let secret = Secret::generate(API_TOKEN_PREFIX);
@@ -572,11 +442,7 @@ impl Auth {
         .bind(expires)
         .fetch_one(&mut *tx.tx)
         .await?;
-        let target = Target {
-            kind: "api-token",
-            id: Some(id.to_string()),
-            name: Some(name.clone()),
-        };
+        let target = Target { kind: "api-token", id: Some(id.to_string()), name: Some(name.clone()) };
         audit::append(
             &mut tx,
             principal.ctx(source).event(
@@ -602,11 +468,7 @@ impl Auth {
         Ok((token, secret))
     }
 
-    pub async fn list_api_tokens(
-        &self,
-        db: &Db,
-        principal: &Principal,
-    ) -> Result<Vec<ApiToken>, StoreError> {
+    pub async fn list_api_tokens(&self, db: &Db, principal: &Principal) -> Result<Vec<ApiToken>, StoreError> {
         let rows = sqlx::query::<Any>("SELECT id, name, prefix, created_at, last_used_at, expires_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
             .bind(principal.user.id)
             .fetch_all(&db.pool)
@@ -635,13 +497,12 @@ impl Auth {
         source: String,
     ) -> Result<(), StoreError> {
         let mut tx = db.begin_write().await?;
-        let row = sqlx::query::<Any>(
-            "SELECT name FROM api_tokens WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .bind(principal.user.id)
-        .fetch_optional(&mut *tx.tx)
-        .await?;
+        let row =
+            sqlx::query::<Any>("SELECT name FROM api_tokens WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(principal.user.id)
+                .fetch_optional(&mut *tx.tx)
+                .await?;
         let Some(row) = row else {
             return Err(StoreError::NotFound { what: "API token" });
         };
@@ -651,18 +512,9 @@ impl Auth {
             .bind(id)
             .execute(&mut *tx.tx)
             .await?;
-        let target = Target {
-            kind: "api-token",
-            id: Some(id.to_string()),
-            name: Some(name),
-        };
-        audit::append(
-            &mut tx,
-            principal
-                .ctx(source)
-                .event("revoke-api-token", &target, Outcome::Ok, None, None, None),
-        )
-        .await?;
+        let target = Target { kind: "api-token", id: Some(id.to_string()), name: Some(name) };
+        audit::append(&mut tx, principal.ctx(source).event("revoke-api-token", &target, Outcome::Ok, None, None, None))
+            .await?;
         tx.commit().await?;
         self.forget_user(principal.user.id);
         Ok(())
@@ -670,12 +522,7 @@ impl Auth {
 }
 
 pub enum LoginOutcome {
-    Session {
-        token: Secret,
-        csrf: String,
-        user: User,
-        expires_at: i64,
-    },
+    Session { token: Secret, csrf: String, user: User, expires_at: i64 },
     Refused,
     Throttled(Duration),
 }
@@ -686,12 +533,11 @@ struct FoundToken {
 }
 
 async fn find_token(db: &Db, hash: &str, kinds: &[&str]) -> Result<FoundToken, StoreError> {
-    let row = sqlx::query::<Any>(
-        "SELECT id, user_id, kind, expires_at, used_at FROM user_tokens WHERE token_hash = $1",
-    )
-    .bind(hash)
-    .fetch_optional(&db.pool)
-    .await?;
+    let row =
+        sqlx::query::<Any>("SELECT id, user_id, kind, expires_at, used_at FROM user_tokens WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_optional(&db.pool)
+            .await?;
     let Some(row) = row else {
         return Err(StoreError::BadToken);
     };
@@ -702,10 +548,7 @@ async fn find_token(db: &Db, hash: &str, kinds: &[&str]) -> Result<FoundToken, S
     {
         return Err(StoreError::BadToken);
     }
-    Ok(FoundToken {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-    })
+    Ok(FoundToken { id: row.try_get("id")?, user_id: row.try_get("user_id")? })
 }
 
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
@@ -760,9 +603,7 @@ pub async fn bootstrap_site_admin(
     let hash = hasher.hash(password).await?;
     let mut tx = db.begin_write().await?;
     let admins: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE site_role = 'site_admin'")
-            .fetch_one(&mut *tx.tx)
-            .await?;
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE site_role = 'site_admin'").fetch_one(&mut *tx.tx).await?;
     if admins > 0 {
         return Err(StoreError::invalid(
             "site_admin",
@@ -778,14 +619,7 @@ pub async fn bootstrap_site_admin(
     let ctx = Ctx::system("bootstrap", "cli");
     audit::append(
         &mut tx,
-        ctx.event(
-            "bootstrap-site-admin",
-            &user.audit_target(),
-            Outcome::Ok,
-            None,
-            None,
-            Some(users::snapshot(&user)),
-        ),
+        ctx.event("bootstrap-site-admin", &user.audit_target(), Outcome::Ok, None, None, Some(users::snapshot(&user))),
     )
     .await?;
     tx.commit().await?;

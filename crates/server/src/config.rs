@@ -56,15 +56,9 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("environment variable {name}: {message}")]
     Env { name: String, message: String },
 }
@@ -78,19 +72,13 @@ impl Config {
         } else if let Ok(dir) = std::env::var("CRYOWARDEN_DATA_DIR") {
             config.data_dir = PathBuf::from(dir);
         }
-        let path = file
-            .map(Path::to_owned)
-            .unwrap_or_else(|| config.data_dir.join("cryowarden.toml"));
+        let path = file.map(Path::to_owned).unwrap_or_else(|| config.data_dir.join("cryowarden.toml"));
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let data_dir = config.data_dir.clone();
-                config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: path.clone(),
-                    source: Box::new(e),
-                })?;
-                if data_dir.as_os_str() != "./cryowarden-data"
-                    || config.data_dir.as_os_str() == "./cryowarden-data"
-                {
+                config = toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.clone(), source: Box::new(e) })?;
+                if data_dir.as_os_str() != "./cryowarden-data" || config.data_dir.as_os_str() == "./cryowarden-data" {
                     config.data_dir = data_dir;
                 }
             }
@@ -110,10 +98,8 @@ impl Config {
             T::Err: std::fmt::Display,
         {
             if let Some(v) = var(name) {
-                *into = v.parse().map_err(|e: T::Err| ConfigError::Env {
-                    name: name.into(),
-                    message: e.to_string(),
-                })?;
+                *into =
+                    v.parse().map_err(|e: T::Err| ConfigError::Env { name: name.into(), message: e.to_string() })?;
             }
             Ok(())
         }
@@ -127,14 +113,8 @@ impl Config {
         if let Some(v) = var("CRYOWARDEN_LOG") {
             self.log = v;
         }
-        parse(
-            "CRYOWARDEN_SESSION_IDLE_MINUTES",
-            &mut self.session_idle_minutes,
-        )?;
-        parse(
-            "CRYOWARDEN_PASSWORD_HASH_CONCURRENCY",
-            &mut self.password_hash_concurrency,
-        )?;
+        parse("CRYOWARDEN_SESSION_IDLE_MINUTES", &mut self.session_idle_minutes)?;
+        parse("CRYOWARDEN_PASSWORD_HASH_CONCURRENCY", &mut self.password_hash_concurrency)?;
         Ok(())
     }
 
@@ -237,10 +217,7 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://cw:secret@127.0.0.1/cw"),
-            "postgres://cw:***@127.0.0.1/cw"
-        );
+        assert_eq!(redact_url("postgres://cw:secret@127.0.0.1/cw"), "postgres://cw:***@127.0.0.1/cw");
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
 }

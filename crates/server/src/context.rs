@@ -28,38 +28,22 @@ pub struct Target {
 
 impl Target {
     pub fn instance() -> Target {
-        Target {
-            kind: "instance",
-            id: None,
-            name: None,
-        }
+        Target { kind: "instance", id: None, name: None }
     }
     pub fn user(id: i64, name: &str) -> Target {
-        Target {
-            kind: "user",
-            id: Some(id.to_string()),
-            name: Some(name.to_owned()),
-        }
+        Target { kind: "user", id: Some(id.to_string()), name: Some(name.to_owned()) }
     }
 }
 
 impl Ctx {
     pub fn system(purpose: &str, source: &str) -> Ctx {
-        Ctx {
-            actor: None,
-            who: Who::system(purpose),
-            impersonator: None,
-            source: source.to_owned(),
-        }
+        Ctx { actor: None, who: Who::system(purpose), impersonator: None, source: source.to_owned() }
     }
 
     pub fn for_actor(actor: Actor, username: &str, source: String) -> Ctx {
         Ctx {
             actor: Some(actor),
-            who: Who {
-                id: Some(actor.user.0),
-                name: username.to_owned(),
-            },
+            who: Who { id: Some(actor.user.0), name: username.to_owned() },
             impersonator: None,
             source,
         }
@@ -83,16 +67,8 @@ impl Ctx {
         match authorize(actor, action, &resource) {
             Decision::Allow(allowed) => Ok(allowed),
             Decision::Deny(denied) => {
-                self.record(
-                    db,
-                    &action.name(),
-                    target,
-                    Outcome::Denied,
-                    Some(denied.reason.clone()),
-                    None,
-                    None,
-                )
-                .await?;
+                self.record(db, &action.name(), target, Outcome::Denied, Some(denied.reason.clone()), None, None)
+                    .await?;
                 Err(denied.into())
             }
         }
@@ -135,11 +111,6 @@ impl Ctx {
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) -> Result<(), StoreError> {
-        audit::record(
-            db,
-            self.event(action, target, outcome, reason, before, after),
-        )
-        .await
-        .map(|_| ())
+        audit::record(db, self.event(action, target, outcome, reason, before, after)).await.map(|_| ())
     }
 }

@@ -17,10 +17,7 @@ pub enum StoreError {
     NotFound { what: &'static str },
     /// Input that breaks a domain rule: names the field and says what is wrong.
     #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
     /// The token is unknown, used or expired.
     #[error("the token is invalid, used or expired")]
     BadToken,
@@ -34,10 +31,7 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        StoreError::Invalid {
-            field,
-            message: message.into(),
-        }
+        StoreError::Invalid { field, message: message.into() }
     }
 }
 

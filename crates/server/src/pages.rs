@@ -59,9 +59,7 @@ pub async fn register_form(Query(q): Query<TokenQuery>) -> Html<String> {
 }
 
 fn register_page(token: &str, error: Option<&str>) -> Html<String> {
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
+    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
     let bootstrap = token.starts_with(crate::secrets::BOOTSTRAP_PREFIX);
     let identity = if bootstrap {
         "<p>This registers the first Site Admin of this instance.</p>\
@@ -111,13 +109,7 @@ pub async fn register_submit(
     match state.auth.register(&state.db, req, addr.to_string()).await {
         Ok(user) => (
             StatusCode::CREATED,
-            page(
-                "Registered",
-                &format!(
-                    "<p>Welcome, {}. You can now sign in.</p>",
-                    escape(&user.username)
-                ),
-            ),
+            page("Registered", &format!("<p>Welcome, {}. You can now sign in.</p>", escape(&user.username))),
         ),
         Err(e) => form_error(e, |msg| register_page(&f.token, Some(msg))),
     }
@@ -128,9 +120,7 @@ pub async fn reset_form(Query(q): Query<TokenQuery>) -> Html<String> {
 }
 
 fn reset_page(token: &str, error: Option<&str>) -> Html<String> {
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
+    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
     page(
         "Reset password",
         &format!(
@@ -154,17 +144,10 @@ pub async fn reset_submit(
     Source(addr): Source,
     Form(f): Form<ResetForm>,
 ) -> (StatusCode, Html<String>) {
-    match state
-        .auth
-        .reset(&state.db, &f.token, f.password, addr.to_string())
-        .await
-    {
+    match state.auth.reset(&state.db, &f.token, f.password, addr.to_string()).await {
         Ok(_) => (
             StatusCode::OK,
-            page(
-                "Password set",
-                "<p>Your password is set; you were signed out everywhere. Sign in again.</p>",
-            ),
+            page("Password set", "<p>Your password is set; you were signed out everywhere. Sign in again.</p>"),
         ),
         Err(e) => form_error(e, |msg| reset_page(&f.token, Some(msg))),
     }
@@ -173,10 +156,7 @@ pub async fn reset_submit(
 fn form_error(e: StoreError, render: impl Fn(&str) -> Html<String>) -> (StatusCode, Html<String>) {
     let api = crate::api::error::ApiError::from(e);
     let status = api.status;
-    let message = if status.is_server_error() {
-        "Something went wrong on the server; try again.".to_owned()
-    } else {
-        api.detail
-    };
+    let message =
+        if status.is_server_error() { "Something went wrong on the server; try again.".to_owned() } else { api.detail };
     (status, render(&message))
 }

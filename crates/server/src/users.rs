@@ -2,8 +2,7 @@
 //! delete, and issue reset tokens. Every write takes the proof that `authorize` returned.
 
 use cryowarden_core::{
-    Action, Activity, Actor, Allowed, Resource, SiteRole, UserId, UserStatus, limits,
-    username_problem,
+    Action, Activity, Actor, Allowed, Resource, SiteRole, UserId, UserStatus, limits, username_problem,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -64,10 +63,8 @@ pub(crate) fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User, StoreError> {
         email: r.try_get("email")?,
         first_name: r.try_get("first_name")?,
         last_name: r.try_get("last_name")?,
-        status: UserStatus::parse(&status)
-            .ok_or_else(|| StoreError::Internal(format!("bad status {status}")))?,
-        site_role: SiteRole::parse(&role)
-            .ok_or_else(|| StoreError::Internal(format!("bad role {role}")))?,
+        status: UserStatus::parse(&status).ok_or_else(|| StoreError::Internal(format!("bad status {status}")))?,
+        site_role: SiteRole::parse(&role).ok_or_else(|| StoreError::Internal(format!("bad role {role}")))?,
         job_priority_management: r.try_get::<i64, _>("job_priority_management")? != 0,
         live_data_management: r.try_get::<i64, _>("live_data_management")? != 0,
         default_job_priority: r.try_get("default_job_priority")?,
@@ -109,10 +106,7 @@ pub struct IssuedToken {
 pub fn validate_email(email: &str) -> Result<String, StoreError> {
     let email = email.trim();
     if email.len() > limits::EMAIL_MAX {
-        return Err(StoreError::invalid(
-            "email",
-            format!("must be at most {} characters", limits::EMAIL_MAX),
-        ));
+        return Err(StoreError::invalid("email", format!("must be at most {} characters", limits::EMAIL_MAX)));
     }
     if !email_address::EmailAddress::is_valid(email) || !email.contains('@') {
         return Err(StoreError::invalid("email", "is not a valid email address"));
@@ -123,16 +117,10 @@ pub fn validate_email(email: &str) -> Result<String, StoreError> {
 pub fn validate_name(field: &'static str, name: &str) -> Result<String, StoreError> {
     let name = name.trim();
     if name.chars().count() > limits::NAME_MAX {
-        return Err(StoreError::invalid(
-            field,
-            format!("must be at most {} characters", limits::NAME_MAX),
-        ));
+        return Err(StoreError::invalid(field, format!("must be at most {} characters", limits::NAME_MAX)));
     }
     if name.chars().any(char::is_control) {
-        return Err(StoreError::invalid(
-            field,
-            "must not contain control characters",
-        ));
+        return Err(StoreError::invalid(field, "must not contain control characters"));
     }
     Ok(name.to_owned())
 }
@@ -148,9 +136,7 @@ const UNIQUE_FIELDS: &[(&str, &str)] = &[("username_key", "username"), ("email_k
 
 /// Looks up a user by id.
 pub async fn get(db: &Db, id: i64) -> Result<User, StoreError> {
-    find(db, id)
-        .await?
-        .ok_or(StoreError::NotFound { what: "user" })
+    find(db, id).await?.ok_or(StoreError::NotFound { what: "user" })
 }
 
 pub async fn find(db: &Db, id: i64) -> Result<Option<User>, StoreError> {
@@ -161,16 +147,11 @@ pub async fn find(db: &Db, id: i64) -> Result<Option<User>, StoreError> {
     row.as_ref().map(user_from_row).transpose()
 }
 
-pub async fn find_by_username(
-    db: &Db,
-    username: &str,
-) -> Result<Option<(User, Option<String>)>, StoreError> {
-    let row = sqlx::query::<Any>(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"
-    ))
-    .bind(username.to_lowercase())
-    .fetch_optional(&db.pool)
-    .await?;
+pub async fn find_by_username(db: &Db, username: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
+    let row = sqlx::query::<Any>(&format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"))
+        .bind(username.to_lowercase())
+        .fetch_optional(&db.pool)
+        .await?;
     match row {
         None => Ok(None),
         Some(r) => Ok(Some((user_from_row(&r)?, r.try_get("password_hash")?))),
@@ -178,17 +159,13 @@ pub async fn find_by_username(
 }
 
 pub async fn count(db: &Db) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM users")
-        .fetch_one(&db.pool)
-        .await?)
+    Ok(sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM users").fetch_one(&db.pool).await?)
 }
 
 pub async fn count_site_admins(db: &Db) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM users WHERE site_role = 'site_admin'")
-            .fetch_one(&db.pool)
-            .await?,
-    )
+    Ok(sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM users WHERE site_role = 'site_admin'")
+        .fetch_one(&db.pool)
+        .await?)
 }
 
 /// Inserts a user row. Guarded: needs the proof for `create-user` (or the bootstrap's).
@@ -240,16 +217,20 @@ pub(crate) async fn issue_token(
     };
     let now = now_ms();
     match user_id {
-        Some(id) => sqlx::query("UPDATE user_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx.tx)
-            .await?,
-        None => sqlx::query("UPDATE user_tokens SET used_at = $1 WHERE user_id IS NULL AND kind = $2 AND used_at IS NULL")
-            .bind(now)
-            .bind(kind)
-            .execute(&mut *tx.tx)
-            .await?,
+        Some(id) => {
+            sqlx::query("UPDATE user_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx.tx)
+                .await?
+        }
+        None => {
+            sqlx::query("UPDATE user_tokens SET used_at = $1 WHERE user_id IS NULL AND kind = $2 AND used_at IS NULL")
+                .bind(now)
+                .bind(kind)
+                .execute(&mut *tx.tx)
+                .await?
+        }
     };
     let secret = Secret::generate(prefix);
     let expires = now + ttl_ms;
@@ -276,43 +257,16 @@ fn issued(kind: &str, secret: &Secret, expires: i64) -> IssuedToken {
 }
 
 /// Creates an invited user and the registration token an admin delivers to them.
-pub async fn create(
-    db: &Db,
-    ctx: &Ctx,
-    new: NewUser,
-    register_ttl_ms: i64,
-) -> Result<(User, IssuedToken), StoreError> {
+pub async fn create(db: &Db, ctx: &Ctx, new: NewUser, register_ttl_ms: i64) -> Result<(User, IssuedToken), StoreError> {
     let role = new.site_role.unwrap_or(SiteRole::None);
-    let target = Target {
-        kind: "user",
-        id: None,
-        name: Some(new.username.clone()),
-    };
-    let proof = ctx
-        .authorize(
-            db,
-            Activity::CreateUser.into(),
-            Resource::instance(),
-            &target,
-        )
-        .await?;
+    let target = Target { kind: "user", id: None, name: Some(new.username.clone()) };
+    let proof = ctx.authorize(db, Activity::CreateUser.into(), Resource::instance(), &target).await?;
     // Creating someone with a site role also needs the right to grant that role.
     let role_proof = if role == SiteRole::None {
         None
     } else {
-        let action = Action::ChangeSiteRole {
-            from: SiteRole::None,
-            to: role,
-        };
-        Some(
-            ctx.authorize(
-                db,
-                action,
-                Resource::user(UserId(-1), SiteRole::None),
-                &target,
-            )
-            .await?,
-        )
+        let action = Action::ChangeSiteRole { from: SiteRole::None, to: role };
+        Some(ctx.authorize(db, action, Resource::user(UserId(-1), SiteRole::None), &target).await?)
     };
     let new = NewUser {
         username: validate_username(&new.username)?,
@@ -324,24 +278,11 @@ pub async fn create(
     let mut tx = db.begin_write().await?;
     let user = insert(&mut tx, &proof, &new, UserStatus::Invited, None).await?;
     drop(role_proof);
-    let (secret, expires) = issue_token(
-        &mut tx,
-        Some(user.id),
-        "register",
-        register_ttl_ms,
-        proof.actor().map(|a| a.0),
-    )
-    .await?;
+    let (secret, expires) =
+        issue_token(&mut tx, Some(user.id), "register", register_ttl_ms, proof.actor().map(|a| a.0)).await?;
     audit::append(
         &mut tx,
-        ctx.event(
-            "create-user",
-            &user.audit_target(),
-            Outcome::Ok,
-            None,
-            None,
-            Some(snapshot(&user)),
-        ),
+        ctx.event("create-user", &user.audit_target(), Outcome::Ok, None, None, Some(snapshot(&user))),
     )
     .await?;
     tx.commit().await?;
@@ -383,12 +324,8 @@ pub struct UserPage {
 
 /// Users the caller may see: everyone for admins and troubleshooters, else only oneself.
 pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreError> {
-    let actor = ctx
-        .actor
-        .ok_or_else(|| StoreError::Internal("list users with no actor".into()))?;
-    let sees_all =
-        cryowarden_core::authorize(&actor, Activity::ViewUser.into(), &Resource::instance())
-            .is_allowed();
+    let actor = ctx.actor.ok_or_else(|| StoreError::Internal("list users with no actor".into()))?;
+    let sees_all = cryowarden_core::authorize(&actor, Activity::ViewUser.into(), &Resource::instance()).is_allowed();
     let per_page = q.per_page.unwrap_or(50);
     if !(1..=500).contains(&per_page) {
         return Err(StoreError::invalid("per_page", "must be between 1 and 500"));
@@ -416,10 +353,7 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreEr
     };
     if let Some(s) = &q.status {
         if UserStatus::parse(s).is_none() {
-            return Err(StoreError::invalid(
-                "status",
-                "must be invited, active or deactivated",
-            ));
+            return Err(StoreError::invalid("status", "must be invited, active or deactivated"));
         }
     }
     if let Some(r) = &q.site_role {
@@ -466,32 +400,14 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreEr
     for b in &binds {
         list_q = list_q.bind(b.clone());
     }
-    let users = list_q
-        .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(user_from_row)
-        .collect::<Result<_, _>>()?;
-    Ok(UserPage {
-        users,
-        total,
-        page,
-        per_page,
-    })
+    let users = list_q.fetch_all(&db.pool).await?.iter().map(user_from_row).collect::<Result<_, _>>()?;
+    Ok(UserPage { users, total, page, per_page })
 }
 
 /// One user, if the caller may see them. Someone the caller may not see is "not found".
 pub async fn show(db: &Db, ctx: &Ctx, id: i64) -> Result<User, StoreError> {
     let user = get(db, id).await?;
-    match ctx
-        .authorize(
-            db,
-            Activity::ViewUser.into(),
-            user.target(),
-            &user.audit_target(),
-        )
-        .await
-    {
+    match ctx.authorize(db, Activity::ViewUser.into(), user.target(), &user.audit_target()).await {
         Ok(_) => Ok(user),
         Err(StoreError::Denied(_)) => Err(StoreError::NotFound { what: "user" }),
         Err(e) => Err(e),
@@ -529,12 +445,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
 /// everything commits in one transaction with one audit event per part. A change of role or a
 /// deactivation revokes the user's sessions and API tokens. Returns the updated user and
 /// whether their credentials were revoked.
-pub async fn update(
-    db: &Db,
-    ctx: &Ctx,
-    id: i64,
-    patch: UserPatch,
-) -> Result<(User, bool), StoreError> {
+pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: UserPatch) -> Result<(User, bool), StoreError> {
     let before = show(db, ctx, id).await?;
     let target = before.audit_target();
     let resource = before.target();
@@ -542,24 +453,11 @@ pub async fn update(
 
     let details = patch.email.is_some() || patch.first_name.is_some() || patch.last_name.is_some();
     if details {
-        parts.push((
-            ctx.authorize(db, Activity::EditUser.into(), resource, &target)
-                .await?,
-            "edit-user",
-        ));
+        parts.push((ctx.authorize(db, Activity::EditUser.into(), resource, &target).await?, "edit-user"));
     }
     if let Some(role) = patch.site_role.filter(|r| *r != before.site_role) {
-        let proof = ctx
-            .authorize(
-                db,
-                Action::ChangeSiteRole {
-                    from: before.site_role,
-                    to: role,
-                },
-                resource,
-                &target,
-            )
-            .await?;
+        let proof =
+            ctx.authorize(db, Action::ChangeSiteRole { from: before.site_role, to: role }, resource, &target).await?;
         if proof.has(cryowarden_core::Bound::RequiresConfirmation) && !patch.confirm {
             return Err(StoreError::invalid(
                 "confirm",
@@ -570,56 +468,23 @@ pub async fn update(
     }
     if let Some(status) = patch.status.filter(|s| *s != before.status) {
         if status == UserStatus::Invited {
-            return Err(StoreError::invalid(
-                "status",
-                "must be `active` or `deactivated`",
-            ));
+            return Err(StoreError::invalid("status", "must be `active` or `deactivated`"));
         }
-        if before.status == UserStatus::Invited {
-            return Err(StoreError::invalid(
-                "status",
-                "an invited user becomes active by registering with their token",
-            ));
-        }
-        parts.push((
-            ctx.authorize(db, Activity::SetUserActive.into(), resource, &target)
-                .await?,
-            "set-user-active",
-        ));
+        parts.push((ctx.authorize(db, Activity::SetUserActive.into(), resource, &target).await?, "set-user-active"));
     }
-    let permissions = patch
-        .job_priority_management
-        .is_some_and(|v| v != before.job_priority_management)
-        || patch
-            .live_data_management
-            .is_some_and(|v| v != before.live_data_management)
-        || patch
-            .default_job_priority
-            .is_some_and(|v| v != before.default_job_priority);
+    let permissions = patch.job_priority_management.is_some_and(|v| v != before.job_priority_management)
+        || patch.live_data_management.is_some_and(|v| v != before.live_data_management)
+        || patch.default_job_priority.is_some_and(|v| v != before.default_job_priority);
     if permissions {
         parts.push((
-            ctx.authorize(
-                db,
-                Activity::UpdateSitePermissions.into(),
-                resource,
-                &target,
-            )
-            .await?,
+            ctx.authorize(db, Activity::UpdateSitePermissions.into(), resource, &target).await?,
             "update-site-permissions",
         ));
     }
 
     let email = patch.email.as_deref().map(validate_email).transpose()?;
-    let first_name = patch
-        .first_name
-        .as_deref()
-        .map(|n| validate_name("first_name", n))
-        .transpose()?;
-    let last_name = patch
-        .last_name
-        .as_deref()
-        .map(|n| validate_name("last_name", n))
-        .transpose()?;
+    let first_name = patch.first_name.as_deref().map(|n| validate_name("first_name", n)).transpose()?;
+    let last_name = patch.last_name.as_deref().map(|n| validate_name("last_name", n)).transpose()?;
     if let Some(Some(p)) = patch.default_job_priority {
         if !(0..=limits::PRIORITY_MAX).contains(&p) {
             return Err(StoreError::invalid(
@@ -653,10 +518,7 @@ pub async fn update(
             }
             "change-site-role" => {
                 let role = patch.site_role.unwrap_or(before.site_role);
-                proof.require(Action::ChangeSiteRole {
-                    from: before.site_role,
-                    to: role,
-                })?;
+                proof.require(Action::ChangeSiteRole { from: before.site_role, to: role })?;
                 sqlx::query("UPDATE users SET site_role = $1, updated_at = $2 WHERE id = $3")
                     .bind(role.as_str())
                     .bind(now)
@@ -667,7 +529,11 @@ pub async fn update(
             }
             "set-user-active" => {
                 proof.require(Activity::SetUserActive.into())?;
-                let status = patch.status.unwrap_or(before.status);
+                let mut status = patch.status.unwrap_or(before.status);
+                // Someone who never registered goes back to waiting for their token.
+                if status == UserStatus::Active && !before.has_password {
+                    status = UserStatus::Invited;
+                }
                 sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
                     .bind(status.as_str())
                     .bind(now)
@@ -698,14 +564,7 @@ pub async fn update(
         .await?;
     let after = user_from_row(&row)?;
     for (_, part) in &parts {
-        let event = ctx.event(
-            part,
-            &target,
-            Outcome::Ok,
-            None,
-            Some(snapshot(&before)),
-            Some(snapshot(&after)),
-        );
+        let event = ctx.event(part, &target, Outcome::Ok, None, Some(snapshot(&before)), Some(snapshot(&after)));
         audit::append(&mut tx, event).await?;
     }
     tx.commit().await?;
@@ -713,11 +572,7 @@ pub async fn update(
 }
 
 /// Revokes every session and API token of a user.
-pub(crate) async fn revoke_credentials(
-    tx: &mut WriteTx,
-    user_id: i64,
-    now: i64,
-) -> Result<(), StoreError> {
+pub(crate) async fn revoke_credentials(tx: &mut WriteTx, user_id: i64, now: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(user_id)
@@ -734,30 +589,13 @@ pub(crate) async fn revoke_credentials(
 /// Deletes a user at once and permanently, with their sessions, tokens and API tokens.
 pub async fn delete(db: &Db, ctx: &Ctx, id: i64) -> Result<User, StoreError> {
     let user = show(db, ctx, id).await?;
-    let proof = ctx
-        .authorize(
-            db,
-            Activity::DeleteUser.into(),
-            user.target(),
-            &user.audit_target(),
-        )
-        .await?;
+    let proof = ctx.authorize(db, Activity::DeleteUser.into(), user.target(), &user.audit_target()).await?;
     proof.require(Activity::DeleteUser.into())?;
     let mut tx = db.begin_write().await?;
-    sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx.tx)
-        .await?;
+    sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx.tx).await?;
     audit::append(
         &mut tx,
-        ctx.event(
-            "delete-user",
-            &user.audit_target(),
-            Outcome::Ok,
-            None,
-            Some(snapshot(&user)),
-            None,
-        ),
+        ctx.event("delete-user", &user.audit_target(), Outcome::Ok, None, Some(snapshot(&user)), None),
     )
     .await?;
     tx.commit().await?;
@@ -774,23 +612,12 @@ pub async fn issue_reset(
     reset_ttl_ms: i64,
 ) -> Result<IssuedToken, StoreError> {
     let user = show(db, ctx, id).await?;
-    let proof = ctx
-        .authorize(
-            db,
-            Activity::ChangePassword.into(),
-            user.target(),
-            &user.audit_target(),
-        )
-        .await?;
+    let proof = ctx.authorize(db, Activity::ChangePassword.into(), user.target(), &user.audit_target()).await?;
     proof.require(Activity::ChangePassword.into())?;
-    let (kind, ttl) = if user.status == UserStatus::Invited {
-        ("register", register_ttl_ms)
-    } else {
-        ("reset", reset_ttl_ms)
-    };
+    let (kind, ttl) =
+        if user.status == UserStatus::Invited { ("register", register_ttl_ms) } else { ("reset", reset_ttl_ms) };
     let mut tx = db.begin_write().await?;
-    let (secret, expires) =
-        issue_token(&mut tx, Some(id), kind, ttl, proof.actor().map(|a| a.0)).await?;
+    let (secret, expires) = issue_token(&mut tx, Some(id), kind, ttl, proof.actor().map(|a| a.0)).await?;
     let action = format!("issue-{kind}-token");
     audit::append(
         &mut tx,

@@ -21,11 +21,7 @@ pub struct EventPage {
 }
 
 fn target() -> Target {
-    Target {
-        kind: "setting",
-        id: Some(Setting::AuditLog.as_str().into()),
-        name: None,
-    }
+    Target { kind: "setting", id: Some(Setting::AuditLog.as_str().into()), name: None }
 }
 
 /// Audit events, newest first, filtered and paged.
@@ -37,12 +33,7 @@ pub async fn list(
 ) -> ApiResult<axum::Json<EventPage>> {
     let _proof = caller
         .ctx()
-        .authorize(
-            &state.db,
-            Action::ReadSetting(Setting::AuditLog),
-            Resource::instance(),
-            &target(),
-        )
+        .authorize(&state.db, Action::ReadSetting(Setting::AuditLog), Resource::instance(), &target())
         .await?;
     let (events, next) = audit::list(&state.db, &filter).await?;
     Ok(axum::Json(EventPage { events, next }))
@@ -50,18 +41,10 @@ pub async fn list(
 
 /// Verify the hash chain: "ok, N events" or the first event that breaks it.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = Verification), (status = 403, body = Problem)))]
-pub async fn verify(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-) -> ApiResult<axum::Json<Verification>> {
+pub async fn verify(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<axum::Json<Verification>> {
     let _proof = caller
         .ctx()
-        .authorize(
-            &state.db,
-            Action::ReadSetting(Setting::AuditLog),
-            Resource::instance(),
-            &target(),
-        )
+        .authorize(&state.db, Action::ReadSetting(Setting::AuditLog), Resource::instance(), &target())
         .await?;
     Ok(axum::Json(audit::verify(&state.db).await?))
 }

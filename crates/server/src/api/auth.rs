@@ -39,21 +39,10 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     if req.username.is_empty() || req.username.len() > 64 || req.password.len() > 1024 {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid-credentials",
-            "wrong username or password",
-        ));
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid-credentials", "wrong username or password"));
     }
-    let ua = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    match state
-        .auth
-        .login(&state.db, &req.username, req.password, addr, ua)
-        .await?
-    {
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match state.auth.login(&state.db, &req.username, req.password, addr, ua).await? {
         LoginOutcome::Throttled(wait) => {
             let secs = wait.as_secs().max(1);
             let mut e = ApiError::new(
@@ -69,32 +58,18 @@ pub async fn login(
             "invalid-credentials",
             "wrong username or password, or the account is not active",
         )),
-        LoginOutcome::Session {
-            token,
-            csrf,
-            user,
-            expires_at,
-        } => {
-            let secure = if state.config.base_url().starts_with("https://") {
-                "; Secure"
-            } else {
-                ""
-            };
+        LoginOutcome::Session { token, csrf, user, expires_at } => {
+            let secure = if state.config.base_url().starts_with("https://") { "; Secure" } else { "" };
             let max_age = (expires_at - crate::db::now_ms()) / 1000;
             let cookie = format!(
                 "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
                 token.expose()
             );
-            let body = SessionInfo {
-                user,
-                csrf_token: csrf,
-                expires_at: format_ms(expires_at),
-            };
+            let body = SessionInfo { user, csrf_token: csrf, expires_at: format_ms(expires_at) };
             let mut response = axum::Json(body).into_response();
             response.headers_mut().insert(
                 header::SET_COOKIE,
-                HeaderValue::from_str(&cookie)
-                    .map_err(|e| crate::error::StoreError::Internal(e.to_string()))?,
+                HeaderValue::from_str(&cookie).map_err(|e| crate::error::StoreError::Internal(e.to_string()))?,
             );
             Ok(response)
         }
@@ -104,10 +79,7 @@ pub async fn login(
 /// End the current browser session.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204), (status = 401, body = Problem)))]
 pub async fn logout(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Response> {
-    state
-        .auth
-        .logout(&state.db, &caller.principal, caller.source.to_string())
-        .await?;
+    state.auth.logout(&state.db, &caller.principal, caller.source.to_string()).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -148,10 +120,7 @@ pub async fn register(
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<RegisteredUser>)> {
     check_token_shape(&req.token)?;
-    let user = state
-        .auth
-        .register(&state.db, req, addr.to_string())
-        .await?;
+    let user = state.auth.register(&state.db, req, addr.to_string()).await?;
     Ok((StatusCode::CREATED, axum::Json(RegisteredUser { user })))
 }
 
@@ -171,10 +140,7 @@ pub async fn reset(
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> ApiResult<axum::Json<RegisteredUser>> {
     check_token_shape(&req.token)?;
-    let user = state
-        .auth
-        .reset(&state.db, &req.token, req.password, addr.to_string())
-        .await?;
+    let user = state.auth.reset(&state.db, &req.token, req.password, addr.to_string()).await?;
     Ok(axum::Json(RegisteredUser { user }))
 }
 

@@ -34,13 +34,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            detail: detail.into(),
-            field: None,
-            retry_after: None,
-        }
+        ApiError { status, code, detail: detail.into(), field: None, retry_after: None }
     }
     pub fn field(mut self, field: impl Into<String>) -> ApiError {
         self.field = Some(field.into());
@@ -54,41 +48,29 @@ impl ApiError {
         )
     }
     pub fn not_found(what: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("no such {what}"),
-        )
+        ApiError::new(StatusCode::NOT_FOUND, "not-found", format!("no such {what}"))
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::Conflict { field } => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!("{field} is already taken: choose another"),
-            )
-            .field(field),
+            StoreError::Conflict { field } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", format!("{field} is already taken: choose another"))
+                    .field(field)
+            }
             StoreError::NotFound { what } => ApiError::not_found(what),
-            StoreError::Invalid { field, message } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-field",
-                format!("{field} {message}"),
-            )
-            .field(field),
+            StoreError::Invalid { field, message } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", format!("{field} {message}"))
+                    .field(field)
+            }
             StoreError::BadToken => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid-token",
                 "the token is unknown, already used or expired: ask an admin for a new one",
             )
             .field("token"),
-            StoreError::Denied(d) => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("denied: {}", d.reason),
-            ),
+            StoreError::Denied(d) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("denied: {}", d.reason)),
             StoreError::Db(sqlx::Error::PoolTimedOut) => {
                 tracing::error!("database pool timed out");
                 ApiError::new(
@@ -121,20 +103,14 @@ impl IntoResponse for ApiError {
             field: self.field,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"cryowarden\""),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"cryowarden\""));
         }
         response
     }

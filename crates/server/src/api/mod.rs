@@ -38,17 +38,10 @@ pub struct Health {
 /// Liveness and database reachability.
 #[utoipa::path(get, path = "/api/v1/health", tag = "health", responses((status = 200, body = Health), (status = 503, body = Problem)))]
 async fn health(State(state): State<Arc<AppState>>) -> ApiResult<axum::Json<Health>> {
-    sqlx::query("SELECT 1")
-        .execute(&state.db.pool)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "health check: database unreachable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the database is not answering",
-            )
-        })?;
+    sqlx::query("SELECT 1").execute(&state.db.pool).await.map_err(|e| {
+        tracing::error!(error = %e, "health check: database unreachable");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is not answering")
+    })?;
     Ok(axum::Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),

@@ -43,26 +43,14 @@ pub async fn create(
     caller: Caller,
     ApiJson(new): ApiJson<NewUser>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedUser>)> {
-    let (user, registration) = users::create(
-        &state.db,
-        &caller.ctx(),
-        new,
-        state.config.lifetimes().register_ms,
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreatedUser { user, registration }),
-    ))
+    let (user, registration) =
+        users::create(&state.db, &caller.ctx(), new, state.config.lifetimes().register_ms).await?;
+    Ok((StatusCode::CREATED, axum::Json(CreatedUser { user, registration })))
 }
 
 /// One user.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = i64, Path)), responses((status = 200, body = User), (status = 404, body = Problem)))]
-pub async fn show(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Id(id): Id,
-) -> ApiResult<axum::Json<User>> {
+pub async fn show(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult<axum::Json<User>> {
     Ok(axum::Json(users::show(&state.db, &caller.ctx(), id).await?))
 }
 
@@ -82,11 +70,7 @@ pub async fn update(
 
 /// Delete a user at once and permanently.
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = i64, Path)), responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn delete(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    Id(id): Id,
-) -> ApiResult<StatusCode> {
+pub async fn delete(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult<StatusCode> {
     users::delete(&state.db, &caller.ctx(), id).await?;
     state.auth.forget_user(id);
     Ok(StatusCode::NO_CONTENT)
