@@ -693,3 +693,23 @@ async fn the_register_page_escapes_what_it_echoes() {
     assert!(!html.contains("<script>alert(1)"), "{html}");
     assert!(html.contains("&lt;script&gt;"));
 }
+
+#[tokio::test]
+async fn sessions_end_at_their_absolute_lifetime() {
+    let app = TestApp::start_with(Backend::Sqlite, |c| c.session_absolute_hours = 0).await.unwrap();
+    app.register_first_site_admin().await;
+    let (cookie, _) = app.login("root-admin", ADMIN_PASSWORD).await;
+    let resp = app.http.get(format!("{}/api/v1/users/me", app.url)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "a session past its absolute lifetime is over");
+}
+
+#[tokio::test]
+async fn sessions_end_after_idling() {
+    let app = TestApp::start_with(Backend::Sqlite, |c| c.session_idle_minutes = 0).await.unwrap();
+    app.register_first_site_admin().await;
+    let (cookie, _) = app.login("root-admin", ADMIN_PASSWORD).await;
+    // Make the session's last activity a minute old, as idling would.
+    sqlx::query("UPDATE sessions SET last_seen_at = last_seen_at - 60000").execute(&app.state.db.pool).await.unwrap();
+    let resp = app.http.get(format!("{}/api/v1/users/me", app.url)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "a session idle longer than allowed is over");
+}

@@ -67,14 +67,20 @@ pub const USER_PASSWORD: &str = "a long user passphrase";
 impl TestApp {
     /// Starts the real application; `None` when the backend is not available outside CI.
     pub async fn start(backend: Backend) -> Option<TestApp> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts the application with a configuration adjusted by `tweak`.
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = fresh_database(backend, dir.path()).await?;
-        let config = Config {
+        let mut config = Config {
             data_dir: dir.path().to_owned(),
             database_url,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..Config::default()
         };
+        tweak(&mut config);
         let state = AppState::open(config).await.expect("open the app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -121,12 +127,16 @@ impl TestApp {
     /// Registers the first Site Admin through the bootstrap token, signs in and returns an API
     /// token of theirs.
     pub async fn site_admin(&self) -> String {
-        let token = self.state.auth.bootstrap_token(&self.state.db).await.expect("bootstrap").expect("no users yet");
-        let (s, v) = self
-            .call(Method::POST, "/api/v1/auth/register", None, Some(json!({ "token": token.expose(), "password": ADMIN_PASSWORD, "username": "root-admin", "email": "admin@facility.example" })))
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        self.register_first_site_admin().await;
         self.api_token("root-admin", ADMIN_PASSWORD).await
+    }
+
+    /// Registers `root-admin` with the bootstrap token.
+    pub async fn register_first_site_admin(&self) {
+        let token = self.state.auth.bootstrap_token(&self.state.db).await.expect("bootstrap").expect("no users yet");
+        let body = json!({ "token": token.expose(), "password": ADMIN_PASSWORD, "username": "root-admin", "email": "admin@facility.example" });
+        let (s, v) = self.call(Method::POST, "/api/v1/auth/register", None, Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
     }
 
     /// Signs in with a password and exchanges the session for an API token.

@@ -7,7 +7,9 @@
 //! 2. the structured reading in the toml is what the cell texts say, through a fixed vocabulary
 //!    written here. A cell text the vocabulary does not know fails the test: read the new text,
 //!    then add its reading to the vocabulary below.
-//! 3. the project copy of roles.md is the shared one, when the shared one is present.
+//! 3. the project copy of roles.md is the shared one, when the shared one is present;
+//! 4. the vocabulary the toml's header comment documents is the one the core reads, and every
+//!    word the file uses is documented there.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -572,4 +574,88 @@ fn project_roles_md_is_the_shared_one() {
             shared.display()
         );
     }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The vocabulary the toml's header documents is the one the core reads
+// ------------------------------------------------------------------------------------------------
+
+/// The words the header of permissions.toml documents, by the phrase that opens their list.
+const HEADER_SECTIONS: &[&str] = &["§1 access values:", "§2 grants, per column:", "Cell bounds", "Row bounds"];
+
+#[test]
+fn the_toml_header_documents_exactly_the_words_the_core_reads() {
+    use cryowarden_core::Bound;
+    let header: String = PERMISSIONS_TOML
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let quoted = |text: &str| -> Vec<String> { text.split('"').skip(1).step_by(2).map(str::to_owned).collect() };
+    // Each section runs to the next one.
+    let starts: Vec<(usize, &str)> = HEADER_SECTIONS.iter().filter_map(|s| header.find(s).map(|i| (i, *s))).collect();
+    let mut documented: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (start, name) in &starts {
+        let end = starts.iter().map(|(i, _)| *i).filter(|i| i > start).min().unwrap_or(header.len());
+        documented.insert(name, quoted(&header[*start..end]));
+    }
+    let mut problems = Vec::new();
+    for section in HEADER_SECTIONS {
+        if !documented.contains_key(section) {
+            problems.push(format!("the header has no list opening with {section:?}"));
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct OneGrant {
+        #[allow(dead_code)]
+        g: GrantCell,
+    }
+    #[derive(serde::Deserialize)]
+    struct OneRowBound {
+        #[allow(dead_code)]
+        b: RowBound,
+    }
+    for (section, words) in &documented {
+        for w in words {
+            let understood = match *section {
+                "§1 access values:" => Access::parse(w).is_some(),
+                "§2 grants, per column:" => toml::from_str::<OneGrant>(&format!("g = {w:?}")).is_ok(),
+                "Cell bounds" => Bound::parse(w).is_some(),
+                "Row bounds" => toml::from_str::<OneRowBound>(&format!("b = {w:?}")).is_ok(),
+                _ => unreachable!(),
+            };
+            if !understood {
+                problems
+                    .push(format!("the header documents {w:?} in {section:?}, which the core does not accept there"));
+            }
+        }
+    }
+    // And every word the file uses is documented.
+    let file = toml_file();
+    let empty = Vec::new();
+    let doc = |s: &str| documented.get(s).unwrap_or(&empty);
+    for row in &file.activity {
+        for b in &row.bounds {
+            let name = match b {
+                RowBound::NeverSelf => "never-self",
+                RowBound::ConfirmSelf => "confirm-self",
+            };
+            if !doc("Row bounds").iter().any(|w| w == name) {
+                problems.push(format!("row bound {name} (activity {}) is not documented in the header", row.key));
+            }
+        }
+        for (action, cells) in &row.actions {
+            for cell in cells.values() {
+                if let GrantCell::WithBounds { bounds, .. } = cell {
+                    for b in bounds {
+                        if !doc("Cell bounds").contains(b) {
+                            problems.push(format!("cell bound {b} ({action}) is not documented in the header"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "the header comment of spec/permissions.toml:\n{}", problems.join("\n"));
 }
