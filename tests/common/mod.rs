@@ -2,6 +2,7 @@
 //! PostgreSQL in a fresh schema, driven through its public HTTP API.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod process;
 
 use std::net::SocketAddr;
@@ -80,10 +81,11 @@ impl TestApp {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..Config::default()
         };
-        tweak(&mut config);
-        let state = AppState::open(config).await.expect("open the app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        config.listen = addr;
+        tweak(&mut config);
+        let state = AppState::open(config).await.expect("open the app");
         let app = cryowarden_server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum_serve(listener, app).await });
         Some(TestApp { url: format!("http://{addr}"), http: reqwest::Client::new(), state, backend, dir })

@@ -216,6 +216,9 @@ pub fn authorize(actor: &Actor, action: Action, resource: &Resource) -> Decision
 }
 
 fn decide_role_change(actor: &Actor, from: SiteRole, to: SiteRole, resource: &Resource, action: Action) -> Decision {
+    // The target's recorded role is authoritative: a caller's stale or wrong `from` must not let
+    // an Application Admin demote a Site Admin.
+    let from = resource.target.map_or(from, |t| t.site_role);
     let on_self = is_self(actor, resource);
     let leaving_application_admin = from == SiteRole::ApplicationAdmin && to == SiteRole::None;
     if on_self && !leaving_application_admin {
@@ -334,5 +337,21 @@ fn role_name(role: SiteRole) -> &'static str {
         SiteRole::ImpersonatingTroubleshooter => "an Impersonating Troubleshooter",
         SiteRole::Troubleshooter => "a Troubleshooter",
         SiteRole::None => "an ordinary user",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_role_change_is_judged_by_the_targets_recorded_role_not_the_callers_claim() {
+        let aa = Actor::new(UserId(1), SiteRole::ApplicationAdmin);
+        let head = Resource::user(UserId(2), SiteRole::SiteAdmin);
+        let claimed = Action::ChangeSiteRole { from: SiteRole::None, to: SiteRole::Troubleshooter };
+        assert!(
+            !authorize(&aa, claimed, &head).is_allowed(),
+            "an AA may not demote a Site Admin by misstating their role"
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -18,13 +18,14 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::StoreError;
-use crate::pages;
+use crate::web::{admin, pages};
 
 /// Everything a request may need, passed explicitly.
 pub struct AppState {
     pub db: Db,
     pub auth: Auth,
     pub config: Config,
+    pub settings: crate::settings::SettingsCache,
     pub started: Instant,
 }
 
@@ -37,7 +38,7 @@ impl AppState {
         let db = Db::connect(&config.database_url()).await?;
         db.migrate().await?;
         let auth = Auth::new(config.lifetimes(), config.password_hash_concurrency);
-        Ok(Arc::new(AppState { db, auth, config, started: Instant::now() }))
+        Ok(Arc::new(AppState { db, auth, config, settings: Default::default(), started: Instant::now() }))
     }
 }
 
@@ -47,8 +48,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(crate::api::router())
         .route("/", get(pages::home))
+        .route("/login", get(pages::login_form).post(pages::login_submit))
+        .route("/logout", post(pages::logout))
         .route("/register", get(pages::register_form).post(pages::register_submit))
         .route("/reset", get(pages::reset_form).post(pages::reset_submit))
+        .route("/admin", get(admin::index))
+        .route("/admin/settings", get(admin::settings_page).post(admin::settings_submit))
+        .route("/admin/users", get(admin::users_page))
+        .route("/admin/users/new", get(admin::new_user_page).post(admin::new_user_submit))
+        .route("/static/{name}", get(crate::web::static_file))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route: see /api/v1/openapi.json")
         })
@@ -77,16 +85,18 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Binds, prints where to go, and serves until Ctrl-C or SIGTERM.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
-    let state = AppState::open(config).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot listen on {listen}: {e} (is another cryowarden running? set `listen` or CRYOWARDEN_LISTEN)"
         )
     })?;
     let local = listener.local_addr()?;
-    let base = if state.config.base_url.is_empty() { format!("http://{local}") } else { state.config.base_url() };
+    // With port 0 the system picks one: links must name the real one.
+    config.listen = local;
+    let state = AppState::open(config).await?;
+    let base = state.config.base_url();
     tracing::info!(address = %local, database = state.db.backend.name(), "cryowarden listening");
     println!(
         "cryowarden listening on http://{local} (data in {}, {})",

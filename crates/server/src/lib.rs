@@ -10,11 +10,13 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
-pub mod pages;
+pub mod logs;
 pub mod passwords;
 pub mod secrets;
+pub mod settings;
 pub mod throttle;
 pub mod users;
+pub mod web;
 
 pub use app::{AppState, router, serve};
 pub use config::Config;

@@ -634,3 +634,24 @@ pub async fn issue_reset(
     tx.commit().await?;
     Ok(issued(kind, &secret, expires))
 }
+
+/// The newest pending (unused, unexpired) registration or reset token of each of `ids`:
+/// its kind and expiry, for the admin table (the token itself is never stored).
+pub async fn pending_tokens(
+    db: &Db,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, (String, String)>, StoreError> {
+    let mut out = std::collections::HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let sql = format!(
+        "SELECT user_id, kind, expires_at FROM user_tokens WHERE used_at IS NULL AND expires_at > $1 AND user_id IN ({list}) ORDER BY id"
+    );
+    for r in sqlx::query::<Any>(&sql).bind(now_ms()).fetch_all(&db.pool).await? {
+        let id: i64 = r.try_get("user_id")?;
+        out.insert(id, (r.try_get("kind")?, format_ms(r.try_get("expires_at")?)));
+    }
+    Ok(out)
+}

@@ -1,0 +1,139 @@
+//! The web UI: server-rendered pages (minijinja templates, escaped by default) that call the
+//! same domain functions, and so the same authorization, as the REST API. Forms carry the
+//! session's CSRF token; the few scripts call the REST API with it.
+
+pub mod admin;
+pub mod pages;
+
+use std::sync::{Arc, LazyLock};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use minijinja::{Environment, Value, context};
+
+use crate::api::extract::{Source, constant_time_eq, session_cookie};
+use crate::api::settings::PublicInstance;
+use crate::app::AppState;
+use crate::auth::{Principal, Via};
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in [
+        ("base.html", include_str!("../../templates/base.html")),
+        ("login.html", include_str!("../../templates/login.html")),
+        ("home.html", include_str!("../../templates/home.html")),
+        ("message.html", include_str!("../../templates/message.html")),
+        ("register.html", include_str!("../../templates/register.html")),
+        ("reset.html", include_str!("../../templates/reset.html")),
+        ("admin_tabs.html", include_str!("../../templates/admin_tabs.html")),
+        ("admin_settings.html", include_str!("../../templates/admin_settings.html")),
+        ("admin_users.html", include_str!("../../templates/admin_users.html")),
+        ("admin_user_new.html", include_str!("../../templates/admin_user_new.html")),
+    ] {
+        env.add_template(name, source).expect("templates parse");
+    }
+    env
+});
+
+/// Renders a template; a template error is logged and shown as a bare 500.
+pub fn render(name: &str, ctx: Value) -> Response {
+    match TEMPLATES.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "an internal error occurred; it has been logged").into_response()
+        }
+    }
+}
+
+/// The signed-in browser user of a page. No session: a redirect to the sign-in page.
+pub struct PageCaller {
+    pub principal: Arc<Principal>,
+    pub source: std::net::IpAddr,
+}
+
+impl PageCaller {
+    pub fn csrf(&self) -> &str {
+        match &self.principal.via {
+            Via::Session { csrf, .. } => csrf,
+            Via::Token { .. } => "",
+        }
+    }
+    pub fn ctx(&self) -> crate::context::Ctx {
+        self.principal.ctx(self.source.to_string())
+    }
+    /// Checks a form's `_csrf` field against the session.
+    pub fn check_csrf(&self, sent: &str) -> Result<(), Response> {
+        if !self.csrf().is_empty() && constant_time_eq(sent.as_bytes(), self.csrf().as_bytes()) {
+            Ok(())
+        } else {
+            Err((
+                StatusCode::FORBIDDEN,
+                "The form's security token does not match your session: reload the page and try again.",
+            )
+                .into_response())
+        }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for PageCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
+        let Source(source) = Source::from_request_parts(parts, state).await.unwrap_or(Source([127, 0, 0, 1].into()));
+        let to_login = || {
+            let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            Redirect::to(&format!("/login?next={}", urlencode(next))).into_response()
+        };
+        let Some(cookie) = session_cookie(parts) else { return Err(to_login()) };
+        match state.auth.resolve(&state.db, cookie).await {
+            Ok(Some(principal)) if matches!(principal.via, Via::Session { .. }) => Ok(PageCaller { principal, source }),
+            Ok(_) => Err(to_login()),
+            Err(e) => Err(crate::api::error::ApiError::from(e).into_response()),
+        }
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The context every page shares: instance name, banner, maintenance notice, user, CSRF token.
+pub async fn base_context(state: &AppState, caller: Option<&PageCaller>, nav: &str) -> Value {
+    let settings = state.settings.get(&state.db).await.unwrap_or_default();
+    let instance = PublicInstance::from(&settings);
+    match caller {
+        Some(c) => context! {
+            instance => Value::from_serialize(&instance),
+            user => Value::from_serialize(&c.principal.user),
+            csrf => c.csrf(),
+            admin_panel => c.principal.user.site_role.sees_admin_panel(),
+            nav => nav,
+        },
+        None => context! { instance => Value::from_serialize(&instance), nav => nav },
+    }
+}
+
+/// Merges extra values into a base context.
+pub fn with(base: Value, extra: Value) -> Value {
+    context! { ..base, ..extra }
+}
+
+/// A page that says one thing.
+pub fn message(base: Value, status: StatusCode, heading: &str, text: &str) -> Response {
+    let mut r = render("message.html", with(base, context! { heading, text }));
+    *r.status_mut() = status;
+    r
+}
+
+/// The static files of the UI.
+pub async fn static_file(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    let (body, ctype) = match name.as_str() {
+        "style.css" => (include_str!("../../static/style.css"), "text/css; charset=utf-8"),
+        "admin.js" => (include_str!("../../static/admin.js"), "text/javascript; charset=utf-8"),
+        _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
+    };
+    ([(header::CONTENT_TYPE, ctype), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()
+}
