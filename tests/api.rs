@@ -713,3 +713,59 @@ async fn sessions_end_after_idling() {
     let resp = app.http.get(format!("{}/api/v1/users/me", app.url)).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "a session idle longer than allowed is over");
 }
+
+on_both_backends!(instance_logs_and_the_report_follow_the_console_table, |app: TestApp| async move {
+    let admin = app.site_admin().await;
+    let (_, support) = app.user(&admin, "support", "troubleshooter").await;
+    let (_, student) = app.user(&admin, "student", "none").await;
+    let dir = app.dir.path().join("logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lines: Vec<String> = (0..700).map(|i| format!("2026-11-23T00:00:00Z INFO api: request {i}")).collect();
+    std::fs::write(dir.join("api.log"), lines.join("\n") + "\n").unwrap();
+
+    let (s, v) = app.get("/api/v1/logs/api?lines=50", &admin).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let got = v["lines"].as_array().unwrap();
+    assert_eq!(got.len(), 50);
+    assert_eq!(got[49], "2026-11-23T00:00:00Z INFO api: request 699", "newest last");
+    assert_eq!(got[0], "2026-11-23T00:00:00Z INFO api: request 650");
+    assert_eq!(app.get("/api/v1/logs/api?lines=500", &support).await.1["lines"].as_array().unwrap().len(), 500);
+    for (path, field) in [
+        ("/api/v1/logs/api?lines=7", "lines"),
+        ("/api/v1/logs/api?lines=x", "lines"),
+        ("/api/v1/logs/nosuch", "service"),
+    ] {
+        let (s, v) = app.get(path, &admin).await;
+        assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some(field)), "{path}: {v}");
+    }
+    assert_eq!(app.get("/api/v1/logs/api", &student).await.0, StatusCode::FORBIDDEN);
+
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/report", app.url))
+        .bearer_auth(&support)
+        .json(&json!({ "user_agent": "test-agent", "time_zone": "Europe/Zurich" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/zip");
+    let entries = common::unzip(&resp.bytes().await.unwrap());
+    assert_eq!(entries["logs/api.log"], lines.join("\n") + "\n", "the log file, whole");
+    let runtime: Value = serde_json::from_str(&entries["runtime-diagnostics.json"]).unwrap();
+    for field in ["version", "build", "host", "generated_at", "database"] {
+        assert!(!runtime[field].is_null(), "runtime-diagnostics.json lacks {field}: {runtime}");
+    }
+    assert!(!entries["runtime-diagnostics.json"].contains("cw_test:cw_test"), "no database password in the report");
+    let browser: Value = serde_json::from_str(&entries["browser-diagnostics.json"]).unwrap();
+    assert_eq!(browser["time_zone"], "Europe/Zurich");
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/report", app.url))
+        .bearer_auth(&student)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+});

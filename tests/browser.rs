@@ -42,7 +42,12 @@ async fn a_site_admin_manages_a_user_in_the_browser() {
     let Some(driver) = Driver::start().await else { return };
     let app = TestApp::start(Backend::Sqlite).await.unwrap();
     let api = app.site_admin().await;
-    let admin = driver.browser().await;
+    let downloads = tempfile::tempdir().unwrap();
+    let admin = driver.browser_downloading_to(Some(downloads.path())).await;
+    let log_dir = app.dir.path().join("logs");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let app_log: String = (0..600).map(|i| format!("2026-11-23T10:00:00Z INFO cryowarden: line {i}\n")).collect();
+    std::fs::write(log_dir.join("app.log"), &app_log).unwrap();
 
     // Sign in; the key icon leads to the admin panel.
     sign_in(&admin, &app, "root-admin", ADMIN_PASSWORD).await;
@@ -122,6 +127,39 @@ async fn a_site_admin_manages_a_user_in_the_browser() {
     // The admin's own role control is disabled.
     let own_role = find(&admin, "tr[data-username='root-admin'] select.role").await;
     assert!(own_role.attr("disabled").await.unwrap().is_some(), "own role select is disabled");
+
+    // Instance Logs: the last 50, then 500 lines, newest at the bottom.
+    admin.goto(&format!("{}/admin/logs?service=app&lines=50", app.url)).await.unwrap();
+    let shown = find(&admin, "#log").await.text().await.unwrap();
+    assert_eq!(shown.lines().count(), 50);
+    assert_eq!(shown.lines().last(), Some("2026-11-23T10:00:00Z INFO cryowarden: line 599"));
+    screenshot(&admin, "admin-instance-logs").await;
+    find(&admin, "#lines option[value='500']").await.click().await.unwrap();
+    find(&admin, "#refresh").await.click().await.unwrap();
+    eventually("500 lines shown", async || {
+        admin.find(Locator::Css("#log")).await.unwrap().text().await.unwrap().lines().count() == 500
+    })
+    .await;
+
+    // Download report: one zip with every log, and both diagnostics files from this browser.
+    find(&admin, "#download-report").await.click().await.unwrap();
+    let mut zip_path = None;
+    eventually("the report is downloaded", async || {
+        zip_path = std::fs::read_dir(downloads.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "zip"));
+        zip_path.is_some()
+    })
+    .await;
+    let entries = common::unzip(&std::fs::read(zip_path.unwrap()).unwrap());
+    assert_eq!(entries["logs/app.log"], app_log);
+    let runtime: Value = serde_json::from_str(&entries["runtime-diagnostics.json"]).unwrap();
+    assert!(runtime["host"]["cores"].as_u64().is_some_and(|c| c >= 1), "{runtime}");
+    let browser: Value = serde_json::from_str(&entries["browser-diagnostics.json"]).unwrap();
+    assert!(browser["user_agent"].as_str().unwrap().contains("Chrome"), "{browser}");
+    assert!(browser["time_zone"].is_string() && browser["screen"]["width"].is_number(), "{browser}");
 
     // Maintenance mode: the user sees its banner on every page.
     admin.goto(&format!("{}/admin/settings", app.url)).await.unwrap();

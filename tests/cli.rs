@@ -139,6 +139,19 @@ fn offline_and_remote_commands_work_end_to_end() {
     assert!(!gone.status.success());
     drop(server);
 
+    // The offline report, for when the server is down: the server's own logs are in it.
+    let zip = dir.path().join("report.zip");
+    let report = run(&["report", "--data-dir", data_s, "-o", zip.to_str().unwrap()], "", &env);
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let entries = common::unzip(&std::fs::read(&zip).unwrap());
+    for name in
+        ["logs/app.log", "logs/api.log", "logs/audit.log", "runtime-diagnostics.json", "browser-diagnostics.json"]
+    {
+        assert!(entries.contains_key(name), "{name} missing from {:?}", entries.keys());
+    }
+    let runtime: Value = serde_json::from_str(&entries["runtime-diagnostics.json"]).unwrap();
+    assert_eq!(runtime["database"]["reachable"], true);
+
     let verify = run(&["audit", "verify", "--data-dir", data_s], "", &env);
     assert!(verify.status.success());
     let text = stdout(&verify);

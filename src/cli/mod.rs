@@ -91,6 +91,14 @@ enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Write the diagnostic report (logs, runtime and browser diagnostics) to a zip, offline.
+    Report {
+        #[command(flatten)]
+        offline: Offline,
+        /// The zip to write.
+        #[arg(short, long, default_value = "cryowarden-report.zip")]
+        output: PathBuf,
+    },
     /// Users (remote).
     #[command(subcommand)]
     User(remote::UserCommand),
@@ -167,6 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Audit(AuditCommand::Verify { offline, json }) => offline::audit_verify(offline, json).await,
         Command::Login { remote, username, password_stdin } => remote::login(remote, username, password_stdin).await,
+        Command::Report { offline, output } => offline::report(offline, output).await,
         Command::User(cmd) => remote::user(cmd).await,
         Command::Token(cmd) => remote::token(cmd).await,
     }

@@ -28,18 +28,15 @@ async fn open(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-fn init_logging(filter: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-}
-
 pub async fn serve(offline: Offline, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
     let mut config = load(&offline)?;
     if let Some(l) = listen {
         config.listen = l;
     }
-    init_logging(&config.log);
+    // Every service writes its own rotated file under DATA_DIR/logs (the Instance Logs view
+    // and the report read them), and the console shows the same lines.
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let _logs = cryowarden_server::logs::init(&cryowarden_server::logs::log_dir(&config.data_dir), &config.log, true)?;
     cryowarden_server::serve(config).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -99,4 +96,49 @@ pub async fn audit_verify(offline: Offline, json: bool) -> anyhow::Result<ExitCo
         println!("{report}");
     }
     Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+pub async fn report(offline: Offline, output: std::path::PathBuf) -> anyhow::Result<ExitCode> {
+    use cryowarden_server::logs;
+    let config = load(&offline)?;
+    // The database may be down: that is often why the offline report is wanted.
+    let database = match tokio::time::timeout(std::time::Duration::from_secs(5), Db::connect(&config.database_url()))
+        .await
+    {
+        Ok(Ok(db)) => {
+            serde_json::json!({ "backend": db.backend.name(), "url": config.redacted_database_url(), "reachable": true })
+        }
+        Ok(Err(e)) => {
+            serde_json::json!({ "url": config.redacted_database_url(), "reachable": false, "error": e.to_string() })
+        }
+        Err(_) => {
+            serde_json::json!({ "url": config.redacted_database_url(), "reachable": false, "error": "timed out after 5 s" })
+        }
+    };
+    let runtime = logs::runtime_diagnostics(
+        serde_json::json!({ "database": database, "lanes": [], "generated_by": "cryowarden report (offline)" }),
+    );
+    let browser = serde_json::json!({ "note": "generated offline by the CLI: no browser involved" });
+    let dir = logs::log_dir(&config.data_dir);
+    let file = std::fs::File::create(&output).with_context(|| format!("creating {}", output.display()))?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let out = output.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let mut progress = |done: u64, total: u64| {
+            bar.set_length(total);
+            bar.set_position(done);
+        };
+        let result = logs::write_report(std::io::BufWriter::new(file), &dir, &runtime, &browser, &mut progress);
+        bar.finish_and_clear();
+        result
+    })
+    .await?;
+    let mut writer = written.with_context(|| format!("writing {}", out.display()))?;
+    std::io::Write::flush(&mut writer)?;
+    println!("report written to {}", output.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -43,6 +43,11 @@ impl Driver {
 
     /// A fresh browser with its own profile (cookies are not shared between two of them).
     pub async fn browser(&self) -> Client {
+        self.browser_downloading_to(None).await
+    }
+
+    /// A fresh browser that saves downloads, without asking, into `downloads`.
+    pub async fn browser_downloading_to(&self, downloads: Option<&std::path::Path>) -> Client {
         let profile = tempfile::tempdir().unwrap().keep();
         let mut caps = serde_json::Map::new();
         caps.insert(
@@ -53,6 +58,10 @@ impl Driver {
                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
                          "--disable-dev-shm-usage", "--window-size=1400,1000",
                          format!("--user-data-dir={}", profile.display())],
+                "prefs": downloads.map(|d| json!({
+                    "download.default_directory": d.display().to_string(),
+                    "download.prompt_for_download": false,
+                })).unwrap_or(json!({})),
             }),
         );
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())

@@ -231,3 +231,17 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// The entries of a zip and the text of each (the report's JSON and log files are small here).
+pub fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a valid zip");
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).expect("entry");
+        let name = f.name().expect("entry name").to_string();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut f, &mut text).expect("text entry");
+        out.insert(name, text);
+    }
+    out
+}

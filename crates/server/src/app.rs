@@ -56,6 +56,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/settings", get(admin::settings_page).post(admin::settings_submit))
         .route("/admin/users", get(admin::users_page))
         .route("/admin/users/new", get(admin::new_user_page).post(admin::new_user_submit))
+        .route("/admin/logs", get(admin::logs_page))
+        .route("/admin/report", post(admin::report_download))
         .route("/static/{name}", get(crate::web::static_file))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route: see /api/v1/openapi.json")

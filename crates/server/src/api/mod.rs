@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod logs;
 pub mod settings;
 pub mod tokens;
 pub mod users;
@@ -25,7 +26,7 @@ use error::{ApiError, ApiResult, Problem};
 #[openapi(
     info(title = "cryowarden", description = "Control plane of a shared cryo-EM processing facility. Errors are application/problem+json with a stable `code`. Browser sessions use an HttpOnly cookie and must send `X-CSRF-Token` on writes; scripts send `Authorization: Bearer cwt_...`."),
     components(schemas(Problem)),
-    tags((name = "auth"), (name = "users"), (name = "tokens"), (name = "audit"), (name = "settings"), (name = "health"))
+    tags((name = "auth"), (name = "users"), (name = "tokens"), (name = "audit"), (name = "settings"), (name = "logs"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -69,6 +70,8 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .routes(routes!(audit::verify))
         .routes(routes!(settings::get, settings::update))
         .routes(routes!(settings::public))
+        .routes(routes!(logs::tail))
+        .routes(routes!(logs::report))
         .split_for_parts();
     let openapi = Arc::new(openapi);
     router.route(

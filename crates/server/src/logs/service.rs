@@ -15,9 +15,11 @@ pub enum Service {
 }
 
 /// Target prefixes and where they go, checked in order; anything else goes to [`Service::App`].
-const ROUTES: [(&str, Service); 8] = [
+const ROUTES: [(&str, Service); 9] = [
     ("cryowarden_server::api", Service::Api),
     ("cryowarden_server::pages", Service::Api),
+    // The server-rendered pages moved from `pages` to `web` (web/pages.rs, web/admin.rs).
+    ("cryowarden_server::web", Service::Api),
     ("tower_http", Service::Api),
     ("sqlx", Service::Database),
     ("cryowarden_server::audit", Service::Audit),
@@ -92,6 +94,9 @@ mod tests {
             ("cryowarden_server::api", Service::Api),
             ("cryowarden_server::api::users", Service::Api),
             ("cryowarden_server::pages", Service::Api),
+            ("cryowarden_server::web::admin", Service::Api),
+            // The server-rendered pages moved from `pages` to `web` (web/pages.rs, web/admin.rs).
+            ("cryowarden_server::web", Service::Api),
             ("tower_http::trace::on_response", Service::Api),
             ("sqlx::query", Service::Database),
             ("sqlx", Service::Database),

@@ -389,3 +389,65 @@ pub async fn new_user_submit(
         Err(e) => form_error(e, again),
     }
 }
+
+#[derive(Deserialize, Default)]
+pub struct LogsQuery {
+    service: Option<String>,
+    lines: Option<String>,
+}
+
+pub async fn logs_page(State(state): State<Arc<AppState>>, caller: PageCaller, Query(q): Query<LogsQuery>) -> Response {
+    let base = match gate(&state, &caller, Action::ReadSetting(Setting::InstanceLogs)).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let service = q.service.unwrap_or_else(|| "app".into());
+    let services: Vec<&str> = crate::logs::Service::ALL.iter().map(|s| s.as_str()).collect();
+    let (svc, n) = match crate::api::logs::parse_tail(&service, q.lines.as_deref()) {
+        Ok(v) => v,
+        Err(e) => return message(base, e.status, "Instance Logs", &e.detail),
+    };
+    let lines = match crate::api::logs::read_tail(&state, svc, n).await {
+        Ok(l) => l,
+        Err(e) => return message(base, e.status, "Instance Logs", &e.detail),
+    };
+    let actor = caller.principal.actor();
+    render(
+        "admin_logs.html",
+        with(
+            base,
+            context! {
+                current_tab => "logs", services, service => svc.as_str(), lines => n, counts => crate::logs::LINE_COUNTS.to_vec(),
+                log_lines => lines, can_report => allowed(&actor, Action::ReadSetting(Setting::DiagnosticReport), Resource::instance()),
+            },
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct ReportForm {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+    #[serde(default)]
+    browser: String,
+}
+
+pub async fn report_download(
+    State(state): State<Arc<AppState>>,
+    caller: PageCaller,
+    Form(f): Form<ReportForm>,
+) -> Response {
+    if let Err(r) = caller.check_csrf(&f.csrf) {
+        return r;
+    }
+    // What the page sends is kept as sent when it is JSON, else as text: it is diagnostics.
+    let browser = serde_json::from_str(&f.browser)
+        .unwrap_or_else(|_| serde_json::json!({ "unparsed": f.browser.chars().take(10_000).collect::<String>() }));
+    match crate::api::logs::report_response(&state, &caller.ctx(), browser).await {
+        Ok(r) => r,
+        Err(e) => {
+            let base = base_context(&state, Some(&caller), "admin").await;
+            message(base, e.status, "Download report", &e.detail)
+        }
+    }
+}

@@ -31,6 +31,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("admin_settings.html", include_str!("../../templates/admin_settings.html")),
         ("admin_users.html", include_str!("../../templates/admin_users.html")),
         ("admin_user_new.html", include_str!("../../templates/admin_user_new.html")),
+        ("admin_logs.html", include_str!("../../templates/admin_logs.html")),
     ] {
         env.add_template(name, source).expect("templates parse");
     }
@@ -133,6 +134,8 @@ pub async fn static_file(axum::extract::Path(name): axum::extract::Path<String>)
     let (body, ctype) = match name.as_str() {
         "style.css" => (include_str!("../../static/style.css"), "text/css; charset=utf-8"),
         "admin.js" => (include_str!("../../static/admin.js"), "text/javascript; charset=utf-8"),
+        "logs.js" => (include_str!("../../static/logs.js"), "text/javascript; charset=utf-8"),
+        "errors.js" => (include_str!("../../static/errors.js"), "text/javascript; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
     };
     ([(header::CONTENT_TYPE, ctype), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()
