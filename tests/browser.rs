@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::{Driver, find, screenshot};
+use common::browser::{Driver, find, screenshot, wait_text};
 use common::{ADMIN_PASSWORD, Backend, TestApp};
 use fantoccini::{Client, Locator};
 use reqwest::{Method, StatusCode};
@@ -74,12 +74,11 @@ async fn a_site_admin_manages_a_user_in_the_browser() {
     student.goto(&format!("{}/register?token={token}", app.url)).await.unwrap();
     find(&student, "#password").await.send_keys(NEW_PASSWORD).await.unwrap();
     find(&student, "form button[type=submit]").await.click().await.unwrap();
-    let heading = find(&student, "h1").await.text().await.unwrap();
-    assert_eq!(heading, "Registered");
+    wait_text(&student, "h1", |h| h == "Registered").await;
     sign_in(&student, &app, "student", NEW_PASSWORD).await;
     assert!(student.find(Locator::Css("nav.side a.key")).await.is_err(), "no key icon for an ordinary user");
     student.goto(&format!("{}/admin/users", app.url)).await.unwrap();
-    assert_eq!(find(&student, "h1").await.text().await.unwrap(), "Not allowed");
+    wait_text(&student, "h1", |h| h == "Not allowed").await;
 
     // Inline email edit: cancel once (X), then confirm (check).
     admin.goto(&format!("{}/admin/users", app.url)).await.unwrap();
@@ -136,10 +135,7 @@ async fn a_site_admin_manages_a_user_in_the_browser() {
     screenshot(&admin, "admin-instance-logs").await;
     find(&admin, "#lines option[value='500']").await.click().await.unwrap();
     find(&admin, "#refresh").await.click().await.unwrap();
-    eventually("500 lines shown", async || {
-        admin.find(Locator::Css("#log")).await.unwrap().text().await.unwrap().lines().count() == 500
-    })
-    .await;
+    wait_text(&admin, "#log", |t| t.lines().count() == 500).await;
 
     // Download report: one zip with every log, and both diagnostics files from this browser.
     find(&admin, "#download-report").await.click().await.unwrap();

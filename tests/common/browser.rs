@@ -95,3 +95,21 @@ pub async fn screenshot(c: &Client, name: &str) {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
+
+/// Waits, up to 10 s, until the text of the element matching `css` satisfies `ok`, and returns
+/// it. Tolerates the page being replaced meanwhile (a form that navigates): the element found a
+/// moment ago may belong to the page being left.
+pub async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(text) = e.text().await {
+                if ok(&text) {
+                    return text;
+                }
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for the text of {css}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
