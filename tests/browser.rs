@@ -225,4 +225,5 @@ async fn a_troubleshooter_sees_settings_read_only_and_forged_forms_change_nothin
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let (_, settings) = app.get("/api/v1/settings/instance", &api).await;
     assert_eq!(settings["instance_name"], "cryowarden");
+    c.close().await.unwrap();
 }
