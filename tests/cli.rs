@@ -151,6 +151,11 @@ fn offline_and_remote_commands_work_end_to_end() {
     }
     let runtime: Value = serde_json::from_str(&entries["runtime-diagnostics.json"]).unwrap();
     assert_eq!(runtime["database"]["reachable"], true);
+    assert!(
+        entries["logs/audit.log"].contains("action=create-user"),
+        "the audit service log mirrors events: {}",
+        entries["logs/audit.log"]
+    );
 
     let verify = run(&["audit", "verify", "--data-dir", data_s], "", &env);
     assert!(verify.status.success());

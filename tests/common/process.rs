@@ -39,7 +39,7 @@ impl Server {
         if let Some(url) = database_url {
             cmd.args(["--database-url", url]);
         }
-        cmd.env("CRYOWARDEN_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::null());
+        cmd.env("CRYOWARDEN_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawn serve");
         let out = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();

@@ -229,6 +229,18 @@ pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<i64, StoreError
     .bind(&stored.hash)
     .execute(&mut *tx.tx)
     .await?;
+    // Mirrored in the `audit` service log (written before commit: a rolled-back change may
+    // leave a line there, never the other way round; the database is the record).
+    tracing::info!(
+        seq = stored.seq,
+        actor = %stored.actor,
+        impersonator = stored.impersonator.as_deref().unwrap_or(""),
+        action = %stored.action,
+        target = stored.target.as_deref().unwrap_or(""),
+        outcome = %stored.outcome,
+        source = %stored.source,
+        "audit event"
+    );
     Ok(stored.seq)
 }
 
