@@ -769,3 +769,35 @@ on_both_backends!(instance_logs_and_the_report_follow_the_console_table, |app: T
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 });
+
+on_both_backends!(expired_tokens_are_refused_and_change_nothing, |app: TestApp| async move {
+    let admin = app.site_admin().await;
+    let (s, v) = app.post("/api/v1/users", &admin, json!({ "username": "late", "email": "late@lab.example" })).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let token = v["registration"]["token"].as_str().unwrap().to_owned();
+    // Let the token run out, as a week would.
+    sqlx::query("UPDATE user_tokens SET expires_at = expires_at - 8 * 86400000")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let (s, v) = app
+        .call(Method::POST, "/api/v1/auth/register", None, Some(json!({ "token": token, "password": USER_PASSWORD })))
+        .await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid-token")));
+    let (_, page) = app.get("/api/v1/users?q=late", &admin).await;
+    assert_eq!(page["users"][0]["status"], "invited", "still waiting for a valid token");
+    assert_eq!(page["users"][0]["has_password"], false);
+    // A new token from an admin works, and the old one stays dead.
+    let id = page["users"][0]["id"].as_i64().unwrap();
+    let (_, fresh) = app.post(&format!("/api/v1/users/{id}/reset-token"), &admin, json!({})).await;
+    assert_eq!(fresh["kind"], "register");
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(json!({ "token": fresh["token"], "password": USER_PASSWORD })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+});
