@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod logs;
 pub mod passwords;
+pub mod paths;
 pub mod secrets;
 pub mod settings;
 pub mod throttle;
