@@ -1,7 +1,8 @@
 //! Command-line interface. Offline commands (`serve`, `migrate`, `admin bootstrap`,
-//! `audit verify`, `config example`) take `--data-dir`; remote ones (`login`, `user`, `token`)
+//! `audit verify`, `config example`) take `--data-dir`; remote ones (`login`, `user`, `token`, `lab`)
 //! talk to a running server at `--url` / `CRYOWARDEN_URL` with an API token.
 
+mod labs;
 mod offline;
 mod remote;
 
@@ -102,6 +103,9 @@ enum Command {
     /// Users (remote).
     #[command(subcommand)]
     User(remote::UserCommand),
+    /// Labs (site groups): members, storage roots, Unix account (remote).
+    #[command(subcommand)]
+    Lab(labs::LabCommand),
     /// Your API tokens (remote).
     #[command(subcommand)]
     Token(remote::TokenCommand),
@@ -178,5 +182,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report { offline, output } => offline::report(offline, output).await,
         Command::User(cmd) => remote::user(cmd).await,
         Command::Token(cmd) => remote::token(cmd).await,
+        Command::Lab(cmd) => labs::lab(cmd).await,
     }
 }

@@ -117,15 +117,15 @@ fn credentials_path() -> PathBuf {
     base.join("cryowarden").join("credentials.json")
 }
 
-struct Client {
+pub(super) struct Client {
     http: reqwest::Client,
-    url: String,
+    pub(super) url: String,
     token: String,
-    json: bool,
+    pub(super) json: bool,
 }
 
 impl Client {
-    fn new(remote: &Remote) -> anyhow::Result<Client> {
+    pub(super) fn new(remote: &Remote) -> anyhow::Result<Client> {
         let saved: Option<Value> =
             std::fs::read_to_string(credentials_path()).ok().and_then(|t| serde_json::from_str(&t).ok());
         let from_saved = |k: &str| saved.as_ref().and_then(|v| v[k].as_str()).map(str::to_owned);
@@ -140,7 +140,7 @@ impl Client {
         Ok(Client { http: reqwest::Client::new(), url: url.trim_end_matches('/').to_owned(), token, json: remote.json })
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(super) async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let mut req = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -150,7 +150,7 @@ impl Client {
     }
 
     /// A user id from an id or a username.
-    async fn user_id(&self, user: &str) -> anyhow::Result<i64> {
+    pub(super) async fn user_id(&self, user: &str) -> anyhow::Result<i64> {
         if let Ok(id) = user.parse() {
             return Ok(id);
         }
@@ -164,7 +164,7 @@ impl Client {
     }
 }
 
-fn urlencode(s: &str) -> String {
+pub(super) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -201,7 +201,7 @@ fn print_user(u: &Value) {
     );
 }
 
-fn s(v: &Value) -> String {
+pub(super) fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -209,7 +209,7 @@ fn s(v: &Value) -> String {
     }
 }
 
-fn emit(json: bool, value: &Value, text: impl FnOnce(&Value)) {
+pub(super) fn emit(json: bool, value: &Value, text: impl FnOnce(&Value)) {
     if json {
         println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
     } else {

@@ -13,6 +13,9 @@ pub enum StoreError {
     /// A unique field already holds this value.
     #[error("{field} is already taken")]
     Conflict { field: &'static str },
+    /// The change conflicts with the current state (not a taken name): says what to do first.
+    #[error("{field}: {message}")]
+    InUse { field: &'static str, message: String },
     #[error("{what} not found")]
     NotFound { what: &'static str },
     /// Input that breaks a domain rule: names the field and says what is wrong.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod labs;
 pub mod logs;
 pub mod passwords;
 pub mod paths;

@@ -59,6 +59,9 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", format!("{field} is already taken: choose another"))
                     .field(field)
             }
+            StoreError::InUse { field, message } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", format!("{field}: {message}")).field(field)
+            }
             StoreError::NotFound { what } => ApiError::not_found(what),
             StoreError::Invalid { field, message } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", format!("{field} {message}"))

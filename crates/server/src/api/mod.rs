@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod labs;
 pub mod logs;
 pub mod settings;
 pub mod tokens;
@@ -26,7 +27,7 @@ use error::{ApiError, ApiResult, Problem};
 #[openapi(
     info(title = "cryowarden", description = "Control plane of a shared cryo-EM processing facility. Errors are application/problem+json with a stable `code`. Browser sessions use an HttpOnly cookie and must send `X-CSRF-Token` on writes; scripts send `Authorization: Bearer cwt_...`."),
     components(schemas(Problem)),
-    tags((name = "auth"), (name = "users"), (name = "tokens"), (name = "audit"), (name = "settings"), (name = "logs"), (name = "health"))
+    tags((name = "auth"), (name = "users"), (name = "labs"), (name = "tokens"), (name = "audit"), (name = "settings"), (name = "logs"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -64,6 +65,13 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::show, users::update, users::delete))
         .routes(routes!(users::reset_token))
+        .routes(routes!(labs::list, labs::create))
+        .routes(routes!(labs::show, labs::update, labs::delete))
+        .routes(routes!(labs::list_members, labs::set_member))
+        .routes(routes!(labs::remove_member))
+        .routes(routes!(labs::members_csv))
+        .routes(routes!(labs::set_roots))
+        .routes(routes!(labs::set_unix_account))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
