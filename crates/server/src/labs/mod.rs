@@ -168,9 +168,10 @@ fn actor(ctx: &Ctx) -> Result<Actor, StoreError> {
     ctx.actor.ok_or_else(|| StoreError::Internal("a lab operation with no actor".into()))
 }
 
-/// Roles that see every lab: the admins and the troubleshooters (whoever opens the admin panel).
+/// Who sees every lab: a lab shows its members' details, so whoever may see every user's details
+/// (`view-user` on the whole instance: admins and troubleshooters) — decided by `authorize()`.
 fn sees_all(actor: &Actor) -> bool {
-    actor.site_role.sees_admin_panel()
+    cryowarden_core::authorize(actor, Activity::ViewUser.into(), &Resource::instance()).is_allowed()
 }
 
 /// The lab's role of `user_id`, if they belong to it.

@@ -46,7 +46,7 @@ fn tabs(actor: &Actor) -> Value {
 async fn gate(state: &AppState, caller: &PageCaller, needed: Action) -> Result<Value, Response> {
     let actor = caller.principal.actor();
     let base = base_context(state, Some(caller), "admin").await;
-    if !actor.site_role.sees_admin_panel() || !allowed(&actor, needed, Resource::instance()) {
+    if !super::opens_admin_panel(&actor) || !allowed(&actor, needed, Resource::instance()) {
         let target = Target { kind: "page", id: None, name: Some(format!("admin:{}", needed.name())) };
         let _ = caller.ctx().authorize(&state.db, needed, Resource::instance(), &target).await;
         return Err(message(

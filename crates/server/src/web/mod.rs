@@ -110,11 +110,18 @@ pub async fn base_context(state: &AppState, caller: Option<&PageCaller>, nav: &s
             instance => Value::from_serialize(&instance),
             user => Value::from_serialize(&c.principal.user),
             csrf => c.csrf(),
-            admin_panel => c.principal.user.site_role.sees_admin_panel(),
+            admin_panel => opens_admin_panel(&c.principal.actor()),
             nav => nav,
         },
         None => context! { instance => Value::from_serialize(&instance), nav => nav },
     }
+}
+
+/// Whether the admin panel (the key icon) is for this actor: they may read at least one setting
+/// of the admin console (`spec/roles.md` §1), as `authorize()` decides.
+pub fn opens_admin_panel(actor: &cryowarden_core::Actor) -> bool {
+    use cryowarden_core::{Action, Resource, Setting, authorize};
+    Setting::ALL.iter().any(|s| authorize(actor, Action::ReadSetting(*s), &Resource::instance()).is_allowed())
 }
 
 /// Merges extra values into a base context.
