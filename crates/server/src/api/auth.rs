@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, CSRF_HEADER, Caller, SESSION_COOKIE, Source};
+use super::extract::{ApiJson, Caller, SESSION_COOKIE, Source};
 use crate::app::AppState;
 use crate::auth::{LoginOutcome, RegisterRequest, Via};
 use crate::db::format_ms;
@@ -150,5 +150,3 @@ fn check_token_shape(token: &str) -> ApiResult<()> {
     }
     Ok(())
 }
-
-pub const _CSRF_HEADER_DOC: &str = CSRF_HEADER;
