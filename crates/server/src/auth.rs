@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{Any, Row};
 
-use crate::audit::{self, Outcome};
+use crate::audit::Outcome;
 use crate::context::{Ctx, Target};
 use crate::db::{Db, format_ms, now_ms};
 use crate::error::StoreError;
@@ -217,7 +217,7 @@ impl Auth {
             .execute(&mut *tx.tx)
             .await?;
         let ctx = Ctx::for_actor(user.actor(), &user.username, source);
-        audit::append(&mut tx, ctx.event("login", &user.audit_target(), Outcome::Ok, None, None, None)).await?;
+        ctx.audit_ok(&mut tx, "login", &user.audit_target(), None, None).await?;
         tx.commit().await?;
         Ok(LoginOutcome::Session { token: secret, csrf, user, expires_at: now + self.lifetimes.session_absolute_ms })
     }
@@ -237,8 +237,7 @@ impl Auth {
             .execute(&mut *tx.tx)
             .await?;
         let ctx = principal.ctx(source);
-        audit::append(&mut tx, ctx.event("logout", &principal.user.audit_target(), Outcome::Ok, None, None, None))
-            .await?;
+        ctx.audit_ok(&mut tx, "logout", &principal.user.audit_target(), None, None).await?;
         tx.commit().await?;
         self.forget_user(principal.user.id);
         Ok(())
@@ -253,16 +252,12 @@ impl Auth {
         let (secret, expires) =
             users::issue_token(&mut tx, None, "bootstrap", self.lifetimes.bootstrap_ms, None).await?;
         let ctx = Ctx::system("startup", "local");
-        audit::append(
+        ctx.audit_ok(
             &mut tx,
-            ctx.event(
-                "issue-bootstrap-token",
-                &Target::instance(),
-                Outcome::Ok,
-                None,
-                None,
-                Some(json!({ "expires_at": format_ms(expires) })),
-            ),
+            "issue-bootstrap-token",
+            &Target::instance(),
+            None,
+            Some(json!({ "expires_at": format_ms(expires) })),
         )
         .await?;
         tx.commit().await?;
@@ -312,18 +307,8 @@ impl Auth {
                 }
                 let proof = Allowed::system(Activity::CreateUser.into(), "bootstrap", None);
                 let user = users::insert(&mut tx, &proof, &new, UserStatus::Active, Some(&password_hash)).await?;
-                audit::append(
-                    &mut tx,
-                    ctx.event(
-                        "bootstrap-site-admin",
-                        &user.audit_target(),
-                        Outcome::Ok,
-                        None,
-                        None,
-                        Some(users::snapshot(&user)),
-                    ),
-                )
-                .await?;
+                ctx.audit_ok(&mut tx, "bootstrap-site-admin", &user.audit_target(), None, Some(users::snapshot(&user)))
+                    .await?;
                 user
             }
             Some(user_id) => {
@@ -361,8 +346,7 @@ impl Auth {
                 let user = user_from_row(&row)?;
                 let proof = Allowed::system(Activity::ChangePassword.into(), "redeem-token", Some(UserId(user_id)));
                 proof.require(Action::Activity(Activity::ChangePassword))?;
-                audit::append(&mut tx, ctx.event("register", &user.audit_target(), Outcome::Ok, None, None, None))
-                    .await?;
+                ctx.audit_ok(&mut tx, "register", &user.audit_target(), None, None).await?;
                 user
             }
         };
@@ -402,8 +386,7 @@ impl Auth {
             .await?;
         let user = user_from_row(&row)?;
         let ctx = Ctx::system("reset", &source);
-        audit::append(&mut tx, ctx.event("reset-password", &user.audit_target(), Outcome::Ok, None, None, None))
-            .await?;
+        ctx.audit_ok(&mut tx, "reset-password", &user.audit_target(), None, None).await?;
         tx.commit().await?;
         self.forget_user(user_id);
         Ok(user)
@@ -443,18 +426,10 @@ impl Auth {
         .fetch_one(&mut *tx.tx)
         .await?;
         let target = Target { kind: "api-token", id: Some(id.to_string()), name: Some(name.clone()) };
-        audit::append(
-            &mut tx,
-            principal.ctx(source).event(
-                "create-api-token",
-                &target,
-                Outcome::Ok,
-                None,
-                None,
-                Some(json!({ "name": name, "prefix": prefix })),
-            ),
-        )
-        .await?;
+        principal
+            .ctx(source)
+            .audit_ok(&mut tx, "create-api-token", &target, None, Some(json!({ "name": name, "prefix": prefix })))
+            .await?;
         tx.commit().await?;
         let token = ApiToken {
             id,
@@ -513,8 +488,7 @@ impl Auth {
             .execute(&mut *tx.tx)
             .await?;
         let target = Target { kind: "api-token", id: Some(id.to_string()), name: Some(name) };
-        audit::append(&mut tx, principal.ctx(source).event("revoke-api-token", &target, Outcome::Ok, None, None, None))
-            .await?;
+        principal.ctx(source).audit_ok(&mut tx, "revoke-api-token", &target, None, None).await?;
         tx.commit().await?;
         self.forget_user(principal.user.id);
         Ok(())
@@ -617,11 +591,7 @@ pub async fn bootstrap_site_admin(
         .execute(&mut *tx.tx)
         .await?;
     let ctx = Ctx::system("bootstrap", "cli");
-    audit::append(
-        &mut tx,
-        ctx.event("bootstrap-site-admin", &user.audit_target(), Outcome::Ok, None, None, Some(users::snapshot(&user))),
-    )
-    .await?;
+    ctx.audit_ok(&mut tx, "bootstrap-site-admin", &user.audit_target(), None, Some(users::snapshot(&user))).await?;
     tx.commit().await?;
     Ok(user)
 }

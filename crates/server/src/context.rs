@@ -4,7 +4,7 @@
 use cryowarden_core::{Action, Actor, Allowed, Decision, Resource, authorize};
 
 use crate::audit::{self, NewEvent, Outcome, Who};
-use crate::db::Db;
+use crate::db::{Db, WriteTx};
 use crate::error::StoreError;
 
 /// The caller of a domain operation.
@@ -97,6 +97,19 @@ impl Ctx {
             after,
             source: self.source.clone(),
         }
+    }
+
+    /// Appends a successful change by this caller to the change's own transaction, so that the
+    /// change and its audit event commit or vanish together.
+    pub async fn audit_ok(
+        &self,
+        tx: &mut WriteTx,
+        action: &str,
+        target: &Target,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        audit::append(tx, self.event(action, target, Outcome::Ok, None, before, after)).await.map(|_| ())
     }
 
     /// Records an event in a transaction of its own.

@@ -10,7 +10,6 @@ use cryowarden_core::{Action, Resource, Setting, limits};
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, Row};
 
-use crate::audit::{self, Outcome};
 use crate::context::{Ctx, Target};
 use crate::db::{Db, now_ms};
 use crate::error::StoreError;
@@ -238,15 +237,14 @@ pub async fn update(
     let before_json = serde_json::to_value(&before).unwrap_or_default();
     let after_json = serde_json::to_value(&after).unwrap_or_default();
     for field in &changed {
-        let event = ctx.event(
+        ctx.audit_ok(
+            &mut tx,
             &field_action(field).name(),
             &target(field),
-            Outcome::Ok,
-            None,
             Some(before_json[field].clone()),
             Some(after_json[field].clone()),
-        );
-        audit::append(&mut tx, event).await?;
+        )
+        .await?;
     }
     tx.commit().await?;
     cache.set(after.clone());

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{Any, Row};
 
-use crate::audit::{self, Outcome};
 use crate::context::{Ctx, Target};
 use crate::db::{Db, WriteTx, format_ms, now_ms};
 use crate::error::{StoreError, map_unique};
@@ -280,11 +279,7 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewUser, register_ttl_ms: i64) -> R
     drop(role_proof);
     let (secret, expires) =
         issue_token(&mut tx, Some(user.id), "register", register_ttl_ms, proof.actor().map(|a| a.0)).await?;
-    audit::append(
-        &mut tx,
-        ctx.event("create-user", &user.audit_target(), Outcome::Ok, None, None, Some(snapshot(&user))),
-    )
-    .await?;
+    ctx.audit_ok(&mut tx, "create-user", &user.audit_target(), None, Some(snapshot(&user))).await?;
     tx.commit().await?;
     Ok((user, issued("register", &secret, expires)))
 }
@@ -564,8 +559,7 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: UserPatch) -> Result<(Us
         .await?;
     let after = user_from_row(&row)?;
     for (_, part) in &parts {
-        let event = ctx.event(part, &target, Outcome::Ok, None, Some(snapshot(&before)), Some(snapshot(&after)));
-        audit::append(&mut tx, event).await?;
+        ctx.audit_ok(&mut tx, part, &target, Some(snapshot(&before)), Some(snapshot(&after))).await?;
     }
     tx.commit().await?;
     Ok((after, revoke))
@@ -593,11 +587,7 @@ pub async fn delete(db: &Db, ctx: &Ctx, id: i64) -> Result<User, StoreError> {
     proof.require(Activity::DeleteUser.into())?;
     let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx.tx).await?;
-    audit::append(
-        &mut tx,
-        ctx.event("delete-user", &user.audit_target(), Outcome::Ok, None, Some(snapshot(&user)), None),
-    )
-    .await?;
+    ctx.audit_ok(&mut tx, "delete-user", &user.audit_target(), Some(snapshot(&user)), None).await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -619,18 +609,8 @@ pub async fn issue_reset(
     let mut tx = db.begin_write().await?;
     let (secret, expires) = issue_token(&mut tx, Some(id), kind, ttl, proof.actor().map(|a| a.0)).await?;
     let action = format!("issue-{kind}-token");
-    audit::append(
-        &mut tx,
-        ctx.event(
-            &action,
-            &user.audit_target(),
-            Outcome::Ok,
-            None,
-            None,
-            Some(json!({ "expires_at": format_ms(expires) })),
-        ),
-    )
-    .await?;
+    ctx.audit_ok(&mut tx, &action, &user.audit_target(), None, Some(json!({ "expires_at": format_ms(expires) })))
+        .await?;
     tx.commit().await?;
     Ok(issued(kind, &secret, expires))
 }

@@ -8,9 +8,9 @@ use serde_json::json;
 use sqlx::{Any, Row};
 
 use super::{Lab, show};
-use crate::audit::{self, Outcome};
+use crate::audit::Outcome;
 use crate::context::{Ctx, Target};
-use crate::db::{Db, now_ms};
+use crate::db::Db;
 use crate::error::StoreError;
 use crate::users;
 
@@ -116,21 +116,16 @@ pub async fn set(db: &Db, ctx: &Ctx, lab_id: i64, req: SetMember) -> Result<Lab,
     .bind(req.role.as_str())
     .execute(&mut *tx.tx)
     .await?;
-    sqlx::query("UPDATE labs SET updated_at = $1 WHERE id = $2")
-        .bind(now_ms())
-        .bind(lab_id)
-        .execute(&mut *tx.tx)
-        .await?;
+    super::touch(&mut tx, lab_id).await?;
     let action = if before.is_some() { "change-lab-member-role" } else { "add-lab-member" };
-    let event = ctx.event(
+    ctx.audit_ok(
+        &mut tx,
         action,
         &target,
-        Outcome::Ok,
-        None,
         before.map(|r| json!({ "lab_role": r })),
         Some(json!({ "lab_role": req.role.as_str() })),
-    );
-    audit::append(&mut tx, event).await?;
+    )
+    .await?;
     tx.commit().await?;
     super::get(db, lab_id).await
 }
@@ -156,13 +151,8 @@ pub async fn remove(db: &Db, ctx: &Ctx, lab_id: i64, user_id: i64) -> Result<(),
         .bind(user_id)
         .execute(&mut *tx.tx)
         .await?;
-    sqlx::query("UPDATE labs SET updated_at = $1 WHERE id = $2")
-        .bind(now_ms())
-        .bind(lab_id)
-        .execute(&mut *tx.tx)
-        .await?;
-    let event = ctx.event("remove-lab-member", &target, Outcome::Ok, None, Some(json!({ "lab_role": before })), None);
-    audit::append(&mut tx, event).await?;
+    super::touch(&mut tx, lab_id).await?;
+    ctx.audit_ok(&mut tx, "remove-lab-member", &target, Some(json!({ "lab_role": before })), None).await?;
     tx.commit().await
 }
 

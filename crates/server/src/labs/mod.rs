@@ -15,9 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{Any, Row};
 
-use crate::audit::{self, Outcome};
 use crate::context::{Ctx, Target};
-use crate::db::{Db, format_ms, now_ms};
+use crate::db::{Db, WriteTx, format_ms, now_ms};
 use crate::error::{StoreError, map_unique};
 
 pub const TITLE_MAX: usize = 100;
@@ -257,8 +256,7 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewLab) -> Result<Lab, StoreError> 
     .await
     .map_err(|e| map_unique(e, UNIQUE_FIELDS))?;
     let lab = lab_from_row(&row)?;
-    audit::append(&mut tx, ctx.event("create-lab", &lab.audit_target(), Outcome::Ok, None, None, Some(snapshot(&lab))))
-        .await?;
+    ctx.audit_ok(&mut tx, "create-lab", &lab.audit_target(), None, Some(snapshot(&lab))).await?;
     tx.commit().await?;
     Ok(lab)
 }
@@ -292,15 +290,7 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: LabPatch) -> Result<Lab,
     .await
     .map_err(|e| map_unique(e, UNIQUE_FIELDS))?;
     let after = Lab { name, title, import_policy: policy, ..before.clone() };
-    let event = ctx.event(
-        "update-lab",
-        &after.audit_target(),
-        Outcome::Ok,
-        None,
-        Some(snapshot(&before)),
-        Some(snapshot(&after)),
-    );
-    audit::append(&mut tx, event).await?;
+    ctx.audit_ok(&mut tx, "update-lab", &after.audit_target(), Some(snapshot(&before)), Some(snapshot(&after))).await?;
     tx.commit().await?;
     Ok(after)
 }
@@ -327,8 +317,17 @@ pub async fn delete(db: &Db, ctx: &Ctx, id: i64) -> Result<Lab, StoreError> {
         });
     }
     sqlx::query("DELETE FROM labs WHERE id = $1").bind(id).execute(&mut *tx.tx).await?;
-    audit::append(&mut tx, ctx.event("delete-lab", &lab.audit_target(), Outcome::Ok, None, Some(snapshot(&lab)), None))
-        .await?;
+    ctx.audit_ok(&mut tx, "delete-lab", &lab.audit_target(), Some(snapshot(&lab)), None).await?;
     tx.commit().await?;
     Ok(lab)
+}
+
+/// Marks a lab changed (its members or storage roots) inside the change's transaction.
+pub(crate) async fn touch(tx: &mut WriteTx, lab_id: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE labs SET updated_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(lab_id)
+        .execute(&mut *tx.tx)
+        .await?;
+    Ok(())
 }

@@ -10,9 +10,8 @@ use serde::Deserialize;
 use sqlx::{Any, Row};
 
 use super::{Lab, show, snapshot};
-use crate::audit::{self, Outcome};
 use crate::context::Ctx;
-use crate::db::{Db, now_ms};
+use crate::db::Db;
 use crate::error::StoreError;
 
 pub const PATH_MAX: usize = 4096;
@@ -146,24 +145,13 @@ pub async fn set(db: &Db, ctx: &Ctx, lab_id: i64, req: SetRoots) -> Result<Lab, 
             .execute(&mut *tx.tx)
             .await?;
     }
-    sqlx::query("UPDATE labs SET updated_at = $1 WHERE id = $2")
-        .bind(now_ms())
-        .bind(lab_id)
-        .execute(&mut *tx.tx)
-        .await?;
+    super::touch(&mut tx, lab_id).await?;
     let mut after = before.clone();
     after.data_roots = new_roots.iter().filter(|r| r.1 == "data").map(|r| r.2.clone()).collect();
     after.data_roots.sort();
     after.project_root = new_roots.iter().find(|r| r.1 == "project").map(|r| r.2.clone());
-    let event = ctx.event(
-        "set-lab-roots",
-        &before.audit_target(),
-        Outcome::Ok,
-        None,
-        Some(snapshot(&before)),
-        Some(snapshot(&after)),
-    );
-    audit::append(&mut tx, event).await?;
+    ctx.audit_ok(&mut tx, "set-lab-roots", &before.audit_target(), Some(snapshot(&before)), Some(snapshot(&after)))
+        .await?;
     tx.commit().await?;
     Ok(after)
 }

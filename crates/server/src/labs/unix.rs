@@ -5,7 +5,6 @@
 use serde::Deserialize;
 
 use super::{Lab, roots::ACTION, show, snapshot};
-use crate::audit::{self, Outcome};
 use crate::context::Ctx;
 use crate::db::{Db, now_ms};
 use crate::error::StoreError;
@@ -115,15 +114,14 @@ pub async fn set(db: &Db, ctx: &Ctx, lab_id: i64, req: SetUnixAccount) -> Result
         gid: Some(i64::from(account.gid)),
         ..before.clone()
     };
-    let event = ctx.event(
+    ctx.audit_ok(
+        &mut tx,
         "set-lab-unix-account",
         &before.audit_target(),
-        Outcome::Ok,
-        None,
         Some(snapshot(&before)),
         Some(snapshot(&after)),
-    );
-    audit::append(&mut tx, event).await?;
+    )
+    .await?;
     tx.commit().await?;
     Ok(after)
 }
