@@ -6,17 +6,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use cedar_policy::{Authorizer, Context, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression};
+use cedar_policy::{Authorizer, Context, Entities, EntityUid, PolicySet, Request, RestrictedExpression};
 use criterion::Criterion;
 use cryowarden_core::{Action, Activity, Actor, Resource, Setting, SiteRole, UserId, authorize};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
-const POLICIES: &str = include_str!("../tests/policies.cedar");
+#[path = "../tests/support/cedar.rs"]
+mod cedar_support;
+use cedar_support::{policies, role_entities, uid};
 
 const USERS: i64 = 100_000;
 const PROJECTS: u32 = 10_000;
@@ -169,26 +170,12 @@ struct Cedar {
     change_site_role: EntityUid,
 }
 
-fn uid(text: &str) -> EntityUid {
-    EntityUid::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
-}
-
 impl Cedar {
     fn new() -> Cedar {
         let principal = uid(r#"User::"actor""#);
-        let entities = SiteRole::ALL
-            .iter()
-            .map(|role| {
-                let attrs = HashMap::from([(
-                    "site_role".to_owned(),
-                    RestrictedExpression::new_string(role.as_str().to_owned()),
-                )]);
-                let user = Entity::new(principal.clone(), attrs, Default::default()).expect("entity");
-                (*role, Entities::from_entities([user], None).expect("entities"))
-            })
-            .collect();
+        let entities = role_entities(&principal);
         Cedar {
-            policies: PolicySet::from_str(POLICIES).expect("tests/policies.cedar parses"),
+            policies: policies(),
             authorizer: Authorizer::new(),
             principal,
             resource: uid(r#"Resource::"r""#),

@@ -3,15 +3,16 @@
 //! the whole request space once, then 100,000 seeded random requests.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
-use cedar_policy::{Authorizer, Context, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression};
+use cedar_policy::{Authorizer, Context, Entities, EntityUid, PolicySet, Request, RestrictedExpression};
 use cryowarden_core::{Action, Activity, Actor, Resource, Setting, SiteRole, UserId, authorize};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
-const POLICIES: &str = include_str!("policies.cedar");
+#[path = "support/cedar.rs"]
+mod cedar_support;
+use cedar_support::{policies, role_entities, uid};
 
 const ME: UserId = UserId(1);
 const OTHER: UserId = UserId(2);
@@ -58,25 +59,11 @@ struct Twin {
     actions: HashMap<String, EntityUid>,
 }
 
-fn uid(text: &str) -> EntityUid {
-    EntityUid::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
-}
-
 impl Twin {
     fn new() -> Twin {
-        let policies = PolicySet::from_str(POLICIES).unwrap_or_else(|e| panic!("tests/policies.cedar: {e:?}"));
+        let policies = policies();
         let principal = uid(r#"User::"actor""#);
-        let entities = SiteRole::ALL
-            .iter()
-            .map(|role| {
-                let attrs = HashMap::from([(
-                    "site_role".to_owned(),
-                    RestrictedExpression::new_string(role.as_str().to_owned()),
-                )]);
-                let user = Entity::new(principal.clone(), attrs, Default::default()).expect("entity");
-                (*role, Entities::from_entities([user], None).expect("entities"))
-            })
-            .collect();
+        let entities = role_entities(&principal);
         let mut names: Vec<String> = Activity::ALL.iter().map(|a| a.as_str().to_owned()).collect();
         names.extend(["read-setting", "change-setting", "change-site-role"].map(String::from));
         let actions = names.into_iter().map(|n| (n.clone(), uid(&format!("Action::{n:?}")))).collect();
