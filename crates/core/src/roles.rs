@@ -17,11 +17,6 @@ impl SiteRole {
         matches!(self, SiteRole::SiteAdmin | SiteRole::ApplicationAdmin)
     }
 
-    /// Any role that opens the admin panel (troubleshooters see it read-only).
-    pub const fn sees_admin_panel(self) -> bool {
-        !matches!(self, SiteRole::None)
-    }
-
     /// The column of the §1 table that applies to this role, if any.
     pub const fn console_column(self) -> Option<Column> {
         match self {
