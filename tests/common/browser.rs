@@ -107,12 +107,11 @@ pub async fn screenshot(c: &Client, name: &str) {
 pub async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(e) = c.find(Locator::Css(css)).await {
-            if let Ok(text) = e.text().await {
-                if ok(&text) {
-                    return text;
-                }
-            }
+        if let Ok(e) = c.find(Locator::Css(css)).await
+            && let Ok(text) = e.text().await
+            && ok(&text)
+        {
+            return text;
         }
         assert!(std::time::Instant::now() < deadline, "timed out waiting for the text of {css}");
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -334,10 +334,11 @@ pub async fn list(db: &Db, f: &Filter) -> Result<(Vec<Event>, Option<i64>), Stor
     if !(1..=500).contains(&limit) {
         return Err(StoreError::invalid("limit", "must be between 1 and 500"));
     }
-    if let Some(o) = &f.outcome {
-        if o != "ok" && o != "denied" {
-            return Err(StoreError::invalid("outcome", "must be `ok` or `denied`"));
-        }
+    if let Some(o) = &f.outcome
+        && o != "ok"
+        && o != "denied"
+    {
+        return Err(StoreError::invalid("outcome", "must be `ok` or `denied`"));
     }
     let from = f.from.as_deref().map(|s| parse_time("from", s)).transpose()?;
     let to = f.to.as_deref().map(|s| parse_time("to", s)).transpose()?;

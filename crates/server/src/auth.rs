@@ -89,10 +89,10 @@ impl Auth {
             return Ok(None);
         }
         let hash = hash_token(presented);
-        if let Some(entry) = self.cache.get(&hash) {
-            if entry.1.elapsed() < CACHE_TTL {
-                return Ok(Some(entry.0.clone()));
-            }
+        if let Some(entry) = self.cache.get(&hash)
+            && entry.1.elapsed() < CACHE_TTL
+        {
+            return Ok(Some(entry.0.clone()));
         }
         let now = now_ms();
         let principal = if presented.starts_with(SESSION_PREFIX) {
@@ -404,10 +404,10 @@ impl Auth {
         if name.is_empty() || name.chars().count() > 100 {
             return Err(StoreError::invalid("name", "must be 1 to 100 characters"));
         }
-        if let Some(days) = req.expires_in_days {
-            if !(1..=3650).contains(&days) {
-                return Err(StoreError::invalid("expires_in_days", "must be between 1 and 3650"));
-            }
+        if let Some(days) = req.expires_in_days
+            && !(1..=3650).contains(&days)
+        {
+            return Err(StoreError::invalid("expires_in_days", "must be between 1 and 3650"));
         }
         let secret = Secret::generate(API_TOKEN_PREFIX);
         let now = now_ms();

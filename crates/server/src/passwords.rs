@@ -32,7 +32,7 @@ pub fn is_common(password: &str) -> bool {
         return true;
     }
     for unit in 1..=lower.len() / 2 {
-        if lower.len() % unit == 0 && lower.is_char_boundary(unit) {
+        if lower.len().is_multiple_of(unit) && lower.is_char_boundary(unit) {
             let (head, _) = lower.split_at(unit);
             if head.repeat(lower.len() / unit) == lower && (unit < 4 || set.contains(head)) {
                 return true;

@@ -45,10 +45,10 @@ impl Throttle {
         let now = Instant::now();
         let mut wait = Duration::ZERO;
         for (key, _) in Self::keys(account, addr) {
-            if let Some(s) = self.states.get(&key) {
-                if s.blocked_until > now {
-                    wait = wait.max(s.blocked_until - now);
-                }
+            if let Some(s) = self.states.get(&key)
+                && s.blocked_until > now
+            {
+                wait = wait.max(s.blocked_until - now);
             }
         }
         if wait.is_zero() { Ok(()) } else { Err(wait) }

@@ -346,15 +346,15 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreEr
             ));
         }
     };
-    if let Some(s) = &q.status {
-        if UserStatus::parse(s).is_none() {
-            return Err(StoreError::invalid("status", "must be invited, active or deactivated"));
-        }
+    if let Some(s) = &q.status
+        && UserStatus::parse(s).is_none()
+    {
+        return Err(StoreError::invalid("status", "must be invited, active or deactivated"));
     }
-    if let Some(r) = &q.site_role {
-        if SiteRole::parse(r).is_none() {
-            return Err(StoreError::invalid("site_role", "is not a site role"));
-        }
+    if let Some(r) = &q.site_role
+        && SiteRole::parse(r).is_none()
+    {
+        return Err(StoreError::invalid("site_role", "is not a site role"));
     }
     let mut where_sql = String::from(" WHERE 1 = 1");
     let mut binds: Vec<String> = Vec::new();
@@ -480,13 +480,13 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: UserPatch) -> Result<(Us
     let email = patch.email.as_deref().map(validate_email).transpose()?;
     let first_name = patch.first_name.as_deref().map(|n| validate_name("first_name", n)).transpose()?;
     let last_name = patch.last_name.as_deref().map(|n| validate_name("last_name", n)).transpose()?;
-    if let Some(Some(p)) = patch.default_job_priority {
-        if !(0..=limits::PRIORITY_MAX).contains(&p) {
-            return Err(StoreError::invalid(
-                "default_job_priority",
-                "must be an integer from 0 to 100, or null for the instance default",
-            ));
-        }
+    if let Some(Some(p)) = patch.default_job_priority
+        && !(0..=limits::PRIORITY_MAX).contains(&p)
+    {
+        return Err(StoreError::invalid(
+            "default_job_priority",
+            "must be an integer from 0 to 100, or null for the instance default",
+        ));
     }
     if parts.is_empty() {
         return Ok((before, false));
