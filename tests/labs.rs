@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
 use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -295,19 +293,7 @@ on_both_backends!(storage_roots_are_real_unnested_directories, |app: TestApp| as
     assert_eq!(v["events"].as_array().unwrap().len(), 4, "{v}");
 });
 
-/// Creates the Unix accounts the tests use, once per test process (the suite runs as root).
-fn unix_accounts() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        for (name, uid) in [("cwlab1", "2101"), ("cwlab2", "2102")] {
-            let exists = std::process::Command::new("id").arg("-u").arg(name).output().unwrap().status.success();
-            if !exists {
-                let out = std::process::Command::new("useradd").args(["-M", "-u", uid, "-U", name]).output().unwrap();
-                assert!(out.status.success() || out.status.code() == Some(9), "useradd {name}: {out:?}");
-            }
-        }
-    });
-}
+use common::unix::unix_accounts;
 
 on_both_backends!(the_unix_account_is_a_real_ordinary_account, |app: TestApp| async move {
     unix_accounts();
@@ -509,4 +495,19 @@ on_both_backends!(the_cli_manages_labs, |app: TestApp| async move {
     assert!(ok, "{err}");
     let (_, v, _) = cli(&app, &admin, &["lab", "show", "cli-lab"]).await;
     assert_eq!(v["members"].as_array().map(Vec::len), Some(0));
+});
+
+on_both_backends!(new_labs_take_the_instance_default_import_policy, |app: TestApp| async move {
+    let admin = app.site_admin().await;
+    let (_, aa) = app.user(&admin, "appadmin", "application_admin").await;
+    let (s, v) = app.patch("/api/v1/settings/instance", &aa, json!({ "default_import_policy": "managers" })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "storage-roots is a Site Admin's setting: {v}");
+    let (s, v) = app.patch("/api/v1/settings/instance", &admin, json!({ "default_import_policy": "anyone" })).await;
+    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("default_import_policy")), "{v}");
+    let (s, v) = app.patch("/api/v1/settings/instance", &admin, json!({ "default_import_policy": "managers" })).await;
+    assert_eq!((s, v["default_import_policy"].as_str()), (StatusCode::OK, Some("managers")), "{v}");
+    let (_, v) = app.post("/api/v1/labs", &aa, json!({ "name": "newlab" })).await;
+    assert_eq!(v["import_policy"].as_str(), Some("managers"), "{v}");
+    let (_, v) = app.post("/api/v1/labs", &aa, json!({ "name": "openlab", "import_policy": "all_members" })).await;
+    assert_eq!(v["import_policy"].as_str(), Some("all_members"), "an explicit policy wins: {v}");
 });

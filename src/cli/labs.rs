@@ -85,7 +85,7 @@ pub enum LabCommand {
 
 impl Client {
     /// A lab id from an id or a name.
-    async fn lab_id(&self, lab: &str) -> anyhow::Result<i64> {
+    pub(super) async fn lab_id(&self, lab: &str) -> anyhow::Result<i64> {
         if let Ok(id) = lab.parse() {
             return Ok(id);
         }

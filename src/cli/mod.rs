@@ -4,6 +4,7 @@
 
 mod labs;
 mod offline;
+mod projects;
 mod remote;
 
 use std::path::PathBuf;
@@ -106,6 +107,9 @@ enum Command {
     /// Labs (site groups): members, storage roots, Unix account (remote).
     #[command(subcommand)]
     Lab(labs::LabCommand),
+    /// Projects: create, list, show, members (remote).
+    #[command(subcommand)]
+    Project(projects::ProjectCommand),
     /// Your API tokens (remote).
     #[command(subcommand)]
     Token(remote::TokenCommand),
@@ -183,5 +187,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(cmd) => remote::user(cmd).await,
         Command::Token(cmd) => remote::token(cmd).await,
         Command::Lab(cmd) => labs::lab(cmd).await,
+        Command::Project(cmd) => projects::project(cmd).await,
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod process;
+pub mod unix;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -84,6 +85,9 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         config.listen = addr;
+        // File operations of labs go through the real runner, allowed the test lab accounts.
+        config.runner.command = vec![unix::runner_binary().to_string_lossy().into_owned()];
+        config.runner.policy = Some(unix::runner_policy(dir.path()));
         tweak(&mut config);
         let state = AppState::open(config).await.expect("open the app");
         let app = cryowarden_server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

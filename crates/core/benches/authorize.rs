@@ -195,6 +195,9 @@ impl Cedar {
                 (&self.change_setting, setting.as_str(), field.unwrap_or(""), "", "")
             }
             Action::ChangeSiteRole { from, to } => (&self.change_site_role, "", "", from.as_str(), to.as_str()),
+            Action::Data(_) => {
+                unreachable!("the twin reads the tables of spec/roles.md; data rules: tests/data_rules.rs")
+            }
         };
         let target_role = resource.target.map_or("", |t| t.site_role.as_str());
         let target_is_self = resource.target.is_some_and(|t| t.id == actor.user);

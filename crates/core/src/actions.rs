@@ -1,3 +1,4 @@
+use crate::data::DataAction;
 use crate::names::named_enum;
 use crate::roles::SiteRole;
 use crate::settings::Setting;
@@ -39,6 +40,8 @@ pub enum Action {
     /// the set of Application Admins, site permissions for the troubleshooter roles), and never
     /// applies to oneself (§3), except leaving the Application Admin role with confirmation.
     ChangeSiteRole { from: SiteRole, to: SiteRole },
+    /// Reach into a lab's data or a project's contents (`crate::data`).
+    Data(DataAction),
 }
 
 impl Action {
@@ -52,7 +55,14 @@ impl Action {
                 format!("change-setting:{setting}.{f}")
             }
             Action::ChangeSiteRole { from, to } => format!("change-site-role:{from}->{to}"),
+            Action::Data(d) => d.as_str().to_owned(),
         }
+    }
+}
+
+impl From<DataAction> for Action {
+    fn from(d: DataAction) -> Self {
+        Action::Data(d)
     }
 }
 

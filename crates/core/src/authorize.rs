@@ -3,6 +3,7 @@
 //! storage writes take one, so a handler cannot reach a write without the check.
 
 use crate::actions::{Action, Activity};
+use crate::data::{self, DataScope, ImportPolicy, ProjectRole};
 use crate::ids::UserId;
 use crate::names::named_enum;
 use crate::roles::{Column, SiteRole};
@@ -41,22 +42,43 @@ pub struct Resource {
     pub project_admin: bool,
     /// The actor is Folder Admin of the workspace in question (same reading as above).
     pub folder_admin: bool,
+    /// For a data action: the actor's standing in the lab and project.
+    pub data: DataScope,
 }
 
 impl Resource {
     /// An instance-wide action with no target user and no project scope.
     pub const fn instance() -> Self {
-        Resource { target: None, project_admin: false, folder_admin: false }
+        Resource {
+            target: None,
+            project_admin: false,
+            folder_admin: false,
+            data: DataScope::lab(None, ImportPolicy::AllMembers),
+        }
     }
 
     pub const fn user(id: UserId, site_role: SiteRole) -> Self {
-        Resource { target: Some(TargetUser { id, site_role }), project_admin: false, folder_admin: false }
+        Resource {
+            target: Some(TargetUser { id, site_role }),
+            project_admin: false,
+            folder_admin: false,
+            data: DataScope::lab(None, ImportPolicy::AllMembers),
+        }
     }
 
     pub const fn scoped(mut self, project_admin: bool, folder_admin: bool) -> Self {
         self.project_admin = project_admin;
         self.folder_admin = folder_admin;
         self
+    }
+
+    /// A lab's data or a project, with the actor's standing in it. A project admin also holds
+    /// the Project Admin column of §2 for that project.
+    pub const fn data(data: DataScope) -> Self {
+        let mut r = Resource::instance();
+        r.project_admin = matches!(data.project_role, Some(ProjectRole::ProjectAdmin));
+        r.data = data;
+        r
     }
 }
 
@@ -151,6 +173,8 @@ pub struct Denied {
     pub rule: &'static str,
     /// A sentence for people: what is refused and why.
     pub reason: String,
+    /// The actor has no standing to learn that the resource exists: answer "not found".
+    pub conceal: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -212,6 +236,19 @@ pub fn authorize(actor: &Actor, action: Action, resource: &Resource) -> Decision
             allow(actor, action, resource, column, bounds)
         }
         Action::ChangeSiteRole { from, to } => decide_role_change(actor, from, to, resource, action),
+        Action::Data(data_action) => {
+            let staff = actor.site_role.is_admin();
+            let oversight = matches!(actor.site_role, SiteRole::Troubleshooter | SiteRole::ImpersonatingTroubleshooter);
+            match data::decide(staff, oversight, data_action, &resource.data) {
+                Ok(()) => allow(actor, action, resource, None, 0),
+                Err((rule, reason, conceal)) => Decision::Deny(Denied {
+                    action,
+                    rule,
+                    reason: format!("{}: {reason}", role_name(actor.site_role)),
+                    conceal,
+                }),
+            }
+        }
     }
 }
 
@@ -327,7 +364,7 @@ fn allow(actor: &Actor, action: Action, resource: &Resource, column: Option<Colu
 }
 
 fn deny(action: Action, rule: &'static str, reason: String) -> Decision {
-    Decision::Deny(Denied { action, rule, reason })
+    Decision::Deny(Denied { action, rule, reason, conceal: false })
 }
 
 fn role_name(role: SiteRole) -> &'static str {

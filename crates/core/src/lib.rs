@@ -6,6 +6,7 @@
 
 mod actions;
 mod authorize;
+mod data;
 mod ids;
 mod names;
 mod roles;
@@ -15,6 +16,7 @@ mod user;
 
 pub use actions::{Action, Activity};
 pub use authorize::{Actor, Allowed, Bound, Decision, Denied, Resource, TargetUser, WrongProof, authorize};
+pub use data::{DataAction, DataScope, ImportPolicy, LabRole, ProjectRole};
 pub use ids::UserId;
 pub use roles::{Column, SiteRole};
 pub use settings::{Access, Setting};

@@ -85,6 +85,9 @@ impl Twin {
                 ("change-setting", setting.as_str(), field.unwrap_or(""), "", "")
             }
             Action::ChangeSiteRole { from, to } => ("change-site-role", "", "", from.as_str(), to.as_str()),
+            Action::Data(_) => {
+                unreachable!("the twin reads the tables of spec/roles.md; data rules: tests/data_rules.rs")
+            }
         };
         let (target_role, target_is_self) = match case.target {
             Target::None => ("", false),

@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cryowarden_server::paths::{OpenHow, Page, RelPath, Root};
+use cryowarden_paths::{OpenHow, Page, RelPath, Root};
 
 const OPENS: usize = 100_000;
 const FILES: usize = 100_000;

@@ -36,6 +36,10 @@ pub enum PathError {
     /// both with ELOOP under `RESOLVE_NO_MAGICLINKS`, and they cannot be told apart safely.
     #[error("the path runs into a symbolic link loop or a /proc magic link: remove or fix that link")]
     SymlinkLoop,
+    /// The path is, or goes through, a symbolic link, and the operation follows none
+    /// ([`super::Root::open_dir_no_symlinks`]).
+    #[error("the path is or goes through a symbolic link, which this operation never follows: give the real path")]
+    Symlink,
     /// Nothing exists at the path beneath the root.
     #[error("no such file or directory beneath the root: check the path")]
     NotFound,
@@ -92,6 +96,7 @@ impl PathError {
             PathError::ControlCharacter { .. } => "path-control-character",
             PathError::Escapes => "path-escapes-root",
             PathError::SymlinkLoop => "path-symlink-loop",
+            PathError::Symlink => "path-symlink-refused",
             PathError::NotFound => "path-not-found",
             PathError::NotADirectory => "path-not-a-directory",
             PathError::IsADirectory => "path-is-a-directory",
@@ -120,12 +125,13 @@ impl PathError {
                 | PathError::ControlCharacter { .. }
                 | PathError::Escapes
                 | PathError::SymlinkLoop
+                | PathError::Symlink
         )
     }
 
     /// Maps an errno of `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` (or of a call relative
     /// to a directory opened that way).
-    pub(crate) fn from_errno(e: rustix::io::Errno) -> PathError {
+    pub fn from_errno(e: rustix::io::Errno) -> PathError {
         use rustix::io::Errno;
         match e {
             Errno::XDEV => PathError::Escapes,

@@ -7,13 +7,19 @@
 //!
 //! - [`root`]: [`Root`], the root held open as an `O_PATH` descriptor;
 //! - [`request`]: [`RelPath`], the checked request;
-//! - [`resolve`]: [`Root::open_beneath`], opening a file or directory beneath the root;
-//! - [`list`]: [`Root::list_dir`], a sorted, paged listing that stays fast on huge directories;
+//! - [`resolve`]: [`Root::open_beneath`], opening a file or directory beneath the root, and
+//!   [`Root::open_dir_no_symlinks`] for operations that change a tree (no symlink followed at all);
+//! - [`list`]: [`Root::list_dir`], a sorted, paged listing that stays fast on huge directories,
+//!   and [`Root::stat`], one entry;
 //! - [`error`]: [`PathError`], every refusal with a stable code.
 //!
 //! Descriptors returned here pin the object they name: a directory renamed out of the root after
 //! it was opened is still reachable through an old descriptor. Resolve from the [`Root`] for
 //! each request instead of keeping descriptors of subdirectories.
+//!
+//! The server uses this crate to check paths before anything else; the privileged runner
+//! (`cryowarden-runner`) uses it again for the file operations it performs as a lab's Unix
+//! account, so that the kernel's permission checks come on top of the resolution beneath the root.
 
 pub mod error;
 pub mod list;

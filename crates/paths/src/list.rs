@@ -10,19 +10,20 @@ use std::ffi::CStr;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::fs::{AtFlags, FileType, RawDir, StatxFlags};
+use rustix::fs::{AtFlags, FileType, OFlags, RawDir, Statx, StatxFlags};
 use rustix::io::Errno;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::resolve::openat2_beneath;
 use super::{OpenHow, PathError, RelPath, Root};
 
 /// Bytes asked of each `getdents64` (about 2,000 entries of a 100,000-entry directory).
 const GETDENTS_BUFFER: usize = 64 * 1024;
 
 /// Which entries of the sorted listing to return.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Page {
     /// Entries to skip.
     pub offset: usize,
@@ -57,7 +58,8 @@ impl Default for Page {
 }
 
 /// What an entry is, as `lstat` sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     File,
@@ -79,7 +81,8 @@ impl EntryKind {
 }
 
 /// One directory entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     /// The name, with invalid UTF-8 replaced by U+FFFD.
     pub name: String,
@@ -95,7 +98,8 @@ pub struct Entry {
 }
 
 /// A page of a directory listing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Listing {
     /// The listed directory, relative to the root (`.` for the root itself).
     pub path: String,
@@ -121,6 +125,19 @@ impl Root {
             .map(|n| entry(dirfd.as_fd(), names.get(n), n.listed_as))
             .collect::<Result<_, _>>()?;
         Ok(Listing { path: rel.to_string(), total, offset: page.offset, limit: page.limit, entries })
+    }
+
+    /// One entry beneath this root, described as [`Root::list_dir`] describes entries: the
+    /// components before the last are resolved as by [`Root::open_beneath`], the last is never
+    /// followed (a symlink is reported as a symlink, wherever it points). The entry is named by
+    /// the last component of `rel`, `.` for the root itself.
+    pub fn stat(&self, rel: &RelPath) -> Result<Entry, PathError> {
+        let fd = openat2_beneath(self, rel, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC)?;
+        let st =
+            rustix::fs::statx(&fd, "", NOFOLLOW | AtFlags::EMPTY_PATH, STATX_MASK).map_err(PathError::from_errno)?;
+        let (kind, size, modified) = describe(&st);
+        let name = rel.components().last().unwrap_or(".").to_owned();
+        Ok(Entry { name, name_is_utf8: true, kind, size, modified })
     }
 }
 
@@ -183,22 +200,28 @@ fn select_page(names: &mut [Name], bytes: &[u8], page: Page) -> std::ops::Range<
     start..end
 }
 
+/// What [`entry`] and [`Root::stat`] ask of `statx`.
+const STATX_MASK: StatxFlags = StatxFlags::TYPE.union(StatxFlags::SIZE).union(StatxFlags::MTIME);
+/// Entries are described, never followed.
+const NOFOLLOW: AtFlags = AtFlags::SYMLINK_NOFOLLOW.union(AtFlags::NO_AUTOMOUNT);
+
+/// Kind, size and modification time (RFC 3339, UTC) of a `statx` answer.
+fn describe(st: &Statx) -> (EntryKind, Option<u64>, Option<String>) {
+    let kind = EntryKind::of(FileType::from_raw_mode(u32::from(st.stx_mode)));
+    let modified = OffsetDateTime::from_unix_timestamp(st.stx_mtime.tv_sec)
+        .ok()
+        .map(|t| t + time::Duration::nanoseconds(i64::from(st.stx_mtime.tv_nsec)))
+        .and_then(|t| t.format(&Rfc3339).ok());
+    (kind, Some(st.stx_size), modified)
+}
+
 fn entry(dirfd: BorrowedFd<'_>, name: &CStr, listed_as: FileType) -> Result<Entry, PathError> {
     let (name_text, name_is_utf8) = match std::str::from_utf8(name.to_bytes()) {
         Ok(s) => (s.to_owned(), true),
         Err(_) => (String::from_utf8_lossy(name.to_bytes()).into_owned(), false),
     };
-    let mask = StatxFlags::TYPE | StatxFlags::SIZE | StatxFlags::MTIME;
-    let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT;
-    let (kind, size, modified) = match rustix::fs::statx(dirfd, name, flags, mask) {
-        Ok(st) => {
-            let kind = EntryKind::of(FileType::from_raw_mode(u32::from(st.stx_mode)));
-            let modified = OffsetDateTime::from_unix_timestamp(st.stx_mtime.tv_sec)
-                .ok()
-                .map(|t| t + time::Duration::nanoseconds(i64::from(st.stx_mtime.tv_nsec)))
-                .and_then(|t| t.format(&Rfc3339).ok());
-            (kind, Some(st.stx_size), modified)
-        }
+    let (kind, size, modified) = match rustix::fs::statx(dirfd, name, NOFOLLOW, STATX_MASK) {
+        Ok(st) => describe(&st),
         // Removed since the directory was read, or not examinable: listed from the directory
         // entry alone.
         Err(Errno::NOENT | Errno::ACCESS | Errno::PERM) => (EntryKind::of(listed_as), None, None),

@@ -87,6 +87,16 @@ impl RelPath {
         self.joined.split('/').filter(|c| !c.is_empty())
     }
 
+    /// The path of the parent and the last component, `None` for the root itself. The last
+    /// component may be `..`: callers that act on the named entry itself refuse that.
+    pub fn split_last(&self) -> Option<(RelPath, &str)> {
+        match self.joined.rsplit_once('/') {
+            Some((parent, last)) => Some((RelPath { joined: parent.to_owned() }, last)),
+            None if self.joined.is_empty() => None,
+            None => Some((RelPath::root(), &self.joined)),
+        }
+    }
+
     /// What to hand to `openat2`: `.` for the root itself.
     pub(crate) fn for_syscall(&self) -> &str {
         if self.joined.is_empty() { "." } else { &self.joined }

@@ -59,3 +59,12 @@ fn from_bytes_refuses_invalid_utf8_and_nul() {
     assert_eq!(RelPath::from_bytes(b"a\0\xff").unwrap_err().code(), "path-nul-byte");
     assert_eq!(RelPath::from_bytes("a/\u{e9}".as_bytes()).unwrap().as_str(), "a/\u{e9}");
 }
+
+#[test]
+fn split_last_gives_parent_and_name() {
+    let split = |r: &str| RelPath::parse(r).unwrap().split_last().map(|(p, n)| (p.as_str().to_owned(), n.to_owned()));
+    assert_eq!(split(""), None);
+    assert_eq!(split("a"), Some((String::new(), "a".into())));
+    assert_eq!(split("a//b/./c/"), Some(("a/b".into(), "c".into())));
+    assert_eq!(split("a/.."), Some(("a".into(), "..".into())));
+}

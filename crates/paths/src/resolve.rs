@@ -58,6 +58,23 @@ impl Root {
     }
 }
 
+impl Root {
+    /// Opens the directory `rel` beneath this root without following any symlink at all, on the
+    /// way or at the end (`RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS`): for
+    /// operations that change a tree (deleting it, making it read-only), where even a symlink
+    /// that stays inside the root would make the operation act on something other than what
+    /// was named. A symlink met gives [`PathError::Symlink`].
+    pub fn open_dir_no_symlinks(&self, rel: &RelPath) -> Result<OwnedFd, PathError> {
+        // No O_NOFOLLOW: with O_DIRECTORY it would turn a final symlink into ENOTDIR, while
+        // RESOLVE_NO_SYMLINKS refuses it (as every other symlink) with ELOOP.
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        openat2_retrying(self, rel.for_syscall(), flags, BENEATH | ResolveFlags::NO_SYMLINKS).map_err(|e| match e {
+            Errno::LOOP => PathError::Symlink,
+            e => PathError::from_errno(e),
+        })
+    }
+}
+
 /// `openat2(root, rel, flags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`, errors mapped.
 pub(crate) fn openat2_beneath(root: &Root, rel: &RelPath, flags: OFlags) -> Result<OwnedFd, PathError> {
     openat2_retrying(root, rel.for_syscall(), flags, BENEATH).map_err(PathError::from_errno)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::{ffi::OsStr, thread};
 
-use cryowarden_server::paths::{EntryKind, OpenHow, Page, PathError, RelPath, Root};
+use cryowarden_paths::{EntryKind, OpenHow, Page, PathError, RelPath, Root};
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 use rustix::fs::{CWD, FileType};
 use tempfile::TempDir;
@@ -327,4 +327,39 @@ fn listing_sorts_pages_and_reports_kinds() {
     }
     let e = root.list_dir(&RelPath::parse("abs-outside-dir").unwrap(), Page::default()).unwrap_err();
     assert_eq!(e.code(), "path-escapes-root");
+}
+
+#[test]
+fn stat_describes_without_following() {
+    let t = tree();
+    let root = Root::open(&t.path().join("root")).unwrap();
+    let stat = |p: &str| root.stat(&RelPath::parse(p).unwrap());
+    let e = stat("a/b/c/d/file.txt").unwrap();
+    assert_eq!((e.name.as_str(), e.kind, e.size), ("file.txt", EntryKind::File, Some(21)));
+    assert!(e.modified.is_some());
+    assert_eq!(stat("").unwrap().name, ".");
+    assert_eq!(stat("").unwrap().kind, EntryKind::Dir);
+    // A final symlink is described as one, wherever it points; one on the way is followed
+    // only while it stays inside.
+    assert_eq!(stat("abs-outside").unwrap().kind, EntryKind::Symlink);
+    assert_eq!(stat("inner/d/file.txt").unwrap().kind, EntryKind::File);
+    assert_eq!(stat("fifo").unwrap().kind, EntryKind::Other);
+    for escape in ["..", "../outside/secret.txt", "abs-outside-dir/secret.txt", "a/b/c/escape-dir/outside"] {
+        assert_eq!(stat(escape).unwrap_err().code(), "path-escapes-root", "{escape}");
+    }
+    assert_eq!(stat("nothing").unwrap_err().code(), "path-not-found");
+}
+
+#[test]
+fn open_dir_no_symlinks_refuses_every_symlink() {
+    let t = tree();
+    let root = Root::open(&t.path().join("root")).unwrap();
+    let open = |p: &str| root.open_dir_no_symlinks(&RelPath::parse(p).unwrap()).map(|_| ());
+    open("a/b/c").unwrap();
+    open("").unwrap();
+    for through in ["inner", "inner/d", "a/up-one", "a/up-one/a", "abs-outside-dir", "slash"] {
+        assert_eq!(open(through).unwrap_err().code(), "path-symlink-refused", "{through}");
+    }
+    assert_eq!(open("..").unwrap_err().code(), "path-escapes-root");
+    assert_eq!(open("readme.txt").unwrap_err().code(), "path-not-a-directory");
 }

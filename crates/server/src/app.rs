@@ -27,6 +27,8 @@ pub struct AppState {
     pub config: Config,
     pub settings: crate::settings::SettingsCache,
     pub started: Instant,
+    /// Starts the privileged runner for file operations as a lab's Unix account.
+    pub runner: Arc<crate::runner::Runner>,
 }
 
 impl AppState {
@@ -38,7 +40,8 @@ impl AppState {
         let db = Db::connect(&config.database_url()).await?;
         db.migrate().await?;
         let auth = Auth::new(config.lifetimes(), config.password_hash_concurrency);
-        Ok(Arc::new(AppState { db, auth, config, settings: Default::default(), started: Instant::now() }))
+        let runner = Arc::new(crate::runner::Runner::new(&config.runner));
+        Ok(Arc::new(AppState { db, auth, config, settings: Default::default(), started: Instant::now(), runner }))
     }
 }
 

@@ -33,6 +33,23 @@ pub struct Config {
     pub max_body_kib: usize,
     /// Log filter, as for RUST_LOG (e.g. `info`, `cryowarden_server=debug`).
     pub log: String,
+    /// The privileged runner that performs file operations as a lab's Unix account.
+    pub runner: RunnerConfig,
+}
+
+/// How the server starts `cryowarden-runner` (see [`crate::runner`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunnerConfig {
+    /// The runner's command line; empty for the `cryowarden-runner` binary next to the server's,
+    /// through `sudo -n` unless the server runs as root (`CRYOWARDEN_RUNNER_COMMAND`, split at
+    /// spaces).
+    pub command: Vec<String>,
+    /// The runner's policy file, passed to it as `CRYOWARDEN_RUNNER_CONFIG` (which the runner
+    /// honours only when called by root); unset for its default, /etc/cryowarden/runner.toml
+    /// (`CRYOWARDEN_RUNNER_POLICY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -49,6 +66,7 @@ impl Default for Config {
             password_hash_concurrency: 1,
             max_body_kib: 1024,
             log: "info".into(),
+            runner: RunnerConfig::default(),
         }
     }
 }
@@ -115,6 +133,12 @@ impl Config {
         }
         parse("CRYOWARDEN_SESSION_IDLE_MINUTES", &mut self.session_idle_minutes)?;
         parse("CRYOWARDEN_PASSWORD_HASH_CONCURRENCY", &mut self.password_hash_concurrency)?;
+        if let Some(v) = var("CRYOWARDEN_RUNNER_COMMAND") {
+            self.runner.command = v.split_whitespace().map(str::to_owned).collect();
+        }
+        if let Some(v) = var("CRYOWARDEN_RUNNER_POLICY") {
+            self.runner.policy = Some(PathBuf::from(v));
+        }
         Ok(())
     }
 
@@ -176,7 +200,15 @@ impl Config {
              # Largest request body accepted, in KiB.\n\
              max_body_kib = {}\n\n\
              # Log filter, as for RUST_LOG (CRYOWARDEN_LOG).\n\
-             log = \"{}\"\n",
+             log = \"{}\"\n\n\
+             # The privileged runner: file operations on lab data run as the lab's Unix account.\n\
+             [runner]\n\
+             # Its command line; empty = cryowarden-runner next to the cryowarden binary, through\n\
+             # `sudo -n` unless the server runs as root (CRYOWARDEN_RUNNER_COMMAND, split at spaces).\n\
+             command = []\n\
+             # Its policy file, passed as CRYOWARDEN_RUNNER_CONFIG and honoured only when the runner is\n\
+             # called by root; unset = /etc/cryowarden/runner.toml (CRYOWARDEN_RUNNER_POLICY).\n\
+             # policy = \"/etc/cryowarden/runner.toml\"\n",
             d.data_dir.display(),
             d.listen,
             d.registration_token_days,
@@ -213,6 +245,13 @@ mod tests {
         let parsed: Config = toml::from_str(&Config::example()).unwrap();
         assert_eq!(parsed.listen, Config::default().listen);
         assert_eq!(parsed.registration_token_days, 7);
+        assert_eq!(parsed.runner, RunnerConfig::default());
+        let runner: Config = toml::from_str(
+            "[runner]\ncommand = [\"sudo\", \"-n\", \"/usr/local/bin/cryowarden-runner\"]\npolicy = \"/etc/cw.toml\"",
+        )
+        .unwrap();
+        assert_eq!(runner.runner.command.len(), 3);
+        assert_eq!(runner.runner.policy.as_deref(), Some(Path::new("/etc/cw.toml")));
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub enum StoreError {
     Denied(Box<Denied>),
     #[error("{0}")]
     WrongProof(#[from] WrongProof),
+    /// A user-supplied path refused before any file was touched.
+    #[error(transparent)]
+    Path(#[from] crate::paths::PathError),
+    /// The runner (acting as a lab's Unix account) refused or could not run.
+    #[error(transparent)]
+    Runner(#[from] crate::runner::RunnerError),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -46,16 +52,16 @@ impl From<Denied> for StoreError {
 
 /// Maps a unique-constraint violation to a conflict naming the field; other errors pass.
 pub fn map_unique(e: sqlx::Error, fields: &[(&'static str, &'static str)]) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            let text = format!("{} {}", db.message(), db.constraint().unwrap_or(""));
-            for (needle, field) in fields {
-                if text.contains(needle) {
-                    return StoreError::Conflict { field };
-                }
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        let text = format!("{} {}", db.message(), db.constraint().unwrap_or(""));
+        for (needle, field) in fields {
+            if text.contains(needle) {
+                return StoreError::Conflict { field };
             }
-            return StoreError::Conflict { field: "value" };
         }
+        return StoreError::Conflict { field: "value" };
     }
     StoreError::Db(e)
 }

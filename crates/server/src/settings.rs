@@ -6,7 +6,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use cryowarden_core::{Action, Resource, Setting, limits};
+use cryowarden_core::{Action, ImportPolicy, Resource, Setting, limits};
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, Row};
 
@@ -48,6 +48,9 @@ pub struct InstanceSettings {
     /// Lets import jobs be queued on lanes outside the default.
     pub lane_queue_override: bool,
     pub maintenance: Maintenance,
+    /// The import policy a new lab gets when its creator names none (storage-roots: Site Admins).
+    #[schema(value_type = String, example = "all_members")]
+    pub default_import_policy: ImportPolicy,
 }
 
 impl Default for InstanceSettings {
@@ -60,6 +63,7 @@ impl Default for InstanceSettings {
             default_job_priority: 0,
             lane_queue_override: false,
             maintenance: Maintenance::default(),
+            default_import_policy: ImportPolicy::AllMembers,
         }
     }
 }
@@ -75,6 +79,8 @@ pub struct SettingsPatch {
     pub default_job_priority: Option<i64>,
     pub lane_queue_override: Option<bool>,
     pub maintenance: Option<Maintenance>,
+    #[schema(value_type = Option<String>)]
+    pub default_import_policy: Option<ImportPolicy>,
 }
 
 /// Which setting and field each part of the settings belongs to.
@@ -84,6 +90,7 @@ pub fn field_action(field: &'static str) -> Action {
             Action::ChangeSetting { setting: Setting::Scheduler, field: None }
         }
         "maintenance" => Action::ChangeSetting { setting: Setting::SystemMaintenance, field: None },
+        "default_import_policy" => Action::ChangeSetting { setting: Setting::StorageRoots, field: None },
         f => Action::ChangeSetting { setting: Setting::LookAndFeel, field: Some(f) },
     }
 }
@@ -166,10 +173,10 @@ fn validate(p: &SettingsPatch) -> Result<(), StoreError> {
         crate::users::validate_email(e)
             .map_err(|_| StoreError::invalid("system_email_address", "is not a valid email address"))?;
     }
-    if let Some(prio) = p.default_job_priority {
-        if !(0..=limits::PRIORITY_MAX).contains(&prio) {
-            return Err(StoreError::invalid("default_job_priority", "must be an integer from 0 to 100"));
-        }
+    if let Some(prio) = p.default_job_priority
+        && !(0..=limits::PRIORITY_MAX).contains(&prio)
+    {
+        return Err(StoreError::invalid("default_job_priority", "must be an integer from 0 to 100"));
     }
     if let Some(m) = &p.maintenance {
         check_len("maintenance", &m.message, 1000)?;
@@ -205,6 +212,7 @@ pub async fn update(
     take!(default_job_priority);
     take!(lane_queue_override);
     take!(maintenance);
+    take!(default_import_policy);
     let target = |field: &str| Target { kind: "setting", id: Some(field.to_owned()), name: None };
     let mut proofs = Vec::new();
     for field in &changed {
@@ -268,6 +276,9 @@ pub fn visible_to(settings: &InstanceSettings, actor: &cryowarden_core::Actor) -
         }
         if !can_read(Setting::SystemMaintenance) {
             map.remove("maintenance");
+        }
+        if !can_read(Setting::StorageRoots) {
+            map.remove("default_import_policy");
         }
     }
     v

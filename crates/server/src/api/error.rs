@@ -5,7 +5,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use cryowarden_core::{Action, DataAction};
+
 use crate::error::StoreError;
+use crate::runner::RunnerError;
 
 /// RFC 9457 problem details, plus `code` (stable, machine-readable) and `field`.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -73,7 +76,25 @@ impl From<StoreError> for ApiError {
                 "the token is unknown, already used or expired: ask an admin for a new one",
             )
             .field("token"),
+            StoreError::Denied(d) if d.conceal => ApiError::not_found(concealed_what(d.action)),
             StoreError::Denied(d) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("denied: {}", d.reason)),
+            StoreError::Path(e) => {
+                let code = e.code();
+                ApiError::new(path_status(code), code, e.to_string()).field("path")
+            }
+            StoreError::Runner(RunnerError::Refused { code, message }) => {
+                let (status, code) = runner_code(&code);
+                let err = ApiError::new(status, code, message);
+                if code.starts_with("path-") { err.field("path") } else { err }
+            }
+            StoreError::Runner(RunnerError::Unavailable(message)) => {
+                tracing::error!(%message, "the runner is unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "runner-unavailable",
+                    "the file operation could not run as the lab's account: the runner is unavailable; an admin should check the server log",
+                )
+            }
             StoreError::Db(sqlx::Error::PoolTimedOut) => {
                 tracing::error!("database pool timed out");
                 ApiError::new(
@@ -91,6 +112,75 @@ impl From<StoreError> for ApiError {
                 )
             }
         }
+    }
+}
+
+/// What a concealed refusal says does not exist.
+fn concealed_what(action: Action) -> &'static str {
+    match action {
+        Action::Data(DataAction::ImportData | DataAction::CreateLabProject) => "lab",
+        _ => "project",
+    }
+}
+
+/// The status of a path refusal, by its code.
+fn path_status(code: &str) -> StatusCode {
+    match code {
+        "path-escapes-root" | "path-symlink-loop" | "path-permission-denied" | "permission-denied" => {
+            StatusCode::FORBIDDEN
+        }
+        "path-not-found" => StatusCode::NOT_FOUND,
+        "path-symlink-refused" | "path-is-root" | "path-ends-in-dot-dot" => StatusCode::UNPROCESSABLE_ENTITY,
+        "path-not-a-directory" | "path-is-a-directory" | "path-not-a-file" | "page-limit-out-of-range" | "exists" => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        "path-io-error" | "path-resolution-unsupported" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The stable code and status of a runner refusal. Codes are matched against the known set so
+/// that the API only ever answers codes it documents.
+fn runner_code(code: &str) -> (StatusCode, &'static str) {
+    const PATH_CODES: &[&str] = &[
+        "path-absolute",
+        "path-nul-byte",
+        "path-invalid-utf8",
+        "path-too-long",
+        "path-component-too-long",
+        "path-control-character",
+        "path-escapes-root",
+        "path-symlink-loop",
+        "path-not-found",
+        "path-not-a-directory",
+        "path-is-a-directory",
+        "path-not-a-file",
+        "path-permission-denied",
+        "permission-denied",
+        "page-limit-out-of-range",
+        "path-resolution-unsupported",
+        "path-io-error",
+        "path-symlink-refused",
+        "path-is-root",
+        "path-ends-in-dot-dot",
+        "exists",
+    ];
+    if let Some(&c) = PATH_CODES.iter().find(|&&c| c == code) {
+        let status = if c == "exists" { StatusCode::CONFLICT } else { path_status(c) };
+        return (status, c);
+    }
+    match code {
+        // The lab's Unix account is refused by the runner: an admin's configuration to fix.
+        "account-refused" => (StatusCode::CONFLICT, "account-refused"),
+        "runner-not-configured" => (StatusCode::SERVICE_UNAVAILABLE, "runner-not-configured"),
+        "name-not-a-component" => (StatusCode::UNPROCESSABLE_ENTITY, "name-not-a-component"),
+        "tree-too-deep" => (StatusCode::UNPROCESSABLE_ENTITY, "tree-too-deep"),
+        "root-not-utf8" => (StatusCode::CONFLICT, "root-unavailable"),
+        "privilege-drop-failed" => (StatusCode::SERVICE_UNAVAILABLE, "privilege-drop-failed"),
+        "root-not-found" | "root-not-a-directory" | "root-is-symlink" | "root-not-absolute" => {
+            (StatusCode::CONFLICT, "root-unavailable")
+        }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "runner-error"),
     }
 }
 

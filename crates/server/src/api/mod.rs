@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod labs;
 pub mod logs;
+pub mod projects;
 pub mod settings;
 pub mod tokens;
 pub mod users;
@@ -27,7 +28,7 @@ use error::{ApiError, ApiResult, Problem};
 #[openapi(
     info(title = "cryowarden", description = "Control plane of a shared cryo-EM processing facility. Errors are application/problem+json with a stable `code`. Browser sessions use an HttpOnly cookie and must send `X-CSRF-Token` on writes; scripts send `Authorization: Bearer cwt_...`."),
     components(schemas(Problem)),
-    tags((name = "auth"), (name = "users"), (name = "labs"), (name = "tokens"), (name = "audit"), (name = "settings"), (name = "logs"), (name = "health"))
+    tags((name = "auth"), (name = "users"), (name = "labs"), (name = "projects"), (name = "tokens"), (name = "audit"), (name = "settings"), (name = "logs"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -72,6 +73,20 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .routes(routes!(labs::members_csv))
         .routes(routes!(labs::set_roots))
         .routes(routes!(labs::set_unix_account))
+        .routes(routes!(projects::browse_lab))
+        .routes(routes!(projects::list, projects::create))
+        .routes(routes!(projects::show, projects::update, projects::delete))
+        .routes(routes!(projects::list_members, projects::set_member))
+        .routes(routes!(projects::remove_member))
+        .routes(routes!(projects::list_groups, projects::create_group))
+        .routes(routes!(projects::delete_group))
+        .routes(routes!(projects::add_group_member, projects::remove_group_member))
+        .routes(routes!(projects::list_workspaces, projects::create_workspace))
+        .routes(routes!(projects::delete_workspace))
+        .routes(routes!(projects::set_folder_admins))
+        .routes(routes!(projects::browse_project))
+        .routes(routes!(projects::archive_data))
+        .routes(routes!(projects::delete_data))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))

@@ -2,6 +2,7 @@
 //! Each change is `update-site-groups` aimed at the member, so an Application Admin is refused
 //! for the memberships of Site Admins (§2).
 
+pub use cryowarden_core::LabRole;
 use cryowarden_core::{Activity, SiteRole};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -13,23 +14,6 @@ use crate::context::{Ctx, Target};
 use crate::db::Db;
 use crate::error::StoreError;
 use crate::users;
-
-/// A member's role in the lab.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum LabRole {
-    Manager,
-    Member,
-}
-
-impl LabRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LabRole::Manager => "manager",
-            LabRole::Member => "member",
-        }
-    }
-}
 
 /// A member of a lab as the API shows it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -49,6 +33,8 @@ pub struct Member {
 #[serde(deny_unknown_fields)]
 pub struct SetMember {
     pub user_id: i64,
+    /// `manager` or `member`.
+    #[schema(value_type = String)]
     pub role: LabRole,
 }
 

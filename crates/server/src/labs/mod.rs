@@ -4,12 +4,14 @@
 //! setting (§1, Site Admins only). A lab is visible to its members and to every role that opens
 //! the admin panel; to anyone else it does not exist.
 
+pub mod browse;
 pub mod members;
 pub mod roots;
 pub mod unix;
 
 use std::collections::HashMap;
 
+pub use cryowarden_core::ImportPolicy;
 use cryowarden_core::{Activity, Actor, Allowed, Resource, username_problem};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -21,37 +23,13 @@ use crate::error::{StoreError, map_unique};
 
 pub const TITLE_MAX: usize = 100;
 
-/// Who may import data into the lab's projects.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ImportPolicy {
-    #[default]
-    AllMembers,
-    Managers,
-    FacilityStaff,
-}
-
-impl ImportPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImportPolicy::AllMembers => "all_members",
-            ImportPolicy::Managers => "managers",
-            ImportPolicy::FacilityStaff => "facility_staff",
-        }
-    }
-    pub fn parse(s: &str) -> Option<ImportPolicy> {
-        [ImportPolicy::AllMembers, ImportPolicy::Managers, ImportPolicy::FacilityStaff]
-            .into_iter()
-            .find(|p| p.as_str() == s)
-    }
-}
-
 /// A lab as the API shows it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Lab {
     pub id: i64,
     pub name: String,
     pub title: String,
+    #[schema(value_type = String, example = "all_members")]
     pub import_policy: ImportPolicy,
     pub unix_user: Option<String>,
     pub unix_group: Option<String>,
@@ -87,8 +65,9 @@ pub struct NewLab {
     /// Display name, at most 100 characters; defaults to the name.
     #[serde(default)]
     pub title: Option<String>,
-    /// Defaults to `all_members`.
+    /// `all_members` (the default), `managers` or `facility_staff`.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub import_policy: Option<ImportPolicy>,
 }
 
@@ -98,6 +77,7 @@ pub struct NewLab {
 pub struct LabPatch {
     pub name: Option<String>,
     pub title: Option<String>,
+    #[schema(value_type = Option<String>)]
     pub import_policy: Option<ImportPolicy>,
 }
 
@@ -189,6 +169,9 @@ pub async fn show(db: &Db, ctx: &Ctx, id: i64) -> Result<Lab, StoreError> {
     if sees_all(&actor) || role_of(db, id, actor.user.0).await?.is_some() {
         Ok(lab)
     } else {
+        // Audited like every refusal, and answered like a lab that does not exist.
+        let reason = Some("not a member of this lab".to_owned());
+        ctx.record(db, "view-lab", &lab.audit_target(), crate::audit::Outcome::Denied, reason, None, None).await?;
         Err(StoreError::NotFound { what: "lab" })
     }
 }
@@ -240,7 +223,10 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewLab) -> Result<Lab, StoreError> 
         Some(t) if !t.is_empty() => t,
         _ => name.clone(),
     };
-    let policy = new.import_policy.unwrap_or_default();
+    let policy = match new.import_policy {
+        Some(p) => p,
+        None => crate::settings::load(db).await?.default_import_policy,
+    };
     let mut tx = db.begin_write().await?;
     proof.require(Activity::UpdateSiteGroups.into())?;
     let now = now_ms();

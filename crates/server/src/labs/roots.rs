@@ -29,7 +29,7 @@ pub struct SetRoots {
 }
 
 /// Checks one root's shape and that it is a directory; returns its canonical path.
-fn check_root(field: &'static str, path: &str) -> Result<PathBuf, StoreError> {
+pub(crate) fn check_root(field: &'static str, path: &str) -> Result<PathBuf, StoreError> {
     let shown: String = path.chars().take(200).collect();
     let bad = |why: &str| StoreError::invalid(field, format!("`{shown}` {why}"));
     if path.len() > PATH_MAX {

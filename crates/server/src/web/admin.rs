@@ -71,14 +71,23 @@ pub async fn index(caller: PageCaller) -> Response {
 fn settings_rights(actor: &Actor) -> Value {
     let change = |f| allowed(actor, field_action(f), Resource::instance());
     let read = |s| allowed(actor, Action::ReadSetting(s), Resource::instance());
-    let any =
-        ["instance_name", "banner", "login_message", "system_email_address", "default_job_priority", "maintenance"]
-            .into_iter()
-            .any(change);
+    let any = [
+        "instance_name",
+        "banner",
+        "login_message",
+        "system_email_address",
+        "default_job_priority",
+        "maintenance",
+        "default_import_policy",
+    ]
+    .into_iter()
+    .any(change);
     context! {
         look_read => read(Setting::LookAndFeel),
         scheduler_read => read(Setting::Scheduler),
         maintenance_read => read(Setting::SystemMaintenance),
+        storage_read => read(Setting::StorageRoots),
+        storage => change("default_import_policy"),
         instance_name => change("instance_name"),
         banner => change("banner"),
         login_message => change("login_message"),
@@ -120,6 +129,7 @@ pub struct SettingsForm {
     lane_queue_override: Option<String>,
     maintenance_active: Option<String>,
     maintenance_message: Option<String>,
+    default_import_policy: Option<String>,
 }
 
 pub async fn settings_submit(
@@ -157,12 +167,11 @@ pub async fn settings_submit(
     }
     let mut error = None;
     if can("default_job_priority") {
-        match f.default_job_priority.as_deref().map(str::trim) {
-            Some(p) => match p.parse::<i64>() {
+        if let Some(p) = f.default_job_priority.as_deref().map(str::trim) {
+            match p.parse::<i64>() {
                 Ok(p) => patch.default_job_priority = Some(p),
-                Err(_) => error = Some("default_job_priority must be an integer from 0 to 100".to_owned()),
-            },
-            None => {}
+                Err(_) => error = Some(("default_job_priority", "must be an integer from 0 to 100")),
+            }
         }
         patch.lane_queue_override = Some(on(&f.lane_queue_override));
     }
@@ -172,11 +181,15 @@ pub async fn settings_submit(
             message: f.maintenance_message.clone().unwrap_or_default(),
         });
     }
+    if can("default_import_policy") {
+        match f.default_import_policy.as_deref().map(cryowarden_core::ImportPolicy::parse) {
+            Some(Some(p)) => patch.default_import_policy = Some(p),
+            Some(None) => error = Some(("default_import_policy", "must be all_members, managers or facility_staff")),
+            None => {}
+        }
+    }
     let result = match error {
-        Some(e) => Err(crate::error::StoreError::invalid(
-            "default_job_priority",
-            e.trim_start_matches("default_job_priority "),
-        )),
+        Some((field, message)) => Err(crate::error::StoreError::invalid(field, message)),
         None => settings::update(&state.db, &state.settings, &caller.ctx(), patch).await,
     };
     match result {
