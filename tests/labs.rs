@@ -438,62 +438,39 @@ on_both_backends!(bad_input_is_refused_and_changes_nothing, |app: TestApp| async
 });
 
 /// Runs `cryowarden ARGS --json` against the test server as the holder of `token`.
-async fn cli(app: &TestApp, token: &str, args: &[&str]) -> (bool, Value, String) {
-    let (url, token) = (app.url.clone(), token.to_owned());
-    let home = app.dir.path().join("home");
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).chain(["--json".to_owned()]).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env = [
-            ("CRYOWARDEN_URL", url.as_str()),
-            ("CRYOWARDEN_TOKEN", token.as_str()),
-            ("XDG_CONFIG_HOME", home.to_str().unwrap()),
-        ];
-        common::process::run(&args, "", &env)
-    })
-    .await
-    .unwrap();
-    let text = common::process::stdout(&out);
-    (
-        out.status.success(),
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 on_both_backends!(the_cli_manages_labs, |app: TestApp| async move {
     unix_accounts();
     let admin = app.site_admin().await;
     app.user(&admin, "carol", "none").await;
     let root = app.dir.path().join("cli-data");
     std::fs::create_dir(&root).unwrap();
-    let (ok, v, err) = cli(&app, &admin, &["lab", "create", "cli-lab", "--title", "CLI lab"]).await;
+    let (ok, v, err) = app.cli(&admin, &["lab", "create", "cli-lab", "--title", "CLI lab"]).await;
     assert!(ok, "{err}");
     assert_eq!(v["title"], "CLI lab");
-    let (ok, v, err) = cli(&app, &admin, &["lab", "add-member", "cli-lab", "carol", "--role", "manager"]).await;
+    let (ok, v, err) = app.cli(&admin, &["lab", "add-member", "cli-lab", "carol", "--role", "manager"]).await;
     assert!(ok, "{err}");
     assert_eq!(v["member_count"], 1);
-    let (ok, _, err) = cli(&app, &admin, &["lab", "set-roots", "cli-lab", "--data-root", root.to_str().unwrap()]).await;
+    let (ok, _, err) = app.cli(&admin, &["lab", "set-roots", "cli-lab", "--data-root", root.to_str().unwrap()]).await;
     assert!(ok, "{err}");
-    let (ok, _, err) = cli(&app, &admin, &["lab", "set-unix-account", "cli-lab", "cwlab1"]).await;
+    let (ok, _, err) = app.cli(&admin, &["lab", "set-unix-account", "cli-lab", "cwlab1"]).await;
     assert!(ok, "{err}");
-    let (ok, _, err) = cli(&app, &admin, &["lab", "set-import-policy", "cli-lab", "managers"]).await;
+    let (ok, _, err) = app.cli(&admin, &["lab", "set-import-policy", "cli-lab", "managers"]).await;
     assert!(ok, "{err}");
-    let (ok, v, err) = cli(&app, &admin, &["lab", "show", "cli-lab"]).await;
+    let (ok, v, err) = app.cli(&admin, &["lab", "show", "cli-lab"]).await;
     assert!(ok, "{err}");
     assert_eq!(
         (v["import_policy"].as_str(), v["unix_user"].as_str(), v["members"][0]["lab_role"].as_str()),
         (Some("managers"), Some("cwlab1"), Some("manager"))
     );
     assert_eq!(v["data_roots"], json!([root.canonicalize().unwrap().to_str().unwrap()]));
-    let (ok, v, _) = cli(&app, &admin, &["lab", "list"]).await;
+    let (ok, v, _) = app.cli(&admin, &["lab", "list"]).await;
     assert!(ok);
     assert_eq!(v.as_array().map(Vec::len), Some(1));
-    let (ok, _, err) = cli(&app, &admin, &["lab", "set-unix-account", "cli-lab", "daemon"]).await;
+    let (ok, _, err) = app.cli(&admin, &["lab", "set-unix-account", "cli-lab", "daemon"]).await;
     assert!(!ok && err.contains("unix_user"), "{err}");
-    let (ok, _, err) = cli(&app, &admin, &["lab", "remove-member", "cli-lab", "carol"]).await;
+    let (ok, _, err) = app.cli(&admin, &["lab", "remove-member", "cli-lab", "carol"]).await;
     assert!(ok, "{err}");
-    let (_, v, _) = cli(&app, &admin, &["lab", "show", "cli-lab"]).await;
+    let (_, v, _) = app.cli(&admin, &["lab", "show", "cli-lab"]).await;
     assert_eq!(v["members"].as_array().map(Vec::len), Some(0));
 });
 

@@ -322,3 +322,147 @@ on_both_backends!(members_groups_workspaces_and_live_data_management, |app: Test
     assert_eq!(v["events"][0]["actor"].as_str(), Some("carol"), "{v}");
     assert!(cryowarden_server::audit::verify(&app.state.db).await.unwrap().ok);
 });
+
+on_both_backends!(the_cli_manages_projects, |app: TestApp| async move {
+    let w = world(&app).await;
+    let (ok, v, err) =
+        app.cli(&w.carol.1, &["project", "create", "lab1", "apoferritin", "--title", "Apoferritin"]).await;
+    assert!(ok, "{err}");
+    assert_eq!((v["title"].as_str(), v["my_role"].as_str()), (Some("Apoferritin"), Some("project_admin")));
+    assert!(w.disk.projects1.join("apoferritin").is_dir());
+    let (ok, _, err) =
+        app.cli(&w.carol.1, &["project", "add-member", "lab1/apoferritin", "dave", "--role", "editor"]).await;
+    assert!(ok, "{err}");
+    let (ok, v, err) = app.cli(&w.carol.1, &["project", "show", "lab1/apoferritin"]).await;
+    assert!(ok, "{err}");
+    let members: Vec<(&str, &str)> = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["username"].as_str().unwrap(), m["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(members, [("carol", "project_admin"), ("dave", "editor")]);
+    let (ok, v, err) = app.cli(&w.dave.1, &["project", "list", "--lab", "lab1"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(v["total"].as_i64(), Some(1));
+    // lab2's member cannot name lab1's project, by id or by name.
+    let id = v["projects"][0]["id"].as_i64().unwrap().to_string();
+    let (ok, _, err) = app.cli(&w.bob.1, &["project", "show", &id]).await;
+    assert!(!ok && err.contains("no such project"), "{err}");
+    let (ok, _, err) = app.cli(&w.bob.1, &["project", "show", "lab1/apoferritin"]).await;
+    assert!(!ok && err.contains("lab1"), "{err}");
+    let (ok, _, err) = app.cli(&w.carol.1, &["project", "remove-member", "lab1/apoferritin", "dave"]).await;
+    assert!(ok, "{err}");
+    let (_, v, _) = app.cli(&w.carol.1, &["project", "show", "lab1/apoferritin"]).await;
+    assert_eq!(v["members"].as_array().map(Vec::len), Some(1));
+});
+
+/// Percent-encodes every byte that is not unreserved, so the request reaches the server byte for
+/// byte (NUL, invalid UTF-8 and all).
+fn encode(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+on_both_backends!(the_escape_corpus_is_refused_end_to_end_and_nothing_outside_is_opened, |app: TestApp| async move {
+    use cryowarden_paths::corpus;
+    common::unix::unix_accounts();
+    let t = app.dir.path().join("corpus");
+    std::fs::create_dir(&t).unwrap();
+    corpus::build_tree(&t);
+    // Only the path layer stands between the root and the outside here: lab1's account could
+    // read the outside if a path ever led there.
+    let chown =
+        std::process::Command::new("chown").args(["-hR", "cwlab1:cwlab1"]).arg(t.join("root")).output().unwrap();
+    assert!(chown.status.success());
+    let admin = app.site_admin().await;
+    let mut labs = Vec::new();
+    for (name, root) in [("corpus1", t.join("root")), ("corpus2", t.join("outside"))] {
+        let (_, v) = app.post("/api/v1/labs", &admin, json!({ "name": name })).await;
+        let id = v["id"].as_i64().unwrap();
+        let roots = json!({ "data_roots": [root] });
+        let (s, v) = app.call(Method::PUT, &format!("/api/v1/labs/{id}/roots"), Some(&admin), Some(roots)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        labs.push(id);
+    }
+    let account = json!({ "user": "cwlab1" });
+    let (s, _) =
+        app.call(Method::PUT, &format!("/api/v1/labs/{}/unix-account", labs[0]), Some(&admin), Some(account)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (alice, token) = app.user(&admin, "alice", "none").await;
+    let (s, _) = app
+        .post(&format!("/api/v1/labs/{}/members", labs[0]), &admin, json!({ "user_id": alice, "role": "member" }))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    const REFUSALS: &[&str] = &[
+        "path-absolute",
+        "path-nul-byte",
+        "path-invalid-utf8",
+        "path-too-long",
+        "path-component-too-long",
+        "path-control-character",
+        "path-escapes-root",
+        "path-symlink-loop",
+    ];
+    let watch = corpus::Watch::new(&[t.join("outside"), t.join("outside/sub")]);
+    let before = denied_events(&app, &admin, "browse-lab-data").await;
+    let (mut refused, mut inside) = (0, 0);
+    for (line, expected, request) in corpus::corpus() {
+        let (s, v) = app.get(&format!("/api/v1/labs/{}/browse?path={}", labs[0], encode(&request)), &token).await;
+        let code = v["code"].as_str().unwrap_or("");
+        if REFUSALS.contains(&expected.as_str()) {
+            assert_eq!((code, s.is_client_error()), (expected.as_str(), true), "corpus line {line}: {v}");
+            refused += 1;
+        } else {
+            assert!(!REFUSALS.contains(&code), "corpus line {line} stays inside the root: {v}");
+            inside += 1;
+        }
+    }
+    assert!(refused >= 60, "{refused} escape attempts");
+    assert!(inside >= 40, "{inside} requests inside the root");
+    assert_eq!(watch.events(&[]), [], "nothing outside the root was opened");
+    let after = denied_events(&app, &admin, "browse-lab-data").await;
+    assert_eq!(after - before, refused, "each refused path is audited");
+    // The watch does see opens: reading the outside directly shows up.
+    std::fs::read(t.join("outside/secret.txt")).unwrap();
+    assert!(!watch.events(&[]).is_empty(), "the inotify watch works");
+});
+
+on_both_backends!(project_pages_follow_the_name_order_by_number_and_by_cursor, |app: TestApp| async move {
+    let w = world(&app).await;
+    for i in 0..7 {
+        create_project(&app, &w.alice.1, w.lab1, &format!("p{i}")).await;
+    }
+    create_project(&app, &w.bob.1, w.lab2, "p3b").await;
+    let mut by_cursor = Vec::new();
+    let mut url = "/api/v1/projects?per_page=3".to_owned();
+    loop {
+        let (s, v) = app.get(&url, &w.dave.1).await;
+        assert_eq!((s, v["total"].as_i64()), (StatusCode::OK, Some(7)), "{v}");
+        by_cursor.extend(names(&v));
+        match v["next"].as_str() {
+            Some(next) => url = format!("/api/v1/projects?per_page=3&after={next}"),
+            None => break,
+        }
+    }
+    let mut by_number = Vec::new();
+    for page in 1..=3 {
+        let (_, v) = app.get(&format!("/api/v1/projects?per_page=3&page={page}"), &w.dave.1).await;
+        by_number.extend(names(&v));
+    }
+    let expected: Vec<String> = (0..7).map(|i| format!("p{i}")).collect();
+    assert_eq!((&by_cursor, &by_number), (&expected, &expected), "lab2's p3b never shows");
+    for bad in ["x", "12", "1:../p", "a:p1"] {
+        let (s, v) = app.get(&format!("/api/v1/projects?after={bad}"), &w.dave.1).await;
+        assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("after")), "{bad}: {v}");
+    }
+});

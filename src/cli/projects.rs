@@ -91,6 +91,23 @@ impl Client {
     }
 }
 
+impl Client {
+    /// A user id from an id or a username, looked up among the members of the project's lab
+    /// (whom a project admin may see, unlike the whole user directory).
+    async fn lab_member_id(&self, project: i64, user: &str) -> anyhow::Result<i64> {
+        if let Ok(id) = user.parse() {
+            return Ok(id);
+        }
+        let p = self.send(Method::GET, &format!("/api/v1/projects/{project}"), None).await?;
+        let members = self.send(Method::GET, &format!("/api/v1/labs/{}/members", p["lab_id"]), None).await?;
+        members
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["username"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(user))))
+            .and_then(|m| m["user_id"].as_i64())
+            .with_context(|| format!("{user} is not a member of the project's lab {}", s(&p["lab_name"])))
+    }
+}
+
 fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| {
@@ -161,14 +178,16 @@ pub async fn project(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
         }
         ProjectCommand::AddMember { remote, project, user, role } => {
             let c = Client::new(&remote)?;
-            let (id, user_id) = (c.project_id(&project).await?, c.user_id(&user).await?);
+            let id = c.project_id(&project).await?;
+            let user_id = c.lab_member_id(id, &user).await?;
             let body = json!({ "user_id": user_id, "role": role });
             let v = c.send(Method::POST, &format!("/api/v1/projects/{id}/members"), Some(body)).await?;
             emit(c.json, &v, |_| println!("{user} is {role} of {project}"));
         }
         ProjectCommand::RemoveMember { remote, project, user } => {
             let c = Client::new(&remote)?;
-            let (id, user_id) = (c.project_id(&project).await?, c.user_id(&user).await?);
+            let id = c.project_id(&project).await?;
+            let user_id = c.lab_member_id(id, &user).await?;
             c.send(Method::DELETE, &format!("/api/v1/projects/{id}/members/{user_id}"), None).await?;
             emit(c.json, &json!({ "project": id, "removed": user_id }), |_| println!("removed {user} from {project}"));
         }

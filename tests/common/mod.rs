@@ -201,6 +201,31 @@ impl TestApp {
         (id, self.api_token(username, USER_PASSWORD).await)
     }
 
+    /// Runs the real `cryowarden` binary against this server with `token`, adding `--json`:
+    /// (success, the JSON it printed, its stderr).
+    pub async fn cli(&self, token: &str, args: &[&str]) -> (bool, Value, String) {
+        let (url, token) = (self.url.clone(), token.to_owned());
+        let home = self.dir.path().join("home");
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).chain(["--json".to_owned()]).collect();
+        let out = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let env = [
+                ("CRYOWARDEN_URL", url.as_str()),
+                ("CRYOWARDEN_TOKEN", token.as_str()),
+                ("XDG_CONFIG_HOME", home.to_str().unwrap()),
+            ];
+            process::run(&args, "", &env)
+        })
+        .await
+        .unwrap();
+        let text = process::stdout(&out);
+        (
+            out.status.success(),
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// The number of audit events so far.
     pub async fn audit_len(&self) -> i64 {
         cryowarden_server::audit::verify(&self.state.db).await.expect("verify").events

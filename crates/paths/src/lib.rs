@@ -21,6 +21,8 @@
 //! (`cryowarden-runner`) uses it again for the file operations it performs as a lab's Unix
 //! account, so that the kernel's permission checks come on top of the resolution beneath the root.
 
+#[cfg(feature = "corpus")]
+pub mod corpus;
 pub mod error;
 pub mod list;
 pub mod request;

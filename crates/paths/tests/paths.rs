@@ -4,77 +4,23 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
-use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, symlink};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::{ffi::OsStr, thread};
 
+use cryowarden_paths::corpus::{self, Watch, corpus};
 use cryowarden_paths::{EntryKind, OpenHow, Page, PathError, RelPath, Root};
-use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
-use rustix::fs::{CWD, FileType};
 use tempfile::TempDir;
 
 /// A temporary directory T holding T/outside (the other lab's data) and T/root, with planted
 /// symlinks: see tests/data/escape-tree.txt.
 fn tree() -> TempDir {
     let t = tempfile::Builder::new().prefix("cw-paths").tempdir().unwrap();
-    for (_, line) in data_lines("escape-tree.txt") {
-        let fields: Vec<Vec<u8>> = line.split('\t').map(decode).collect();
-        let path = t.path().join(OsStr::from_bytes(&fields[1]));
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        match (line.split('\t').next().unwrap(), fields.get(2)) {
-            ("file", None) => fs::write(&path, &fields[1]).unwrap(),
-            ("fifo", None) => rustix::fs::mknodat(CWD, &path, FileType::Fifo, 0o644.into(), 0).unwrap(),
-            ("symlink", Some(to)) => {
-                let to = String::from_utf8(to.clone()).unwrap().replace("$T", t.path().to_str().unwrap());
-                symlink(to, &path).unwrap()
-            }
-            _ => panic!("bad tree line {line:?}"),
-        }
-    }
+    corpus::build_tree(t.path());
     t
-}
-
-/// The lines of a file in tests/data, less blank lines and comments, with their numbers.
-fn data_lines(name: &str) -> Vec<(usize, String)> {
-    let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)).unwrap();
-    let lines = text.lines().enumerate().filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
-    lines.map(|(n, l)| (n + 1, l.to_owned())).collect()
-}
-
-/// An inotify watch reporting opens and reads of the watched paths.
-struct Watch(OwnedFd);
-
-impl Watch {
-    fn new(paths: &[PathBuf]) -> Watch {
-        let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).unwrap();
-        for p in paths {
-            inotify::add_watch(&fd, p, WatchFlags::OPEN | WatchFlags::ACCESS).unwrap();
-        }
-        Watch(fd)
-    }
-
-    /// Events so far, as (watch descriptor, name in the watched directory), minus `ignore`d names.
-    fn events(&self, ignore: &[&str]) -> Vec<(i32, String)> {
-        let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
-        let mut reader = inotify::Reader::new(&self.0, &mut buf);
-        let mut out = Vec::new();
-        loop {
-            match reader.next() {
-                Ok(e) => {
-                    let name = e.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    if !ignore.contains(&name.as_str()) {
-                        out.push((e.wd(), name));
-                    }
-                }
-                Err(rustix::io::Errno::AGAIN) => return out,
-                Err(e) => panic!("inotify: {e}"),
-            }
-        }
-    }
 }
 
 /// (device, inode) of everything inside `dir`, symlinks not followed.
@@ -91,48 +37,6 @@ fn inodes(dir: &Path, into: &mut HashSet<(u64, u64)>) {
 fn identity(fd: OwnedFd) -> (u64, u64) {
     let m = File::from(fd).metadata().unwrap();
     (m.dev(), m.ino())
-}
-
-/// The corpus lines, escapes decoded: (line number, expected, request bytes).
-fn corpus() -> Vec<(usize, String, Vec<u8>)> {
-    let split = |(n, l): (usize, String)| {
-        let (expected, request) = l.split_once('\t').expect(&l);
-        (n, expected.to_owned(), decode(request))
-    };
-    data_lines("escape-corpus.txt").into_iter().map(split).collect()
-}
-
-fn decode(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut rest = s;
-    while let Some(i) = rest.find('\\') {
-        out.extend_from_slice(&rest.as_bytes()[..i]);
-        let esc = &rest[i + 1..];
-        let (bytes, used): (Vec<u8>, usize) = match esc.as_bytes()[0] {
-            _ if esc.starts_with("repeat{") => {
-                let (count, after) = esc["repeat{".len()..].split_once("}{").unwrap();
-                let text = &after[..after.find('}').unwrap()];
-                let used = "repeat{".len() + count.len() + 2 + text.len() + 1;
-                (text.repeat(count.parse().unwrap()).into_bytes(), used)
-            }
-            b'\\' => (b"\\".to_vec(), 1),
-            b't' => (b"\t".to_vec(), 1),
-            b'n' => (b"\n".to_vec(), 1),
-            b'r' => (b"\r".to_vec(), 1),
-            b'0' => (vec![0], 1),
-            b'x' => (vec![u8::from_str_radix(&esc[1..3], 16).unwrap()], 3),
-            b'u' => {
-                let end = esc.find('}').unwrap();
-                let c = char::from_u32(u32::from_str_radix(&esc[2..end], 16).unwrap()).unwrap();
-                (c.to_string().into_bytes(), end + 1)
-            }
-            _ => panic!("unknown escape in {s:?}"),
-        };
-        out.extend(bytes);
-        rest = &esc[used..];
-    }
-    out.extend_from_slice(rest.as_bytes());
-    out
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::StoreError;
-use crate::web::{admin, pages};
+use crate::web::{admin, labs, pages, projects};
 
 /// Everything a request may need, passed explicitly.
 pub struct AppState {
@@ -61,6 +61,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/users/new", get(admin::new_user_page).post(admin::new_user_submit))
         .route("/admin/logs", get(admin::logs_page))
         .route("/admin/report", post(admin::report_download))
+        .route("/labs", get(labs::labs_page))
+        .route("/labs/{id}", get(labs::lab_page))
+        .route("/projects", get(projects::projects_page))
+        .route("/projects/{id}", get(projects::project_page))
         .route("/static/{name}", get(crate::web::static_file))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route: see /api/v1/openapi.json")

@@ -20,6 +20,9 @@ CREATE TABLE projects (
     UNIQUE (lab_id, name_key)
 );
 CREATE UNIQUE INDEX projects_dir ON projects(parent_dir, dir_name);
+CREATE INDEX projects_name ON projects(name_key, id);
+-- The projects a lab's members may read, in name order (project listings).
+CREATE INDEX projects_lab_read ON projects(lab_id, lab_members_read, name_key, id);
 
 CREATE TABLE project_members (
     project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,

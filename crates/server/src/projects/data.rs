@@ -52,8 +52,23 @@ pub(crate) async fn audit_refusal<T>(
     path: &str,
     result: &Result<T, RunnerError>,
 ) -> Result<(), StoreError> {
+    // Paths refused for what they are or where they lead, and the kernel refusing the lab's
+    // account, are attempts worth an audit event; an absent file is not.
+    const REFUSALS: &[&str] = &[
+        "path-absolute",
+        "path-nul-byte",
+        "path-invalid-utf8",
+        "path-too-long",
+        "path-component-too-long",
+        "path-control-character",
+        "path-escapes-root",
+        "path-symlink-loop",
+        "path-symlink-refused",
+        "path-permission-denied",
+        "permission-denied",
+    ];
     if let Err(RunnerError::Refused { code, message }) = result
-        && (code.starts_with("path-") || code == "permission-denied")
+        && REFUSALS.contains(&code.as_str())
     {
         let shown: String = path.chars().filter(|c| !c.is_control()).take(300).collect();
         ctx.record(

@@ -221,6 +221,8 @@ pub struct ListQuery {
     pub page: Option<i64>,
     /// Rows per page, 1..=500 (default 50).
     pub per_page: Option<i64>,
+    /// The `next` of the previous page: the page after it, as fast however deep (instead of `page`).
+    pub after: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -230,6 +232,19 @@ pub struct ProjectPage {
     pub total: i64,
     pub page: i64,
     pub per_page: i64,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// A position in the name order: `ID:NAME_KEY` of the last row of a page.
+fn parse_cursor(raw: &str) -> Result<(i64, String), StoreError> {
+    let bad = || StoreError::invalid("after", "is not a cursor: pass the `next` of the previous page");
+    let (id, key) = raw.split_once(':').ok_or_else(bad)?;
+    let id: i64 = id.parse().map_err(|_| bad())?;
+    if key.is_empty() || key.len() > 64 || labs::validate_name(key).is_err() {
+        return Err(bad());
+    }
+    Ok((id, key.to_owned()))
 }
 
 /// Whether the actor sees every project (facility staff and troubleshooters), decided by
@@ -250,20 +265,11 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<ProjectPage, Stor
     if !(1..=1_000_000).contains(&page) {
         return Err(StoreError::invalid("page", "must be at least 1"));
     }
-    let mut where_sql = String::from(" WHERE 1 = 1");
+    // The filters, applied to the table aliased `p` wherever it is read.
+    let mut filter = String::new();
     let mut binds: Vec<String> = Vec::new();
-    if !sees_all(&actor) {
-        let me = actor.user.0;
-        where_sql.push_str(&format!(
-            " AND p.id IN (SELECT p2.id FROM projects p2 JOIN lab_members lm ON lm.lab_id = p2.lab_id \
-                 WHERE lm.user_id = {me} AND p2.lab_members_read <> 0 \
-               UNION SELECT project_id FROM project_members WHERE user_id = {me} \
-               UNION SELECT g.project_id FROM project_groups g JOIN project_group_members gm ON gm.group_id = g.id \
-                 WHERE gm.user_id = {me})"
-        ));
-    }
     if let Some(lab) = q.lab {
-        where_sql.push_str(&format!(" AND p.lab_id = {lab}"));
+        filter.push_str(&format!(" AND p.lab_id = {lab}"));
     }
     if let Some(text) = q.q.as_deref().filter(|t| !t.is_empty()) {
         if text.len() > 200 {
@@ -271,32 +277,98 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<ProjectPage, Stor
         }
         binds.push(format!("%{}%", text.to_lowercase().replace(['%', '_'], "")));
         let n = binds.len();
-        where_sql.push_str(&format!(" AND (p.name_key LIKE ${n} OR LOWER(p.title) LIKE ${n})"));
+        filter.push_str(&format!(" AND (p.name_key LIKE ${n} OR LOWER(p.title) LIKE ${n})"));
     }
     if let Some(s) = &q.status {
         ProjectStatus::parse(s)
             .map_err(|_| StoreError::invalid("status", "must be active, archived or data_deleted"))?;
         binds.push(s.clone());
-        where_sql.push_str(&format!(" AND p.status = ${}", binds.len()));
+        filter.push_str(&format!(" AND p.status = ${}", binds.len()));
     }
-    let count_sql = format!("SELECT COUNT(*) FROM projects p{where_sql}");
+    if q.page.is_some() && q.after.is_some() {
+        return Err(StoreError::invalid("after", "cannot be combined with page"));
+    }
+    // The cursor narrows the listing, not the count.
+    let mut cursor = String::new();
+    let mut list_binds = binds.clone();
+    if let Some((id, key)) = q.after.as_deref().map(parse_cursor).transpose()? {
+        list_binds.push(key);
+        let n = list_binds.len();
+        cursor = format!(" AND (p.name_key > ${n} OR (p.name_key = ${n} AND p.id > {id}))");
+    }
+    let offset = (page - 1) * per_page;
+    // One row more than the page, to know whether a next page exists.
+    let fetch = per_page + 1;
+    // Who sees what: everything for staff; else three routes: the readable projects of the
+    // caller's labs (cut, in name order, to the rows the page can need, from the covering index
+    // projects_lab_read), direct membership and group membership (a few rows each). The page is
+    // chosen from ids and names before any row is joined.
+    let (count_sql, list_sql) = if sees_all(&actor) {
+        (
+            format!("SELECT COUNT(*) FROM projects p WHERE 1 = 1{filter}"),
+            format!(
+                "SELECT {COLUMNS} FROM {FROM} WHERE 1 = 1{filter}{cursor} \
+                 ORDER BY p.name_key, p.id LIMIT {fetch} OFFSET {offset}"
+            ),
+        )
+    } else {
+        let me = actor.user.0;
+        let lab_route = |f: &str| {
+            format!(
+                "SELECT p.id, p.name_key FROM lab_members lm JOIN projects p ON p.lab_id = lm.lab_id \
+                 AND p.lab_members_read = 1 WHERE lm.user_id = {me}{f}"
+            )
+        };
+        let member_routes = |f: &str| {
+            format!(
+                "SELECT p.id, p.name_key FROM project_members m JOIN projects p ON p.id = m.project_id \
+                 WHERE m.user_id = {me}{f} \
+                 UNION SELECT p.id, p.name_key FROM project_group_members gm \
+                 JOIN project_groups g ON g.id = gm.group_id JOIN projects p ON p.id = g.project_id \
+                 WHERE gm.user_id = {me}{f}"
+            )
+        };
+        let narrowed = format!("{filter}{cursor}");
+        (
+            // The lab route counted on its covering index, plus memberships outside it.
+            format!(
+                "SELECT (SELECT COUNT(*) FROM ({}) a) + (SELECT COUNT(*) FROM ({}) v \
+                 JOIN projects p ON p.id = v.id WHERE NOT (p.lab_members_read = 1 AND p.lab_id IN \
+                 (SELECT lab_id FROM lab_members WHERE user_id = {me})))",
+                lab_route(&filter),
+                member_routes(&filter)
+            ),
+            format!(
+                "SELECT {COLUMNS} FROM (SELECT id, name_key FROM \
+                 (SELECT * FROM ({} ORDER BY p.name_key, p.id LIMIT {}) a \
+                  UNION SELECT * FROM ({}) b) u \
+                 ORDER BY name_key, id LIMIT {fetch} OFFSET {offset}) v \
+                 JOIN projects p ON p.id = v.id JOIN labs l ON l.id = p.lab_id ORDER BY p.name_key, p.id",
+                lab_route(&narrowed),
+                offset + fetch,
+                member_routes(&narrowed)
+            ),
+        )
+    };
     let mut count_q = sqlx::query_scalar::<Any, i64>(&count_sql);
     for b in &binds {
         count_q = count_q.bind(b.clone());
     }
     let total = count_q.fetch_one(&db.pool).await?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM {FROM}{where_sql} ORDER BY p.name_key, p.id LIMIT {per_page} OFFSET {}",
-        (page - 1) * per_page
-    );
-    let mut list_q = sqlx::query::<Any>(&sql);
-    for b in &binds {
+    let mut list_q = sqlx::query::<Any>(&list_sql);
+    for b in &list_binds {
         list_q = list_q.bind(b.clone());
     }
     let mut projects: Vec<Project> =
         list_q.fetch_all(&db.pool).await?.iter().map(from_row).collect::<Result<_, _>>()?;
+    let next = if projects.len() as i64 > per_page {
+        projects.truncate(per_page as usize);
+        projects.last().map(|p| format!("{}:{}", p.id, p.name.to_lowercase()))
+    } else {
+        None
+    };
     fill_my_roles(db, actor.user.0, &mut projects).await?;
-    Ok(ProjectPage { projects, total, page, per_page })
+    Ok(ProjectPage { projects, total, page, per_page, next })
 }
 
 /// Fills in the caller's role in each project of a page (one query).

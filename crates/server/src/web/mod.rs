@@ -3,7 +3,9 @@
 //! session's CSRF token; the few scripts call the REST API with it.
 
 pub mod admin;
+pub mod labs;
 pub mod pages;
+pub mod projects;
 
 use std::sync::{Arc, LazyLock};
 
@@ -32,6 +34,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("admin_users.html", include_str!("../../templates/admin_users.html")),
         ("admin_user_new.html", include_str!("../../templates/admin_user_new.html")),
         ("admin_logs.html", include_str!("../../templates/admin_logs.html")),
+        ("labs.html", include_str!("../../templates/labs.html")),
+        ("lab.html", include_str!("../../templates/lab.html")),
+        ("projects.html", include_str!("../../templates/projects.html")),
+        ("project.html", include_str!("../../templates/project.html")),
     ] {
         env.add_template(name, source).expect("templates parse");
     }
@@ -136,6 +142,35 @@ pub fn message(base: Value, status: StatusCode, heading: &str, text: &str) -> Re
     r
 }
 
+/// A page for a domain error, with the API's status and message: a refusal that conceals (another
+/// lab's project) is the same 404 page as an id that never existed; server errors say only that
+/// something went wrong.
+pub fn error_page(base: Value, e: crate::error::StoreError) -> Response {
+    pages::form_error(e, |text, status| {
+        let heading = match status {
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::FORBIDDEN => "Not allowed",
+            s if s.is_server_error() => "Something went wrong",
+            _ => "Cannot show this page",
+        };
+        message(base.clone(), status, heading, &text)
+    })
+}
+
+/// The id in a page's path; anything but a positive integer is no id at all.
+pub fn page_id(raw: &str) -> Option<i64> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
+/// Whether `authorize()` allows the action: for what a page merely shows (not audited).
+pub fn allows(
+    actor: &cryowarden_core::Actor,
+    action: impl Into<cryowarden_core::Action>,
+    resource: &cryowarden_core::Resource,
+) -> bool {
+    cryowarden_core::authorize(actor, action.into(), resource).is_allowed()
+}
+
 /// The static files of the UI.
 pub async fn static_file(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
     let (body, ctype) = match name.as_str() {
@@ -143,6 +178,8 @@ pub async fn static_file(axum::extract::Path(name): axum::extract::Path<String>)
         "admin.js" => (include_str!("../../static/admin.js"), "text/javascript; charset=utf-8"),
         "logs.js" => (include_str!("../../static/logs.js"), "text/javascript; charset=utf-8"),
         "errors.js" => (include_str!("../../static/errors.js"), "text/javascript; charset=utf-8"),
+        "browser.js" => (include_str!("../../static/browser.js"), "text/javascript; charset=utf-8"),
+        "manage.js" => (include_str!("../../static/manage.js"), "text/javascript; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
     };
     ([(header::CONTENT_TYPE, ctype), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()
