@@ -299,8 +299,11 @@ on_both_backends!(members_groups_workspaces_and_live_data_management, |app: Test
     let (s, _) = app.post(&format!("/api/v1/projects/{id}/workspaces"), &w.dave.1, json!({ "name": "top" })).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "but not at the project's top level");
 
-    // Live data management: archive makes the data read-only in place.
-    let (s, v) = app.post(&format!("/api/v1/projects/{id}/data/archive"), &w.carol.1, json!(null)).await;
+    // Live data management: the permission lets a lab member who is not project admin archive,
+    // which makes the data read-only in place.
+    let (s, v) = app.patch(&format!("/api/v1/users/{}", w.dave.0), &w.admin, json!({ "live_data_management": true })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app.post(&format!("/api/v1/projects/{id}/data/archive"), &w.dave.1, json!(null)).await;
     assert_eq!((s, v["project"]["status"].as_str()), (StatusCode::OK, Some("archived")), "{v}");
     assert!(v["files"].as_u64().unwrap() >= 1, "{v}");
     let mode = std::fs::metadata(dir.join("J1/job.log")).unwrap().mode();
