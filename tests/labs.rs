@@ -437,7 +437,6 @@ on_both_backends!(bad_input_is_refused_and_changes_nothing, |app: TestApp| async
     assert_eq!(app.get("/api/v1/labs", &admin).await.1, labs_before, "nothing changed");
 });
 
-/// Runs `cryowarden ARGS --json` against the test server as the holder of `token`.
 on_both_backends!(the_cli_manages_labs, |app: TestApp| async move {
     unix_accounts();
     let admin = app.site_admin().await;

@@ -6,76 +6,10 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 
-use common::unix::TwoLabs;
+use common::world::{create_project, world};
 use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-struct World {
-    admin: String,
-    lab1: i64,
-    lab2: i64,
-    alice: (i64, String),
-    carol: (i64, String),
-    dave: (i64, String),
-    bob: (i64, String),
-    disk: TwoLabs,
-}
-
-/// Two labs with their Unix accounts and roots; alice (member), carol (manager) and dave
-/// (member) in lab1, bob (member) in lab2.
-async fn world(app: &TestApp) -> World {
-    let disk = TwoLabs::create(app.dir.path());
-    let admin = app.site_admin().await;
-    let mut labs = Vec::new();
-    for (name, account, raw, projects) in
-        [("lab1", "cwlab1", &disk.raw1, &disk.projects1), ("lab2", "cwlab2", &disk.raw2, &disk.projects2)]
-    {
-        let (s, v) = app.post("/api/v1/labs", &admin, json!({ "name": name })).await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        let id = v["id"].as_i64().unwrap();
-        let (s, v) = app
-            .call(
-                Method::PUT,
-                &format!("/api/v1/labs/{id}/roots"),
-                Some(&admin),
-                Some(json!({ "data_roots": [raw], "project_root": projects })),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        let (s, v) = app
-            .call(
-                Method::PUT,
-                &format!("/api/v1/labs/{id}/unix-account"),
-                Some(&admin),
-                Some(json!({ "user": account })),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        labs.push(id);
-    }
-    let alice = app.user(&admin, "alice", "none").await;
-    let carol = app.user(&admin, "carol", "none").await;
-    let dave = app.user(&admin, "dave", "none").await;
-    let bob = app.user(&admin, "bob", "none").await;
-    for (lab, user, role) in [
-        (labs[0], alice.0, "member"),
-        (labs[0], carol.0, "manager"),
-        (labs[0], dave.0, "member"),
-        (labs[1], bob.0, "member"),
-    ] {
-        let (s, v) =
-            app.post(&format!("/api/v1/labs/{lab}/members"), &admin, json!({ "user_id": user, "role": role })).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-    }
-    World { admin, lab1: labs[0], lab2: labs[1], alice, carol, dave, bob, disk }
-}
-
-async fn create_project(app: &TestApp, token: &str, lab: i64, name: &str) -> Value {
-    let (s, v) = app.post("/api/v1/projects", token, json!({ "lab_id": lab, "name": name })).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    v
-}
 
 fn names(page: &Value) -> Vec<String> {
     page["projects"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
@@ -301,7 +235,8 @@ on_both_backends!(members_groups_workspaces_and_live_data_management, |app: Test
 
     // Live data management: the permission lets a lab member who is not project admin archive,
     // which makes the data read-only in place.
-    let (s, v) = app.patch(&format!("/api/v1/users/{}", w.dave.0), &w.admin, json!({ "live_data_management": true })).await;
+    let (s, v) =
+        app.patch(&format!("/api/v1/users/{}", w.dave.0), &w.admin, json!({ "live_data_management": true })).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = app.post(&format!("/api/v1/projects/{id}/data/archive"), &w.dave.1, json!(null)).await;
     assert_eq!((s, v["project"]["status"].as_str()), (StatusCode::OK, Some("archived")), "{v}");

@@ -2,6 +2,7 @@
 //! `audit verify`, `config example`) take `--data-dir`; remote ones (`login`, `user`, `token`, `lab`)
 //! talk to a running server at `--url` / `CRYOWARDEN_URL` with an API token.
 
+mod jobs;
 mod labs;
 mod offline;
 mod projects;
@@ -107,6 +108,15 @@ enum Command {
     /// Labs (site groups): members, storage roots, Unix account (remote).
     #[command(subcommand)]
     Lab(labs::LabCommand),
+    /// Cluster targets in CryoSPARC's format: example, connect, dump, remove.
+    #[command(subcommand)]
+    Cluster(jobs::ClusterCommand),
+    /// Lanes: list, add, remove (remote).
+    #[command(subcommand)]
+    Lane(jobs::LaneCommand),
+    /// Jobs: create, queue, kill, clear, list, show, log (remote).
+    #[command(subcommand)]
+    Job(jobs::JobCommand),
     /// Projects: create, list, show, members (remote).
     #[command(subcommand)]
     Project(projects::ProjectCommand),
@@ -188,5 +198,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => remote::token(cmd).await,
         Command::Lab(cmd) => labs::lab(cmd).await,
         Command::Project(cmd) => projects::project(cmd).await,
+        Command::Lane(cmd) => jobs::lane(cmd).await,
+        Command::Cluster(cmd) => jobs::cluster(cmd).await,
+        Command::Job(cmd) => jobs::job(cmd).await,
     }
 }

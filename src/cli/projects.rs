@@ -74,7 +74,7 @@ pub enum ProjectCommand {
 
 impl Client {
     /// A project id from an id or LAB/NAME.
-    async fn project_id(&self, project: &str) -> anyhow::Result<i64> {
+    pub(super) async fn project_id(&self, project: &str) -> anyhow::Result<i64> {
         if let Ok(id) = project.parse() {
             return Ok(id);
         }

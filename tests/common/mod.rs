@@ -4,7 +4,9 @@
 
 pub mod browser;
 pub mod process;
+pub mod slurm;
 pub mod unix;
+pub mod world;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,9 +92,26 @@ impl TestApp {
         config.runner.policy = Some(unix::runner_policy(dir.path()));
         tweak(&mut config);
         let state = AppState::open(config).await.expect("open the app");
+        cryowarden_server::scheduler::start(state.clone()).await.expect("start the scheduler");
         let app = cryowarden_server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum_serve(listener, app).await });
         Some(TestApp { url: format!("http://{addr}"), http: reqwest::Client::new(), state, backend, dir })
+    }
+
+    /// Restarts the server on the same database and data: the old scheduler stops as if its
+    /// process had died (its jobs keep running), a new state and scheduler start and
+    /// reconcile, and requests go to a new listener.
+    pub async fn restart(&mut self) {
+        self.state.scheduler.halt();
+        let mut config = self.state.config.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        config.listen = listener.local_addr().expect("addr");
+        let state = AppState::open(config).await.expect("reopen the app");
+        cryowarden_server::scheduler::start(state.clone()).await.expect("restart the scheduler");
+        let app = cryowarden_server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        self.url = format!("http://{}", state.config.listen);
+        tokio::spawn(async move { axum_serve(listener, app).await });
+        self.state = state;
     }
 
     pub async fn call(

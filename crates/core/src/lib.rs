@@ -8,6 +8,7 @@ mod actions;
 mod authorize;
 mod data;
 mod ids;
+pub mod jobs;
 mod names;
 mod roles;
 mod settings;

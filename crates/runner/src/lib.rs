@@ -18,6 +18,8 @@
 
 pub mod account;
 pub mod ops;
+pub mod ops_exec;
+pub mod ops_import;
 pub mod policy;
 pub mod protocol;
 
@@ -34,6 +36,9 @@ pub struct Env {
     pub config: Option<PathBuf>,
     /// `SUDO_UID`, if set and a number.
     pub sudo_uid: Option<u32>,
+    /// `SLURM_CONF`, if set: passed on to the programs of the exec ops when the real uid is 0
+    /// ([`ops_exec::inherit`]).
+    pub slurm_conf: Option<std::ffi::OsString>,
 }
 
 impl Env {
@@ -42,6 +47,7 @@ impl Env {
         Env {
             config: std::env::var_os(policy::CONFIG_ENV).map(PathBuf::from),
             sudo_uid: std::env::var("SUDO_UID").ok().and_then(|v| v.trim().parse().ok()),
+            slurm_conf: std::env::var_os(ops_exec::SLURM_CONF_ENV),
         }
     }
 }
@@ -77,6 +83,7 @@ fn serve(request: &Request, env: &Env) -> Result<serde_json::Value, Refusal> {
     let real_uid = rustix::process::getuid().as_raw();
     let policy = Policy::load(&Policy::path(real_uid, env.config.clone()))?;
     account::check(&request.account, &policy, Caller { real_uid, sudo_uid: env.sudo_uid })?;
+    ops_exec::inherit(env, real_uid);
     account::become_account(&request.account)?;
     ops::perform(&request.op, &request.account)
 }

@@ -56,6 +56,12 @@ pub fn perform(op: &Op, account: &Account) -> Result<Value, Refusal> {
         Op::CreateProjectDir { root, name } => answer(create_project_dir(root, name, account)?),
         Op::DeleteTree { root, path } => answer(delete_tree(root, path, account)?),
         Op::Archive { root, path } => answer(archive(root, path, account)?),
+        op @ (Op::Glob { .. } | Op::ReadHeads { .. } | Op::WalkChains { .. }) => {
+            crate::ops_import::perform(op, account)
+        }
+        op @ (Op::RunCommand { .. } | Op::StartJob { .. } | Op::KillJob { .. }) => {
+            crate::ops_exec::perform(op, account)
+        }
     }
 }
 

@@ -29,6 +29,8 @@ pub struct AppState {
     pub started: Instant,
     /// Starts the privileged runner for file operations as a lab's Unix account.
     pub runner: Arc<crate::runner::Runner>,
+    /// The job queue's order and the slots running jobs hold (see `scheduler::start`).
+    pub scheduler: crate::scheduler::Scheduler,
 }
 
 impl AppState {
@@ -41,7 +43,15 @@ impl AppState {
         db.migrate().await?;
         let auth = Auth::new(config.lifetimes(), config.password_hash_concurrency);
         let runner = Arc::new(crate::runner::Runner::new(&config.runner));
-        Ok(Arc::new(AppState { db, auth, config, settings: Default::default(), started: Instant::now(), runner }))
+        Ok(Arc::new(AppState {
+            db,
+            auth,
+            config,
+            settings: Default::default(),
+            started: Instant::now(),
+            runner,
+            scheduler: Default::default(),
+        }))
     }
 }
 
@@ -61,6 +71,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/users/new", get(admin::new_user_page).post(admin::new_user_submit))
         .route("/admin/logs", get(admin::logs_page))
         .route("/admin/report", post(admin::report_download))
+        .route("/admin/cluster", get(crate::web::jobs::cluster_page))
+        .route("/admin/lanes", get(crate::web::jobs::lanes_page))
+        .route("/admin/jobs", get(crate::web::jobs::jobs_page))
         .route("/labs", get(labs::labs_page))
         .route("/labs/{id}", get(labs::lab_page))
         .route("/projects", get(projects::projects_page))
@@ -118,6 +131,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
             token.expose()
         );
     }
+    crate::scheduler::start(state.clone()).await?;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())

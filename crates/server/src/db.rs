@@ -124,7 +124,13 @@ impl Db {
     /// Begins a write transaction; every change and its audit event commit together in one.
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         let guard = self.write_lock.clone().lock_owned().await;
-        let mut tx = self.pool.begin().await?;
+        // On SQLite the write lock is taken at BEGIN: a deferred transaction that read before a
+        // write outside this process lock (the scheduler's state updates) committed could not
+        // upgrade and would fail at once with SQLITE_BUSY_SNAPSHOT; IMMEDIATE waits instead.
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_CHAIN_LOCK).execute(&mut *tx).await?;
         }

@@ -28,6 +28,9 @@ pub enum StoreError {
     Denied(Box<Denied>),
     #[error("{0}")]
     WrongProof(#[from] WrongProof),
+    /// The caller may not queue to this lane (lane restrictions).
+    #[error("lane `{lane}` is not among your allowed lanes")]
+    LaneNotAllowed { lane: String },
     /// A user-supplied path refused before any file was touched.
     #[error(transparent)]
     Path(#[from] crate::paths::PathError),

@@ -76,6 +76,12 @@ impl From<StoreError> for ApiError {
                 "the token is unknown, already used or expired: ask an admin for a new one",
             )
             .field("token"),
+            StoreError::LaneNotAllowed { lane } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "lane-not-allowed",
+                format!("lane `{lane}` is not among your allowed lanes: choose one of yours (GET /api/v1/lanes) or ask an admin"),
+            )
+            .field("lane"),
             StoreError::Denied(d) if d.conceal => ApiError::not_found(concealed_what(d.action)),
             StoreError::Denied(d) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("denied: {}", d.reason)),
             StoreError::Path(e) => {

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod jobs;
 pub mod labs;
 pub mod logs;
 pub mod projects;
@@ -28,7 +29,7 @@ use error::{ApiError, ApiResult, Problem};
 #[openapi(
     info(title = "cryowarden", description = "Control plane of a shared cryo-EM processing facility. Errors are application/problem+json with a stable `code`. Browser sessions use an HttpOnly cookie and must send `X-CSRF-Token` on writes; scripts send `Authorization: Bearer cwt_...`."),
     components(schemas(Problem)),
-    tags((name = "auth"), (name = "users"), (name = "labs"), (name = "projects"), (name = "tokens"), (name = "audit"), (name = "settings"), (name = "logs"), (name = "health"))
+    tags((name = "auth"), (name = "users"), (name = "labs"), (name = "projects"), (name = "jobs"), (name = "tokens"), (name = "audit"), (name = "settings"), (name = "logs"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -87,6 +88,20 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .routes(routes!(projects::browse_project))
         .routes(routes!(projects::archive_data))
         .routes(routes!(projects::delete_data))
+        .routes(routes!(jobs::list_lanes, jobs::create_lane))
+        .routes(routes!(jobs::remove_lane))
+        .routes(routes!(jobs::add_target))
+        .routes(routes!(jobs::connect_cluster))
+        .routes(routes!(jobs::set_target_vars))
+        .routes(routes!(jobs::instance_vars, jobs::set_instance_vars))
+        .routes(routes!(jobs::user_lanes, jobs::set_user_lanes))
+        .routes(routes!(jobs::list_commands, jobs::put_command))
+        .routes(routes!(jobs::list, jobs::create))
+        .routes(routes!(jobs::show))
+        .routes(routes!(jobs::queue))
+        .routes(routes!(jobs::kill))
+        .routes(routes!(jobs::clear))
+        .routes(routes!(jobs::log))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))

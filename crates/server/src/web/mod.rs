@@ -3,6 +3,7 @@
 //! session's CSRF token; the few scripts call the REST API with it.
 
 pub mod admin;
+pub mod jobs;
 pub mod labs;
 pub mod pages;
 pub mod projects;
@@ -38,9 +39,13 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("lab.html", include_str!("../../templates/lab.html")),
         ("projects.html", include_str!("../../templates/projects.html")),
         ("project.html", include_str!("../../templates/project.html")),
+        ("admin_cluster.html", include_str!("../../templates/admin_cluster.html")),
+        ("admin_lanes.html", include_str!("../../templates/admin_lanes.html")),
+        ("admin_jobs.html", include_str!("../../templates/admin_jobs.html")),
     ] {
         env.add_template(name, source).expect("templates parse");
     }
+    env.add_function("job_admin_tabs", jobs::admin_tabs_for);
     env
 });
 
@@ -180,6 +185,7 @@ pub async fn static_file(axum::extract::Path(name): axum::extract::Path<String>)
         "errors.js" => (include_str!("../../static/errors.js"), "text/javascript; charset=utf-8"),
         "browser.js" => (include_str!("../../static/browser.js"), "text/javascript; charset=utf-8"),
         "manage.js" => (include_str!("../../static/manage.js"), "text/javascript; charset=utf-8"),
+        "jobs.js" => (include_str!("../../static/jobs.js"), "text/javascript; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
     };
     ([(header::CONTENT_TYPE, ctype), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()

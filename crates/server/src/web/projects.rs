@@ -169,6 +169,10 @@ pub async fn project_page(State(state): State<Arc<AppState>>, caller: PageCaller
         manage_data => allows(&actor, DataAction::ManageProjectData, &data),
     };
     let roles: Vec<&str> = ProjectRole::ALL.iter().map(|r| r.as_str()).collect();
+    let jobs = match super::jobs::project_section(&state, &ctx, &actor, &project, scope).await {
+        Ok(j) => j,
+        Err(e) => return error_page(base, e),
+    };
     render(
         "project.html",
         with(
@@ -181,6 +185,7 @@ pub async fn project_page(State(state): State<Arc<AppState>>, caller: PageCaller
                 roles,
                 can,
                 files => project.status != ProjectStatus::DataDeleted,
+                jobs,
             },
         ),
     )

@@ -1,0 +1,257 @@
+//! Cluster lanes: the target's `cluster_script.sh` is rendered for the job (built-in variables,
+//! custom variables job > target > instance, every value shell-quoted), written into the job's
+//! directory and submitted with the target's `qsub_cmd_tpl`, both as the lab's Unix account, so
+//! SLURM runs the job under the lab's uid. States of all cluster jobs are polled with one
+//! `squeue` call per interval. When the controller does not answer, the job goes back to the
+//! queue (`waiting_cluster`) and is submitted again after a backoff.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cryowarden_core::jobs::{JobStatus, JobType, QueueState};
+use sqlx::Row;
+
+use super::node::{LOG, VALIDATION_SCRIPT, account_of};
+use super::{finish, running};
+use crate::app::AppState;
+use crate::cluster::template::{render_command, render_script, shell_join};
+use crate::cluster::{Builtins, ClusterInfo, CustomValues, JobState, Slurm, SlurmError};
+use crate::db::now_ms;
+use crate::error::StoreError;
+use crate::jobs::{self, Job, commands};
+use crate::lanes::{self, LaneTarget};
+
+/// How often cluster jobs are polled.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(1000);
+/// How long a submission waits after the controller did not answer (doubling up to the max).
+pub const RETRY_FIRST: Duration = Duration::from_secs(2);
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+const SCRIPT: &str = "queue_sub_script.sh";
+const INSTANCE_VARS_KEY: &str = "cluster_custom_vars";
+
+/// The instance-wide custom variables.
+pub async fn instance_vars(db: &crate::db::Db) -> Result<BTreeMap<String, String>, StoreError> {
+    let row = sqlx::query("SELECT value FROM instance_settings WHERE key = $1")
+        .bind(INSTANCE_VARS_KEY)
+        .fetch_optional(&db.pool)
+        .await?;
+    match row {
+        Some(r) => serde_json::from_str(&r.try_get::<String, _>("value")?)
+            .map_err(|e| StoreError::Internal(format!("stored custom variables: {e}"))),
+        None => Ok(BTreeMap::new()),
+    }
+}
+
+fn target_of(lane: &lanes::Lane, job: &Job) -> Result<LaneTarget, StoreError> {
+    lane.targets
+        .iter()
+        .find(|t| job.target_id.is_none_or(|id| id == t.id))
+        .cloned()
+        .ok_or_else(|| StoreError::invalid("lane", format!("lane `{}` has no cluster target", lane.name)))
+}
+
+/// The command line the cluster job runs.
+async fn run_cmd(state: &AppState, job: &Job) -> Result<String, StoreError> {
+    let argv: Vec<String> = match job.job_type {
+        JobType::Validation => vec!["/bin/sh".into(), "-c".into(), VALIDATION_SCRIPT.into()],
+        JobType::Command => {
+            let t = commands::get(&state.db, job.params["template"].as_str().unwrap_or_default()).await?;
+            t.render(&job.params.get("values").cloned().unwrap_or(serde_json::json!({})))?
+        }
+        JobType::ImportMovies | JobType::ImportMicrographs => {
+            return Err(StoreError::Internal("imports run in the server, not on a cluster".into()));
+        }
+    };
+    Ok(shell_join(&argv))
+}
+
+/// The built-in variables and the custom values of a job on a target.
+async fn variables(
+    state: &AppState,
+    job: &Job,
+    target: &LaneTarget,
+    info: &ClusterInfo,
+) -> Result<(Builtins, CustomValues), StoreError> {
+    let dir = PathBuf::from(&job.job_dir);
+    let project_dir = dir.parent().map(Path::to_owned).unwrap_or_default();
+    let creator = job.creator.clone().unwrap_or_default();
+    let builtins = Builtins {
+        script_path_abs: dir.join(SCRIPT).to_string_lossy().into_owned(),
+        run_cmd: run_cmd(state, job).await?,
+        num_cpu: u32::try_from(job.num_cpu).unwrap_or(1),
+        num_gpu: u32::try_from(job.num_gpu).unwrap_or(0),
+        ram_gb: job.ram_gb as f64,
+        job_dir_abs: job.job_dir.clone(),
+        project_dir_abs: project_dir.to_string_lossy().into_owned(),
+        job_log_path_abs: dir.join(LOG).to_string_lossy().into_owned(),
+        worker_bin_path: info.worker_bin_path.clone().unwrap_or_default(),
+        run_args: String::new(),
+        project_uid: job.project.clone(),
+        job_uid: job.uid.clone(),
+        job_creator: creator.clone(),
+        cryosparc_username: creator,
+        job_type: job.job_type.as_str().to_owned(),
+        cluster_job_id: job.cluster_job_id.clone(),
+        command: None,
+    };
+    let custom = CustomValues {
+        instance: instance_vars(&state.db).await?,
+        target: target.custom_vars.clone(),
+        job: job.custom_vars.clone(),
+    };
+    Ok((builtins, custom))
+}
+
+fn slurm() -> Slurm {
+    Slurm::default()
+}
+
+/// Renders and submits a launched job; on an unreachable controller, puts it back in the queue.
+pub async fn submit(state: &AppState, job: &Job) -> Result<(), StoreError> {
+    let lane = lanes::get(&state.db, job.lane_id.unwrap_or_default()).await?;
+    let target = target_of(&lane, job)?;
+    let info = ClusterInfo::from_value(target.config.clone())?;
+    let account = account_of(state, job).await?;
+    let (builtins, custom) = variables(state, job, &target, &info).await?;
+    let script = render_script(&target.script, &builtins, &custom)?;
+    let qsub = render_command(&info.qsub_cmd_tpl, "qsub_cmd_tpl", &builtins, &custom)?;
+    let dir = PathBuf::from(&job.job_dir);
+    let written = state
+        .runner
+        .run_command(
+            &account,
+            &["/usr/bin/tee".to_owned(), SCRIPT.to_owned()],
+            &dir,
+            &[],
+            Some(&script),
+            Duration::from_secs(30),
+        )
+        .await?;
+    if written.exit_code != Some(0) {
+        return Err(StoreError::Internal(format!("cannot write the job's script: {}", written.stderr.trim())));
+    }
+    let script_path = dir.join(SCRIPT);
+    match slurm().submit(&state.runner, &account, &qsub, &script_path).await {
+        Ok(id) => {
+            sqlx::query("UPDATE jobs SET cluster_job_id = $1, updated_at = $2 WHERE id = $3")
+                .bind(&id)
+                .bind(now_ms())
+                .bind(job.id)
+                .execute(&state.db.pool)
+                .await?;
+            tracing::info!(target: "scheduler", job = job.id, cluster_job_id = %id, lane = %lane.name, "submitted");
+            state.scheduler.submitted(lane.id);
+            Ok(())
+        }
+        Err(e) if e.is_retryable() => {
+            let wait = state.scheduler.backoff(lane.id);
+            let message = format!("the cluster is not answering ({e}); retrying in {} s", wait.as_secs());
+            tracing::warn!(target: "scheduler", job = job.id, lane = %lane.name, "{message}");
+            requeue(state, job, &message).await
+        }
+        Err(SlurmError::Rejected { message, .. }) => {
+            finish(state, job, JobStatus::Failed, Some(&format!("the cluster refused the job: {message}"))).await
+        }
+        Err(e) => finish(state, job, JobStatus::Failed, Some(&format!("submission failed: {e}"))).await,
+    }
+}
+
+/// Puts a launched job back in the queue in its old place, waiting for the cluster.
+async fn requeue(state: &AppState, job: &Job, message: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'queued', queue_state = $1, queue_message = $2, launched_at = NULL, updated_at = $3 \
+         WHERE id = $4 AND status = 'launched'",
+    )
+    .bind(QueueState::WaitingCluster.as_str())
+    .bind(message)
+    .bind(now_ms())
+    .bind(job.id)
+    .execute(&state.db.pool)
+    .await?;
+    let job = jobs::get(&state.db, job.id).await?;
+    state.scheduler.requeued(&job, message);
+    Ok(())
+}
+
+/// One poll of every cluster job that is launched or running.
+pub async fn poll_all(state: &AppState) -> Result<(), StoreError> {
+    let active = jobs::in_status(&state.db, &[JobStatus::Launched, JobStatus::Running]).await?;
+    let active: Vec<Job> = active.into_iter().filter(|j| j.cluster_job_id.is_some()).collect();
+    if active.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = active.iter().filter_map(|j| j.cluster_job_id.clone()).collect();
+    let states = match slurm().poll(&ids).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(target: "scheduler", error = %e, "cannot poll the cluster");
+            return Ok(());
+        }
+    };
+    let mut gone = Vec::new();
+    for job in &active {
+        let id = job.cluster_job_id.clone().unwrap_or_default();
+        let Some(st) = states.get(&id) else { continue };
+        match st.state {
+            JobState::Queued | JobState::Launched => {}
+            JobState::Running => {
+                if job.status == JobStatus::Launched {
+                    running(state, job, None, None).await?;
+                }
+            }
+            JobState::Completed => finish(state, job, JobStatus::Completed, None).await?,
+            JobState::Failed => {
+                finish(state, job, JobStatus::Failed, Some(&format!("SLURM: {} {}", st.slurm_state, st.reason))).await?
+            }
+            JobState::Killed => finish(state, job, JobStatus::Killed, Some("cancelled on the cluster")).await?,
+            JobState::Gone => gone.push(job),
+        }
+    }
+    if !gone.is_empty() {
+        let ids: Vec<String> = gone.iter().filter_map(|j| j.cluster_job_id.clone()).collect();
+        let comp = crate::cluster::slurm::jobcomp_path(&crate::cluster::slurm::slurm_conf_path())
+            .and_then(|p| crate::cluster::slurm::jobcomp_lookup(&p, &ids).ok())
+            .unwrap_or_default();
+        for job in gone {
+            let id = job.cluster_job_id.clone().unwrap_or_default();
+            match comp.get(&id).filter(|c| !c.conflicting) {
+                Some(c) if c.state == JobState::Completed => finish(state, job, JobStatus::Completed, None).await?,
+                Some(c) if c.state == JobState::Killed => {
+                    finish(state, job, JobStatus::Killed, Some("cancelled on the cluster")).await?
+                }
+                Some(c) => {
+                    let why = format!("SLURM: {} (exit {:?})", c.slurm_state.clone().unwrap_or_default(), c.exit_code);
+                    finish(state, job, JobStatus::Failed, Some(&why)).await?
+                }
+                None => {
+                    finish(
+                        state,
+                        job,
+                        JobStatus::Failed,
+                        Some("SLURM no longer knows the job and recorded no end: see the job's log"),
+                    )
+                    .await?
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Cancels a cluster job with the target's `qdel_cmd_tpl`, as the lab's account.
+pub async fn cancel(state: &AppState, job: &Job) -> Result<(), StoreError> {
+    let Some(cluster_id) = job.cluster_job_id.clone() else { return Ok(()) };
+    let lane = lanes::get(&state.db, job.lane_id.unwrap_or_default()).await?;
+    let target = target_of(&lane, job)?;
+    let info = ClusterInfo::from_value(target.config.clone())?;
+    let account = account_of(state, job).await?;
+    let (mut builtins, custom) = variables(state, job, &target, &info).await?;
+    builtins.cluster_job_id = Some(cluster_id);
+    let qdel = render_command(&info.qdel_cmd_tpl, "qdel_cmd_tpl", &builtins, &custom)?;
+    match slurm().cancel(&state.runner, &account, &qdel, Path::new(&job.job_dir)).await {
+        Ok(()) => Ok(()),
+        Err(SlurmError::Invalid(e)) => Err(e),
+        Err(e) => Err(StoreError::Internal(format!("cancelling on the cluster: {e}"))),
+    }
+}

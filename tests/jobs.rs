@@ -1,0 +1,472 @@
+//! Jobs, the queue and node lanes through real HTTP, with real Unix accounts and the real runner:
+//! validation jobs run as the lab's account with their GPUs, priorities and FIFO order are the
+//! launch order, lane restrictions are refused at queue time, kills stop the process group, and
+//! imports read real MRC and TIFF headers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::world::{World, create_project, world};
+use common::{Backend, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Polls a job until `done` says so (or 60 s pass): the condition, not a fixed delay, ends the wait.
+async fn wait_job(app: &TestApp, token: &str, id: i64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, v) = app.get(&format!("/api/v1/jobs/{id}"), token).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "job {id} never got there: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn terminal(v: &Value) -> bool {
+    matches!(v["status"].as_str(), Some("completed" | "failed" | "killed"))
+}
+
+async fn log_of(app: &TestApp, token: &str, id: i64) -> String {
+    let (s, v) = app.get(&format!("/api/v1/jobs/{id}/log"), token).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["text"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn node_lane(app: &TestApp, admin: &str, name: &str, cpus: u32, gpus: &[u32]) -> i64 {
+    let (s, v) = app.post("/api/v1/lanes", admin, json!({ "name": name, "kind": "node" })).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let gpus: Vec<Value> = gpus.iter().map(|g| json!({ "id": g, "name": "fake" })).collect();
+    let target = json!({ "name": format!("{name}-node"), "cpus": cpus, "ram_gb": 8, "gpus": gpus });
+    let (s, v) = app.post(&format!("/api/v1/lanes/{id}/targets"), admin, target).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    id
+}
+
+async fn job(app: &TestApp, token: &str, project: i64, body: Value) -> i64 {
+    let mut body = body;
+    body["project_id"] = json!(project);
+    let (s, v) = app.post("/api/v1/jobs", token, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v["id"].as_i64().unwrap()
+}
+
+async fn queue(app: &TestApp, token: &str, id: i64, body: Value) -> (StatusCode, Value) {
+    app.post(&format!("/api/v1/jobs/{id}/queue"), token, body).await
+}
+
+async fn setup(app: &TestApp) -> (World, i64) {
+    let w = world(app).await;
+    let p = create_project(app, &w.alice.1, w.lab1, "apoferritin").await;
+    (w, p["id"].as_i64().unwrap())
+}
+
+on_both_backends!(a_validation_job_runs_as_the_labs_account_with_its_gpus, |app: TestApp| async move {
+    let (w, project) = setup(&app).await;
+    node_lane(&app, &w.admin, "gpus", 4, &[0, 1]).await;
+    let id = job(&app, &w.alice.1, project, json!({ "job_type": "validation", "num_gpu": 1 })).await;
+    let (_, v) = app.get(&format!("/api/v1/jobs/{id}"), &w.alice.1).await;
+    assert_eq!((v["status"].as_str(), v["uid"].as_str()), (Some("building"), Some("J1")), "{v}");
+    let dir = std::path::Path::new(v["job_dir"].as_str().unwrap()).to_owned();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&dir).unwrap().uid(), 2101, "the job directory is the lab's");
+    let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "gpus", "target": "gpus-node", "gpu_ids": [1] })).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("queued")), "{v}");
+    let v = wait_job(&app, &w.alice.1, id, terminal).await;
+    assert_eq!(v["status"].as_str(), Some("completed"), "{v}");
+    let log = log_of(&app, &w.alice.1, id).await;
+    assert!(log.contains("account: cwlab1 uid=2101"), "{log}");
+    assert!(log.contains("CUDA_VISIBLE_DEVICES=1\n"), "the GPU asked for: {log}");
+    assert!(log.contains("validation passed"), "{log}");
+    // bob (lab2) cannot see it, nor its log.
+    assert_eq!(app.get(&format!("/api/v1/jobs/{id}"), &w.bob.1).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("/api/v1/jobs/{id}/log"), &w.bob.1).await.0, StatusCode::NOT_FOUND);
+    // GPU ids the target does not have are refused.
+    let other = job(&app, &w.alice.1, project, json!({ "job_type": "validation", "num_gpu": 1 })).await;
+    let (s, v) = queue(&app, &w.alice.1, other, json!({ "lane": "gpus", "target": "gpus-node", "gpu_ids": [7] })).await;
+    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("gpu_ids")), "{v}");
+});
+
+on_both_backends!(priorities_and_fifo_are_the_launch_order, |app: TestApp| async move {
+    let (w, project) = setup(&app).await;
+    node_lane(&app, &w.admin, "single", 1, &[]).await;
+    let sleep = json!({ "name": "sleep", "params": [{ "name": "seconds", "type": "float", "required": true }],
+                        "argv": ["/bin/sleep", "{{ seconds }}"], "num_cpu": 1, "num_gpu": 0, "ram_gb": 1 });
+    let (s, v) = app.call(Method::PUT, "/api/v1/commands", Some(&w.admin), Some(sleep)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // alice may set priorities; a blocker holds the lane's only CPU while the others queue.
+    let (s, _) =
+        app.patch(&format!("/api/v1/users/{}", w.alice.0), &w.admin, json!({ "job_priority_management": true })).await;
+    assert_eq!(s, StatusCode::OK);
+    let command =
+        |secs: f64| json!({ "job_type": "command", "params": { "template": "sleep", "values": { "seconds": secs } } });
+    let blocker = job(&app, &w.alice.1, project, command(1.0)).await;
+    let (s, v) = queue(&app, &w.alice.1, blocker, json!({ "lane": "single" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_job(&app, &w.alice.1, blocker, |v| v["status"] == "running").await;
+    let mut ids = Vec::new();
+    for (name, priority) in [("a", 10), ("b", 50), ("c", 50), ("d", 10), ("e", 90)] {
+        let id = job(&app, &w.alice.1, project, command(0.05)).await;
+        let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "single", "priority": priority })).await;
+        assert_eq!((s, v["priority"].as_i64()), (StatusCode::OK, Some(priority)), "{v}");
+        ids.push((name, id));
+    }
+    // dave (an editor) may not set priorities: his 99 counts as the instance default, 0.
+    let editor = json!({ "user_id": w.dave.0, "role": "editor" });
+    let (s, v) = app.post(&format!("/api/v1/projects/{project}/members"), &w.alice.1, editor).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = job(&app, &w.dave.1, project, command(0.05)).await;
+    let (s, v) = queue(&app, &w.dave.1, id, json!({ "lane": "single", "priority": 99 })).await;
+    assert_eq!((s, v["priority"].as_i64()), (StatusCode::OK, Some(0)), "{v}");
+    ids.push(("f", id));
+    let mut launched = Vec::new();
+    for (name, id) in &ids {
+        let v = wait_job(&app, &w.alice.1, *id, terminal).await;
+        assert_eq!(v["status"].as_str(), Some("completed"), "{v}");
+        launched.push((v["launched_at"].as_str().unwrap().to_owned(), *name));
+    }
+    launched.sort();
+    let order: Vec<&str> = launched.iter().map(|(_, n)| *n).collect();
+    assert_eq!(order, ["e", "b", "c", "a", "d", "f"], "priority first, first in first out within a level");
+});
+
+on_both_backends!(lane_restrictions_are_refused_at_queue_time, |app: TestApp| async move {
+    let (w, project) = setup(&app).await;
+    node_lane(&app, &w.admin, "restricted", 2, &[]).await;
+    let (s, v) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{}/lanes", w.alice.0),
+            Some(&w.admin),
+            Some(json!({ "not_allowed": ["restricted"] })),
+        )
+        .await;
+    assert_eq!((s, v["not_allowed"].clone()), (StatusCode::OK, json!(["restricted"])), "{v}");
+    let (_, lanes) = app.get("/api/v1/lanes", &w.alice.1).await;
+    let names: Vec<&str> = lanes.as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["default"], "alice sees only her allowed lanes");
+    let id = job(&app, &w.alice.1, project, json!({ "job_type": "validation" })).await;
+    let before = app.audit_len().await;
+    let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "restricted" })).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("lane-not-allowed")), "{v}");
+    assert_eq!(app.audit_len().await, before + 1, "the refusal is audited");
+    let (_, v) = app.get(&format!("/api/v1/jobs/{id}"), &w.alice.1).await;
+    assert_eq!(v["status"].as_str(), Some("building"), "nothing changed");
+    // Admins queue anywhere; a new lane goes to every user.
+    let (s, _) = queue(&app, &w.admin, id, json!({ "lane": "restricted" })).await;
+    assert_eq!(s, StatusCode::OK);
+    node_lane(&app, &w.admin, "newer", 1, &[]).await;
+    let (_, lanes) = app.get("/api/v1/lanes", &w.alice.1).await;
+    assert_eq!(lanes.as_array().unwrap().len(), 2, "{lanes}");
+    // An ordinary user cannot change restrictions.
+    let (s, _) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{}/lanes", w.alice.0),
+            Some(&w.alice.1),
+            Some(json!({ "not_allowed": [] })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+});
+
+on_both_backends!(kill_stops_the_process_group_and_clear_resets, |app: TestApp| async move {
+    let (w, project) = setup(&app).await;
+    let sleep = json!({ "name": "nap", "params": [{ "name": "seconds", "type": "int", "required": true }],
+                        "argv": ["/bin/sleep", "{{ seconds }}"] });
+    let (s, v) = app.call(Method::PUT, "/api/v1/commands", Some(&w.admin), Some(sleep)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = job(
+        &app,
+        &w.alice.1,
+        project,
+        json!({ "job_type": "command", "params": { "template": "nap", "values": { "seconds": 60 } } }),
+    )
+    .await;
+    let (s, _) = queue(&app, &w.alice.1, id, json!({ "lane": "default" })).await;
+    assert_eq!(s, StatusCode::OK);
+    let v = wait_job(&app, &w.alice.1, id, |v| v["status"] == "running").await;
+    let pgid = v["pid"].as_i64().expect("the process group is recorded");
+    let status = std::fs::read_to_string(format!("/proc/{pgid}/status")).expect("the job runs");
+    assert!(status.lines().any(|l| l.starts_with("Uid:") && l.contains("2101")), "as cwlab1: {status}");
+    let (s, v) = app.post(&format!("/api/v1/jobs/{id}/kill"), &w.alice.1, json!(null)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = wait_job(&app, &w.alice.1, id, terminal).await;
+    assert_eq!(v["status"].as_str(), Some("killed"), "{v}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pgid}")).exists() || {
+            let st = std::fs::read_to_string(format!("/proc/{pgid}/stat")).unwrap_or_default();
+            st.split_whitespace().nth(2) == Some("Z")
+        },
+        "the process is gone"
+    );
+    // bob cannot kill it, or even see it.
+    assert_eq!(app.post(&format!("/api/v1/jobs/{id}/kill"), &w.bob.1, json!(null)).await.0, StatusCode::NOT_FOUND);
+    let (s, v) = app.post(&format!("/api/v1/jobs/{id}/clear"), &w.alice.1, json!(null)).await;
+    assert_eq!((s, v["status"].as_str(), v["priority"].as_i64()), (StatusCode::OK, Some("building"), Some(0)), "{v}");
+});
+
+/// A little-endian MRC file: 1024-byte header then float32 data.
+fn mrc(nx: u32, ny: u32, nz: u32, pixel_a: f32) -> Vec<u8> {
+    let mut h = vec![0u8; 1024];
+    let put = |h: &mut Vec<u8>, word: usize, v: u32| h[word * 4..word * 4 + 4].copy_from_slice(&v.to_le_bytes());
+    put(&mut h, 0, nx);
+    put(&mut h, 1, ny);
+    put(&mut h, 2, nz);
+    put(&mut h, 3, 2); // float32
+    put(&mut h, 7, nx);
+    put(&mut h, 8, ny);
+    put(&mut h, 9, nz);
+    put(&mut h, 10, (pixel_a * nx as f32).to_bits());
+    put(&mut h, 11, (pixel_a * ny as f32).to_bits());
+    put(&mut h, 12, (pixel_a * nz as f32).to_bits());
+    put(&mut h, 16, 1);
+    put(&mut h, 17, 2);
+    put(&mut h, 18, 3);
+    h[208..212].copy_from_slice(b"MAP ");
+    h[212..216].copy_from_slice(&[0x44, 0x44, 0, 0]);
+    h.extend(vec![0u8; (nx * ny * nz * 4) as usize]);
+    h
+}
+
+/// A little-endian multi-page TIFF of `frames` 8-bit pages.
+fn tiff(width: u16, height: u16, frames: u16) -> Vec<u8> {
+    let mut out = b"II*\0".to_vec();
+    out.extend(8u32.to_le_bytes());
+    let page = width as usize * height as usize;
+    for f in 0..frames {
+        let ifd_at = out.len();
+        let entries: [(u16, u16, u32); 6] = [
+            (256, 3, u32::from(width)),
+            (257, 3, u32::from(height)),
+            (258, 3, 8),
+            (259, 3, 1),
+            (273, 4, 0), // strip offset, patched below
+            (279, 4, page as u32),
+        ];
+        let data_at = ifd_at + 2 + entries.len() * 12 + 4;
+        out.extend((entries.len() as u16).to_le_bytes());
+        for (tag, kind, value) in entries {
+            out.extend(tag.to_le_bytes());
+            out.extend(kind.to_le_bytes());
+            out.extend(1u32.to_le_bytes());
+            let v = if tag == 273 { data_at as u32 } else { value };
+            if kind == 3 {
+                out.extend((v as u16).to_le_bytes());
+                out.extend([0, 0]);
+            } else {
+                out.extend(v.to_le_bytes());
+            }
+        }
+        let next = if f + 1 < frames { (data_at + page) as u32 } else { 0 };
+        out.extend(next.to_le_bytes());
+        out.extend(vec![f as u8; page]);
+    }
+    out
+}
+
+on_both_backends!(an_import_reads_real_headers_and_reports_damaged_files, |app: TestApp| async move {
+    let (w, project) = setup(&app).await;
+    let session = w.disk.raw1.join("session1");
+    std::fs::create_dir(&session).unwrap();
+    std::fs::write(session.join("movie_001.mrcs"), mrc(64, 48, 12, 0.83)).unwrap();
+    std::fs::write(session.join("movie_002.tif"), tiff(32, 16, 40)).unwrap();
+    let mut broken = mrc(64, 64, 10, 1.0);
+    broken.truncate(5000);
+    std::fs::write(session.join("movie_003.mrcs"), broken).unwrap();
+    let chown = std::process::Command::new("chown").args(["-R", "cwlab1:cwlab1"]).arg(&session).output().unwrap();
+    assert!(chown.status.success());
+    let id = job(
+        &app,
+        &w.alice.1,
+        project,
+        json!({ "job_type": "import_movies", "params": { "path": "session1/movie_*" } }),
+    )
+    .await;
+    let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "default" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = wait_job(&app, &w.alice.1, id, terminal).await;
+    assert_eq!(v["status"].as_str(), Some("completed"), "{v}");
+    assert!(v["failure"].as_str().unwrap_or("").contains("1 file(s) could not be read"), "{v}");
+    let log = log_of(&app, &w.alice.1, id).await;
+    assert!(log.contains("could not read session1/movie_003.mrcs: truncated"), "{log}");
+    assert!(log.contains("imported 2 exposure(s)"), "{log}");
+    let rows = sqlx::query_as::<_, (String, i64, i64, i64)>(
+        "SELECT path, width, height, frames FROM exposures WHERE job_id = $1 ORDER BY path",
+    )
+    .bind(id)
+    .fetch_all(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [("session1/movie_001.mrcs".to_owned(), 64, 48, 12), ("session1/movie_002.tif".to_owned(), 32, 16, 40)]
+    );
+    // Paths leaving the root are refused before anything runs.
+    let (s, v) = app
+        .post(
+            "/api/v1/jobs",
+            &w.alice.1,
+            json!({ "project_id": project, "job_type": "import_movies", "params": { "path": "/etc/passwd" } }),
+        )
+        .await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("path-absolute")), "{v}");
+    // The import policy holds at creation: managers only, then alice is refused.
+    let (s, _) = app.patch(&format!("/api/v1/labs/{}", w.lab1), &w.admin, json!({ "import_policy": "managers" })).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = app
+        .post(
+            "/api/v1/jobs",
+            &w.alice.1,
+            json!({ "project_id": project, "job_type": "import_movies", "params": { "path": "session1/*" } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+});
+
+/// A cluster script with custom variables at three levels, a read of lab2's file, and the job's
+/// own command.
+const CLUSTER_SCRIPT: &str = r#"#!/usr/bin/env bash
+#SBATCH --job-name=cw_{{ project_uid }}_{{ job_uid }}
+#SBATCH --output={{ job_log_path_abs }}
+#SBATCH --error={{ job_log_path_abs }}
+#SBATCH --cpus-per-task={{ num_cpu }}
+#SBATCH --mem={{ ram_gb }}G
+{%- if num_gpu > 0 %}
+#SBATCH --gres=gpu:{{ num_gpu }}
+{%- endif %}
+echo site={{ site_var }} shared={{ shared_var }} mine={{ job_var }}
+echo "running as uid $(id -u)"
+cat {{ other_lab_file }} || echo "lab2's file stays closed"
+{{ run_cmd }}
+"#;
+
+on_both_backends!(a_slurm_job_runs_as_the_labs_uid_with_inert_custom_variables, |app: TestApp| async move {
+    let Some(_conf) = common::slurm::slurm_conf() else { return };
+    let (w, project) = setup(&app).await;
+    let (info, _) = cryowarden_server::cluster::slurm::example_slurm();
+    let mut info: Value = serde_json::from_str(&info).unwrap();
+    info["name"] = json!("cluster");
+    let (s, v) = app.post("/api/v1/clusters", &w.admin, json!({ "info": info, "script": CLUSTER_SCRIPT })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let target = v["targets"][0]["id"].as_i64().unwrap();
+    let vars = json!({ "site_var": "from-instance", "shared_var": "from-instance", "job_var": "from-instance" });
+    assert_eq!(app.call(Method::PUT, "/api/v1/custom-vars", Some(&w.admin), Some(vars)).await.0, StatusCode::OK);
+    let vars = json!({ "shared_var": "from-target", "job_var": "from-target" });
+    let (s, v) =
+        app.call(Method::PUT, &format!("/api/v1/targets/{target}/custom-vars"), Some(&w.admin), Some(vars)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let pwned = app.dir.path().join("PWNED");
+    let injected = format!("$(touch {0}) `touch {0}` ';touch {0};' \"\n touch {0}", pwned.display());
+    let secret = w.disk.raw2.join("secret.mrc");
+    let id = job(&app, &w.alice.1, project, json!({ "job_type": "validation", "num_gpu": 1 })).await;
+    let custom = json!({ "job_var": injected, "other_lab_file": secret });
+    let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "cluster", "custom_vars": custom })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = wait_job(&app, &w.alice.1, id, terminal).await;
+    assert_eq!(v["status"].as_str(), Some("completed"), "{v}");
+    assert!(v["cluster_job_id"].as_str().is_some_and(|c| !c.is_empty()), "{v}");
+    let log = log_of(&app, &w.alice.1, id).await;
+    assert!(log.contains("site=from-instance shared=from-target mine=$(touch"), "job > target > instance: {log}");
+    assert!(log.contains("running as uid 2101"), "{log}");
+    assert!(log.contains("Permission denied") && log.contains("lab2's file stays closed"), "the kernel refuses: {log}");
+    assert!(!log.contains("unpublished"), "{log}");
+    let gpu_line = log.lines().find(|l| l.starts_with("CUDA_VISIBLE_DEVICES=")).unwrap_or_default();
+    assert!(
+        matches!(gpu_line, "CUDA_VISIBLE_DEVICES=0" | "CUDA_VISIBLE_DEVICES=1"),
+        "SLURM's gres gave one GPU: {log}"
+    );
+    assert!(log.contains("validation passed"), "{log}");
+    assert!(!pwned.exists(), "the injected commands never ran");
+    let script =
+        std::fs::read_to_string(std::path::Path::new(v["job_dir"].as_str().unwrap()).join("queue_sub_script.sh"))
+            .unwrap();
+    assert!(script.contains("#SBATCH --gres=gpu:1"), "{script}");
+});
+
+fn parent_pid(pid: i64) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn kill9(what: &str) {
+    let out = std::process::Command::new("kill").args(["-9", "--", what]).output().unwrap();
+    assert!(out.status.success(), "kill -9 {what}: {out:?}");
+}
+
+on_both_backends!(a_restart_reconciles_running_queued_dead_and_cluster_jobs, |mut app: TestApp| async move {
+    let w = world(&app).await;
+    let name = format!("restart{}", std::process::id());
+    let project = create_project(&app, &w.alice.1, w.lab1, &name).await["id"].as_i64().unwrap();
+    node_lane(&app, &w.admin, "two", 2, &[]).await;
+    let nap = json!({ "name": "nap", "params": [{ "name": "seconds", "type": "int", "required": true }],
+                      "argv": ["/bin/sleep", "{{ seconds }}"] });
+    assert_eq!(app.call(Method::PUT, "/api/v1/commands", Some(&w.admin), Some(nap)).await.0, StatusCode::OK);
+    let napping =
+        |s: i64| json!({ "job_type": "command", "params": { "template": "nap", "values": { "seconds": s } } });
+    let survivor = job(&app, &w.alice.1, project, napping(2)).await;
+    let doomed = job(&app, &w.alice.1, project, napping(60)).await;
+    let waiting = job(&app, &w.alice.1, project, napping(0)).await;
+    for id in [survivor, doomed] {
+        assert_eq!(queue(&app, &w.alice.1, id, json!({ "lane": "two" })).await.0, StatusCode::OK);
+        wait_job(&app, &w.alice.1, id, |v| v["status"] == "running").await;
+    }
+    assert_eq!(queue(&app, &w.alice.1, waiting, json!({ "lane": "two" })).await.0, StatusCode::OK);
+    let v = wait_job(&app, &w.alice.1, waiting, |v| v["queue_state"] == "waiting_resources").await;
+    assert!(v["queue_message"].as_str().unwrap_or("").contains("lane two"), "{v}");
+    let slurm = common::slurm::slurm_conf().is_some();
+    let mut cluster_job = None;
+    if slurm {
+        let (info, _) = cryowarden_server::cluster::slurm::example_slurm();
+        let mut info: Value = serde_json::from_str(&info).unwrap();
+        info["name"] = json!("cluster");
+        let (s, v) = app.post("/api/v1/clusters", &w.admin, json!({ "info": info, "script": CLUSTER_SCRIPT })).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let id = job(&app, &w.alice.1, project, napping(3)).await;
+        let vars = json!({ "site_var": "s", "shared_var": "s", "job_var": "j", "other_lab_file": "/dev/null" });
+        assert_eq!(
+            queue(&app, &w.alice.1, id, json!({ "lane": "cluster", "custom_vars": vars })).await.0,
+            StatusCode::OK
+        );
+        let v = wait_job(&app, &w.alice.1, id, |v| v["status"] == "running").await;
+        cluster_job = Some((id, v["cluster_job_id"].as_str().unwrap().to_owned()));
+    }
+
+    // The server dies; while it is down, the doomed job's process and its waiter die too.
+    app.state.scheduler.halt();
+    let (_, v) = app.get(&format!("/api/v1/jobs/{doomed}"), &w.alice.1).await;
+    let pgid = v["pid"].as_i64().unwrap();
+    let waiter = parent_pid(pgid).expect("the job's waiter");
+    kill9(&waiter.to_string());
+    kill9(&format!("-{pgid}"));
+    app.restart().await;
+
+    let v = wait_job(&app, &w.alice.1, doomed, terminal).await;
+    assert_eq!(
+        (v["status"].as_str(), v["failure"].as_str()),
+        (Some("failed"), Some("the job's process ended while the server was down and left no exit status")),
+        "{v}"
+    );
+    let v = wait_job(&app, &w.alice.1, survivor, terminal).await;
+    assert_eq!(v["status"].as_str(), Some("completed"), "a job running across the restart is followed to its end: {v}");
+    let v = wait_job(&app, &w.alice.1, waiting, terminal).await;
+    assert_eq!(v["status"].as_str(), Some("completed"), "the queue survives: {v}");
+    if let Some((id, cluster_id)) = cluster_job {
+        let v = wait_job(&app, &w.alice.1, id, terminal).await;
+        assert_eq!(
+            (v["status"].as_str(), v["cluster_job_id"].as_str()),
+            (Some("completed"), Some(cluster_id.as_str())),
+            "{v}"
+        );
+        let out = std::process::Command::new("squeue")
+            .args(["-h", "-t", "all", "-o", "%i", "-n", &format!("cw_{name}_{}", v["uid"].as_str().unwrap())])
+            .output()
+            .unwrap();
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+        assert_eq!(ids, [cluster_id], "found again by its cluster job id, never submitted twice");
+    }
+});
