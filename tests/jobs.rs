@@ -470,3 +470,50 @@ on_both_backends!(a_restart_reconciles_running_queued_dead_and_cluster_jobs, |mu
         assert_eq!(ids, [cluster_id], "found again by its cluster job id, never submitted twice");
     }
 });
+
+on_both_backends!(maintenance_holds_launches_and_lets_them_go_after, |app: TestApp| async move {
+    let (w, project) = setup(&app).await;
+    let on = json!({ "maintenance": { "active": true, "message": "upgrading" } });
+    assert_eq!(app.patch("/api/v1/settings/instance", &w.admin, on).await.0, StatusCode::OK);
+    let id = job(&app, &w.alice.1, project, json!({ "job_type": "validation" })).await;
+    let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "default" })).await;
+    assert_eq!((s, v["queue_state"].as_str()), (StatusCode::OK, Some("waiting_maintenance")), "{v}");
+    // The scheduler looks at the queue and still holds the job.
+    app.state.scheduler.wake();
+    let v = wait_job(&app, &w.alice.1, id, |v| v["queue_message"].as_str().is_some_and(|m| m.contains("maintenance")))
+        .await;
+    assert_eq!(v["status"].as_str(), Some("queued"), "{v}");
+    let off = json!({ "maintenance": { "active": false, "message": "" } });
+    assert_eq!(app.patch("/api/v1/settings/instance", &w.admin, off).await.0, StatusCode::OK);
+    let v = wait_job(&app, &w.alice.1, id, terminal).await;
+    assert_eq!(v["status"].as_str(), Some("completed"), "{v}");
+});
+
+on_both_backends!(many_jobs_queue_in_one_commit_all_or_none, |app: TestApp| async move {
+    let (w, project) = setup(&app).await;
+    node_lane(&app, &w.admin, "bulk", 1, &[]).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(job(&app, &w.alice.1, project, json!({ "job_type": "validation" })).await);
+    }
+    // One job of another lab makes the whole request "not found", and nothing is queued.
+    let other = create_project(&app, &w.bob.1, w.lab2, "other").await["id"].as_i64().unwrap();
+    let foreign = job(&app, &w.bob.1, other, json!({ "job_type": "validation" })).await;
+    let mut with_foreign = ids.clone();
+    with_foreign.push(foreign);
+    let (s, _) = app.post("/api/v1/jobs/queue", &w.alice.1, json!({ "job_ids": with_foreign, "lane": "bulk" })).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, v) = app.get(&format!("/api/v1/jobs?project={project}&status=queued"), &w.alice.1).await;
+    assert_eq!(v.as_array().map(Vec::len), Some(0), "{v}");
+    let (s, v) = app.post("/api/v1/jobs/queue", &w.alice.1, json!({ "job_ids": ids, "lane": "bulk" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v.as_array().map(Vec::len), Some(5));
+    let mut launched = Vec::new();
+    for id in &ids {
+        let v = wait_job(&app, &w.alice.1, *id, terminal).await;
+        assert_eq!(v["status"].as_str(), Some("completed"), "{v}");
+        launched.push((v["launched_at"].as_str().unwrap().to_owned(), *id));
+    }
+    launched.sort();
+    assert_eq!(launched.iter().map(|(_, id)| *id).collect::<Vec<_>>(), ids, "queued in the order given");
+});

@@ -22,6 +22,35 @@ fn refused(message: String) -> Refusal {
     Refusal::new("account-refused", message)
 }
 
+/// Refuses a caller that is neither root nor one of the policy's `server_users`: a runner
+/// installed setuid or behind sudo must not act for any local user. The real uid cannot be
+/// forged; `SUDO_UID` is believed only when the real uid is root (sudo sets both).
+pub fn check_caller(policy: &Policy, caller: Caller, name_of: impl Fn(u32) -> Option<String>) -> Result<(), Refusal> {
+    let uid = match (caller.real_uid, caller.sudo_uid) {
+        (0, None) => return Ok(()),
+        (0, Some(sudo)) => sudo,
+        (real, _) => real,
+    };
+    if uid == 0 {
+        return Ok(());
+    }
+    match name_of(uid) {
+        Some(name) if policy.server_users.iter().any(|u| *u == name) => Ok(()),
+        who => Err(Refusal::new(
+            "caller-refused",
+            format!(
+                "{} (uid {uid}) may not call the runner: list the server's account in server_users of the runner policy",
+                who.unwrap_or_else(|| "an unknown account".into())
+            ),
+        )),
+    }
+}
+
+/// The name of a uid from passwd.
+pub fn name_of(uid: u32) -> Option<String> {
+    User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
+}
+
 /// Longest accepted account name.
 const NAME_MAX: usize = 256;
 
@@ -127,4 +156,39 @@ pub fn become_account(account: &Account) -> Result<(), Refusal> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod caller_tests {
+    use super::*;
+
+    fn policy(servers: &[&str]) -> Policy {
+        Policy {
+            min_uid: FIRST_ORDINARY_ID,
+            allowed_users: vec![],
+            allowed_groups: vec![],
+            server_users: servers.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    fn names(uid: u32) -> Option<String> {
+        match uid {
+            999 => Some("cryowarden".into()),
+            2102 => Some("cwlab2".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn only_root_and_the_server_account_may_call() {
+        let p = policy(&["cryowarden"]);
+        assert!(check_caller(&p, Caller { real_uid: 0, sudo_uid: None }, names).is_ok(), "root directly");
+        assert!(check_caller(&p, Caller { real_uid: 0, sudo_uid: Some(999) }, names).is_ok(), "the server via sudo");
+        assert!(check_caller(&p, Caller { real_uid: 999, sudo_uid: None }, names).is_ok(), "the server, setuid");
+        let lab = check_caller(&p, Caller { real_uid: 0, sudo_uid: Some(2102) }, names).unwrap_err();
+        assert_eq!(lab.code, "caller-refused");
+        let forged = check_caller(&p, Caller { real_uid: 2102, sudo_uid: Some(999) }, names).unwrap_err();
+        assert_eq!(forged.code, "caller-refused", "SUDO_UID is not believed from a non-root caller");
+        assert!(check_caller(&policy(&[]), Caller { real_uid: 999, sudo_uid: None }, names).is_err());
+    }
 }

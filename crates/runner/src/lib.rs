@@ -82,6 +82,7 @@ pub fn run(input: std::io::Result<Vec<u8>>, env: &Env) -> (Answer, u8) {
 fn serve(request: &Request, env: &Env) -> Result<serde_json::Value, Refusal> {
     let real_uid = rustix::process::getuid().as_raw();
     let policy = Policy::load(&Policy::path(real_uid, env.config.clone()))?;
+    account::check_caller(&policy, Caller { real_uid, sudo_uid: env.sudo_uid }, account::name_of)?;
     account::check(&request.account, &policy, Caller { real_uid, sudo_uid: env.sudo_uid })?;
     ops_exec::inherit(env, real_uid);
     account::become_account(&request.account)?;

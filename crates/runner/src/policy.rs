@@ -43,6 +43,10 @@ pub struct Policy {
     /// Accounts allowed because they belong to one of these groups (primary or supplementary).
     #[serde(default)]
     pub allowed_groups: Vec<String>,
+    /// Accounts that may call the runner (the server's own), when it is entered through sudo or
+    /// installed setuid. Root calling it directly needs no entry.
+    #[serde(default)]
+    pub server_users: Vec<String>,
 }
 
 fn first_ordinary_id() -> u32 {

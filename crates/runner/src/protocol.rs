@@ -71,7 +71,7 @@ pub enum Op {
     /// [`MAX_BATCH_FILES`] paths and [`MAX_HEADS_TOTAL_BYTES`] in all.
     ReadHeads { root: String, paths: Vec<String>, max_bytes: usize },
     /// Answers a `Vec<ChainWalk>`, one per chain and in order: follows each file's chain of
-    /// linked records (a TIFF file's IFDs) as its [`ChainLayout`] describes, counting them.
+    /// linked records (a TIFF file's IFDs) as its [`ChainSpec`] describes, counting them.
     WalkChains { root: String, chains: Vec<Chain>, max_records: u64 },
     /// Answers [`CommandOutput`]: runs `argv` (no shell unless `argv[0]` is one) in `cwd` with a
     /// clean environment plus `env`, `stdin` as its input, until it exits or `timeout_ms` passes

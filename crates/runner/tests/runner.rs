@@ -57,7 +57,8 @@ fn run_with(request: &[u8], env: &[(&str, &str)], uid: Option<u32>) -> (Value, i
 ///
 /// ```text
 /// T/                      root 0755
-///   policy.toml           root 0644: allowed_users = ["cwlab1"], allowed_groups = ["cwlab2"]
+///   policy.toml           root 0644: allowed_users = ["cwlab1"], allowed_groups = ["cwlab2"],
+///                         server_users = ["cwlab1", "cwlab2"] (callers through sudo, for the SUDO_UID cases)
 ///   lab1/                 cwlab1 0750
 ///     data/a.mrc          "MRC-HEADER-and-more"
 ///     data/sub/b.txt
@@ -81,7 +82,11 @@ impl Tree {
         let t = tempfile::Builder::new().prefix("cw-runner").tempdir().unwrap();
         let p = t.path();
         fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
-        fs::write(p.join("policy.toml"), "allowed_users = [\"cwlab1\"]\nallowed_groups = [\"cwlab2\"]\n").unwrap();
+        fs::write(
+            p.join("policy.toml"),
+            "allowed_users = [\"cwlab1\"]\nallowed_groups = [\"cwlab2\"]\nserver_users = [\"cwlab1\", \"cwlab2\"]\n",
+        )
+        .unwrap();
         fs::set_permissions(p.join("policy.toml"), fs::Permissions::from_mode(0o644)).unwrap();
 
         fs::create_dir_all(p.join("lab1/data/sub")).unwrap();
@@ -371,6 +376,8 @@ fn accounts_are_refused() {
     // The caller's own account (through sudo) is refused.
     assert_eq!(code(&tree.call_env(tree.lab1(), check.clone(), &[("SUDO_UID", "2101")])), "account-refused");
     ok(tree.call_env(tree.lab1(), check.clone(), &[("SUDO_UID", "2102")]));
+    // A caller through sudo that the policy does not name as a server account is refused.
+    assert_eq!(code(&tree.call_env(tree.lab1(), check.clone(), &[("SUDO_UID", "1")])), "caller-refused");
 
     // Not in the policy: cwlab1 under a policy listing only cwlab2.
     let only2 = tree.path("only2.toml");

@@ -233,3 +233,27 @@ pub async fn set_instance_vars(
 ) -> ApiResult<axum::Json<std::collections::BTreeMap<String, String>>> {
     Ok(axum::Json(lanes::set_instance_vars(&state.db, &caller.ctx(), vars).await?))
 }
+
+/// Queue many jobs to one lane at once (one durable commit; all or none).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct QueueMany {
+    pub job_ids: Vec<i64>,
+    #[serde(flatten)]
+    pub queue: QueueRequest,
+}
+
+/// Queue many jobs to one lane in one transaction: every job is checked first, and a refusal
+/// queues none.
+#[utoipa::path(post, path = "/api/v1/jobs/queue", tag = "jobs", request_body = QueueMany,
+    responses((status = 200, body = Vec<Job>), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn queue_many(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(req): ApiJson<QueueMany>,
+) -> ApiResult<axum::Json<Vec<Job>>> {
+    let jobs = jobs::queue_many(&state.db, &state.settings, &caller.ctx(), &req.job_ids, req.queue).await?;
+    for j in &jobs {
+        state.scheduler.enqueued(j);
+    }
+    Ok(axum::Json(jobs))
+}

@@ -99,6 +99,7 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .routes(routes!(jobs::list, jobs::create))
         .routes(routes!(jobs::show))
         .routes(routes!(jobs::queue))
+        .routes(routes!(jobs::queue_many))
         .routes(routes!(jobs::kill))
         .routes(routes!(jobs::clear))
         .routes(routes!(jobs::log))

@@ -396,32 +396,40 @@ pub async fn queue(
     req: QueueRequest,
 ) -> Result<Job, StoreError> {
     let (job, _project, _, proof) = access(db, ctx, id, DataAction::EditProject).await?;
-    if !job.status.can_become(JobStatus::Queued) {
-        return Err(StoreError::InUse {
-            field: "status",
-            message: format!("{} is {}: only building or finished jobs can be queued", job.uid, job.status),
-        });
-    }
+    let plan = prepare(db, settings, ctx, &req).await?;
+    check(db, ctx, &plan, &req, &job).await?;
+    let mut tx = db.begin_write().await?;
+    proof.require(DataAction::EditProject.into())?;
+    let seq: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(queued_seq), 0) + 1 FROM jobs").fetch_one(&mut *tx.tx).await?;
+    apply(&mut tx, ctx, &plan, &req, &job, seq).await?;
+    tx.commit().await?;
+    get(db, id).await
+}
+
+/// What queueing to a lane means for this caller: the same for every job of a request.
+struct Plan {
+    lane: lanes::Lane,
+    target_id: Option<i64>,
+    denied: bool,
+    lane_queue_override: bool,
+    priority: i64,
+    queue_state: QueueState,
+    message: Option<String>,
+}
+
+async fn prepare(
+    db: &Db,
+    settings: &crate::settings::SettingsCache,
+    ctx: &Ctx,
+    req: &QueueRequest,
+) -> Result<Plan, StoreError> {
     let actor = projects::actor(ctx)?;
     let lane = lanes::find(db, &req.lane)
         .await
         .map_err(|_| StoreError::invalid("lane", format!("there is no lane `{}`", req.lane)))?;
     let instance = settings.get(db).await?;
-    let denied = lanes::restrictions::denied_for(db, &actor).await?;
-    let override_import = job.job_type.is_import() && instance.lane_queue_override;
-    if denied.contains(&lane.id) && !override_import {
-        ctx.record(
-            db,
-            "queue-job",
-            &job.audit_target(),
-            crate::audit::Outcome::Denied,
-            Some(format!("lane `{}` is not allowed for this user", lane.name)),
-            None,
-            None,
-        )
-        .await?;
-        return Err(StoreError::LaneNotAllowed { lane: lane.name });
-    }
+    let denied = lanes::restrictions::denied_for(db, &actor).await?.contains(&lane.id);
     check_custom_vars("custom_vars", &req.custom_vars)?;
     let mut target_id = None;
     if let Some(t) = &req.target {
@@ -438,24 +446,9 @@ pub async fn queue(
                     return Err(StoreError::invalid("gpu_ids", format!("target `{}` has no GPU {g}", target.name)));
                 }
             }
-            if ids.len() as i64 != job.num_gpu {
-                return Err(StoreError::invalid(
-                    "gpu_ids",
-                    format!("the job needs {} GPU(s) and {} were named", job.num_gpu, ids.len()),
-                ));
-            }
         }
     } else if req.gpu_ids.is_some() {
         return Err(StoreError::invalid("gpu_ids", "name the target the GPUs belong to"));
-    }
-    if lane.kind == LaneKind::Node && !lane.targets.iter().any(|t| fits_ever(t, &job)) {
-        return Err(StoreError::invalid(
-            "lane",
-            format!(
-                "no target of `{}` has {} CPU(s), {} GPU(s) and {} GB of RAM: choose another lane or fewer resources",
-                lane.name, job.num_cpu, job.num_gpu, job.ram_gb
-            ),
-        ));
     }
     let creator = crate::users::get(db, actor.user.0).await?;
     let may_set_priority = creator.job_priority_management || lanes::restrictions::unrestricted(&actor);
@@ -470,10 +463,67 @@ pub async fn queue(
     } else {
         (QueueState::ActivelyQueued, None)
     };
-    let mut tx = db.begin_write().await?;
-    proof.require(DataAction::EditProject.into())?;
-    let seq: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(queued_seq), 0) + 1 FROM jobs").fetch_one(&mut *tx.tx).await?;
+    Ok(Plan {
+        lane,
+        target_id,
+        denied,
+        lane_queue_override: instance.lane_queue_override,
+        priority,
+        queue_state,
+        message,
+    })
+}
+
+/// Whether this job may be queued as planned (a refused lane is audited).
+async fn check(db: &Db, ctx: &Ctx, plan: &Plan, req: &QueueRequest, job: &Job) -> Result<(), StoreError> {
+    if !job.status.can_become(JobStatus::Queued) {
+        return Err(StoreError::InUse {
+            field: "status",
+            message: format!("{} is {}: only building or finished jobs can be queued", job.uid, job.status),
+        });
+    }
+    if plan.denied && !(job.job_type.is_import() && plan.lane_queue_override) {
+        ctx.record(
+            db,
+            "queue-job",
+            &job.audit_target(),
+            crate::audit::Outcome::Denied,
+            Some(format!("lane `{}` is not allowed for this user", plan.lane.name)),
+            None,
+            None,
+        )
+        .await?;
+        return Err(StoreError::LaneNotAllowed { lane: plan.lane.name.clone() });
+    }
+    if let Some(ids) = &req.gpu_ids
+        && ids.len() as i64 != job.num_gpu
+    {
+        return Err(StoreError::invalid(
+            "gpu_ids",
+            format!("{} needs {} GPU(s) and {} were named", job.uid, job.num_gpu, ids.len()),
+        ));
+    }
+    if plan.lane.kind == LaneKind::Node && !plan.lane.targets.iter().any(|t| fits_ever(t, job)) {
+        return Err(StoreError::invalid(
+            "lane",
+            format!(
+                "no target of `{}` has {} CPU(s), {} GPU(s) and {} GB of RAM: choose another lane or fewer resources",
+                plan.lane.name, job.num_cpu, job.num_gpu, job.ram_gb
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes one job's queueing and its audit event into the transaction.
+async fn apply(
+    tx: &mut crate::db::WriteTx,
+    ctx: &Ctx,
+    plan: &Plan,
+    req: &QueueRequest,
+    job: &Job,
+    seq: i64,
+) -> Result<(), StoreError> {
     let now = now_ms();
     let changed = sqlx::query(
         "UPDATE jobs SET status = 'queued', queue_state = $1, queue_message = $2, queued_seq = $3, lane_id = $4, \
@@ -481,17 +531,17 @@ pub async fn queue(
          launched_at = NULL, started_at = NULL, finished_at = NULL, failure = NULL, pid = NULL, cluster_job_id = NULL, \
          assigned = NULL, updated_at = $10 WHERE id = $11 AND status = $12",
     )
-    .bind(queue_state.as_str())
-    .bind(message)
+    .bind(plan.queue_state.as_str())
+    .bind(plan.message.clone())
     .bind(seq)
-    .bind(lane.id)
-    .bind(target_id)
+    .bind(plan.lane.id)
+    .bind(plan.target_id)
     .bind(req.gpu_ids.as_ref().map(|g| serde_json::to_string(g).unwrap_or_default()))
     .bind(req.priority)
-    .bind(priority)
+    .bind(plan.priority)
     .bind(serde_json::to_string(&req.custom_vars).unwrap_or_default())
     .bind(now)
-    .bind(id)
+    .bind(job.id)
     .bind(job.status.as_str())
     .execute(&mut *tx.tx)
     .await?
@@ -503,15 +553,83 @@ pub async fn queue(
         });
     }
     ctx.audit_ok(
-        &mut tx,
+        tx,
         "queue-job",
         &job.audit_target(),
         Some(json!({ "status": job.status })),
-        Some(json!({ "status": "queued", "lane": lane.name, "priority": priority, "target": req.target, "gpu_ids": req.gpu_ids })),
+        Some(json!({ "status": "queued", "lane": plan.lane.name, "priority": plan.priority, "target": req.target, "gpu_ids": req.gpu_ids })),
     )
-    .await?;
+    .await
+}
+
+/// Most jobs one `queue_many` request takes.
+pub const QUEUE_MANY_MAX: usize = 10_000;
+
+/// Queues many jobs to one lane in one transaction: every job is checked first (a refusal
+/// queues none), then all are queued, in the order given, with one durable commit.
+pub async fn queue_many(
+    db: &Db,
+    settings: &crate::settings::SettingsCache,
+    ctx: &Ctx,
+    ids: &[i64],
+    req: QueueRequest,
+) -> Result<Vec<Job>, StoreError> {
+    if ids.is_empty() || ids.len() > QUEUE_MANY_MAX {
+        return Err(StoreError::invalid("job_ids", format!("give 1 to {QUEUE_MANY_MAX} job ids")));
+    }
+    let mut jobs = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let rows = sqlx::query::<Any>(&format!("SELECT {COLUMNS} FROM {FROM} WHERE j.id IN ({list})"))
+            .fetch_all(&db.pool)
+            .await?;
+        for r in &rows {
+            jobs.push(from_row(r)?);
+        }
+    }
+    let by_id: std::collections::HashMap<i64, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
+    if let Some(missing) = ids.iter().find(|id| !by_id.contains_key(id)) {
+        let _ = missing;
+        return Err(StoreError::NotFound { what: "job" });
+    }
+    // One authorization per project.
+    let mut proofs = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for j in &jobs {
+        if seen.insert(j.project_id) {
+            let (_, _, proof) = match projects::access(db, ctx, j.project_id, DataAction::EditProject).await {
+                Err(StoreError::Denied(d)) if d.conceal => return Err(StoreError::NotFound { what: "job" }),
+                other => other?,
+            };
+            proofs.push(proof);
+        }
+    }
+    let plan = prepare(db, settings, ctx, &req).await?;
+    for id in ids {
+        check(db, ctx, &plan, &req, &jobs[by_id[id]]).await?;
+    }
+    let mut tx = db.begin_write().await?;
+    for proof in &proofs {
+        proof.require(DataAction::EditProject.into())?;
+    }
+    let first: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(queued_seq), 0) + 1 FROM jobs").fetch_one(&mut *tx.tx).await?;
+    for (i, id) in ids.iter().enumerate() {
+        apply(&mut tx, ctx, &plan, &req, &jobs[by_id[id]], first + i as i64).await?;
+    }
     tx.commit().await?;
-    get(db, id).await
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let rows =
+            sqlx::query::<Any>(&format!("SELECT {COLUMNS} FROM {FROM} WHERE j.id IN ({list}) ORDER BY j.queued_seq"))
+                .fetch_all(&db.pool)
+                .await?;
+        for r in &rows {
+            out.push(from_row(r)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Whether a node target could ever hold the job (its slots, not what is free now).
