@@ -313,12 +313,14 @@
         el("td", { class: "created", text: j.created_at }),
         actions);
     }
+    let busy = true; // some job is queued, launched or running: refresh often
     async function refresh() {
       try {
         const list = await api("GET", source);
         list.sort((a, b) => b.id - a.id);
         tbody.replaceChildren(...list.map(row));
         empty.hidden = list.length > 0;
+        busy = list.some((j) => ACTIVE.includes(j.status));
       } catch (e) {
         show(errorBox, "Could not refresh the jobs: " + e.message);
       }
@@ -409,6 +411,11 @@
         }
       });
     }
-    every(2500, refresh);
+    // Every 2.5 s while a job is active, else every 15 s (a job queued elsewhere shows up too).
+    let idle = 0;
+    every(2500, () => {
+      idle = busy ? 0 : idle + 1;
+      if (busy || idle % 6 === 0) refresh();
+    });
   }
 })();

@@ -401,16 +401,31 @@ async fn tick(state: &Arc<AppState>) -> Result<(), StoreError> {
             .execute(&state.db.pool)
             .await?;
     }
-    for (job_id, hold) in launches {
-        let job = jobs::get(&state.db, job_id).await?;
-        let lane = job.lane_id.and_then(|l| lanes_now.iter().find(|x| x.id == l)).cloned();
-        if let Err(e) = launch(state, &job, lane, hold).await {
-            tracing::error!(target: "scheduler", job = job.id, error = %e, "launch failed");
-            finish(state, &job, JobStatus::Failed, Some(&format!("launch failed: {e}"))).await?;
-        }
-    }
+    // A few launches at a time: a submission waits on the cluster's controller (tens of ms), and
+    // SchedMD asks clients not to hammer it; jobs are taken in queue order.
+    use futures_util::StreamExt;
+    let lanes_now = &lanes_now;
+    futures_util::stream::iter(launches)
+        .for_each_concurrent(LAUNCHES_AT_ONCE, |(job_id, hold)| async move {
+            let launched = async {
+                let job = jobs::get(&state.db, job_id).await?;
+                let lane = job.lane_id.and_then(|l| lanes_now.iter().find(|x| x.id == l)).cloned();
+                if let Err(e) = launch(state, &job, lane, hold).await {
+                    tracing::error!(target: "scheduler", job = job.id, error = %e, "launch failed");
+                    finish(state, &job, JobStatus::Failed, Some(&format!("launch failed: {e}"))).await?;
+                }
+                Ok::<_, StoreError>(())
+            };
+            if let Err(e) = launched.await {
+                tracing::error!(target: "scheduler", job = job_id, error = %e, "launch failed");
+            }
+        })
+        .await;
     Ok(())
 }
+
+/// Launches (submissions above all) in flight at once.
+pub const LAUNCHES_AT_ONCE: usize = 4;
 
 /// Marks a job launched (only if it is still queued) and hands it to its lane's launcher.
 async fn launch(state: &Arc<AppState>, job: &Job, lane: Option<Lane>, hold: Option<Hold>) -> Result<(), StoreError> {
