@@ -517,3 +517,51 @@ on_both_backends!(many_jobs_queue_in_one_commit_all_or_none, |app: TestApp| asyn
     launched.sort();
     assert_eq!(launched.iter().map(|(_, id)| *id).collect::<Vec<_>>(), ids, "queued in the order given");
 });
+
+on_both_backends!(the_cli_connects_validates_and_runs_jobs, |app: TestApp| async move {
+    let (w, _) = setup(&app).await;
+    let dir = app.dir.path().join("cluster-files");
+    std::fs::create_dir(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let (ok, _, err) = app.cli(&w.admin, &["cluster", "example", "slurm", "--dir", d]).await;
+    assert!(ok, "{err}");
+    let info = dir.join("cluster_info.json");
+    let script = dir.join("cluster_script.sh");
+    assert!(std::fs::read_to_string(&script).unwrap().contains("{{ run_cmd }}"));
+    let (ok, v, err) = app
+        .cli(&w.admin, &["cluster", "connect", "--info", info.to_str().unwrap(), "--script", script.to_str().unwrap()])
+        .await;
+    assert!(ok, "{err}");
+    let lane = v["name"].as_str().unwrap().to_owned();
+    let dumped = app.dir.path().join("dumped");
+    std::fs::create_dir(&dumped).unwrap();
+    let (ok, _, err) = app.cli(&w.admin, &["cluster", "dump", &lane, "--dir", dumped.to_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dumped.join("cluster_script.sh")).unwrap(),
+        std::fs::read_to_string(&script).unwrap()
+    );
+    // A job through the CLI on the local lane, its log followed to the end.
+    let (ok, v, err) = app.cli(&w.alice.1, &["job", "create", "lab1/apoferritin", "validation"]).await;
+    assert!(ok, "{err}");
+    let id = v["id"].to_string();
+    let (ok, _, err) = app.cli(&w.alice.1, &["job", "queue", &id, "--lane", "default"]).await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = app.cli(&w.alice.1, &["job", "log", &id, "--follow"]).await;
+    assert!(ok, "{err}");
+    let (ok, v, err) = app.cli(&w.alice.1, &["job", "show", &id]).await;
+    assert!(ok && v["status"] == "completed", "{err} {v}");
+    if common::slurm::slurm_conf().is_some() {
+        let (ok, v, err) = app.cli(&w.admin, &["cluster", "validate", &lane, "--project", "lab1/apoferritin"]).await;
+        assert!(ok, "{err} {v}");
+        assert_eq!(v["info"]["exit_code"], 0, "{v}");
+        assert!(v["job"]["log"].as_str().unwrap().contains("account: cwlab1 uid=2101"), "{v}");
+        // Site validation: every lane alice may use.
+        let (ok, v, err) = app.cli(&w.alice.1, &["lane", "validate", "--project", "lab1/apoferritin"]).await;
+        assert!(ok, "{err} {v}");
+        let lanes: Vec<&str> = v["lanes"].as_array().unwrap().iter().map(|l| l["lane"].as_str().unwrap()).collect();
+        assert_eq!(lanes.len(), 2, "{v}");
+    }
+    let (ok, _, err) = app.cli(&w.admin, &["cluster", "remove", &lane]).await;
+    assert!(ok, "{err}");
+});

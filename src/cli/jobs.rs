@@ -42,6 +42,14 @@ pub enum LaneCommand {
         remote: Remote,
         lane: String,
     },
+    /// Site validation: a validation job on every lane you may use, in a project of yours.
+    Validate {
+        #[command(flatten)]
+        remote: Remote,
+        /// The project the validation jobs run in (id or LAB/NAME).
+        #[arg(long)]
+        project: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,6 +172,27 @@ pub async fn lane(cmd: LaneCommand) -> anyhow::Result<ExitCode> {
             let v = c.send(Method::POST, &format!("/api/v1/lanes/{}/targets", lane["id"]), Some(body)).await?;
             emit(c.json, &v, print_lane);
         }
+        LaneCommand::Validate { remote, project } => {
+            let c = Client::new(&remote)?;
+            let lanes = c.send(Method::GET, "/api/v1/lanes", None).await?;
+            let mut results = Vec::new();
+            let mut all_ok = true;
+            for lane in lanes.as_array().into_iter().flatten() {
+                let name = s(&lane["name"]);
+                let (job, ok) = validation_job(&c, &project, &name).await?;
+                all_ok &= ok;
+                results.push(json!({ "lane": name, "ok": ok, "job": job }));
+            }
+            let report = json!({ "lanes": results, "ok": all_ok });
+            emit(c.json, &report, |r| {
+                for l in r["lanes"].as_array().into_iter().flatten() {
+                    println!("{:<20} {}", s(&l["lane"]), if l["ok"] == true { "valid" } else { "NOT valid" });
+                }
+            });
+            if !all_ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         LaneCommand::Remove { remote, lane } => {
             let c = Client::new(&remote)?;
             let lanes = c.send(Method::GET, "/api/v1/lanes", None).await?;
@@ -274,6 +303,9 @@ pub enum ClusterCommand {
         /// Directory to write into.
         #[arg(long, default_value = ".")]
         dir: std::path::PathBuf,
+        /// Print the paths written as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Add or update a cluster target from cluster_info.json and cluster_script.sh.
     Connect {
@@ -292,6 +324,16 @@ pub enum ClusterCommand {
         #[arg(long, default_value = ".")]
         dir: std::path::PathBuf,
     },
+    /// Run the cluster's info command and, with --project, a validation job on it as the
+    /// project's lab account (writes and reads in the job directory, reports GPUs and timing).
+    Validate {
+        #[command(flatten)]
+        remote: Remote,
+        name: String,
+        /// Submit a validation job in this project (id or LAB/NAME).
+        #[arg(long)]
+        project: Option<String>,
+    },
     /// Remove a cluster target and its lane.
     Remove {
         #[command(flatten)]
@@ -308,16 +350,48 @@ async fn find_lane(c: &Client, name: &str) -> anyhow::Result<Value> {
         .ok_or_else(|| anyhow::anyhow!("no lane {name} that you can see"))
 }
 
+/// Creates a validation job in `project`, queues it on `lane` and follows it to its end: the
+/// job (with its log) and whether it completed.
+async fn validation_job(c: &Client, project: &str, lane: &str) -> anyhow::Result<(Value, bool)> {
+    let project_id = c.project_id(project).await?;
+    let body = json!({ "project_id": project_id, "job_type": "validation", "title": format!("validation of {lane}") });
+    let job = c.send(Method::POST, "/api/v1/jobs", Some(body)).await?;
+    let id = job["id"].clone();
+    c.send(Method::POST, &format!("/api/v1/jobs/{id}/queue"), Some(json!({ "lane": lane }))).await?;
+    let started = std::time::Instant::now();
+    loop {
+        let j = c.send(Method::GET, &format!("/api/v1/jobs/{id}"), None).await?;
+        if matches!(j["status"].as_str(), Some("completed" | "failed" | "killed")) {
+            let log = c.send(Method::GET, &format!("/api/v1/jobs/{id}/log"), None).await?;
+            if !c.json {
+                println!("{} on {lane}: {}\n{}", s(&j["uid"]), s(&j["status"]), log["text"].as_str().unwrap_or(""));
+            }
+            let ok = j["status"] == "completed";
+            let mut j = j;
+            j["log"] = log["text"].clone();
+            return Ok((j, ok));
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!(
+                "the validation job {} did not end within 10 minutes: see `cryowarden job show {id}`",
+                s(&j["uid"])
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ClusterCommand::Example { kind, dir } => {
+        ClusterCommand::Example { kind, dir, json } => {
             if kind != "slurm" {
                 anyhow::bail!("only `slurm` has an example (got {kind})");
             }
             let (info, script) = cryowarden_server::cluster::slurm::example_slurm();
             std::fs::write(dir.join("cluster_info.json"), info)?;
             std::fs::write(dir.join("cluster_script.sh"), script)?;
-            println!("wrote cluster_info.json and cluster_script.sh in {}", dir.display());
+            let written = json!({ "info": dir.join("cluster_info.json"), "script": dir.join("cluster_script.sh") });
+            emit(json, &written, |_| println!("wrote cluster_info.json and cluster_script.sh in {}", dir.display()));
         }
         ClusterCommand::Connect { remote, info, script } => {
             let c = Client::new(&remote)?;
@@ -341,6 +415,31 @@ pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
             emit(c.json, &target, |_| {
                 println!("wrote cluster_info.json and cluster_script.sh of {name} in {}", dir.display())
             });
+        }
+        ClusterCommand::Validate { remote, name, project } => {
+            let c = Client::new(&remote)?;
+            let lane = find_lane(&c, &name).await?;
+            let info = c.send(Method::POST, &format!("/api/v1/lanes/{}/cluster-info", lane["id"]), None).await?;
+            if !c.json {
+                println!(
+                    "$ {}\n{}{}",
+                    s(&info["command"]),
+                    info["stdout"].as_str().unwrap_or(""),
+                    info["stderr"].as_str().unwrap_or("")
+                );
+            }
+            let mut report = json!({ "info": info });
+            let info_ok = info["exit_code"] == 0;
+            let mut job_ok = true;
+            if let Some(project) = project {
+                let (job, ok) = validation_job(&c, &project, &name).await?;
+                job_ok = ok;
+                report["job"] = job;
+            }
+            emit(c.json, &report, |_| println!("{name}: {}", if info_ok && job_ok { "valid" } else { "NOT valid" }));
+            if !(info_ok && job_ok) {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         ClusterCommand::Remove { remote, name } => {
             let c = Client::new(&remote)?;

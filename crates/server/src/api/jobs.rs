@@ -257,3 +257,70 @@ pub async fn queue_many(
     }
     Ok(axum::Json(jobs))
 }
+
+/// What a cluster's `qinfo_cmd_tpl` printed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ClusterInfoOutput {
+    pub command: String,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run a cluster lane's `qinfo_cmd_tpl` (e.g. `sinfo`), as `cluster validate` does first. The
+/// command line is the admin's and names no user value; it runs without a shell, as the server.
+#[utoipa::path(post, path = "/api/v1/lanes/{id}/cluster-info", tag = "jobs", params(("id" = i64, Path)),
+    responses((status = 200, body = ClusterInfoOutput), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn cluster_info(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+) -> ApiResult<axum::Json<ClusterInfoOutput>> {
+    use crate::cluster::template::{render_command, split_command};
+    let lane = lanes::get(&state.db, id).await?;
+    let read = cryowarden_core::Action::ReadSetting(cryowarden_core::Setting::Compute);
+    let _may_read =
+        caller.ctx().authorize(&state.db, read, cryowarden_core::Resource::instance(), &lane.audit_target()).await?;
+    let target = lane.targets.first().filter(|_| lane.kind == lanes::LaneKind::Cluster).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not-a-cluster",
+            format!("`{}` is not a cluster lane", lane.name),
+        )
+    })?;
+    let info = crate::cluster::ClusterInfo::from_value(target.config.clone())?;
+    let custom = crate::cluster::CustomValues {
+        instance: crate::scheduler::cluster::instance_vars(&state.db).await?,
+        target: target.custom_vars.clone(),
+        job: Default::default(),
+    };
+    let line = render_command(&info.qinfo_cmd_tpl, "qinfo_cmd_tpl", &Default::default(), &custom)?;
+    let argv = split_command("qinfo_cmd_tpl", &line)?;
+    let (program, args) = argv.split_first().ok_or_else(|| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", "qinfo_cmd_tpl is empty")
+            .field("qinfo_cmd_tpl")
+    })?;
+    let run =
+        tokio::process::Command::new(program).args(args).stdin(std::process::Stdio::null()).kill_on_drop(true).output();
+    let out = match tokio::time::timeout(std::time::Duration::from_secs(20), run).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => {
+            return Ok(axum::Json(ClusterInfoOutput {
+                command: line,
+                exit_code: None,
+                stdout: String::new(),
+                stderr: e.to_string(),
+            }));
+        }
+        Err(_) => {
+            let stderr = "the cluster did not answer within 20 s".to_owned();
+            return Ok(axum::Json(ClusterInfoOutput { command: line, exit_code: None, stdout: String::new(), stderr }));
+        }
+    };
+    Ok(axum::Json(ClusterInfoOutput {
+        command: line,
+        exit_code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).chars().take(64 << 10).collect(),
+        stderr: String::from_utf8_lossy(&out.stderr).chars().take(64 << 10).collect(),
+    }))
+}
