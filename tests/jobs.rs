@@ -565,3 +565,59 @@ on_both_backends!(the_cli_connects_validates_and_runs_jobs, |app: TestApp| async
     let (ok, _, err) = app.cli(&w.admin, &["cluster", "remove", &lane]).await;
     assert!(ok, "{err}");
 });
+
+on_both_backends!(a_cluster_job_caught_mid_submission_is_adopted_or_submitted_once, |mut app: TestApp| async move {
+    if common::slurm::slurm_conf().is_none() {
+        return;
+    }
+    let (w, project) = setup(&app).await;
+    let (info, _) = cryowarden_server::cluster::slurm::example_slurm();
+    let mut info: Value = serde_json::from_str(&info).unwrap();
+    info["name"] = json!("cluster");
+    let script = "#!/usr/bin/env bash\n#SBATCH --output={{ job_log_path_abs }}\n{{ run_cmd }}\n";
+    let (s, v) = app.post("/api/v1/clusters", &w.admin, json!({ "info": info, "script": script })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let lane = v["id"].as_i64().unwrap();
+    let adopted = job(&app, &w.alice.1, project, json!({ "job_type": "validation" })).await;
+    let pending = job(&app, &w.alice.1, project, json!({ "job_type": "validation" })).await;
+    // The server stops just after marking both launched: one had reached sbatch, one had not.
+    app.state.scheduler.halt();
+    for (seq, id) in [(1, adopted), (2, pending)] {
+        sqlx::query("UPDATE jobs SET status = 'launched', lane_id = $1, queued_seq = $2, priority = 0 WHERE id = $3")
+            .bind(lane)
+            .bind(seq)
+            .bind(id)
+            .execute(&app.state.db.pool)
+            .await
+            .unwrap();
+    }
+    let (_, v) = app.get(&format!("/api/v1/jobs/{adopted}"), &w.alice.1).await;
+    let dir = v["job_dir"].as_str().unwrap().to_owned();
+    let out = std::process::Command::new("runuser")
+        .args([
+            "-u",
+            "cwlab1",
+            "--",
+            "sbatch",
+            "--parsable",
+            &format!("--chdir={dir}"),
+            &format!("--output={dir}/job.log"),
+        ])
+        .args(["--wrap", "echo submitted before the crash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let manual = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    app.restart().await;
+    let v = wait_job(&app, &w.alice.1, adopted, terminal).await;
+    assert_eq!((v["status"].as_str(), v["cluster_job_id"].as_str()), (Some("completed"), Some(manual.as_str())), "{v}");
+    assert!(log_of(&app, &w.alice.1, adopted).await.contains("submitted before the crash"));
+    let v = wait_job(&app, &w.alice.1, pending, terminal).await;
+    assert_eq!(v["status"].as_str(), Some("completed"), "{v}");
+    let pending_dir = v["job_dir"].as_str().unwrap().to_owned();
+    let out =
+        std::process::Command::new("squeue").args(["-h", "-t", "all", "-u", "cwlab1", "-o", "%i|%Z"]).output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    let in_dir = |d: &str| listing.lines().filter(|l| l.split('|').nth(1) == Some(d)).count();
+    assert_eq!((in_dir(&dir), in_dir(&pending_dir)), (1, 1), "each submitted exactly once: {listing}");
+});

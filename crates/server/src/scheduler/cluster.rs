@@ -174,6 +174,63 @@ async fn requeue(state: &AppState, job: &Job, message: &str) -> Result<(), Store
     Ok(())
 }
 
+/// The ids of the SLURM jobs of `user` whose working directory is `dir` (one `squeue` call).
+async fn find_by_workdir(user: &str, dir: &str) -> Result<Vec<String>, StoreError> {
+    let run = tokio::process::Command::new("squeue")
+        .args(["-h", "-t", "all", "-u", user, "-o", "%i|%Z"])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .map_err(|_| StoreError::Internal("squeue did not answer within 20 s".into()))?
+        .map_err(|e| StoreError::Internal(format!("cannot run squeue: {e}")))?;
+    if !out.status.success() {
+        return Err(StoreError::Internal(format!("squeue: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('|'))
+        .filter(|(_, wd)| wd.trim() == dir)
+        .map(|(id, _)| id.trim().to_owned())
+        .collect())
+}
+
+/// A cluster job that was launched but has no cluster job id (the server stopped around its
+/// submission): adopt the SLURM job running in its directory if there is one, so that it is
+/// never submitted twice; else put it back in its place in the queue.
+pub async fn recover(state: &AppState, job: &Job) -> Result<(), StoreError> {
+    let account = account_of(state, job).await?;
+    match find_by_workdir(&account.user, &job.job_dir).await {
+        Ok(found) if !found.is_empty() => {
+            let id = found.iter().max_by_key(|i| i.parse::<u64>().unwrap_or(0)).cloned().unwrap_or_default();
+            if found.len() > 1 {
+                tracing::warn!(target: "scheduler", job = job.id, ids = ?found, "several SLURM jobs run in the job's directory");
+            }
+            let mut tx = state.db.begin_write().await?;
+            sqlx::query("UPDATE jobs SET cluster_job_id = $1, updated_at = $2 WHERE id = $3")
+                .bind(&id)
+                .bind(now_ms())
+                .bind(job.id)
+                .execute(&mut *tx.tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(target: "scheduler", job = job.id, cluster_job_id = %id, "found the job's SLURM job again after a restart");
+            Ok(())
+        }
+        Ok(_) => {
+            requeue(state, job, "the server stopped while submitting the job: it waits to be submitted again").await
+        }
+        Err(e) => {
+            // SLURM cannot say: keep the job back rather than risk a second submission.
+            let message = format!("cannot ask SLURM whether the job was submitted ({e}); retrying");
+            tracing::warn!(target: "scheduler", job = job.id, "{message}");
+            state.scheduler.backoff(job.lane_id.unwrap_or_default());
+            requeue(state, job, &message).await
+        }
+    }
+}
+
 /// One poll of every cluster job that is launched or running.
 pub async fn poll_all(state: &AppState) -> Result<(), StoreError> {
     let active = jobs::in_status(&state.db, &[JobStatus::Launched, JobStatus::Running]).await?;

@@ -250,7 +250,11 @@ async fn reconcile(state: &Arc<AppState>) -> Result<(), StoreError> {
     for job in jobs::in_status(&state.db, &[JobStatus::Launched, JobStatus::Running]).await? {
         let kind = job.lane_id.and_then(|l| lanes.iter().find(|x| x.id == l)).map(|l| l.kind);
         match (kind, job.job_type) {
-            (Some(LaneKind::Cluster), _) => {} // the poller finds them by their cluster job id
+            // With a cluster job id, the poller follows them. Without one, the server stopped
+            // around the submission: SLURM is asked whether a job of the lab's account runs in the
+            // job's directory (adopted), else the job goes back to its place in the queue.
+            (Some(LaneKind::Cluster), _) if job.cluster_job_id.is_some() => {}
+            (Some(LaneKind::Cluster), _) => cluster::recover(state, &job).await?,
             (_, JobType::ImportMovies | JobType::ImportMicrographs) => {
                 // An import runs inside the server: it died with it. Nothing was recorded half
                 // way (exposures commit with the job's end), so it can simply run again.
