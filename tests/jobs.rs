@@ -621,3 +621,39 @@ on_both_backends!(a_cluster_job_caught_mid_submission_is_adopted_or_submitted_on
     let in_dir = |d: &str| listing.lines().filter(|l| l.split('|').nth(1) == Some(d)).count();
     assert_eq!((in_dir(&dir), in_dir(&pending_dir)), (1, 1), "each submitted exactly once: {listing}");
 });
+
+on_both_backends!(busy_gpus_warn_or_refuse_per_the_setting, |app: TestApp| async move {
+    let (w, project) = setup(&app).await;
+    node_lane(&app, &w.admin, "gpus", 4, &[0, 1]).await;
+    let nap = json!({ "name": "nap", "params": [{ "name": "seconds", "type": "int", "required": true }],
+                      "argv": ["/bin/sleep", "{{ seconds }}"], "num_gpu": 1 });
+    assert_eq!(app.call(Method::PUT, "/api/v1/commands", Some(&w.admin), Some(nap)).await.0, StatusCode::OK);
+    let on_gpu1 = json!({ "lane": "gpus", "target": "gpus-node", "gpu_ids": [1] });
+    let holder = job(
+        &app,
+        &w.alice.1,
+        project,
+        json!({ "job_type": "command", "params": { "template": "nap", "values": { "seconds": 60 } } }),
+    )
+    .await;
+    let (s, v) = queue(&app, &w.alice.1, holder, on_gpu1.clone()).await;
+    assert_eq!((s, v.get("warnings")), (StatusCode::OK, None), "{v}");
+    wait_job(&app, &w.alice.1, holder, |v| v["status"] == "running").await;
+    let waiter = job(&app, &w.alice.1, project, json!({ "job_type": "validation", "num_gpu": 1 })).await;
+    let (s, v) = queue(&app, &w.alice.1, waiter, on_gpu1.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["warnings"][0].as_str().unwrap_or("").contains("GPU(s) [1] of gpus-node are held"), "{v}");
+    let v = wait_job(&app, &w.alice.1, waiter, |v| v["queue_state"] == "waiting_resources").await;
+    assert!(v["queue_message"].as_str().unwrap().contains("[1]"), "{v}");
+    let refuse = json!({ "refuse_busy_gpus": true });
+    assert_eq!(app.patch("/api/v1/settings/instance", &w.admin, refuse).await.0, StatusCode::OK);
+    let third = job(&app, &w.alice.1, project, json!({ "job_type": "validation", "num_gpu": 1 })).await;
+    let (s, v) = queue(&app, &w.alice.1, third, on_gpu1).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::CONFLICT, Some("gpus-busy")), "{v}");
+    let (_, v) = app.get(&format!("/api/v1/jobs/{third}"), &w.alice.1).await;
+    assert_eq!(v["status"].as_str(), Some("building"), "refused, nothing changed");
+    assert_eq!(app.post(&format!("/api/v1/jobs/{holder}/kill"), &w.alice.1, json!(null)).await.0, StatusCode::OK);
+    let v = wait_job(&app, &w.alice.1, waiter, terminal).await;
+    assert_eq!(v["status"].as_str(), Some("completed"), "the GPU freed, the waiting job ran: {v}");
+    assert!(log_of(&app, &w.alice.1, waiter).await.contains("CUDA_VISIBLE_DEVICES=1\n"));
+});

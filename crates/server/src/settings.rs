@@ -47,6 +47,8 @@ pub struct InstanceSettings {
     pub default_job_priority: i64,
     /// Lets import jobs be queued on lanes outside the default.
     pub lane_queue_override: bool,
+    /// Queueing directly to GPUs that running jobs hold is refused (else it waits, with a warning).
+    pub refuse_busy_gpus: bool,
     pub maintenance: Maintenance,
     /// The import policy a new lab gets when its creator names none (storage-roots: Site Admins).
     #[schema(value_type = String, example = "all_members")]
@@ -62,6 +64,7 @@ impl Default for InstanceSettings {
             system_email_address: String::new(),
             default_job_priority: 0,
             lane_queue_override: false,
+            refuse_busy_gpus: false,
             maintenance: Maintenance::default(),
             default_import_policy: ImportPolicy::AllMembers,
         }
@@ -78,6 +81,7 @@ pub struct SettingsPatch {
     pub system_email_address: Option<String>,
     pub default_job_priority: Option<i64>,
     pub lane_queue_override: Option<bool>,
+    pub refuse_busy_gpus: Option<bool>,
     pub maintenance: Option<Maintenance>,
     #[schema(value_type = Option<String>)]
     pub default_import_policy: Option<ImportPolicy>,
@@ -86,7 +90,7 @@ pub struct SettingsPatch {
 /// Which setting and field each part of the settings belongs to.
 pub fn field_action(field: &'static str) -> Action {
     match field {
-        "default_job_priority" | "lane_queue_override" => {
+        "default_job_priority" | "lane_queue_override" | "refuse_busy_gpus" => {
             Action::ChangeSetting { setting: Setting::Scheduler, field: None }
         }
         "maintenance" => Action::ChangeSetting { setting: Setting::SystemMaintenance, field: None },
@@ -211,6 +215,7 @@ pub async fn update(
     take!(system_email_address);
     take!(default_job_priority);
     take!(lane_queue_override);
+    take!(refuse_busy_gpus);
     take!(maintenance);
     take!(default_import_policy);
     let target = |field: &str| Target { kind: "setting", id: Some(field.to_owned()), name: None };
@@ -273,6 +278,7 @@ pub fn visible_to(settings: &InstanceSettings, actor: &cryowarden_core::Actor) -
         if !can_read(Setting::Scheduler) {
             map.remove("default_job_priority");
             map.remove("lane_queue_override");
+            map.remove("refuse_busy_gpus");
         }
         if !can_read(Setting::SystemMaintenance) {
             map.remove("maintenance");

@@ -137,8 +137,30 @@ pub async fn queue(
     Id(id): Id,
     ApiJson(req): ApiJson<QueueRequest>,
 ) -> ApiResult<axum::Json<Job>> {
-    let job = jobs::queue(&state.db, &state.settings, &caller.ctx(), id, req).await?;
+    // Queueing directly to GPUs that running jobs hold: refused, or a warning, per the setting.
+    let mut warnings = Vec::new();
+    if let (Some(t), Some(ids)) = (&req.target, &req.gpu_ids)
+        && let Ok(lane) = lanes::find(&state.db, &req.lane).await
+        && let Some(target) = lane.targets.iter().find(|x| x.name.eq_ignore_ascii_case(t))
+    {
+        let busy = state.scheduler.busy_gpus(target.id);
+        let clash: Vec<u32> = ids.iter().filter(|g| busy.contains(g)).copied().collect();
+        if !clash.is_empty() {
+            let said = format!("GPU(s) {clash:?} of {} are held by running jobs", target.name);
+            if state.settings.get(&state.db).await?.refuse_busy_gpus {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "gpus-busy",
+                    format!("{said}: choose other GPUs, or queue without naming them"),
+                )
+                .field("gpu_ids"));
+            }
+            warnings.push(format!("{said}: the job waits for them"));
+        }
+    }
+    let mut job = jobs::queue(&state.db, &state.settings, &caller.ctx(), id, req).await?;
     state.scheduler.enqueued(&job);
+    job.warnings = warnings;
     Ok(axum::Json(job))
 }
 

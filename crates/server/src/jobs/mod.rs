@@ -88,6 +88,9 @@ pub struct Job {
     /// The job's directory, inside the project's.
     pub job_dir: String,
     pub created_at: String,
+    /// Said when the job was queued (e.g. that its GPUs are busy and it waits for them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub queued_at: Option<String>,
     pub launched_at: Option<String>,
     pub started_at: Option<String>,
@@ -165,6 +168,7 @@ pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
         failure: r.try_get("failure")?,
         job_dir: Path::new(&parent).join(dir).join(format!("J{number}")).to_string_lossy().into_owned(),
         created_at: format_ms(r.try_get("created_at")?),
+        warnings: Vec::new(),
         queued_at: opt_time(r, "queued_at")?,
         launched_at: opt_time(r, "launched_at")?,
         started_at: opt_time(r, "started_at")?,

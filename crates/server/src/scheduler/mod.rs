@@ -118,6 +118,11 @@ impl Scheduler {
         }
     }
 
+    /// The GPUs of a node target that launched or running jobs hold now.
+    pub fn busy_gpus(&self, target: i64) -> BTreeSet<u32> {
+        self.lock().holds.values().filter(|h| h.target == target).flat_map(|h| h.gpus.iter().copied()).collect()
+    }
+
     /// The position of a queued job in its lane (0 = next).
     pub fn position(&self, job: i64) -> Option<usize> {
         self.lock().index.position(job)

@@ -127,6 +127,7 @@ pub struct SettingsForm {
     system_email_address: Option<String>,
     default_job_priority: Option<String>,
     lane_queue_override: Option<String>,
+    refuse_busy_gpus: Option<String>,
     maintenance_active: Option<String>,
     maintenance_message: Option<String>,
     default_import_policy: Option<String>,
@@ -174,6 +175,7 @@ pub async fn settings_submit(
             }
         }
         patch.lane_queue_override = Some(on(&f.lane_queue_override));
+        patch.refuse_busy_gpus = Some(on(&f.refuse_busy_gpus));
     }
     if can("maintenance") {
         patch.maintenance = Some(Maintenance {
