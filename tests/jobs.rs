@@ -657,3 +657,37 @@ on_both_backends!(busy_gpus_warn_or_refuse_per_the_setting, |app: TestApp| async
     assert_eq!(v["status"].as_str(), Some("completed"), "the GPU freed, the waiting job ran: {v}");
     assert!(log_of(&app, &w.alice.1, waiter).await.contains("CUDA_VISIBLE_DEVICES=1\n"));
 });
+
+on_both_backends!(an_unreachable_controller_holds_submissions_until_it_answers, |app: TestApp| async move {
+    let Some(conf) = common::slurm::slurm_conf() else { return };
+    let (w, project) = setup(&app).await;
+    // A configuration naming a controller port where nothing listens: SLURM "is down" for the
+    // commands of this lane only (the shared test cluster keeps running).
+    let dead = app.dir.path().join("dead-slurm.conf");
+    let text = std::fs::read_to_string(&conf).unwrap().replace("SlurmctldPort=6817", "SlurmctldPort=6999");
+    std::fs::write(&dead, text).unwrap();
+    let (info, _) = cryowarden_server::cluster::slurm::example_slurm();
+    let mut info: Value = serde_json::from_str(&info).unwrap();
+    info["name"] = json!("flaky");
+    let healthy = info.clone();
+    info["qsub_cmd_tpl"] = json!(format!("env SLURM_CONF={} sbatch {{{{ script_path_abs }}}}", dead.display()));
+    let script = "#!/usr/bin/env bash\n#SBATCH --output={{ job_log_path_abs }}\n{{ run_cmd }}\n";
+    let (s, v) = app.post("/api/v1/clusters", &w.admin, json!({ "info": info, "script": script })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = job(&app, &w.alice.1, project, json!({ "job_type": "validation" })).await;
+    assert_eq!(queue(&app, &w.alice.1, id, json!({ "lane": "flaky" })).await.0, StatusCode::OK);
+    let v = wait_job(&app, &w.alice.1, id, |v| v["queue_state"] == "waiting_cluster").await;
+    assert_eq!(v["status"].as_str(), Some("queued"), "back in the queue, nothing lost: {v}");
+    assert!(v["queue_message"].as_str().unwrap().contains("not answering"), "the lane shows as unavailable: {v}");
+    assert!(v["cluster_job_id"].is_null());
+    // The controller "returns": the next retry submits the job, once.
+    let (s, v) = app.post("/api/v1/clusters", &w.admin, json!({ "info": healthy, "script": script })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = wait_job(&app, &w.alice.1, id, terminal).await;
+    assert_eq!(v["status"].as_str(), Some("completed"), "{v}");
+    let dir = v["job_dir"].as_str().unwrap().to_owned();
+    let out =
+        std::process::Command::new("squeue").args(["-h", "-t", "all", "-u", "cwlab1", "-o", "%i|%Z"]).output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(listing.lines().filter(|l| l.split('|').nth(1) == Some(dir.as_str())).count(), 1, "{listing}");
+});
