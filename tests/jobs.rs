@@ -691,3 +691,56 @@ on_both_backends!(an_unreachable_controller_holds_submissions_until_it_answers, 
     let listing = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(listing.lines().filter(|l| l.split('|').nth(1) == Some(dir.as_str())).count(), 1, "{listing}");
 });
+
+on_both_backends!(
+    lane_queue_override_lets_imports_past_restrictions_and_requeues_wait_their_turn,
+    |app: TestApp| async move {
+        let (w, project) = setup(&app).await;
+        node_lane(&app, &w.admin, "microscope", 1, &[]).await;
+        let deny = json!({ "not_allowed": ["microscope"] });
+        let path = format!("/api/v1/users/{}/lanes", w.alice.0);
+        assert_eq!(app.call(Method::PUT, &path, Some(&w.admin), Some(deny)).await.0, StatusCode::OK);
+        std::fs::write(w.disk.raw1.join("one.mrc"), mrc(16, 16, 1, 1.0)).unwrap();
+        std::os::unix::fs::chown(w.disk.raw1.join("one.mrc"), Some(2101), Some(2101)).unwrap();
+        let import = job(
+            &app,
+            &w.alice.1,
+            project,
+            json!({ "job_type": "import_micrographs", "params": { "path": "one.mrc" } }),
+        )
+        .await;
+        let validation = job(&app, &w.alice.1, project, json!({ "job_type": "validation" })).await;
+        let (s, v) = queue(&app, &w.alice.1, import, json!({ "lane": "microscope" })).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("lane-not-allowed")), "override off: {v}");
+        let on = json!({ "lane_queue_override": true });
+        assert_eq!(app.patch("/api/v1/settings/instance", &w.admin, on).await.0, StatusCode::OK);
+        let (s, v) = queue(&app, &w.alice.1, import, json!({ "lane": "microscope" })).await;
+        assert_eq!(s, StatusCode::OK, "an import may go outside the allowed lanes: {v}");
+        let (s, _) = queue(&app, &w.alice.1, validation, json!({ "lane": "microscope" })).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "other jobs may not");
+        assert_eq!(wait_job(&app, &w.alice.1, import, terminal).await["status"].as_str(), Some("completed"));
+
+        // Re-queueing a finished job puts it behind the jobs already waiting at its priority.
+        let nap = json!({ "name": "nap", "params": [{ "name": "seconds", "type": "float", "required": true }],
+                      "argv": ["/bin/sleep", "{{ seconds }}"] });
+        assert_eq!(app.call(Method::PUT, "/api/v1/commands", Some(&w.admin), Some(nap)).await.0, StatusCode::OK);
+        node_lane(&app, &w.admin, "one", 1, &[]).await;
+        let napping =
+            |s: f64| json!({ "job_type": "command", "params": { "template": "nap", "values": { "seconds": s } } });
+        let first = job(&app, &w.alice.1, project, napping(0.05)).await;
+        assert_eq!(queue(&app, &w.alice.1, first, json!({ "lane": "one" })).await.0, StatusCode::OK);
+        wait_job(&app, &w.alice.1, first, terminal).await;
+        let blocker = job(&app, &w.alice.1, project, napping(1.0)).await;
+        assert_eq!(queue(&app, &w.alice.1, blocker, json!({ "lane": "one" })).await.0, StatusCode::OK);
+        wait_job(&app, &w.alice.1, blocker, |v| v["status"] == "running").await;
+        let waiting = job(&app, &w.alice.1, project, napping(0.05)).await;
+        assert_eq!(queue(&app, &w.alice.1, waiting, json!({ "lane": "one" })).await.0, StatusCode::OK);
+        assert_eq!(queue(&app, &w.alice.1, first, json!({ "lane": "one" })).await.0, StatusCode::OK, "re-queue");
+        let a = wait_job(&app, &w.alice.1, waiting, terminal).await;
+        let b = wait_job(&app, &w.alice.1, first, terminal).await;
+        assert!(
+            a["launched_at"].as_str().unwrap() < b["launched_at"].as_str().unwrap(),
+            "the re-queued job did not jump the queue: {a} {b}"
+        );
+    }
+);

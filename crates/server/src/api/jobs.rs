@@ -346,3 +346,15 @@ pub async fn cluster_info(
         stderr: String::from_utf8_lossy(&out.stderr).chars().take(64 << 10).collect(),
     }))
 }
+
+/// The exposures imported into a project (by path), optionally of one import job.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/exposures", tag = "jobs", params(("id" = i64, Path), jobs::ExposureQuery),
+    responses((status = 200, body = jobs::ExposurePage), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn exposures(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+    ApiQuery(q): ApiQuery<jobs::ExposureQuery>,
+) -> ApiResult<axum::Json<jobs::ExposurePage>> {
+    Ok(axum::Json(jobs::exposures(&state.db, &caller.ctx(), id, &q).await?))
+}

@@ -93,6 +93,7 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .routes(routes!(jobs::add_target))
         .routes(routes!(jobs::connect_cluster))
         .routes(routes!(jobs::cluster_info))
+        .routes(routes!(jobs::exposures))
         .routes(routes!(jobs::set_target_vars))
         .routes(routes!(jobs::instance_vars, jobs::set_instance_vars))
         .routes(routes!(jobs::user_lanes, jobs::set_user_lanes))

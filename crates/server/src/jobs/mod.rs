@@ -823,3 +823,79 @@ pub async fn log(db: &Db, runner: &Runner, ctx: &Ctx, id: i64, offset: u64) -> R
 }
 
 pub mod commands;
+
+/// An exposure an import recorded.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Exposure {
+    pub id: i64,
+    pub job_id: i64,
+    /// Relative to the data root it was imported from.
+    pub path: String,
+    pub format: String,
+    pub width: i64,
+    pub height: i64,
+    pub frames: i64,
+    pub mode: Option<String>,
+    pub pixel_size_a: Option<f64>,
+}
+
+/// Paging of a project's exposures.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExposureQuery {
+    /// Only those of this import job.
+    pub job: Option<i64>,
+    #[serde(default)]
+    pub offset: Option<i64>,
+    /// 1..=1000 (default 200).
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ExposurePage {
+    pub exposures: Vec<Exposure>,
+    pub total: i64,
+}
+
+/// The exposures imported into a project, by path.
+pub async fn exposures(db: &Db, ctx: &Ctx, project: i64, q: &ExposureQuery) -> Result<ExposurePage, StoreError> {
+    projects::show(db, ctx, project).await?;
+    let limit = q.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(StoreError::invalid("limit", "must be between 1 and 1000"));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(StoreError::invalid("offset", "must not be negative"));
+    }
+    let job_filter = q.job.map(|j| format!(" AND job_id = {j}")).unwrap_or_default();
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM exposures WHERE project_id = $1{job_filter}"))
+        .bind(project)
+        .fetch_one(&db.pool)
+        .await?;
+    let rows = sqlx::query::<Any>(&format!(
+        "SELECT id, job_id, path, format, width, height, frames, mode, pixel_size_a FROM exposures \
+         WHERE project_id = $1{job_filter} ORDER BY path, id LIMIT {limit} OFFSET {offset}"
+    ))
+    .bind(project)
+    .fetch_all(&db.pool)
+    .await?;
+    let exposures = rows
+        .iter()
+        .map(|r| {
+            Ok(Exposure {
+                id: r.try_get("id")?,
+                job_id: r.try_get("job_id")?,
+                path: r.try_get("path")?,
+                format: r.try_get("format")?,
+                width: r.try_get("width")?,
+                height: r.try_get("height")?,
+                frames: r.try_get("frames")?,
+                mode: r.try_get("mode")?,
+                pixel_size_a: r.try_get("pixel_size_a")?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(ExposurePage { exposures, total })
+}
