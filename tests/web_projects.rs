@@ -260,3 +260,23 @@ async fn what_admins_type_into_a_lab_is_escaped() {
         );
     }
 }
+
+/// The Next link carries the page's cursor, so that a deep page costs what the first does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projects_page_pages_on_by_cursor() {
+    let Some(app) = TestApp::start(Backend::Sqlite).await else { return };
+    let w = world(&app).await;
+    for i in 0..51 {
+        create_project(&app, &w.alice, w.lab1, &format!("p{i:02}")).await;
+    }
+    let cookie = session(&app, "alice").await;
+    let (s, first) = page(&app, &cookie, "/projects").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(first.contains("Page 1 of 2"), "{first}");
+    let href = first.split("href=\"").find(|h| h.contains("after=")).expect("a Next link with the cursor");
+    let href = href[..href.find('"').unwrap()].replace("&amp;", "&");
+    let (s, second) = page(&app, &cookie, &format!("/projects{href}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(second.contains("Page 2 of 2") && second.contains("p50"), "{second}");
+    assert!(!table_body(&second).contains(">p00<"), "the second page starts after the first");
+}

@@ -30,6 +30,8 @@ pub struct ProjectsQuery {
     lab: Option<String>,
     status: Option<String>,
     page: Option<String>,
+    /// The cursor of the previous page (the Next link sends it, so deep pages stay fast).
+    after: Option<String>,
 }
 
 /// The labs in which the viewer may create a project (`create-lab-project` with their lab role).
@@ -60,13 +62,14 @@ pub async fn projects_page(
     let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     let lab = nonempty(&q.lab).and_then(|l| l.parse::<i64>().ok());
     let page_no = nonempty(&q.page).and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).clamp(1, 1_000_000);
+    let after = nonempty(&q.after);
     let query = ListQuery {
         lab,
         q: nonempty(&q.q),
         status: nonempty(&q.status),
-        page: Some(page_no),
+        page: if after.is_some() { None } else { Some(page_no) },
         per_page: Some(PER_PAGE),
-        after: None,
+        after,
     };
     let page = match projects::list(&state.db, &ctx, &query).await {
         Ok(p) => p,
@@ -97,7 +100,8 @@ pub async fn projects_page(
             context! {
                 projects => Value::from_serialize(&page.projects),
                 total => page.total,
-                page => page.page,
+                page => page_no,
+                next => page.next.clone(),
                 pages,
                 q => query.q.clone().unwrap_or_default(),
                 lab => lab,
