@@ -60,6 +60,49 @@ impl Action {
     }
 }
 
+impl Action {
+    /// The action a stable name (as [`Action::name`] writes it) stands for; a field of a
+    /// partial setting must be one the permission table names.
+    pub fn parse(name: &str) -> Option<Action> {
+        if let Some(a) = Activity::parse(name) {
+            return Some(Action::Activity(a));
+        }
+        if let Some(d) = DataAction::parse(name) {
+            return Some(Action::Data(d));
+        }
+        if let Some(s) = name.strip_prefix("read-setting:") {
+            return Setting::parse(s).map(Action::ReadSetting);
+        }
+        if let Some(rest) = name.strip_prefix("change-setting:") {
+            let (setting, field) = match rest.split_once('.') {
+                Some((s, f)) => (s, Some(f)),
+                None => (rest, None),
+            };
+            let setting = Setting::parse(setting)?;
+            let field = match field {
+                None => None,
+                Some(f) => {
+                    let known = [
+                        crate::roles::Column::SiteAdmin,
+                        crate::roles::Column::ApplicationAdmin,
+                        crate::roles::Column::Troubleshooter,
+                    ]
+                    .into_iter()
+                    .flat_map(|c| crate::table::setting_access(setting, c).1.iter().copied())
+                    .find(|k| *k == f)?;
+                    Some(known)
+                }
+            };
+            return Some(Action::ChangeSetting { setting, field });
+        }
+        if let Some(rest) = name.strip_prefix("change-site-role:") {
+            let (from, to) = rest.split_once("->")?;
+            return Some(Action::ChangeSiteRole { from: SiteRole::parse(from)?, to: SiteRole::parse(to)? });
+        }
+        None
+    }
+}
+
 impl From<DataAction> for Action {
     fn from(d: DataAction) -> Self {
         Action::Data(d)

@@ -133,3 +133,33 @@ fn a_project_admin_holds_the_project_admin_column_for_that_project() {
     let editor = DataScope { project_role: Some(ProjectRole::Editor), ..DataScope::default() };
     assert!(!authorize(&actor, create_ws, &Resource::data(editor)).is_allowed());
 }
+
+#[test]
+fn every_action_name_parses_back() {
+    use cryowarden_core::{Activity, Setting};
+    let mut actions: Vec<Action> = Activity::ALL.iter().map(|a| Action::Activity(*a)).collect();
+    actions.extend(DataAction::ALL.iter().map(|d| Action::Data(*d)));
+    for s in Setting::ALL {
+        actions.push(Action::ReadSetting(*s));
+        actions.push(Action::ChangeSetting { setting: *s, field: None });
+    }
+    actions.push(Action::ChangeSetting { setting: Setting::LookAndFeel, field: Some("system_email_address") });
+    for from in SiteRole::ALL {
+        for to in SiteRole::ALL {
+            actions.push(Action::ChangeSiteRole { from: *from, to: *to });
+        }
+    }
+    for a in actions {
+        assert_eq!(Action::parse(&a.name()), Some(a), "{}", a.name());
+    }
+    for bad in [
+        "",
+        "nope",
+        "read-setting:nope",
+        "change-setting:look-and-feel.nope",
+        "change-site-role:none",
+        "change-site-role:x->none",
+    ] {
+        assert_eq!(Action::parse(bad), None, "{bad}");
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod authz;
 pub mod error;
 pub mod extract;
 pub mod jobs;
@@ -107,6 +108,7 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .routes(routes!(jobs::log))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(authz::explain))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(settings::get, settings::update))
