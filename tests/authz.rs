@@ -35,3 +35,29 @@ on_both_backends!(the_explainer_names_the_rule_and_the_bound, |app: TestApp| asy
     let (s, v) = explain(&app, &admin, "actor=nobody&action=delete-user").await;
     assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("actor")), "{v}");
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explainer_page_shows_the_decision_to_admins_only() {
+    let Some(app) = TestApp::start(Backend::Sqlite).await else { return };
+    let admin = app.site_admin().await;
+    app.user(&admin, "appadmin", "application_admin").await;
+    app.user(&admin, "student", "none").await;
+    let page = |cookie: String, path: &'static str| {
+        let req = app.http.get(format!("{}{path}", app.url)).header("cookie", cookie);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let (cookie, _) = app.login("appadmin", common::USER_PASSWORD).await;
+    let (s, html) =
+        page(cookie.clone(), "/admin/explain?actor=appadmin&action=change-password&target=root-admin").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Denied: appadmin") && html.contains("Site Admin"), "{html}");
+    assert!(html.contains("Permission Explainer"), "the tab is listed");
+    let (_, html) = page(cookie, "/admin/explain?actor=appadmin&action=create-project").await;
+    assert!(html.contains("Allowed: appadmin") && html.contains("no-custom-file-root"), "{html}");
+    let (cookie, _) = app.login("student", common::USER_PASSWORD).await;
+    let (s, _) = page(cookie, "/admin/explain?actor=student&action=delete-user").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

@@ -70,6 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/users", get(admin::users_page))
         .route("/admin/users/new", get(admin::new_user_page).post(admin::new_user_submit))
         .route("/admin/logs", get(admin::logs_page))
+        .route("/admin/explain", get(admin::explain_page))
         .route("/admin/report", post(admin::report_download))
         .route("/admin/cluster", get(crate::web::jobs::cluster_page))
         .route("/admin/lanes", get(crate::web::jobs::lanes_page))

@@ -73,6 +73,11 @@ pub async fn explain(
     let gate = Action::Activity(Activity::UpdateSitePermissions);
     let target = Target { kind: "permissions", id: None, name: Some(q.action.chars().take(100).collect()) };
     let _may_explain = ctx.authorize(&state.db, gate, Resource::instance(), &target).await?;
+    Ok(axum::Json(explanation(&state, &q).await?))
+}
+
+/// The explanation itself, for the API and the admin panel's page (both check who may ask).
+pub async fn explanation(state: &AppState, q: &ExplainQuery) -> ApiResult<Explanation> {
     let action = Action::parse(&q.action).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -81,12 +86,12 @@ pub async fn explain(
         )
         .field("action")
     })?;
-    let actor_user = user_named(&state, &q.actor, "actor").await?;
+    let actor_user = user_named(state, &q.actor, "actor").await?;
     let actor = actor_user.actor();
     let mut resource = Resource::instance();
     let mut target_name = None;
     if let Some(t) = &q.target {
-        let t = user_named(&state, t, "target").await?;
+        let t = user_named(state, t, "target").await?;
         // The actor is project admin of a project the target belongs to.
         let pa: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM project_members a JOIN project_members b ON a.project_id = b.project_id \
@@ -131,5 +136,5 @@ pub async fn explain(
             concealed: d.conceal,
         },
     };
-    Ok(axum::Json(answer))
+    Ok(answer)
 }

@@ -39,6 +39,9 @@ fn tabs(actor: &Actor) -> Value {
     if allowed(actor, Activity::CreateUser.into(), Resource::instance()) {
         tabs.push(context! { id => "new-user", title => "Create New User", href => "/admin/users/new" });
     }
+    if allowed(actor, Activity::UpdateSitePermissions.into(), Resource::instance()) {
+        tabs.push(context! { id => "explain", title => "Permission Explainer", href => "/admin/explain" });
+    }
     Value::from(tabs)
 }
 
@@ -465,4 +468,74 @@ pub async fn report_download(
             message(base, e.status, "Download report", &e.detail)
         }
     }
+}
+
+/// The explainer's form, read leniently (empty fields are absent).
+#[derive(Deserialize, Default)]
+pub struct ExplainForm {
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    project: Option<String>,
+}
+
+/// The Permission Explainer tab: what authorize() decides for an actor, an action and a
+/// resource, and the rule or bound behind it.
+pub async fn explain_page(
+    State(state): State<Arc<AppState>>,
+    caller: PageCaller,
+    Query(f): Query<ExplainForm>,
+) -> Response {
+    let base = match gate(&state, &caller, Activity::UpdateSitePermissions.into()).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let some = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let (actor, action) = (some(&f.actor), some(&f.action));
+    let mut result = Value::UNDEFINED;
+    let mut error = None;
+    if let (Some(actor), Some(action)) = (&actor, &action) {
+        let project = match some(&f.project).map(|p| p.parse::<i64>()) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(_)) => {
+                error = Some("project must be a project id".to_owned());
+                None
+            }
+            None => None,
+        };
+        if error.is_none() {
+            let q = crate::api::authz::ExplainQuery {
+                actor: actor.clone(),
+                action: action.clone(),
+                target: some(&f.target),
+                project,
+            };
+            match crate::api::authz::explanation(&state, &q).await {
+                Ok(e) => result = Value::from_serialize(&e),
+                Err(e) => error = Some(e.detail),
+            }
+        }
+    }
+    let mut actions: Vec<String> = Activity::ALL.iter().map(|a| a.as_str().to_owned()).collect();
+    actions.extend(cryowarden_core::DataAction::ALL.iter().map(|a| a.as_str().to_owned()));
+    for s in Setting::ALL {
+        actions.push(format!("read-setting:{s}"));
+        actions.push(format!("change-setting:{s}"));
+    }
+    render(
+        "admin_explain.html",
+        with(
+            base,
+            context! {
+                current_tab => "explain",
+                actor => actor.unwrap_or_default(),
+                action => action.unwrap_or_default(),
+                target => some(&f.target).unwrap_or_default(),
+                project => some(&f.project).unwrap_or_default(),
+                actions,
+                result,
+                error,
+            },
+        ),
+    )
 }

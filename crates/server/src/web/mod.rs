@@ -35,6 +35,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("admin_users.html", include_str!("../../templates/admin_users.html")),
         ("admin_user_new.html", include_str!("../../templates/admin_user_new.html")),
         ("admin_logs.html", include_str!("../../templates/admin_logs.html")),
+        ("admin_explain.html", include_str!("../../templates/admin_explain.html")),
         ("labs.html", include_str!("../../templates/labs.html")),
         ("lab.html", include_str!("../../templates/lab.html")),
         ("projects.html", include_str!("../../templates/projects.html")),
