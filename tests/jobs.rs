@@ -104,25 +104,34 @@ on_both_backends!(priorities_and_fifo_are_the_launch_order, |app: TestApp| async
     assert_eq!(s, StatusCode::OK);
     let command =
         |secs: f64| json!({ "job_type": "command", "params": { "template": "sleep", "values": { "seconds": secs } } });
-    let blocker = job(&app, &w.alice.1, project, command(1.0)).await;
-    let (s, v) = queue(&app, &w.alice.1, blocker, json!({ "lane": "single" })).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    wait_job(&app, &w.alice.1, blocker, |v| v["status"] == "running").await;
-    let mut ids = Vec::new();
-    for (name, priority) in [("a", 10), ("b", 50), ("c", 50), ("d", 10), ("e", 90)] {
-        let id = job(&app, &w.alice.1, project, command(0.05)).await;
-        let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "single", "priority": priority })).await;
-        assert_eq!((s, v["priority"].as_i64()), (StatusCode::OK, Some(priority)), "{v}");
-        ids.push((name, id));
+    // Every job exists before the blocker runs, so that queueing them all is quick (no
+    // directory to make); the blocker's end is checked below to come after the last queueing.
+    let blocker = job(&app, &w.alice.1, project, command(2.0)).await;
+    let names = [("a", 10), ("b", 50), ("c", 50), ("d", 10), ("e", 90)];
+    let mut waiting = Vec::new();
+    for (name, priority) in names {
+        waiting.push((name, priority, job(&app, &w.alice.1, project, command(0.05)).await));
     }
     // dave (an editor) may not set priorities: his 99 counts as the instance default, 0.
     let editor = json!({ "user_id": w.dave.0, "role": "editor" });
     let (s, v) = app.post(&format!("/api/v1/projects/{project}/members"), &w.alice.1, editor).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let id = job(&app, &w.dave.1, project, command(0.05)).await;
-    let (s, v) = queue(&app, &w.dave.1, id, json!({ "lane": "single", "priority": 99 })).await;
+    let daves = job(&app, &w.dave.1, project, command(0.05)).await;
+    let (s, v) = queue(&app, &w.alice.1, blocker, json!({ "lane": "single" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_job(&app, &w.alice.1, blocker, |v| v["status"] == "running").await;
+    let mut ids = Vec::new();
+    for (name, priority, id) in waiting {
+        let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "single", "priority": priority })).await;
+        assert_eq!((s, v["priority"].as_i64()), (StatusCode::OK, Some(priority)), "{v}");
+        ids.push((name, id));
+    }
+    let (s, v) = queue(&app, &w.dave.1, daves, json!({ "lane": "single", "priority": 99 })).await;
     assert_eq!((s, v["priority"].as_i64()), (StatusCode::OK, Some(0)), "{v}");
-    ids.push(("f", id));
+    let last_queued = v["queued_at"].as_str().unwrap().to_owned();
+    ids.push(("f", daves));
+    let b = wait_job(&app, &w.alice.1, blocker, terminal).await;
+    assert!(last_queued.as_str() < b["finished_at"].as_str().unwrap(), "all were queued while the blocker ran: {b}");
     let mut launched = Vec::new();
     for (name, id) in &ids {
         let v = wait_job(&app, &w.alice.1, *id, terminal).await;
