@@ -510,6 +510,8 @@ on_both_backends!(many_jobs_queue_in_one_commit_all_or_none, |app: TestApp| asyn
     let foreign = job(&app, &w.bob.1, other, json!({ "job_type": "validation" })).await;
     let mut with_foreign = ids.clone();
     with_foreign.push(foreign);
+    let (s, v) = app.post("/api/v1/jobs/queue", &w.alice.1, json!({ "job_ids": ids, "lane": "bulk", "prio": 9 })).await;
+    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("prio")), "an unknown field: {v}");
     let (s, _) = app.post("/api/v1/jobs/queue", &w.alice.1, json!({ "job_ids": with_foreign, "lane": "bulk" })).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, v) = app.get(&format!("/api/v1/jobs?project={project}&status=queued"), &w.alice.1).await;

@@ -5,61 +5,14 @@
 
 mod common;
 
-use common::unix::TwoLabs;
+use common::world::{self, world};
 use common::{ADMIN_PASSWORD, Backend, TestApp, USER_PASSWORD};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
-struct World {
-    admin: String,
-    lab1: i64,
-    lab2: i64,
-    alice: String,
-    bob: String,
-    _disk: TwoLabs,
-}
-
-/// Two labs with their Unix accounts and roots; alice (member), carol (manager) and dave
-/// (member) in lab1, bob (member) in lab2.
-async fn world(app: &TestApp) -> World {
-    let disk = TwoLabs::create(app.dir.path());
-    let admin = app.site_admin().await;
-    let mut labs = Vec::new();
-    for (name, account, raw, projects) in
-        [("lab1", "cwlab1", &disk.raw1, &disk.projects1), ("lab2", "cwlab2", &disk.raw2, &disk.projects2)]
-    {
-        let (s, v) = app.post("/api/v1/labs", &admin, json!({ "name": name })).await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        let id = v["id"].as_i64().unwrap();
-        let roots = json!({ "data_roots": [raw], "project_root": projects });
-        let (s, v) = app.call(Method::PUT, &format!("/api/v1/labs/{id}/roots"), Some(&admin), Some(roots)).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        let unix = json!({ "user": account });
-        let (s, v) = app.call(Method::PUT, &format!("/api/v1/labs/{id}/unix-account"), Some(&admin), Some(unix)).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        labs.push(id);
-    }
-    let alice = app.user(&admin, "alice", "none").await;
-    let carol = app.user(&admin, "carol", "none").await;
-    let dave = app.user(&admin, "dave", "none").await;
-    let bob = app.user(&admin, "bob", "none").await;
-    for (lab, user, role) in [
-        (labs[0], alice.0, "member"),
-        (labs[0], carol.0, "manager"),
-        (labs[0], dave.0, "member"),
-        (labs[1], bob.0, "member"),
-    ] {
-        let (s, v) =
-            app.post(&format!("/api/v1/labs/{lab}/members"), &admin, json!({ "user_id": user, "role": role })).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-    }
-    World { admin, lab1: labs[0], lab2: labs[1], alice: alice.1, bob: bob.1, _disk: disk }
-}
-
+/// A project of `lab` made through the API by the holder of `token`; its id.
 async fn create_project(app: &TestApp, token: &str, lab: i64, name: &str) -> i64 {
-    let (s, v) = app.post("/api/v1/projects", token, json!({ "lab_id": lab, "name": name })).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    v["id"].as_i64().unwrap()
+    world::create_project(app, token, lab, name).await["id"].as_i64().unwrap()
 }
 
 async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
@@ -82,8 +35,8 @@ fn table_body(html: &str) -> &str {
 
 on_both_backends!(each_lab_sees_only_its_own_projects_and_others_are_not_found, |app: TestApp| async move {
     let w = world(&app).await;
-    let p1 = create_project(&app, &w.alice, w.lab1, "ribosome").await;
-    let p2 = create_project(&app, &w.bob, w.lab2, "spliceosome").await;
+    let p1 = create_project(&app, &w.alice.1, w.lab1, "ribosome").await;
+    let p2 = create_project(&app, &w.bob.1, w.lab2, "spliceosome").await;
     let alice = session(&app, "alice").await;
 
     // The navigation leads to both pages.
@@ -154,7 +107,7 @@ on_both_backends!(each_lab_sees_only_its_own_projects_and_others_are_not_found, 
     }
     // A members-only project of lab1 is not found for dave either.
     let (s, v) = app
-        .post("/api/v1/projects", &w.alice, json!({ "lab_id": w.lab1, "name": "secret", "lab_members_read": false }))
+        .post("/api/v1/projects", &w.alice.1, json!({ "lab_id": w.lab1, "name": "secret", "lab_members_read": false }))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (s, html) = page(&app, &dave, &format!("/projects/{}", v["id"])).await;
@@ -238,9 +191,9 @@ async fn what_admins_type_into_a_lab_is_escaped() {
     let evil = "<script>alert('lab')</script>";
     let (s, v) = app.patch(&format!("/api/v1/labs/{}", w.lab1), &w.admin, json!({ "title": evil })).await;
     assert_eq!((s, v["title"].as_str()), (StatusCode::OK, Some(evil)), "{v}");
-    let p1 = create_project(&app, &w.alice, w.lab1, "ribosome").await;
+    let p1 = create_project(&app, &w.alice.1, w.lab1, "ribosome").await;
     let (s, v) =
-        app.patch(&format!("/api/v1/projects/{p1}"), &w.alice, json!({ "title": evil, "description": evil })).await;
+        app.patch(&format!("/api/v1/projects/{p1}"), &w.alice.1, json!({ "title": evil, "description": evil })).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let admin = session(&app, "root-admin").await;
     let alice = session(&app, "alice").await;
@@ -267,7 +220,7 @@ async fn the_projects_page_pages_on_by_cursor() {
     let Some(app) = TestApp::start(Backend::Sqlite).await else { return };
     let w = world(&app).await;
     for i in 0..51 {
-        create_project(&app, &w.alice, w.lab1, &format!("p{i:02}")).await;
+        create_project(&app, &w.alice.1, w.lab1, &format!("p{i:02}")).await;
     }
     let cookie = session(&app, "alice").await;
     let (s, first) = page(&app, &cookie, "/projects").await;

@@ -102,15 +102,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
         let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid-id", "the id in the path is missing"))?;
-        match raw.parse::<i64>() {
-            Ok(id) if id > 0 => Ok(Id(id)),
-            _ => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-id",
-                format!("`{}` is not an id: ids are positive integers", raw.chars().take(40).collect::<String>()),
-            )
-            .field("id")),
-        }
+        parse_id(&raw, "id").map(Id)
+    }
+}
+
+/// An id taken from a path segment named `field`: a positive integer, else a 400 naming it.
+pub fn parse_id(raw: &str, field: &str) -> Result<i64, ApiError> {
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-id",
+            format!("`{}` is not an id: ids are positive integers", raw.chars().take(40).collect::<String>()),
+        )
+        .field(field)),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiResult, Problem};
@@ -195,13 +195,9 @@ pub struct LogQuery {
 pub async fn log(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<axum::Json<crate::jobs::LogChunk>> {
-    let id =
-        id.parse::<i64>().ok().filter(|i| *i > 0).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid-id", "ids are positive integers").field("id")
-        })?;
     Ok(axum::Json(jobs::log(&state.db, &state.runner, &caller.ctx(), id, q.offset.unwrap_or(0)).await?))
 }
 
@@ -256,12 +252,21 @@ pub async fn set_instance_vars(
     Ok(axum::Json(lanes::set_instance_vars(&state.db, &caller.ctx(), vars).await?))
 }
 
-/// Queue many jobs to one lane at once (one durable commit; all or none).
+/// Queue many jobs to one lane at once (one durable commit; all or none): the fields of a
+/// single queue request, plus the jobs.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct QueueMany {
     pub job_ids: Vec<i64>,
-    #[serde(flatten)]
-    pub queue: QueueRequest,
+    pub lane: String,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub gpu_ids: Option<Vec<u32>>,
+    #[serde(default)]
+    pub priority: Option<i64>,
+    #[serde(default)]
+    pub custom_vars: std::collections::BTreeMap<String, String>,
 }
 
 /// Queue many jobs to one lane in one transaction: every job is checked first, and a refusal
@@ -273,7 +278,9 @@ pub async fn queue_many(
     caller: Caller,
     ApiJson(req): ApiJson<QueueMany>,
 ) -> ApiResult<axum::Json<Vec<Job>>> {
-    let jobs = jobs::queue_many(&state.db, &state.settings, &caller.ctx(), &req.job_ids, req.queue).await?;
+    let QueueMany { job_ids, lane, target, gpu_ids, priority, custom_vars } = req;
+    let queue = QueueRequest { lane, target, gpu_ids, priority, custom_vars };
+    let jobs = jobs::queue_many(&state.db, &state.settings, &caller.ctx(), &job_ids, queue).await?;
     for j in &jobs {
         state.scheduler.enqueued(j);
     }

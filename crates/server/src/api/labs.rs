@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
-use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, Caller, Id};
+use super::error::{ApiResult, Problem};
+use super::extract::{ApiJson, Caller, Id, parse_id};
 use crate::app::AppState;
 use crate::labs::members::{self, Member, SetMember};
 use crate::labs::roots::{self, SetRoots};
@@ -78,18 +78,6 @@ pub async fn set_member(
     ApiJson(req): ApiJson<SetMember>,
 ) -> ApiResult<axum::Json<Lab>> {
     Ok(axum::Json(members::set(&state.db, &caller.ctx(), id, req).await?))
-}
-
-fn parse_id(raw: &str, field: &str) -> Result<i64, ApiError> {
-    match raw.parse::<i64>() {
-        Ok(id) if id > 0 => Ok(id),
-        _ => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-id",
-            format!("`{}` is not an id: ids are positive integers", raw.chars().take(40).collect::<String>()),
-        )
-        .field(field)),
-    }
 }
 
 /// Remove a member from a lab.

@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, ApiQuery, Caller, Id};
+use super::extract::{ApiJson, ApiQuery, Caller, Id, parse_id};
 use crate::app::AppState;
 use crate::audit::Outcome;
 use crate::context::Target;
@@ -17,18 +17,6 @@ use crate::projects::data::{self, ConfirmDelete, DataChange};
 use crate::projects::members::{self, NewGroup, ProjectGroup, ProjectMember, SetProjectMember};
 use crate::projects::workspaces::{self, NewWorkspace, SetFolderAdmins, Workspace};
 use crate::projects::{self, ListQuery, NewProject, Project, ProjectPage, ProjectPatch};
-
-fn parse_id(raw: &str, field: &str) -> Result<i64, ApiError> {
-    match raw.parse::<i64>() {
-        Ok(id) if id > 0 => Ok(id),
-        _ => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-id",
-            format!("`{}` is not an id: ids are positive integers", raw.chars().take(40).collect::<String>()),
-        )
-        .field(field)),
-    }
-}
 
 /// Projects the caller may see: all for admins and troubleshooters; else those of their labs
 /// that lab members may read, and those they are members of.

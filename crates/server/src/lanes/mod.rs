@@ -368,7 +368,9 @@ pub async fn ensure_default_lane(db: &Db) -> Result<(), StoreError> {
     let config =
         tokio::task::spawn_blocking(detect_local_node).await.map_err(|e| StoreError::Internal(e.to_string()))?;
     let ctx = Ctx::system("default-lane", "server");
+    let proof = cryowarden_core::Allowed::system(COMPUTE, "default-lane", None);
     let mut tx = db.begin_write().await?;
+    proof.require(COMPUTE)?;
     let again: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lanes").fetch_one(&mut *tx.tx).await?;
     if again > 0 {
         return Ok(());
