@@ -12,6 +12,7 @@ pub mod context;
 pub mod db;
 pub mod error;
 pub mod import;
+pub mod inspect;
 pub mod jobs;
 pub mod labs;
 pub mod lanes;
