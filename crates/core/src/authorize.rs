@@ -13,15 +13,64 @@ use crate::table::{self, Grant, RowBound};
 /// Who is acting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Actor {
+    /// The user whose rights apply: while impersonating, the impersonated user (or, for a role,
+    /// the impersonator holding that role).
     pub user: UserId,
     pub site_role: SiteRole,
-    /// The real person behind the session while impersonating (recorded in every audit event).
-    pub impersonator: Option<UserId>,
+    /// Set while someone impersonates: the real person, whose own rights cap the decision.
+    pub impersonation: Option<Impersonation>,
 }
 
 impl Actor {
     pub const fn new(user: UserId, site_role: SiteRole) -> Self {
-        Actor { user, site_role, impersonator: None }
+        Actor { user, site_role, impersonation: None }
+    }
+
+    /// The real person behind the session while impersonating (recorded in every audit event).
+    pub fn impersonator(&self) -> Option<UserId> {
+        self.impersonation.map(|i| i.by)
+    }
+}
+
+/// An impersonation in progress (`spec/roles.md` §2, "impersonate users, roles, groups").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Impersonation {
+    /// The real person.
+    pub by: UserId,
+    /// Their own site role.
+    pub by_role: SiteRole,
+    pub scope: ImpersonationScope,
+}
+
+named_enum! {
+    /// How far an impersonation reaches, fixed when it starts from the column that allowed it.
+    pub enum ImpersonationScope {
+        /// A Site or Application Admin: the impersonated user's rights, capped by the
+        /// impersonator's own (an Application Admin never gains Site Admin rights by it).
+        Site = "site",
+        /// A project or folder admin impersonating a user of their project or workspace: both
+        /// sides lose their site-wide roles, and the caller intersects the data standing of both.
+        Scoped = "scoped",
+        /// The Impersonating Troubleshooter acting as a Site Admin: the one case where
+        /// impersonation adds rights. Every decision carries [`Bound::BreakGlass`].
+        BreakGlass = "break-glass",
+    }
+}
+
+impl ImpersonationScope {
+    /// The scope an allowed `impersonate` decision grants: from the column that allowed it.
+    pub fn granted_by(proof: &Allowed) -> Option<ImpersonationScope> {
+        if proof.action != Action::Activity(Activity::Impersonate) {
+            return None;
+        }
+        if proof.has(Bound::BreakGlass) {
+            return Some(ImpersonationScope::BreakGlass);
+        }
+        match proof.column? {
+            Column::ProjectAdmin | Column::FolderAdmin => Some(ImpersonationScope::Scoped),
+            _ if proof.has(Bound::SiteRolesOff) => Some(ImpersonationScope::Scoped),
+            _ => Some(ImpersonationScope::Site),
+        }
     }
 }
 
@@ -196,7 +245,50 @@ impl Decision {
 }
 
 /// Decides one action. Pure: the answer depends only on the arguments and the permission file.
+///
+/// While `actor` impersonates, the decision is the impersonated side's intersected with the
+/// impersonator's own on the same resource (site-wide roles off on both sides for a scoped
+/// impersonation), so impersonating never adds a right — except the break-glass, where an
+/// Impersonating Troubleshooter acts as the Site Admin and every allowed decision says so.
 pub fn authorize(actor: &Actor, action: Action, resource: &Resource) -> Decision {
+    let Some(imp) = actor.impersonation else {
+        return decide(actor, action, resource);
+    };
+    if action == Action::Activity(Activity::Impersonate) {
+        return deny(action, "impersonate", "nobody may start an impersonation while impersonating".into());
+    }
+    let stamp = |mut a: Allowed, extra: u16| {
+        a.impersonator = Some(imp.by);
+        a.bounds |= extra;
+        Decision::Allow(a)
+    };
+    match imp.scope {
+        ImpersonationScope::BreakGlass => match decide(&Actor { impersonation: None, ..*actor }, action, resource) {
+            Decision::Allow(a) => stamp(a, Bound::BreakGlass.bit()),
+            deny => deny,
+        },
+        ImpersonationScope::Site | ImpersonationScope::Scoped => {
+            let scoped = imp.scope == ImpersonationScope::Scoped;
+            let role = |r: SiteRole| if scoped { SiteRole::None } else { r };
+            let target = Actor { user: actor.user, site_role: role(actor.site_role), impersonation: None };
+            let allowed = match decide(&target, action, resource) {
+                Decision::Allow(a) => a,
+                deny => return deny,
+            };
+            let own = Actor { user: imp.by, site_role: role(imp.by_role), impersonation: None };
+            match decide(&own, action, resource) {
+                Decision::Allow(_) => stamp(allowed, if scoped { Bound::SiteRolesOff.bit() } else { 0 }),
+                Decision::Deny(d) => Decision::Deny(Denied {
+                    rule: "impersonation-ceiling",
+                    reason: format!("impersonation never adds rights, and the impersonator may not: {}", d.reason),
+                    ..d
+                }),
+            }
+        }
+    }
+}
+
+fn decide(actor: &Actor, action: Action, resource: &Resource) -> Decision {
     match action {
         Action::Activity(activity) => decide_activity(actor, activity, resource, action),
         Action::ReadSetting(setting) => {
@@ -355,7 +447,7 @@ fn allow(actor: &Actor, action: Action, resource: &Resource, column: Option<Colu
     Decision::Allow(Allowed {
         action,
         actor: Some(actor.user),
-        impersonator: actor.impersonator,
+        impersonator: actor.impersonator(),
         target: resource.target.map(|t| t.id),
         column,
         bounds,

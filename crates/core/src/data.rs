@@ -74,6 +74,23 @@ pub struct DataScope {
 }
 
 impl DataScope {
+    /// The standing two people share: the weaker role of each kind, a flag only when both hold
+    /// it. Used while a project or folder admin impersonates, so that the impersonated user's
+    /// standing is capped by the impersonator's own.
+    pub fn intersect(self, other: DataScope) -> DataScope {
+        // The role enums order the strongest first, so the weaker of two is the greater.
+        fn weaker<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+            Some(a?.max(b?))
+        }
+        DataScope {
+            lab_role: weaker(self.lab_role, other.lab_role),
+            import_policy: self.import_policy,
+            project_role: weaker(self.project_role, other.project_role),
+            lab_members_read: self.lab_members_read && other.lab_members_read,
+            live_data_management: self.live_data_management && other.live_data_management,
+        }
+    }
+
     pub const fn lab(lab_role: Option<LabRole>, import_policy: ImportPolicy) -> Self {
         DataScope { lab_role, import_policy, project_role: None, lab_members_read: false, live_data_management: false }
     }

@@ -16,7 +16,10 @@ pub mod table;
 mod user;
 
 pub use actions::{Action, Activity};
-pub use authorize::{Actor, Allowed, Bound, Decision, Denied, Resource, TargetUser, WrongProof, authorize};
+pub use authorize::{
+    Actor, Allowed, Bound, Decision, Denied, Impersonation, ImpersonationScope, Resource, TargetUser, WrongProof,
+    authorize,
+};
 pub use data::{DataAction, DataScope, ImportPolicy, LabRole, ProjectRole};
 pub use ids::UserId;
 pub use roles::{Column, SiteRole};

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cryowarden_core::table::PERMISSIONS_TOML;
 use cryowarden_core::{
-    Action, Activity, Actor, Bound, Column, Decision, Resource, Setting, SiteRole, UserId, authorize,
+    Action, Activity, Actor, Bound, Column, Decision, Impersonation, ImpersonationScope, Resource, Setting, SiteRole,
+    UserId, authorize,
 };
 use toml::Value;
 
@@ -377,7 +378,7 @@ fn check(
             if a.action() != action {
                 wrong.push(format!("proof for {:?}", a.action()));
             }
-            if a.actor() != Some(actor.user) || a.impersonator() != actor.impersonator {
+            if a.actor() != Some(actor.user) || a.impersonator() != actor.impersonator() {
                 wrong.push(format!("actor {:?} / impersonator {:?}", a.actor(), a.impersonator()));
             }
             if a.target() != resource.target.map(|t| t.id) {
@@ -776,7 +777,11 @@ fn impersonation_bounds() {
     denied(SiteRole::ImpersonatingTroubleshooter, Activity::Impersonate, stranger());
     denied(SiteRole::Troubleshooter, Activity::Impersonate, site_admin_target());
     // While impersonating, the proof records both identities.
-    let actor = Actor { user: OTHER, site_role: SiteRole::SiteAdmin, impersonator: Some(ME) };
+    let actor = Actor {
+        user: OTHER,
+        site_role: SiteRole::SiteAdmin,
+        impersonation: Some(Impersonation { by: ME, by_role: SiteRole::SiteAdmin, scope: ImpersonationScope::Site }),
+    };
     let proof = authorize(&actor, Action::ReadSetting(Setting::AuditLog), &Resource::instance())
         .into_result()
         .expect("allowed");

@@ -71,6 +71,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/users/new", get(admin::new_user_page).post(admin::new_user_submit))
         .route("/admin/logs", get(admin::logs_page))
         .route("/admin/explain", get(admin::explain_page))
+        .route("/impersonate", post(crate::web::impersonation::start))
+        .route("/impersonate/stop", post(crate::web::impersonation::stop))
         .route("/admin/report", post(admin::report_download))
         .route("/admin/cluster", get(crate::web::jobs::cluster_page))
         .route("/admin/lanes", get(crate::web::jobs::lanes_page))

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cryowarden_core::{Action, Activity, Actor, Allowed, SiteRole, UserId, UserStatus};
+use cryowarden_core::{Action, Activity, Actor, Allowed, Impersonation, SiteRole, UserId, UserStatus};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -16,6 +16,7 @@ use crate::audit::Outcome;
 use crate::context::{Ctx, Target};
 use crate::db::{Db, format_ms, now_ms};
 use crate::error::StoreError;
+use crate::impersonation::{self, Impersonating};
 use crate::passwords::{self, Hasher};
 use crate::secrets::{API_TOKEN_PREFIX, SESSION_PREFIX, Secret, hash_token};
 use crate::throttle::Throttle;
@@ -41,16 +42,37 @@ pub enum Via {
 /// A resolved credential.
 #[derive(Clone, Debug)]
 pub struct Principal {
+    /// The user whose rights apply: while impersonating, the one impersonated (for a role, the
+    /// impersonator holding that role).
     pub user: User,
     pub via: Via,
+    /// Set while the session impersonates; `impersonating.by` is the real person.
+    pub impersonating: Option<Impersonating>,
 }
 
 impl Principal {
     pub fn actor(&self) -> Actor {
-        self.user.actor()
+        let mut actor = self.user.actor();
+        actor.impersonation = self.impersonating.as_ref().map(|i| Impersonation {
+            by: UserId(i.by.id),
+            by_role: i.by.site_role,
+            scope: i.scope,
+        });
+        actor
     }
     pub fn ctx(&self, source: String) -> Ctx {
-        Ctx::for_actor(self.actor(), &self.user.username, source)
+        let mut ctx = Ctx::for_actor(self.actor(), &self.user.username, source);
+        if let Some(imp) = &self.impersonating {
+            let (acting, by) = impersonation::who(imp, &self.user);
+            ctx.who = acting;
+            ctx.impersonator = Some(by);
+            ctx.project_scope = imp.project_id;
+        }
+        ctx
+    }
+    /// The person behind the credential (the impersonator while impersonating).
+    pub fn real_user(&self) -> &User {
+        self.impersonating.as_ref().map_or(&self.user, |i| &i.by)
     }
 }
 
@@ -61,6 +83,9 @@ pub struct Auth {
     pub lifetimes: Lifetimes,
     cache: DashMap<String, (Arc<Principal>, Instant)>,
 }
+
+const API_TOKENS_WHILE_IMPERSONATING: &str =
+    "API tokens are out of reach while impersonating: stop impersonating to manage your own";
 
 /// How long a resolved credential is trusted without asking the database again. Changes made
 /// through this server drop the user's entries at once; this bounds how long another replica's
@@ -76,7 +101,7 @@ impl Auth {
 
     /// Forgets every cached credential of `user_id` (after a change to them).
     pub fn forget_user(&self, user_id: i64) {
-        self.cache.retain(|_, (p, _)| p.user.id != user_id);
+        self.cache.retain(|_, (p, _)| p.user.id != user_id && p.real_user().id != user_id);
     }
 
     fn forget_hash(&self, hash: &str) {
@@ -119,7 +144,14 @@ impl Auth {
                     .await?;
             }
             let user = users::get(db, row.try_get("user_id")?).await?;
-            Principal { user, via: Via::Session { id, csrf: row.try_get("csrf_token")? } }
+            if user.status != UserStatus::Active {
+                return self.miss(&hash);
+            }
+            let via = Via::Session { id, csrf: row.try_get("csrf_token")? };
+            match impersonation::load(db, id, &user).await? {
+                Some((imp, acting_as)) => Principal { user: acting_as, via, impersonating: Some(imp) },
+                None => Principal { user, via, impersonating: None },
+            }
         } else if presented.starts_with(API_TOKEN_PREFIX) {
             let row = sqlx::query::<Any>(
                 "SELECT id, user_id, expires_at, last_used_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
@@ -142,15 +174,19 @@ impl Auth {
                     .await?;
             }
             let user = users::get(db, row.try_get("user_id")?).await?;
-            Principal { user, via: Via::Token { id } }
+            Principal { user, via: Via::Token { id }, impersonating: None }
         } else {
             return Ok(None);
         };
-        if principal.user.status != UserStatus::Active {
+        if principal.real_user().status != UserStatus::Active {
             return self.miss(&hash);
         }
         let principal = Arc::new(principal);
-        self.cache.insert(hash, (principal.clone(), Instant::now()));
+        // An impersonating session is read afresh on every request, so that its end (stop, time
+        // limit, either side deactivated) holds at once, on every replica.
+        if principal.impersonating.is_none() {
+            self.cache.insert(hash, (principal.clone(), Instant::now()));
+        }
         Ok(Some(principal))
     }
 
@@ -230,6 +266,8 @@ impl Auth {
                 "logout ends a browser session; revoke an API token with DELETE /api/v1/tokens/{id}",
             ));
         };
+        // An impersonation ends with its session, recorded under both names.
+        impersonation::stop(db, principal, source.clone(), "logout").await?;
         let mut tx = db.begin_write().await?;
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2")
             .bind(now_ms())
@@ -239,7 +277,7 @@ impl Auth {
         let ctx = principal.ctx(source);
         ctx.audit_ok(&mut tx, "logout", &principal.user.audit_target(), None, None).await?;
         tx.commit().await?;
-        self.forget_user(principal.user.id);
+        self.forget_user(principal.real_user().id);
         Ok(())
     }
 
@@ -400,6 +438,9 @@ impl Auth {
         req: NewApiToken,
         source: String,
     ) -> Result<(ApiToken, Secret), StoreError> {
+        if principal.impersonating.is_some() {
+            return Err(StoreError::Impersonating(API_TOKENS_WHILE_IMPERSONATING));
+        }
         let name = req.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(StoreError::invalid("name", "must be 1 to 100 characters"));
@@ -444,6 +485,9 @@ impl Auth {
     }
 
     pub async fn list_api_tokens(&self, db: &Db, principal: &Principal) -> Result<Vec<ApiToken>, StoreError> {
+        if principal.impersonating.is_some() {
+            return Err(StoreError::Impersonating(API_TOKENS_WHILE_IMPERSONATING));
+        }
         let rows = sqlx::query::<Any>("SELECT id, name, prefix, created_at, last_used_at, expires_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
             .bind(principal.user.id)
             .fetch_all(&db.pool)
@@ -471,6 +515,9 @@ impl Auth {
         id: i64,
         source: String,
     ) -> Result<(), StoreError> {
+        if principal.impersonating.is_some() {
+            return Err(StoreError::Impersonating(API_TOKENS_WHILE_IMPERSONATING));
+        }
         let mut tx = db.begin_write().await?;
         let row =
             sqlx::query::<Any>("SELECT name FROM api_tokens WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")

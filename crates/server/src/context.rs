@@ -16,6 +16,8 @@ pub struct Ctx {
     pub impersonator: Option<Who>,
     /// The client's address (or `cli` for offline commands).
     pub source: String,
+    /// While a project or folder admin impersonates: the one project the session may reach.
+    pub project_scope: Option<i64>,
 }
 
 /// What an action is aimed at, as the audit log names it.
@@ -37,7 +39,13 @@ impl Target {
 
 impl Ctx {
     pub fn system(purpose: &str, source: &str) -> Ctx {
-        Ctx { actor: None, who: Who::system(purpose), impersonator: None, source: source.to_owned() }
+        Ctx {
+            actor: None,
+            who: Who::system(purpose),
+            impersonator: None,
+            source: source.to_owned(),
+            project_scope: None,
+        }
     }
 
     pub fn for_actor(actor: Actor, username: &str, source: String) -> Ctx {
@@ -46,7 +54,14 @@ impl Ctx {
             who: Who { id: Some(actor.user.0), name: username.to_owned() },
             impersonator: None,
             source,
+            project_scope: None,
         }
+    }
+
+    /// Whether the session is confined to one project (a scoped impersonation) that is not
+    /// `project`: such a project is then out of reach, as if it did not exist.
+    pub fn outside_scope(&self, project: i64) -> bool {
+        self.project_scope.is_some_and(|p| p != project)
     }
 
     /// Asks [`authorize`]; a refusal is recorded in the audit chain and returned as an error.

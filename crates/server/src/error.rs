@@ -37,6 +37,9 @@ pub enum StoreError {
     /// The runner (acting as a lab's Unix account) refused or could not run.
     #[error(transparent)]
     Runner(#[from] crate::runner::RunnerError),
+    /// Refused while the session impersonates (API tokens, a second impersonation): says why.
+    #[error("{0}")]
+    Impersonating(&'static str),
     #[error("internal: {0}")]
     Internal(String),
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod error;
+pub mod impersonation;
 pub mod import;
 pub mod inspect;
 pub mod jobs;

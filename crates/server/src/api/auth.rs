@@ -23,7 +23,11 @@ pub struct LoginRequest {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionInfo {
+    /// The user whose rights apply (while impersonating, the one impersonated).
     pub user: User,
+    /// The impersonation in progress, if any (`impersonating.impersonator` is the real person).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impersonating: Option<crate::impersonation::Status>,
     /// Send this in `X-CSRF-Token` with every cookie-authenticated request that changes state.
     pub csrf_token: String,
     pub expires_at: String,
@@ -65,7 +69,7 @@ pub async fn login(
                 "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
                 token.expose()
             );
-            let body = SessionInfo { user, csrf_token: csrf, expires_at: format_ms(expires_at) };
+            let body = SessionInfo { user, impersonating: None, csrf_token: csrf, expires_at: format_ms(expires_at) };
             let mut response = axum::Json(body).into_response();
             response.headers_mut().insert(
                 header::SET_COOKIE,
@@ -94,6 +98,7 @@ pub async fn session(caller: Caller) -> ApiResult<axum::Json<SessionInfo>> {
     match &caller.principal.via {
         Via::Session { csrf, .. } => Ok(axum::Json(SessionInfo {
             user: caller.principal.user.clone(),
+            impersonating: caller.principal.impersonating.as_ref().map(|i| i.status(&caller.principal.user)),
             csrf_token: csrf.clone(),
             expires_at: String::new(),
         })),

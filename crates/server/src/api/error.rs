@@ -66,6 +66,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", format!("{field}: {message}")).field(field)
             }
             StoreError::NotFound { what } => ApiError::not_found(what),
+            StoreError::Impersonating(why) => ApiError::new(StatusCode::FORBIDDEN, "impersonating", why),
             StoreError::Invalid { field, message } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", format!("{field} {message}"))
                     .field(field)

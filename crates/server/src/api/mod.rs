@@ -5,6 +5,7 @@ pub mod auth;
 pub mod authz;
 pub mod error;
 pub mod extract;
+pub mod impersonation;
 pub mod jobs;
 pub mod labs;
 pub mod logs;
@@ -30,7 +31,7 @@ use error::{ApiError, ApiResult, Problem};
 #[openapi(
     info(title = "cryowarden", description = "Control plane of a shared cryo-EM processing facility. Errors are application/problem+json with a stable `code`. Browser sessions use an HttpOnly cookie and must send `X-CSRF-Token` on writes; scripts send `Authorization: Bearer cwt_...`."),
     components(schemas(Problem)),
-    tags((name = "auth"), (name = "users"), (name = "labs"), (name = "projects"), (name = "jobs"), (name = "tokens"), (name = "audit"), (name = "settings"), (name = "logs"), (name = "health"))
+    tags((name = "auth"), (name = "users"), (name = "labs"), (name = "projects"), (name = "jobs"), (name = "tokens"), (name = "impersonation"), (name = "audit"), (name = "settings"), (name = "logs"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -109,6 +110,7 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(authz::explain))
+        .routes(routes!(impersonation::start, impersonation::current, impersonation::stop))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(settings::get, settings::update))

@@ -2,10 +2,10 @@
 //! import policy), the root must be one of the lab's own data roots, and the listing runs through
 //! the runner as the lab's Unix account, beneath a handle of the root. Every refusal is audited.
 
-use cryowarden_core::{DataAction, DataScope, LabRole, Resource};
+use cryowarden_core::{DataAction, DataScope, Resource};
 use serde::Deserialize;
 
-use super::{Lab, role_of, show};
+use super::{Lab, show};
 use crate::audit::Outcome;
 use crate::context::Ctx;
 use crate::db::Db;
@@ -36,7 +36,7 @@ pub struct BrowseQuery {
 /// for someone outside the lab, or "forbidden" under the lab's import policy.
 pub async fn authorize_import(db: &Db, ctx: &Ctx, lab: &Lab) -> Result<cryowarden_core::Allowed, StoreError> {
     let actor = ctx.actor.ok_or_else(|| StoreError::Internal("browse with no actor".into()))?;
-    let lab_role = role_of(db, lab.id, actor.user.0).await?.as_deref().and_then(LabRole::parse);
+    let lab_role = super::role_for(db, lab.id, &actor).await?;
     let resource = Resource::data(DataScope::lab(lab_role, lab.import_policy));
     ctx.authorize(db, DataAction::ImportData.into(), resource, &lab.audit_target()).await
 }

@@ -12,7 +12,7 @@ pub mod unix;
 use std::collections::HashMap;
 
 pub use cryowarden_core::ImportPolicy;
-use cryowarden_core::{Activity, Actor, Allowed, Resource, username_problem};
+use cryowarden_core::{Activity, Actor, Allowed, ImpersonationScope, LabRole, Resource, username_problem};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{Any, Row};
@@ -162,11 +162,27 @@ pub async fn role_of(db: &Db, lab_id: i64, user_id: i64) -> Result<Option<String
         .await?)
 }
 
+/// The actor's role in a lab; while a project or folder admin impersonates, the weaker of the
+/// impersonated user's and the impersonator's own (impersonation never adds rights).
+pub async fn role_for(db: &Db, lab_id: i64, actor: &Actor) -> Result<Option<LabRole>, StoreError> {
+    let role =
+        |user| async move { Ok::<_, StoreError>(role_of(db, lab_id, user).await?.as_deref().and_then(LabRole::parse)) };
+    let theirs = role(actor.user.0).await?;
+    match actor.impersonation {
+        Some(i) if i.scope == ImpersonationScope::Scoped => {
+            // The roles order the strongest first: the weaker is the greater.
+            let mine = role(i.by.0).await?;
+            Ok(theirs.zip(mine).map(|(a, b)| a.max(b)))
+        }
+        _ => Ok(theirs),
+    }
+}
+
 /// One lab, if the caller may see it; a lab they may not see is "not found".
 pub async fn show(db: &Db, ctx: &Ctx, id: i64) -> Result<Lab, StoreError> {
     let actor = actor(ctx)?;
     let lab = get(db, id).await?;
-    if sees_all(&actor) || role_of(db, id, actor.user.0).await?.is_some() {
+    if sees_all(&actor) || role_for(db, id, &actor).await?.is_some() {
         Ok(lab)
     } else {
         // Audited like every refusal, and answered like a lab that does not exist.
@@ -182,10 +198,14 @@ pub async fn list(db: &Db, ctx: &Ctx) -> Result<Vec<Lab>, StoreError> {
     let rows = if sees_all(&actor) {
         sqlx::query::<Any>(&format!("SELECT {LAB_COLUMNS} FROM labs ORDER BY name_key")).fetch_all(&db.pool).await?
     } else {
+        // While a project or folder admin impersonates, only the labs both belong to.
+        let by = actor.impersonation.filter(|i| i.scope == ImpersonationScope::Scoped).map_or(actor.user.0, |i| i.by.0);
         sqlx::query::<Any>(&format!(
-            "SELECT {LAB_COLUMNS} FROM labs WHERE id IN (SELECT lab_id FROM lab_members WHERE user_id = $1) ORDER BY name_key"
+            "SELECT {LAB_COLUMNS} FROM labs WHERE id IN (SELECT lab_id FROM lab_members WHERE user_id = $1) \
+             AND id IN (SELECT lab_id FROM lab_members WHERE user_id = $2) ORDER BY name_key"
         ))
         .bind(actor.user.0)
+        .bind(by)
         .fetch_all(&db.pool)
         .await?
     };

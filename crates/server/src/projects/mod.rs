@@ -14,7 +14,8 @@ pub mod workspaces;
 use std::path::{Path, PathBuf};
 
 use cryowarden_core::{
-    Action, Activity, Actor, Allowed, DataAction, DataScope, ImportPolicy, LabRole, ProjectRole, Resource,
+    Action, Activity, Actor, Allowed, DataAction, DataScope, ImpersonationScope, ImportPolicy, LabRole, ProjectRole,
+    Resource,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -169,6 +170,16 @@ pub async fn standing(db: &Db, user: i64, project: &Project) -> Result<DataScope
     Ok(scope)
 }
 
+/// The actor's standing in a project; while a project or folder admin impersonates, capped by
+/// the impersonator's own standing there (impersonation never adds rights).
+pub async fn standing_for(db: &Db, actor: &Actor, project: &Project) -> Result<DataScope, StoreError> {
+    let theirs = standing(db, actor.user.0, project).await?;
+    match actor.impersonation {
+        Some(i) if i.scope == ImpersonationScope::Scoped => Ok(theirs.intersect(standing(db, i.by.0, project).await?)),
+        _ => Ok(theirs),
+    }
+}
+
 /// Looks a project up by id, whoever asks (for the server's own use).
 pub async fn get(db: &Db, id: i64) -> Result<Project, StoreError> {
     let row = sqlx::query::<Any>(&format!("SELECT {COLUMNS} FROM {FROM} WHERE p.id = $1"))
@@ -189,7 +200,13 @@ pub async fn access(
 ) -> Result<(Project, DataScope, Allowed), StoreError> {
     let actor = actor(ctx)?;
     let mut project = get(db, id).await?;
-    let scope = standing(db, actor.user.0, &project).await?;
+    if ctx.outside_scope(project.id) {
+        let reason = Some("outside the project this impersonation is confined to".to_owned());
+        ctx.record(db, action.as_str(), &project.audit_target(), crate::audit::Outcome::Denied, reason, None, None)
+            .await?;
+        return Err(StoreError::NotFound { what: "project" });
+    }
+    let scope = standing_for(db, &actor, &project).await?;
     project.my_role = scope.project_role;
     let target = project.audit_target();
     let resource = Resource::data(scope);
@@ -267,6 +284,9 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<ProjectPage, Stor
     }
     // The filters, applied to the table aliased `p` wherever it is read.
     let mut filter = String::new();
+    if let Some(only) = ctx.project_scope {
+        filter.push_str(&format!(" AND p.id = {only}"));
+    }
     let mut binds: Vec<String> = Vec::new();
     if let Some(lab) = q.lab {
         filter.push_str(&format!(" AND p.lab_id = {lab}"));
@@ -457,7 +477,7 @@ pub fn lab_account(lab: &Lab) -> Result<Account, StoreError> {
 pub async fn create(db: &Db, runner: &Runner, ctx: &Ctx, new: NewProject) -> Result<Project, StoreError> {
     let actor = actor(ctx)?;
     let lab = labs::get(db, new.lab_id).await.map_err(|_| StoreError::NotFound { what: "lab" })?;
-    let lab_role = labs::role_of(db, lab.id, actor.user.0).await?.as_deref().and_then(LabRole::parse);
+    let lab_role = labs::role_for(db, lab.id, &actor).await?;
     let target = Target { kind: "project", id: None, name: Some(format!("{}/{}", lab.name, new.name)) };
     let resource = Resource::data(DataScope::lab(lab_role, lab.import_policy));
     let proof = ctx.authorize(db, DataAction::CreateLabProject.into(), resource, &target).await?;

@@ -284,6 +284,8 @@ async fn users_page_inner(
                     status => allowed(&actor, Activity::SetUserActive.into(), target),
                     token => allowed(&actor, Activity::ChangePassword.into(), target),
                     delete => allowed(&actor, Activity::DeleteUser.into(), target),
+                    impersonate => u.status == cryowarden_core::UserStatus::Active
+                        && allowed(&actor, Activity::Impersonate.into(), target),
                 },
             }
         })
@@ -302,6 +304,12 @@ async fn users_page_inner(
                 current_tab => "users", rows, q => q.q.unwrap_or_default(), sort, page => page.page, pages, total => page.total,
                 sortable, instance_priority, created, base_url => state.config.base_url(),
                 can_create => allowed(&actor, Activity::CreateUser.into(), Resource::instance()),
+                // Roles this viewer may impersonate (as a phantom user holding the role).
+                impersonable_roles => SiteRole::ALL
+                    .iter()
+                    .filter(|r| allowed(&actor, Activity::Impersonate.into(), Resource::user(cryowarden_core::UserId(0), **r)))
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>(),
             },
         ),
     )

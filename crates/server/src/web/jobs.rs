@@ -315,7 +315,7 @@ async fn editable_projects(state: &AppState, actor: &Actor, ids: &[i64]) -> Resu
     let mut out = Vec::new();
     for id in ids.iter().copied().collect::<HashSet<_>>() {
         let project = projects::get(&state.db, id).await?;
-        let scope = projects::standing(&state.db, actor.user.0, &project).await?;
+        let scope = projects::standing_for(&state.db, actor, &project).await?;
         if allows(actor, DataAction::EditProject, &Resource::data(scope)) {
             out.push(id);
         }

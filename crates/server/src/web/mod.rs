@@ -3,6 +3,7 @@
 //! session's CSRF token; the few scripts call the REST API with it.
 
 pub mod admin;
+pub mod impersonation;
 pub mod jobs;
 pub mod labs;
 pub mod pages;
@@ -123,6 +124,7 @@ pub async fn base_context(state: &AppState, caller: Option<&PageCaller>, nav: &s
             user => Value::from_serialize(&c.principal.user),
             csrf => c.csrf(),
             admin_panel => opens_admin_panel(&c.principal.actor()),
+            impersonating => c.principal.impersonating.as_ref().map(|i| Value::from_serialize(i.status(&c.principal.user))),
             nav => nav,
         },
         None => context! { instance => Value::from_serialize(&instance), nav => nav },

@@ -42,8 +42,7 @@ async fn creatable_labs(state: &AppState, actor: &Actor, visible: &[Lab]) -> Res
             allows(actor, DataAction::CreateLabProject, &Resource::data(DataScope::lab(role, lab.import_policy)))
         };
         // Facility staff may without a lab role: no need to look theirs up.
-        let allowed =
-            may(None) || may(labs::role_of(&state.db, lab.id, actor.user.0).await?.as_deref().and_then(LabRole::parse));
+        let allowed = may(None) || may(labs::role_for(&state.db, lab.id, actor).await?);
         if allowed {
             out.push(context! { id => lab.id, name => lab.name.clone(), title => lab.title.clone() });
         }
@@ -130,7 +129,7 @@ pub async fn project_page(State(state): State<Arc<AppState>>, caller: PageCaller
     };
     let actor = caller.principal.actor();
     let loaded = async {
-        let scope = projects::standing(&state.db, actor.user.0, &project).await?;
+        let scope = projects::standing_for(&state.db, &actor, &project).await?;
         let project_members = members::list(&state.db, &ctx, id).await?;
         let spaces = workspaces::list(&state.db, &ctx, id).await?;
         Ok::<_, StoreError>((scope, project_members, spaces))

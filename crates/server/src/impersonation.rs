@@ -1,0 +1,309 @@
+//! Impersonation (`spec/roles.md` §2): a browser session acts as another user, or as a site
+//! role, until it stops, the session logs out, or the time limit passes.
+//!
+//! Who may impersonate whom is `authorize(impersonate)` on the target, with the facts looked up
+//! here: whether the impersonator is project admin of a project the target belongs to, or folder
+//! admin of a workspace of such a project ("users of their workspace" are the members of the
+//! workspace's project). The column that allowed it fixes the [`ImpersonationScope`]; from then
+//! on every decision of the session is the target's capped by the impersonator's own
+//! (`cryowarden_core::authorize`), and a scoped impersonation is confined to its project
+//! ([`Ctx::project_scope`]) with the data standing of both intersected.
+//!
+//! Only a browser session impersonates (an API token never does), and while it does, API tokens
+//! can be neither created, listed nor revoked: the target's credentials stay out of reach.
+
+use cryowarden_core::{Activity, ImpersonationScope, Resource, SiteRole, UserId, UserStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::{Any, Row};
+
+use crate::audit::Who;
+use crate::auth::{Principal, Via};
+use crate::context::{Ctx, Target};
+use crate::db::{Db, format_ms, now_ms};
+use crate::error::StoreError;
+use crate::users::{self, User};
+
+/// Who or what to impersonate.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// A user's id.
+    pub user: Option<i64>,
+    /// A site role (`site_admin`, `application_admin`, `impersonating_troubleshooter`,
+    /// `troubleshooter`, `none`): act as oneself holding only that role.
+    pub role: Option<String>,
+    /// For a project admin: the project whose user the target is (found when omitted).
+    pub project: Option<i64>,
+    /// For a folder admin: the workspace whose user the target is (found when omitted).
+    pub workspace: Option<i64>,
+}
+
+/// An impersonation in progress, as the session carries it.
+#[derive(Clone, Debug)]
+pub struct Impersonating {
+    pub id: i64,
+    /// The real person.
+    pub by: User,
+    /// The role impersonated, for a role impersonation.
+    pub role: Option<SiteRole>,
+    pub scope: ImpersonationScope,
+    /// The project a scoped impersonation is confined to.
+    pub project_id: Option<i64>,
+    pub started_at: i64,
+    pub expires_at: i64,
+}
+
+/// What the API and the banner show.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Status {
+    pub id: i64,
+    /// The real person's username.
+    pub impersonator: String,
+    /// The username acted as, or `role:<role>`.
+    pub acting_as: String,
+    /// `site`, `scoped` or `break-glass`.
+    pub scope: String,
+    pub project_id: Option<i64>,
+    pub started_at: String,
+    pub expires_at: String,
+}
+
+impl Impersonating {
+    pub fn status(&self, acting_as: &User) -> Status {
+        Status {
+            id: self.id,
+            impersonator: self.by.username.clone(),
+            acting_as: match self.role {
+                Some(r) => format!("role:{r}"),
+                None => acting_as.username.clone(),
+            },
+            scope: self.scope.as_str().to_owned(),
+            project_id: self.project_id,
+            started_at: format_ms(self.started_at),
+            expires_at: format_ms(self.expires_at),
+        }
+    }
+}
+
+/// The open impersonation of a session, with the user it acts as; `None` when there is none or
+/// it has just ended (time limit, or either side no longer active — recorded here).
+pub(crate) async fn load(db: &Db, session_id: i64, me: &User) -> Result<Option<(Impersonating, User)>, StoreError> {
+    let Some(row) = sqlx::query::<Any>(
+        "SELECT id, kind, target_user_id, target_role, scope, project_id, started_at, expires_at \
+         FROM impersonations WHERE session_id = $1 AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
+    )
+    .bind(session_id)
+    .fetch_optional(&db.pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let role = row.try_get::<Option<String>, _>("target_role")?.as_deref().and_then(SiteRole::parse);
+    let imp = Impersonating {
+        id: row.try_get("id")?,
+        by: me.clone(),
+        role,
+        scope: ImpersonationScope::parse(&row.try_get::<String, _>("scope")?)
+            .ok_or_else(|| StoreError::Internal("stored impersonation scope".into()))?,
+        project_id: row.try_get("project_id")?,
+        started_at: row.try_get("started_at")?,
+        expires_at: row.try_get("expires_at")?,
+    };
+    let target = match (role, row.try_get::<Option<i64>, _>("target_user_id")?) {
+        (Some(role), _) => User { site_role: role, ..me.clone() },
+        (None, Some(id)) => match users::find(db, id).await? {
+            Some(u) => u,
+            None => return Ok(None), // deleted: the row went with it (ON DELETE CASCADE)
+        },
+        (None, None) => return Err(StoreError::Internal("impersonation without a target".into())),
+    };
+    let reason = if now_ms() >= imp.expires_at {
+        Some("time-limit")
+    } else if target.status != UserStatus::Active {
+        Some("ended")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        end(db, &imp, &target, reason, Ctx::system("impersonation", "local")).await?;
+        return Ok(None);
+    }
+    Ok(Some((imp, target)))
+}
+
+/// The Ctx of a request made while impersonating: the target acts, the impersonator is named.
+pub(crate) fn who(imp: &Impersonating, acting_as: &User) -> (Who, Who) {
+    let acting = match imp.role {
+        Some(r) => Who { id: Some(acting_as.id), name: format!("{} (as role {r})", imp.by.username) },
+        None => Who { id: Some(acting_as.id), name: acting_as.username.clone() },
+    };
+    (acting, Who { id: Some(imp.by.id), name: imp.by.username.clone() })
+}
+
+/// The facts of an impersonate request: whether `me` is project admin of a project `target`
+/// belongs to (that project), or folder admin of a workspace of one (that workspace's project).
+async fn scope_facts(
+    db: &Db,
+    me: i64,
+    target: i64,
+    project: Option<i64>,
+    workspace: Option<i64>,
+) -> Result<(Option<i64>, Option<i64>), StoreError> {
+    // Projects the target belongs to, directly or through a project group.
+    let member_of = "SELECT project_id FROM project_members WHERE user_id = $2 \
+         UNION SELECT g.project_id FROM project_group_members gm JOIN project_groups g ON g.id = gm.group_id \
+         WHERE gm.user_id = $2";
+    let project_admin: Option<i64> = sqlx::query_scalar::<Any, i64>(&format!(
+        "SELECT project_id FROM ({member_of}) t WHERE project_id IN ( \
+             SELECT project_id FROM project_members WHERE user_id = $1 AND role = 'project_admin' \
+             UNION SELECT g.project_id FROM project_group_members gm JOIN project_groups g ON g.id = gm.group_id \
+             WHERE gm.user_id = $1 AND g.role = 'project_admin') \
+         AND ($3 < 0 OR project_id = $3) ORDER BY project_id LIMIT 1"
+    ))
+    .bind(me)
+    .bind(target)
+    .bind(project.unwrap_or(-1))
+    .fetch_optional(&db.pool)
+    .await?;
+    let folder_admin: Option<i64> = sqlx::query_scalar::<Any, i64>(&format!(
+        "SELECT w.project_id FROM workspace_admins a JOIN workspaces w ON w.id = a.workspace_id \
+         WHERE a.user_id = $1 AND w.project_id IN ({member_of}) AND ($3 < 0 OR w.id = $3) \
+         ORDER BY w.project_id LIMIT 1"
+    ))
+    .bind(me)
+    .bind(target)
+    .bind(workspace.unwrap_or(-1))
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok((project_admin, folder_admin))
+}
+
+/// Starts impersonating for the caller's browser session.
+pub async fn start(
+    db: &Db,
+    principal: &Principal,
+    ctx: &Ctx,
+    req: StartRequest,
+    minutes: i64,
+) -> Result<Status, StoreError> {
+    let Via::Session { id: session_id, .. } = principal.via else {
+        return Err(StoreError::invalid(
+            "authorization",
+            "impersonation belongs to a browser session: sign in with a password, not an API token",
+        ));
+    };
+    if principal.impersonating.is_some() {
+        return Err(StoreError::Impersonating(
+            "this session already impersonates: stop first (DELETE /api/v1/impersonation)",
+        ));
+    }
+    let me = &principal.user;
+    let (target_user, role, resource, project) = match (req.user, req.role.as_deref()) {
+        (Some(id), None) => {
+            let target = match users::find(db, id).await? {
+                Some(t) => t,
+                None => return Err(StoreError::NotFound { what: "user" }),
+            };
+            if target.status != UserStatus::Active {
+                return Err(StoreError::invalid("user", "only an active user can be impersonated"));
+            }
+            let (pa, fa) = scope_facts(db, me.id, target.id, req.project, req.workspace).await?;
+            let resource = target.target().scoped(pa.is_some(), fa.is_some());
+            (Some(target), None, resource, pa.or(fa))
+        }
+        (None, Some(r)) => {
+            let role = SiteRole::parse(r).ok_or_else(|| {
+                StoreError::invalid(
+                    "role",
+                    "must be site_admin, application_admin, impersonating_troubleshooter, troubleshooter or none",
+                )
+            })?;
+            if req.project.is_some() || req.workspace.is_some() {
+                return Err(StoreError::invalid("project", "a role is impersonated site-wide, with no project"));
+            }
+            // A role is impersonated as a phantom user holding it (id 0 is nobody).
+            (None, Some(role), Resource::user(UserId(0), role), None)
+        }
+        _ => return Err(StoreError::invalid("user", "name exactly one of `user` (an id) or `role`")),
+    };
+    let target_name = match (&target_user, role) {
+        (Some(t), _) => t.audit_target(),
+        (None, Some(r)) => Target { kind: "role", id: Some(r.as_str().into()), name: Some(r.as_str().into()) },
+        _ => unreachable!("one of user or role was checked above"),
+    };
+    let proof = ctx.authorize(db, Activity::Impersonate.into(), resource, &target_name).await?;
+    let scope = ImpersonationScope::granted_by(&proof)
+        .ok_or_else(|| StoreError::Internal("an impersonate proof without a scope".into()))?;
+    let project = if scope == ImpersonationScope::Scoped { project } else { None };
+    if !(1..=24 * 60).contains(&minutes) {
+        return Err(StoreError::Internal(format!("impersonation time limit {minutes} min out of range")));
+    }
+    let now = now_ms();
+    let expires = now + minutes * 60_000;
+    let mut tx = db.begin_write().await?;
+    proof.require(Activity::Impersonate.into())?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO impersonations (session_id, impersonator_id, kind, target_user_id, target_role, scope, \
+         project_id, workspace_id, started_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(session_id)
+    .bind(me.id)
+    .bind(if role.is_some() { "role" } else { "user" })
+    .bind(target_user.as_ref().map(|t| t.id))
+    .bind(role.map(|r| r.as_str()))
+    .bind(scope.as_str())
+    .bind(project)
+    .bind(req.workspace.filter(|_| project.is_some()))
+    .bind(now)
+    .bind(expires)
+    .fetch_one(&mut *tx.tx)
+    .await?;
+    let imp =
+        Impersonating { id, by: me.clone(), role, scope, project_id: project, started_at: now, expires_at: expires };
+    let acting_as = target_user.unwrap_or_else(|| User { site_role: role.unwrap_or(SiteRole::None), ..me.clone() });
+    let status = imp.status(&acting_as);
+    ctx.audit_ok(
+        &mut tx,
+        "start-impersonation",
+        &target_name,
+        None,
+        Some(json!({ "scope": scope.as_str(), "project": project, "expires_at": status.expires_at })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(status)
+}
+
+/// Ends an impersonation, recording why, with both names (the ctx of the impersonating
+/// request, or the system's for a time limit).
+async fn end(db: &Db, imp: &Impersonating, acting_as: &User, reason: &str, ctx: Ctx) -> Result<bool, StoreError> {
+    let mut tx = db.begin_write().await?;
+    let done =
+        sqlx::query("UPDATE impersonations SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
+            .bind(now_ms())
+            .bind(reason)
+            .bind(imp.id)
+            .execute(&mut *tx.tx)
+            .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let (acting, by) = who(imp, acting_as);
+    let ctx = Ctx { who: acting, impersonator: Some(by), ..ctx };
+    let target = match imp.role {
+        Some(r) => Target { kind: "role", id: Some(r.as_str().into()), name: Some(r.as_str().into()) },
+        None => acting_as.audit_target(),
+    };
+    ctx.audit_ok(&mut tx, "stop-impersonation", &target, None, Some(json!({ "reason": reason }))).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Stops the caller's impersonation (`stopped`) or ends it at logout (`logout`).
+pub async fn stop(db: &Db, principal: &Principal, source: String, reason: &str) -> Result<bool, StoreError> {
+    let Some(imp) = &principal.impersonating else {
+        return Ok(false);
+    };
+    end(db, imp, &principal.user, reason, principal.ctx(source)).await
+}

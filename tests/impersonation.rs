@@ -1,0 +1,312 @@
+//! Impersonation through the public API, with real browser sessions (issue 6): who may
+//! impersonate whom, what the session may do meanwhile (never more than the impersonator, except
+//! the Impersonating Troubleshooter's break-glass), how it ends (stop, logout, time limit), and
+//! that every event names both identities.
+
+mod common;
+
+use common::world::{create_project, world};
+use common::{Backend, TestApp, USER_PASSWORD};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A signed-in browser session: cookie + CSRF token.
+struct Session<'a> {
+    app: &'a TestApp,
+    cookie: String,
+    csrf: String,
+}
+
+impl<'a> Session<'a> {
+    async fn login(app: &'a TestApp, username: &str, password: &str) -> Session<'a> {
+        let (cookie, csrf) = app.login(username, password).await;
+        Session { app, cookie, csrf }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .app
+            .http
+            .request(method, format!("{}{path}", self.app.url))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+    }
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+    async fn impersonate(&self, body: Value) -> Value {
+        let (s, v) = self.post("/api/v1/impersonation", body).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
+    }
+    async fn stop(&self) {
+        let (s, v) = self.call(Method::DELETE, "/api/v1/impersonation", None).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    }
+}
+
+/// The audit events of `action`, newest first, as a Site Admin reads them.
+async fn events(app: &TestApp, admin: &str, query: &str) -> Vec<Value> {
+    let (s, v) = app.get(&format!("/api/v1/audit?{query}"), admin).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["events"].as_array().unwrap().clone()
+}
+
+async fn site_roles(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let admin = app.site_admin().await;
+    let (bob, bob_token) = app.user(&admin, "bob", "none").await;
+    let (_, _) = app.user(&admin, "aa", "application_admin").await;
+    let (_, _) = app.user(&admin, "it", "impersonating_troubleshooter").await;
+    let (head, _) = app.user(&admin, "head", "site_admin").await;
+    let root = Session::login(&app, "root-admin", common::ADMIN_PASSWORD).await;
+
+    // A Site Admin impersonates bob: bob's rights, the impersonator named everywhere.
+    let status = root.impersonate(json!({ "user": bob })).await;
+    assert_eq!((status["impersonator"].as_str(), status["acting_as"].as_str()), (Some("root-admin"), Some("bob")));
+    assert_eq!(status["scope"], "site");
+    let (s, v) = root.get("/api/v1/auth/session").await;
+    assert_eq!((s, v["user"]["username"].as_str()), (StatusCode::OK, Some("bob")), "{v}");
+    assert_eq!(v["impersonating"]["impersonator"], "root-admin");
+    let (s, v) = root.get("/api/v1/users").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["total"], 1, "as bob, only bob is visible: {v}");
+    let (s, v) = root.patch("/api/v1/settings/instance", json!({ "instance_name": "as bob" })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "bob may not change settings: {v}");
+    let (s, _) = root.patch(&format!("/api/v1/users/{bob}"), json!({ "first_name": "Robert" })).await;
+    assert_eq!(s, StatusCode::OK, "bob edits his own details, with the Site Admin's consent");
+    // No second impersonation from inside one; API tokens out of reach.
+    let (s, v) = root.post("/api/v1/impersonation", json!({ "user": head })).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("impersonating")), "{v}");
+    for (method, path) in [(Method::GET, "/api/v1/tokens"), (Method::POST, "/api/v1/tokens")] {
+        let body = (method == Method::POST).then(|| json!({ "name": "stolen" }));
+        let (s, v) = root.call(method, path, body).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("impersonating")), "{path}: {v}");
+    }
+    root.stop().await;
+    let (_, v) = root.get("/api/v1/impersonation").await;
+    assert!(v["impersonating"].is_null(), "{v}");
+    let (s, _) = root.patch("/api/v1/settings/instance", json!({ "instance_name": "back as root" })).await;
+    assert_eq!(s, StatusCode::OK, "the Site Admin's own rights are back");
+    // Every event while impersonating names both; start and stop are audited.
+    let edits = events(&app, &admin, "action=edit-user&actor=bob").await;
+    assert_eq!(edits[0]["impersonator"], "root-admin", "{edits:?}");
+    let refused = events(&app, &admin, "outcome=denied&actor=bob").await;
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["action"] == "change-setting:look-and-feel.instance_name" && e["impersonator"] == "root-admin"),
+        "{refused:?}"
+    );
+    let started = events(&app, &admin, "action=start-impersonation").await;
+    assert_eq!((started[0]["actor"].as_str(), started[0]["target"].as_str()), (Some("root-admin"), Some("bob")));
+    let stopped = events(&app, &admin, "action=stop-impersonation").await;
+    assert_eq!((stopped[0]["actor"].as_str(), stopped[0]["impersonator"].as_str()), (Some("bob"), Some("root-admin")));
+    assert_eq!(stopped[0]["after"]["reason"], "stopped");
+
+    // An Application Admin impersonating a Site Admin gains no Site Admin rights.
+    let aa = Session::login(&app, "aa", USER_PASSWORD).await;
+    aa.impersonate(json!({ "user": head })).await;
+    let (s, v) = aa.patch("/api/v1/settings/instance", json!({ "default_import_policy": "managers" })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "storage roots are not the AA's: {v}");
+    assert!(v["detail"].as_str().unwrap_or_default().contains("impersonation never adds rights"), "{v}");
+    let (s, v) =
+        aa.patch("/api/v1/settings/instance", json!({ "system_email_address": "head@facility.example" })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "nor the system email address: {v}");
+    let (s, _) = aa.patch("/api/v1/settings/instance", json!({ "instance_name": "aa as head" })).await;
+    assert_eq!(s, StatusCode::OK, "what both may do, the AA does as the Site Admin");
+    let (_, v) = app.get("/api/v1/settings/instance", &admin).await;
+    assert_eq!(
+        (v["default_import_policy"].as_str(), v["system_email_address"].as_str()),
+        (Some("all_members"), Some(""))
+    );
+    // Logout ends the impersonation, recorded with both names.
+    let (s, _) = aa.call(Method::POST, "/api/v1/auth/logout", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let stopped = events(&app, &admin, "action=stop-impersonation").await;
+    assert_eq!((stopped[0]["actor"].as_str(), stopped[0]["impersonator"].as_str()), (Some("head"), Some("aa")));
+    assert_eq!(stopped[0]["after"]["reason"], "logout");
+
+    // The Impersonating Troubleshooter breaks glass: a Site Admin only, and then acts as one.
+    let it = Session::login(&app, "it", USER_PASSWORD).await;
+    let (s, v) = it.post("/api/v1/impersonation", json!({ "user": bob })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "only a Site Admin: {v}");
+    let (s, _) = it.patch("/api/v1/settings/instance", json!({ "system_email_address": "it@facility.example" })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "not by the troubleshooter's own right");
+    let status = it.impersonate(json!({ "user": head })).await;
+    assert_eq!(status["scope"], "break-glass");
+    let (s, v) = it.patch("/api/v1/settings/instance", json!({ "system_email_address": "it@facility.example" })).await;
+    assert_eq!(s, StatusCode::OK, "break-glass: {v}");
+    let changed = events(&app, &admin, "action=change-setting:look-and-feel.system_email_address").await;
+    assert_eq!((changed[0]["actor"].as_str(), changed[0]["impersonator"].as_str()), (Some("head"), Some("it")));
+    it.stop().await;
+
+    // A role: the AA holding only the Troubleshooter's rights reads the audit log, changes no
+    // scheduler setting; nobody acts as Site Admin through a role they do not hold.
+    let aa = Session::login(&app, "aa", USER_PASSWORD).await;
+    let status = aa.impersonate(json!({ "role": "troubleshooter" })).await;
+    assert_eq!(status["acting_as"], "role:troubleshooter");
+    let (s, _) = aa.get("/api/v1/audit").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = aa.patch("/api/v1/settings/instance", json!({ "default_job_priority": 7 })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a troubleshooter has no scheduler setting");
+    aa.stop().await;
+    let (s, _) = aa.patch("/api/v1/settings/instance", json!({ "default_job_priority": 7 })).await;
+    assert_eq!(s, StatusCode::OK, "the AA's own right is back");
+    aa.impersonate(json!({ "role": "site_admin" })).await;
+    let (s, _) = aa.patch("/api/v1/settings/instance", json!({ "default_import_policy": "managers" })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a role impersonation is capped like a user's");
+    aa.stop().await;
+
+    // Ordinary users impersonate nobody (refused and audited); API tokens never impersonate;
+    // nobody impersonates themselves; bad requests change nothing.
+    let bob_session = Session::login(&app, "bob", USER_PASSWORD).await;
+    let (s, _) = bob_session.post("/api/v1/impersonation", json!({ "user": head })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let refused = events(&app, &admin, "action=impersonate&actor=bob").await;
+    assert_eq!(refused[0]["outcome"], "denied");
+    let (s, v) = app.post("/api/v1/impersonation", &admin, json!({ "user": bob })).await;
+    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("authorization")), "{v}");
+    let (s, _) = root.post("/api/v1/impersonation", json!({ "user": 1 })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "never oneself");
+    for bad in
+        [json!({}), json!({ "user": bob, "role": "none" }), json!({ "role": "king" }), json!({ "user": bob, "x": 1 })]
+    {
+        let (s, v) = root.post("/api/v1/impersonation", bad.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+    }
+    let (s, _) = root.post("/api/v1/impersonation", json!({ "user": 999_999 })).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, v) = root.get("/api/v1/impersonation").await;
+    assert!(v["impersonating"].is_null(), "nothing started: {v}");
+    drop(bob_token);
+}
+
+#[tokio::test]
+async fn site_roles_impersonate_within_their_own_rights_sqlite() {
+    site_roles(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn site_roles_impersonate_within_their_own_rights_postgres() {
+    site_roles(Backend::Postgres).await;
+}
+
+/// A project admin impersonates users of their project only, and only inside that project.
+async fn project_admins(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let w = world(&app).await;
+    // carol (lab1 manager) creates `shared` and is its project admin; alice edits in it.
+    let shared = create_project(&app, &w.carol.1, w.lab1, "shared").await["id"].as_i64().unwrap();
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{shared}/members"),
+            &w.carol.1,
+            json!({ "user_id": w.alice.0, "role": "editor" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // dave's `private` project is closed to the lab; alice reads it, carol is not in it.
+    let (s, v) = app
+        .post("/api/v1/projects", &w.dave.1, json!({ "lab_id": w.lab1, "name": "private", "lab_members_read": false }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let private = v["id"].as_i64().unwrap();
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{private}/members"),
+            &w.dave.1,
+            json!({ "user_id": w.alice.0, "role": "reader" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = app.get(&format!("/api/v1/projects/{private}"), &w.alice.1).await;
+    assert_eq!(s, StatusCode::OK, "alice herself reads `private`");
+
+    let carol = Session::login(&app, "carol", USER_PASSWORD).await;
+    // bob is in lab2, in no project of carol's.
+    let (s, v) = carol.post("/api/v1/impersonation", json!({ "user": w.bob.0 })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "only users of her project: {v}");
+    let status = carol.impersonate(json!({ "user": w.alice.0 })).await;
+    assert_eq!((status["scope"].as_str(), status["project_id"].as_i64()), (Some("scoped"), Some(shared)));
+    let (s, v) = carol.get("/api/v1/projects").await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = v["projects"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["shared"], "confined to carol's project: {v}");
+    let (s, _) = carol.get(&format!("/api/v1/projects/{private}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "alice's other project is out of carol's reach");
+    let (s, _) = carol.get(&format!("/api/v1/projects/{shared}")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = carol.get(&format!("/api/v1/users/{}", w.bob.0)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "as alice, bob is nobody");
+    let denied = events(&app, &w.admin, "outcome=denied&actor=alice").await;
+    assert!(
+        denied.iter().any(|e| e["impersonator"] == "carol" && e["target"].as_str().unwrap_or("").ends_with("private")),
+        "the reach outside the project is audited under both names: {denied:?}"
+    );
+    carol.stop().await;
+}
+
+#[tokio::test]
+async fn project_admins_impersonate_only_inside_their_project_sqlite() {
+    project_admins(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn project_admins_impersonate_only_inside_their_project_postgres() {
+    project_admins(Backend::Postgres).await;
+}
+
+/// The time limit ends an impersonation on the next request, audited as such.
+async fn time_limit(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let admin = app.site_admin().await;
+    let (bob, _) = app.user(&admin, "bob", "none").await;
+    let (s, v) = app.patch("/api/v1/settings/instance", &admin, json!({ "impersonation_minutes": 0 })).await;
+    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("impersonation_minutes")), "{v}");
+    let (s, _) = app.patch("/api/v1/settings/instance", &admin, json!({ "impersonation_minutes": 5 })).await;
+    assert_eq!(s, StatusCode::OK);
+    let root = Session::login(&app, "root-admin", common::ADMIN_PASSWORD).await;
+    let status = root.impersonate(json!({ "user": bob })).await;
+    assert_eq!(status["scope"], "site");
+    let span: i64 = sqlx::query_scalar("SELECT expires_at - started_at FROM impersonations")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .expect("the impersonation's span");
+    assert_eq!(span, 5 * 60_000, "the instance's limit, in ms");
+    // Five minutes pass (the clock of the record moves, not the test's).
+    sqlx::query("UPDATE impersonations SET expires_at = started_at - 1")
+        .execute(&app.state.db.pool)
+        .await
+        .expect("age the impersonation");
+    let (s, v) = root.get("/api/v1/auth/session").await;
+    assert_eq!((s, v["user"]["username"].as_str()), (StatusCode::OK, Some("root-admin")), "ended by the limit: {v}");
+    let stopped = events(&app, &admin, "action=stop-impersonation").await;
+    assert_eq!((stopped[0]["actor"].as_str(), stopped[0]["impersonator"].as_str()), (Some("bob"), Some("root-admin")));
+    assert_eq!(stopped[0]["after"]["reason"], "time-limit");
+    let (s, v) = app.get("/api/v1/audit/verify", &admin).await;
+    assert_eq!((s, v["ok"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+}
+
+#[tokio::test]
+async fn the_time_limit_ends_an_impersonation_sqlite() {
+    time_limit(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_time_limit_ends_an_impersonation_postgres() {
+    time_limit(Backend::Postgres).await;
+}
