@@ -205,7 +205,8 @@ async fn site_roles_impersonate_within_their_own_rights_postgres() {
     site_roles(Backend::Postgres).await;
 }
 
-/// A project admin impersonates users of their project only, and only inside that project.
+/// A project admin impersonates users of their project only, and only inside that project; a
+/// Site Admin impersonates a group (a lab).
 async fn project_admins(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else { return };
     let w = world(&app).await;
@@ -258,6 +259,33 @@ async fn project_admins(backend: Backend) {
         "the reach outside the project is audited under both names: {denied:?}"
     );
     carol.stop().await;
+
+    // A group: the Site Admin acts as a plain member of lab1 — its lab-readable projects, no
+    // other lab, no project closed to the lab.
+    let root = Session::login(&app, "root-admin", common::ADMIN_PASSWORD).await;
+    let status = root.impersonate(json!({ "group": w.lab1 })).await;
+    assert_eq!(status["acting_as"], "group:lab1");
+    let (_, v) = root.get("/api/v1/labs").await;
+    let labs: Vec<&str> = v.as_array().unwrap().iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(labs, ["lab1"], "{v}");
+    let (_, v) = root.get("/api/v1/projects").await;
+    let names: Vec<&str> = v["projects"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["shared"], "{v}");
+    for (id, what) in [(private, "a project closed to the lab")] {
+        let (s, _) = root.get(&format!("/api/v1/projects/{id}")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{what}");
+    }
+    let (s, _) = root.get(&format!("/api/v1/labs/{}", w.lab2)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another lab");
+    let (s, _) = root.patch("/api/v1/settings/instance", json!({ "instance_name": "as a group" })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a group holds no site role");
+    root.stop().await;
+    let started = events(&app, &w.admin, "action=start-impersonation").await;
+    assert_eq!((started[0]["target"].as_str(), started[0]["target_kind"].as_str()), (Some("lab1"), Some("lab")));
+    // A project admin impersonates users of their project, not groups.
+    let carol = Session::login(&app, "carol", USER_PASSWORD).await;
+    let (s, _) = carol.post("/api/v1/impersonation", json!({ "group": w.lab1 })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

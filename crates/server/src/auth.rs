@@ -67,6 +67,7 @@ impl Principal {
             ctx.who = acting;
             ctx.impersonator = Some(by);
             ctx.project_scope = imp.project_id;
+            ctx.group_scope = imp.group.as_ref().map(|g| g.0);
         }
         ctx
     }

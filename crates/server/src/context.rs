@@ -18,6 +18,9 @@ pub struct Ctx {
     pub source: String,
     /// While a project or folder admin impersonates: the one project the session may reach.
     pub project_scope: Option<i64>,
+    /// While someone impersonates a group (a lab): that lab. The session acts as a plain member
+    /// of it, of no other lab and of no project directly.
+    pub group_scope: Option<i64>,
 }
 
 /// What an action is aimed at, as the audit log names it.
@@ -45,6 +48,7 @@ impl Ctx {
             impersonator: None,
             source: source.to_owned(),
             project_scope: None,
+            group_scope: None,
         }
     }
 
@@ -55,6 +59,7 @@ impl Ctx {
             impersonator: None,
             source,
             project_scope: None,
+            group_scope: None,
         }
     }
 

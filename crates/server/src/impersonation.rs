@@ -33,6 +33,8 @@ pub struct StartRequest {
     /// A site role (`site_admin`, `application_admin`, `impersonating_troubleshooter`,
     /// `troubleshooter`, `none`): act as oneself holding only that role.
     pub role: Option<String>,
+    /// A group (a lab's id): act as oneself, a plain member of that lab and of nothing else.
+    pub group: Option<i64>,
     /// For a project admin: the project whose user the target is (found when omitted).
     pub project: Option<i64>,
     /// For a folder admin: the workspace whose user the target is (found when omitted).
@@ -47,6 +49,8 @@ pub struct Impersonating {
     pub by: User,
     /// The role impersonated, for a role impersonation.
     pub role: Option<SiteRole>,
+    /// The group impersonated (lab id and name), for a group impersonation.
+    pub group: Option<(i64, String)>,
     pub scope: ImpersonationScope,
     /// The project a scoped impersonation is confined to.
     pub project_id: Option<i64>,
@@ -74,9 +78,10 @@ impl Impersonating {
         Status {
             id: self.id,
             impersonator: self.by.username.clone(),
-            acting_as: match self.role {
-                Some(r) => format!("role:{r}"),
-                None => acting_as.username.clone(),
+            acting_as: match (self.role, &self.group) {
+                (Some(r), _) => format!("role:{r}"),
+                (None, Some((_, lab))) => format!("group:{lab}"),
+                (None, None) => acting_as.username.clone(),
             },
             scope: self.scope.as_str().to_owned(),
             project_id: self.project_id,
@@ -90,8 +95,9 @@ impl Impersonating {
 /// it has just ended (time limit, or either side no longer active — recorded here).
 pub(crate) async fn load(db: &Db, session_id: i64, me: &User) -> Result<Option<(Impersonating, User)>, StoreError> {
     let Some(row) = sqlx::query::<Any>(
-        "SELECT id, kind, target_user_id, target_role, scope, project_id, started_at, expires_at \
-         FROM impersonations WHERE session_id = $1 AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
+        "SELECT i.id, i.target_user_id, i.target_role, i.target_lab_id, l.name AS lab_name, i.scope, i.project_id, \
+         i.started_at, i.expires_at FROM impersonations i LEFT JOIN labs l ON l.id = i.target_lab_id \
+         WHERE i.session_id = $1 AND i.ended_at IS NULL ORDER BY i.id DESC LIMIT 1",
     )
     .bind(session_id)
     .fetch_optional(&db.pool)
@@ -100,10 +106,15 @@ pub(crate) async fn load(db: &Db, session_id: i64, me: &User) -> Result<Option<(
         return Ok(None);
     };
     let role = row.try_get::<Option<String>, _>("target_role")?.as_deref().and_then(SiteRole::parse);
+    let group = match row.try_get::<Option<i64>, _>("target_lab_id")? {
+        Some(id) => Some((id, row.try_get::<Option<String>, _>("lab_name")?.unwrap_or_default())),
+        None => None,
+    };
     let imp = Impersonating {
         id: row.try_get("id")?,
         by: me.clone(),
         role,
+        group: group.clone(),
         scope: ImpersonationScope::parse(&row.try_get::<String, _>("scope")?)
             .ok_or_else(|| StoreError::Internal("stored impersonation scope".into()))?,
         project_id: row.try_get("project_id")?,
@@ -112,6 +123,7 @@ pub(crate) async fn load(db: &Db, session_id: i64, me: &User) -> Result<Option<(
     };
     let target = match (role, row.try_get::<Option<i64>, _>("target_user_id")?) {
         (Some(role), _) => User { site_role: role, ..me.clone() },
+        (None, None) if group.is_some() => User { site_role: SiteRole::None, ..me.clone() },
         (None, Some(id)) => match users::find(db, id).await? {
             Some(u) => u,
             None => return Ok(None), // deleted: the row went with it (ON DELETE CASCADE)
@@ -134,9 +146,10 @@ pub(crate) async fn load(db: &Db, session_id: i64, me: &User) -> Result<Option<(
 
 /// The Ctx of a request made while impersonating: the target acts, the impersonator is named.
 pub(crate) fn who(imp: &Impersonating, acting_as: &User) -> (Who, Who) {
-    let acting = match imp.role {
-        Some(r) => Who { id: Some(acting_as.id), name: format!("{} (as role {r})", imp.by.username) },
-        None => Who { id: Some(acting_as.id), name: acting_as.username.clone() },
+    let acting = match (imp.role, &imp.group) {
+        (Some(r), _) => Who { id: Some(acting_as.id), name: format!("{} (as role {r})", imp.by.username) },
+        (None, Some((_, lab))) => Who { id: Some(acting_as.id), name: format!("{} (as group {lab})", imp.by.username) },
+        (None, None) => Who { id: Some(acting_as.id), name: acting_as.username.clone() },
     };
     (acting, Who { id: Some(imp.by.id), name: imp.by.username.clone() })
 }
@@ -199,8 +212,8 @@ pub async fn start(
         ));
     }
     let me = &principal.user;
-    let (target_user, role, resource, project) = match (req.user, req.role.as_deref()) {
-        (Some(id), None) => {
+    let (target_user, role, resource, project) = match (req.user, req.role.as_deref(), req.group) {
+        (Some(id), None, None) => {
             let target = match users::find(db, id).await? {
                 Some(t) => t,
                 None => return Err(StoreError::NotFound { what: "user" }),
@@ -212,7 +225,7 @@ pub async fn start(
             let resource = target.target().scoped(pa.is_some(), fa.is_some());
             (Some(target), None, resource, pa.or(fa))
         }
-        (None, Some(r)) => {
+        (None, Some(r), None) => {
             let role = SiteRole::parse(r).ok_or_else(|| {
                 StoreError::invalid(
                     "role",
@@ -225,12 +238,29 @@ pub async fn start(
             // A role is impersonated as a phantom user holding it (id 0 is nobody).
             (None, Some(role), Resource::user(UserId(0), role), None)
         }
-        _ => return Err(StoreError::invalid("user", "name exactly one of `user` (an id) or `role`")),
+        (None, None, Some(_)) => {
+            if req.project.is_some() || req.workspace.is_some() {
+                return Err(StoreError::invalid("project", "a group is impersonated site-wide, with no project"));
+            }
+            // A group, as a phantom ordinary user: Site and Application Admins only.
+            (None, None, Resource::user(UserId(0), SiteRole::None), None)
+        }
+        _ => {
+            return Err(StoreError::invalid(
+                "user",
+                "name exactly one of `user` (an id), `role` or `group` (a lab id)",
+            ));
+        }
     };
-    let target_name = match (&target_user, role) {
-        (Some(t), _) => t.audit_target(),
-        (None, Some(r)) => Target { kind: "role", id: Some(r.as_str().into()), name: Some(r.as_str().into()) },
-        _ => unreachable!("one of user or role was checked above"),
+    let group = match req.group {
+        Some(id) => Some((id, crate::labs::get(db, id).await?.name)),
+        None => None,
+    };
+    let target_name = match (&target_user, role, &group) {
+        (Some(t), _, _) => t.audit_target(),
+        (None, Some(r), _) => Target { kind: "role", id: Some(r.as_str().into()), name: Some(r.as_str().into()) },
+        (None, None, Some((id, lab))) => Target { kind: "lab", id: Some(id.to_string()), name: Some(lab.clone()) },
+        _ => unreachable!("one of user, role or group was checked above"),
     };
     let proof = ctx.authorize(db, Activity::Impersonate.into(), resource, &target_name).await?;
     let scope = ImpersonationScope::granted_by(&proof)
@@ -244,14 +274,20 @@ pub async fn start(
     let mut tx = db.begin_write().await?;
     proof.require(Activity::Impersonate.into())?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO impersonations (session_id, impersonator_id, kind, target_user_id, target_role, scope, \
-         project_id, workspace_id, started_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        "INSERT INTO impersonations (session_id, impersonator_id, kind, target_user_id, target_role, target_lab_id, \
+         scope, project_id, workspace_id, started_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(session_id)
     .bind(me.id)
-    .bind(if role.is_some() { "role" } else { "user" })
+    .bind(match (role, &group) {
+        (Some(_), _) => "role",
+        (None, Some(_)) => "group",
+        _ => "user",
+    })
     .bind(target_user.as_ref().map(|t| t.id))
     .bind(role.map(|r| r.as_str()))
+    .bind(group.as_ref().map(|g| g.0))
     .bind(scope.as_str())
     .bind(project)
     .bind(req.workspace.filter(|_| project.is_some()))
@@ -259,8 +295,16 @@ pub async fn start(
     .bind(expires)
     .fetch_one(&mut *tx.tx)
     .await?;
-    let imp =
-        Impersonating { id, by: me.clone(), role, scope, project_id: project, started_at: now, expires_at: expires };
+    let imp = Impersonating {
+        id,
+        by: me.clone(),
+        role,
+        group,
+        scope,
+        project_id: project,
+        started_at: now,
+        expires_at: expires,
+    };
     let acting_as = target_user.unwrap_or_else(|| User { site_role: role.unwrap_or(SiteRole::None), ..me.clone() });
     let status = imp.status(&acting_as);
     ctx.audit_ok(
@@ -291,9 +335,10 @@ async fn end(db: &Db, imp: &Impersonating, acting_as: &User, reason: &str, ctx: 
     }
     let (acting, by) = who(imp, acting_as);
     let ctx = Ctx { who: acting, impersonator: Some(by), ..ctx };
-    let target = match imp.role {
-        Some(r) => Target { kind: "role", id: Some(r.as_str().into()), name: Some(r.as_str().into()) },
-        None => acting_as.audit_target(),
+    let target = match (imp.role, &imp.group) {
+        (Some(r), _) => Target { kind: "role", id: Some(r.as_str().into()), name: Some(r.as_str().into()) },
+        (None, Some((id, lab))) => Target { kind: "lab", id: Some(id.to_string()), name: Some(lab.clone()) },
+        (None, None) => acting_as.audit_target(),
     };
     ctx.audit_ok(&mut tx, "stop-impersonation", &target, None, Some(json!({ "reason": reason }))).await?;
     tx.commit().await?;

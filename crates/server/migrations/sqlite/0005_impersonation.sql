@@ -5,10 +5,12 @@ CREATE TABLE impersonations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     session_id BIGINT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
     impersonator_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    -- user | role
+    -- user | role | group
     kind TEXT NOT NULL,
     target_user_id BIGINT REFERENCES users(id) ON DELETE CASCADE,
     target_role TEXT,
+    -- For a group: the lab (site group) whose plain member the session acts as.
+    target_lab_id BIGINT REFERENCES labs(id) ON DELETE CASCADE,
     -- site | scoped | break-glass (cryowarden_core::ImpersonationScope)
     scope TEXT NOT NULL,
     -- For a scoped impersonation: the project (and workspace) whose admin the impersonator is.

@@ -35,8 +35,7 @@ pub struct BrowseQuery {
 /// May the caller import from this lab (and so browse its data roots)? The proof, or "not found"
 /// for someone outside the lab, or "forbidden" under the lab's import policy.
 pub async fn authorize_import(db: &Db, ctx: &Ctx, lab: &Lab) -> Result<cryowarden_core::Allowed, StoreError> {
-    let actor = ctx.actor.ok_or_else(|| StoreError::Internal("browse with no actor".into()))?;
-    let lab_role = super::role_for(db, lab.id, &actor).await?;
+    let lab_role = super::role_for(db, lab.id, ctx).await?;
     let resource = Resource::data(DataScope::lab(lab_role, lab.import_policy));
     ctx.authorize(db, DataAction::ImportData.into(), resource, &lab.audit_target()).await
 }

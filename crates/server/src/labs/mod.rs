@@ -162,9 +162,14 @@ pub async fn role_of(db: &Db, lab_id: i64, user_id: i64) -> Result<Option<String
         .await?)
 }
 
-/// The actor's role in a lab; while a project or folder admin impersonates, the weaker of the
-/// impersonated user's and the impersonator's own (impersonation never adds rights).
-pub async fn role_for(db: &Db, lab_id: i64, actor: &Actor) -> Result<Option<LabRole>, StoreError> {
+/// The caller's role in a lab; while a project or folder admin impersonates, the weaker of the
+/// impersonated user's and the impersonator's own (impersonation never adds rights); while a
+/// group is impersonated, `member` of that lab and nothing elsewhere.
+pub async fn role_for(db: &Db, lab_id: i64, ctx: &Ctx) -> Result<Option<LabRole>, StoreError> {
+    let actor = actor(ctx)?;
+    if let Some(group) = ctx.group_scope {
+        return Ok((group == lab_id).then_some(LabRole::Member));
+    }
     let role =
         |user| async move { Ok::<_, StoreError>(role_of(db, lab_id, user).await?.as_deref().and_then(LabRole::parse)) };
     let theirs = role(actor.user.0).await?;
@@ -182,7 +187,7 @@ pub async fn role_for(db: &Db, lab_id: i64, actor: &Actor) -> Result<Option<LabR
 pub async fn show(db: &Db, ctx: &Ctx, id: i64) -> Result<Lab, StoreError> {
     let actor = actor(ctx)?;
     let lab = get(db, id).await?;
-    if sees_all(&actor) || role_for(db, id, &actor).await?.is_some() {
+    if sees_all(&actor) || role_for(db, id, ctx).await?.is_some() {
         Ok(lab)
     } else {
         // Audited like every refusal, and answered like a lab that does not exist.
@@ -195,7 +200,12 @@ pub async fn show(db: &Db, ctx: &Ctx, id: i64) -> Result<Lab, StoreError> {
 /// The labs the caller may see, by name.
 pub async fn list(db: &Db, ctx: &Ctx) -> Result<Vec<Lab>, StoreError> {
     let actor = actor(ctx)?;
-    let rows = if sees_all(&actor) {
+    let rows = if let Some(group) = ctx.group_scope {
+        sqlx::query::<Any>(&format!("SELECT {LAB_COLUMNS} FROM labs WHERE id = $1"))
+            .bind(group)
+            .fetch_all(&db.pool)
+            .await?
+    } else if sees_all(&actor) {
         sqlx::query::<Any>(&format!("SELECT {LAB_COLUMNS} FROM labs ORDER BY name_key")).fetch_all(&db.pool).await?
     } else {
         // While a project or folder admin impersonates, only the labs both belong to.

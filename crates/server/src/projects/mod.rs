@@ -170,9 +170,16 @@ pub async fn standing(db: &Db, user: i64, project: &Project) -> Result<DataScope
     Ok(scope)
 }
 
-/// The actor's standing in a project; while a project or folder admin impersonates, capped by
-/// the impersonator's own standing there (impersonation never adds rights).
-pub async fn standing_for(db: &Db, actor: &Actor, project: &Project) -> Result<DataScope, StoreError> {
+/// The caller's standing in a project; while a project or folder admin impersonates, capped by
+/// the impersonator's own standing there (impersonation never adds rights); while a group is
+/// impersonated, a plain member's of that lab (no project role).
+pub async fn standing_for(db: &Db, ctx: &Ctx, project: &Project) -> Result<DataScope, StoreError> {
+    let actor = actor(ctx)?;
+    if let Some(group) = ctx.group_scope {
+        // Nobody's standing (id 0 is no user) gives the lab's policy and the project's switch.
+        let nobody = standing(db, 0, project).await?;
+        return Ok(DataScope { lab_role: (project.lab_id == group).then_some(LabRole::Member), ..nobody });
+    }
     let theirs = standing(db, actor.user.0, project).await?;
     match actor.impersonation {
         Some(i) if i.scope == ImpersonationScope::Scoped => Ok(theirs.intersect(standing(db, i.by.0, project).await?)),
@@ -198,7 +205,6 @@ pub async fn access(
     id: i64,
     action: DataAction,
 ) -> Result<(Project, DataScope, Allowed), StoreError> {
-    let actor = actor(ctx)?;
     let mut project = get(db, id).await?;
     if ctx.outside_scope(project.id) {
         let reason = Some("outside the project this impersonation is confined to".to_owned());
@@ -206,7 +212,7 @@ pub async fn access(
             .await?;
         return Err(StoreError::NotFound { what: "project" });
     }
-    let scope = standing_for(db, &actor, &project).await?;
+    let scope = standing_for(db, ctx, &project).await?;
     project.my_role = scope.project_role;
     let target = project.audit_target();
     let resource = Resource::data(scope);
@@ -287,6 +293,10 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<ProjectPage, Stor
     if let Some(only) = ctx.project_scope {
         filter.push_str(&format!(" AND p.id = {only}"));
     }
+    // A group impersonated: what a plain member of that lab reads, and nothing else.
+    if let Some(group) = ctx.group_scope {
+        filter.push_str(&format!(" AND p.lab_id = {group} AND p.lab_members_read = 1"));
+    }
     let mut binds: Vec<String> = Vec::new();
     if let Some(lab) = q.lab {
         filter.push_str(&format!(" AND p.lab_id = {lab}"));
@@ -323,7 +333,7 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<ProjectPage, Stor
     // caller's labs (cut, in name order, to the rows the page can need, from the covering index
     // projects_lab_read), direct membership and group membership (a few rows each). The page is
     // chosen from ids and names before any row is joined.
-    let (count_sql, list_sql) = if sees_all(&actor) {
+    let (count_sql, list_sql) = if sees_all(&actor) || ctx.group_scope.is_some() {
         (
             format!("SELECT COUNT(*) FROM projects p WHERE 1 = 1{filter}"),
             format!(
@@ -475,9 +485,8 @@ pub fn lab_account(lab: &Lab) -> Result<Account, StoreError> {
 /// Creates a project: its directory first (as the lab's account, through the runner), then its
 /// record, its creator as project admin, and the audit event in one transaction.
 pub async fn create(db: &Db, runner: &Runner, ctx: &Ctx, new: NewProject) -> Result<Project, StoreError> {
-    let actor = actor(ctx)?;
     let lab = labs::get(db, new.lab_id).await.map_err(|_| StoreError::NotFound { what: "lab" })?;
-    let lab_role = labs::role_for(db, lab.id, &actor).await?;
+    let lab_role = labs::role_for(db, lab.id, ctx).await?;
     let target = Target { kind: "project", id: None, name: Some(format!("{}/{}", lab.name, new.name)) };
     let resource = Resource::data(DataScope::lab(lab_role, lab.import_policy));
     let proof = ctx.authorize(db, DataAction::CreateLabProject.into(), resource, &target).await?;

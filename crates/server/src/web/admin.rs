@@ -304,6 +304,13 @@ async fn users_page_inner(
                 current_tab => "users", rows, q => q.q.unwrap_or_default(), sort, page => page.page, pages, total => page.total,
                 sortable, instance_priority, created, base_url => state.config.base_url(),
                 can_create => allowed(&actor, Activity::CreateUser.into(), Resource::instance()),
+                // Groups (labs) this viewer may impersonate: a phantom ordinary member.
+                impersonable_groups => if allowed(&actor, Activity::Impersonate.into(), Resource::user(cryowarden_core::UserId(0), SiteRole::None)) {
+                    crate::labs::list(&state.db, &caller.ctx()).await.unwrap_or_default().into_iter()
+                        .map(|l| context! { id => l.id, name => l.name }).collect::<Vec<_>>()
+                } else {
+                    Vec::new()
+                },
                 // Roles this viewer may impersonate (as a phantom user holding the role).
                 impersonable_roles => SiteRole::ALL
                     .iter()

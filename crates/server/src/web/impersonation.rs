@@ -19,6 +19,7 @@ pub struct StartForm {
     csrf: String,
     user: Option<i64>,
     role: Option<String>,
+    group: Option<i64>,
 }
 
 pub async fn start(State(state): State<Arc<AppState>>, caller: PageCaller, Form(f): Form<StartForm>) -> Response {
@@ -30,7 +31,13 @@ pub async fn start(State(state): State<Arc<AppState>>, caller: PageCaller, Form(
         Ok(s) => s.impersonation_minutes,
         Err(e) => return error_page(base, e),
     };
-    let req = StartRequest { user: f.user, role: f.role.filter(|r| !r.is_empty()), project: None, workspace: None };
+    let req = StartRequest {
+        user: f.user,
+        role: f.role.filter(|r| !r.is_empty()),
+        group: f.group,
+        project: None,
+        workspace: None,
+    };
     match impersonation::start(&state.db, &caller.principal, &caller.ctx(), req, minutes).await {
         Ok(_) => {
             state.auth.forget_user(caller.principal.real_user().id);

@@ -311,11 +311,11 @@ pub async fn lanes_page(
 
 /// The projects among `ids` in which the actor may kill and clear jobs (`edit-project` with their
 /// standing in each).
-async fn editable_projects(state: &AppState, actor: &Actor, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+async fn editable_projects(state: &AppState, ctx: &Ctx, actor: &Actor, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
     let mut out = Vec::new();
     for id in ids.iter().copied().collect::<HashSet<_>>() {
         let project = projects::get(&state.db, id).await?;
-        let scope = projects::standing_for(&state.db, actor, &project).await?;
+        let scope = projects::standing_for(&state.db, ctx, &project).await?;
         if allows(actor, DataAction::EditProject, &Resource::data(scope)) {
             out.push(id);
         }
@@ -386,7 +386,7 @@ pub async fn jobs_page(State(state): State<Arc<AppState>>, caller: PageCaller) -
         Vec::new()
     } else {
         let ids: Vec<i64> = list.iter().map(|j| j.project_id).collect();
-        match editable_projects(&state, &actor, &ids).await {
+        match editable_projects(&state, &caller.ctx(), &actor, &ids).await {
             Ok(p) => p,
             Err(e) => return error_page(base, e),
         }

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::{PageCaller, allows, base_context, error_page, page_id, render, with};
 use crate::app::AppState;
+use crate::context::Ctx;
 use crate::error::StoreError;
 use crate::labs::{self, Lab};
 use crate::projects::{self, ListQuery, Project, ProjectStatus, members, workspaces};
@@ -35,14 +36,14 @@ pub struct ProjectsQuery {
 }
 
 /// The labs in which the viewer may create a project (`create-lab-project` with their lab role).
-async fn creatable_labs(state: &AppState, actor: &Actor, visible: &[Lab]) -> Result<Vec<Value>, StoreError> {
+async fn creatable_labs(state: &AppState, ctx: &Ctx, actor: &Actor, visible: &[Lab]) -> Result<Vec<Value>, StoreError> {
     let mut out = Vec::new();
     for lab in visible {
         let may = |role: Option<LabRole>| {
             allows(actor, DataAction::CreateLabProject, &Resource::data(DataScope::lab(role, lab.import_policy)))
         };
         // Facility staff may without a lab role: no need to look theirs up.
-        let allowed = may(None) || may(labs::role_for(&state.db, lab.id, actor).await?);
+        let allowed = may(None) || may(labs::role_for(&state.db, lab.id, ctx).await?);
         if allowed {
             out.push(context! { id => lab.id, name => lab.name.clone(), title => lab.title.clone() });
         }
@@ -79,7 +80,7 @@ pub async fn projects_page(
         Err(e) => return error_page(base, e),
     };
     let actor = caller.principal.actor();
-    let creatable = match creatable_labs(&state, &actor, &visible_labs).await {
+    let creatable = match creatable_labs(&state, &caller.ctx(), &actor, &visible_labs).await {
         Ok(c) => c,
         Err(e) => return error_page(base, e),
     };
@@ -129,7 +130,7 @@ pub async fn project_page(State(state): State<Arc<AppState>>, caller: PageCaller
     };
     let actor = caller.principal.actor();
     let loaded = async {
-        let scope = projects::standing_for(&state.db, &actor, &project).await?;
+        let scope = projects::standing_for(&state.db, &ctx, &project).await?;
         let project_members = members::list(&state.db, &ctx, id).await?;
         let spaces = workspaces::list(&state.db, &ctx, id).await?;
         Ok::<_, StoreError>((scope, project_members, spaces))
