@@ -253,18 +253,27 @@ async fn build(app: &TestApp) -> Bed {
     let p = create_project(app, &w.carol.1, w.lab1, "p").await["id"].as_i64().unwrap();
     let mut ws = Vec::new();
     for (name, parent) in [("w", None::<i64>), ("w2", None)] {
-        let (s, v) = app.post(&format!("/api/v1/projects/{p}/workspaces"), &sa, json!({ "name": name, "parent_id": parent })).await;
+        let (s, v) = app
+            .post(&format!("/api/v1/projects/{p}/workspaces"), &sa, json!({ "name": name, "parent_id": parent }))
+            .await;
         ok(s, &v, "workspace");
         ws.push(v["id"].as_i64().unwrap());
     }
     let mut subs = Vec::new();
     for (name, parent) in [("w-sub", ws[0]), ("w2-sub", ws[1])] {
-        let (s, v) = app.post(&format!("/api/v1/projects/{p}/workspaces"), &sa, json!({ "name": name, "parent_id": parent })).await;
+        let (s, v) = app
+            .post(&format!("/api/v1/projects/{p}/workspaces"), &sa, json!({ "name": name, "parent_id": parent }))
+            .await;
         ok(s, &v, "subfolder");
         subs.push(v["id"].as_i64().unwrap());
     }
-    let (s, v) =
-        put(app, &format!("/api/v1/projects/{p}/workspaces/{}/admins", ws[0]), &w.carol.1, json!({ "user_ids": [w.dave.0] })).await;
+    let (s, v) = put(
+        app,
+        &format!("/api/v1/projects/{p}/workspaces/{}/admins", ws[0]),
+        &w.carol.1,
+        json!({ "user_ids": [w.dave.0] }),
+    )
+    .await;
     assert_eq!((s, v["folder_admins"][0].as_str()), (StatusCode::OK, Some("dave")), "{v}");
 
     let (_, aa) = app.user(&sa, "aa", "application_admin").await;
@@ -320,7 +329,16 @@ async fn build(app: &TestApp) -> Bed {
     bed.actors = vec![
         who("site_admin", "root-admin", sa_id, &sa, SiteRole::SiteAdmin, None, false, false),
         who("application_admin", "aa", aa_id, &aa, SiteRole::ApplicationAdmin, None, false, false),
-        who("impersonating_troubleshooter", "it", it_id, &it, SiteRole::ImpersonatingTroubleshooter, None, false, false),
+        who(
+            "impersonating_troubleshooter",
+            "it",
+            it_id,
+            &it,
+            SiteRole::ImpersonatingTroubleshooter,
+            None,
+            false,
+            false,
+        ),
         who("troubleshooter", "ts", ts_id, &ts, SiteRole::Troubleshooter, None, false, false),
         who("user", "alice", w.alice.0, &w.alice.1, SiteRole::None, Some(LabRole::Member), false, false),
         who("project_admin", "carol", w.carol.0, &w.carol.1, SiteRole::None, Some(LabRole::Manager), true, false),
@@ -340,22 +358,28 @@ fn kind_role(kind: Kind) -> SiteRole {
 /// A new (invited) user of `kind`, made by the Site Admin: Site and Application Admins and
 /// members of P belong to lab1, outsiders to lab2; a member of P reads it.
 async fn fresh_user(app: &TestApp, bed: &Bed, kind: Kind, n: usize) -> (i64, String) {
-    let name = format!("{}{n}", match kind {
-        Kind::SiteAdmin => "sa",
-        Kind::AppAdmin => "aa",
-        Kind::OfProject => "pm",
-        _ => "out",
-    });
-    let body = json!({ "username": name, "email": format!("{name}@lab.example"), "site_role": kind_role(kind).as_str() });
+    let name = format!(
+        "{}{n}",
+        match kind {
+            Kind::SiteAdmin => "sa",
+            Kind::AppAdmin => "aa",
+            Kind::OfProject => "pm",
+            _ => "out",
+        }
+    );
+    let body =
+        json!({ "username": name, "email": format!("{name}@lab.example"), "site_role": kind_role(kind).as_str() });
     let (s, v) = app.post("/api/v1/users", &bed.sa, body).await;
     ok(s, &v, "fresh user");
     let id = v["user"]["id"].as_i64().unwrap();
     let lab = if kind == Kind::Outsider { bed.lab2 } else { bed.lab1 };
-    let (s, v) = app.post(&format!("/api/v1/labs/{lab}/members"), &bed.sa, json!({ "user_id": id, "role": "member" })).await;
+    let (s, v) =
+        app.post(&format!("/api/v1/labs/{lab}/members"), &bed.sa, json!({ "user_id": id, "role": "member" })).await;
     ok(s, &v, "fresh lab member");
     if kind == Kind::OfProject {
-        let (s, v) =
-            app.post(&format!("/api/v1/projects/{}/members", bed.p), &bed.sa, json!({ "user_id": id, "role": "reader" })).await;
+        let (s, v) = app
+            .post(&format!("/api/v1/projects/{}/members", bed.p), &bed.sa, json!({ "user_id": id, "role": "reader" }))
+            .await;
         ok(s, &v, "fresh project member");
     }
     (id, name)
@@ -381,7 +405,8 @@ fn oracle(who: &Who, req: Req, tgt: Tgt, target: Option<(i64, SiteRole, bool)>) 
         live_data_management: false,
     };
     let sees_p = authorize(&actor, DataAction::ViewProject.into(), &Resource::data(p_scope)).is_allowed();
-    let sees_lab1 = who.lab1.is_some() || authorize(&actor, Activity::ViewUser.into(), &Resource::instance()).is_allowed();
+    let sees_lab1 =
+        who.lab1.is_some() || authorize(&actor, Activity::ViewUser.into(), &Resource::instance()).is_allowed();
     let instance = Resource::instance();
     let at_p = instance.scoped(who.pa, false);
     let activity = |a: Activity, r: &Resource| authorize(&actor, a.into(), r);
@@ -414,7 +439,11 @@ fn oracle(who: &Who, req: Req, tgt: Tgt, target: Option<(i64, SiteRole, bool)>) 
         }
         (Req::CreateProject, _) => {
             // In lab2, where no actor but staff has a part: the data rule must agree with §2.
-            let data = authorize(&actor, DataAction::CreateLabProject.into(), &Resource::data(DataScope::lab(None, ImportPolicy::AllMembers)));
+            let data = authorize(
+                &actor,
+                DataAction::CreateLabProject.into(),
+                &Resource::data(DataScope::lab(None, ImportPolicy::AllMembers)),
+            );
             let row = activity(Activity::CreateProject, &instance);
             assert_eq!(data.is_allowed(), row.is_allowed(), "{}: create-lab-project disagrees with §2", who.label);
             let conceal = matches!(&data, Decision::Deny(d) if d.conceal);
@@ -523,6 +552,7 @@ on_both_backends!(every_bound_of_section_2_holds_over_http, |app: TestApp| async
     hand_read_cells(&outcomes);
     leaving_the_application_admin_role_asks_for_confirmation(&app, &bed).await;
     lists_show_exactly_the_users_of_ones_projects(&app, &bed).await;
+    project_and_folder_admins_manage_only_their_own(&app, &bed).await;
     assert!(cryowarden_server::audit::verify(&app.state.db).await.unwrap().ok, "the audit chain verifies");
     eprintln!("{} cases in {:?} ({:?})", outcomes.len(), started.elapsed(), app.backend);
 });
@@ -583,8 +613,13 @@ async fn run_case(app: &TestApp, bed: &Bed, who: &Who, activity: Activity, req: 
             Tgt::At(Place::InSibling) => Some(bed.w2),
             _ => None,
         };
-        let (s, v) =
-            app.post(&format!("/api/v1/projects/{p}/workspaces"), sa, json!({ "name": format!("doomed{n}"), "parent_id": parent })).await;
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/projects/{p}/workspaces"),
+                sa,
+                json!({ "name": format!("doomed{n}"), "parent_id": parent }),
+            )
+            .await;
         ok(s, &v, &case);
         ws = v["id"].as_i64();
     }
@@ -605,14 +640,18 @@ async fn run_case(app: &TestApp, bed: &Bed, who: &Who, activity: Activity, req: 
     let name = format!("n{n}");
     let u = tid.unwrap_or(0);
     let (method, path, body) = match req {
-        Req::CreateUser => {
-            (Method::POST, "/api/v1/users".to_owned(), Some(json!({ "username": name, "email": format!("{name}@lab.example") })))
-        }
+        Req::CreateUser => (
+            Method::POST,
+            "/api/v1/users".to_owned(),
+            Some(json!({ "username": name, "email": format!("{name}@lab.example") })),
+        ),
         Req::DeleteUser => (Method::DELETE, format!("/api/v1/users/{u}"), None),
         Req::Deactivate => (Method::PATCH, format!("/api/v1/users/{u}"), Some(json!({ "status": "deactivated" }))),
         Req::ShowUser => (Method::GET, format!("/api/v1/users/{u}"), None),
         Req::ResetToken => (Method::POST, format!("/api/v1/users/{u}/reset-token"), None),
-        Req::EditEmail => (Method::PATCH, format!("/api/v1/users/{u}"), Some(json!({ "email": format!("{name}@new.example") }))),
+        Req::EditEmail => {
+            (Method::PATCH, format!("/api/v1/users/{u}"), Some(json!({ "email": format!("{name}@new.example") })))
+        }
         Req::SiteAdminRole | Req::AppAdminRole => {
             let from = target.as_ref().unwrap().2;
             let promote = if req == Req::SiteAdminRole { SiteRole::SiteAdmin } else { SiteRole::ApplicationAdmin };
@@ -643,11 +682,9 @@ async fn run_case(app: &TestApp, bed: &Bed, who: &Who, activity: Activity, req: 
             (Method::POST, "/api/v1/projects".to_owned(), Some(json!({ "lab_id": bed.lab2, "name": name })))
         }
         Req::DeleteProject => (Method::DELETE, format!("/api/v1/projects/{project}?keep_data=true"), None),
-        Req::CreateWorkspace => (
-            Method::POST,
-            format!("/api/v1/projects/{p}/workspaces"),
-            Some(json!({ "name": name, "parent_id": ws })),
-        ),
+        Req::CreateWorkspace => {
+            (Method::POST, format!("/api/v1/projects/{p}/workspaces"), Some(json!({ "name": name, "parent_id": ws })))
+        }
         Req::DeleteWorkspace => (Method::DELETE, format!("/api/v1/projects/{p}/workspaces/{}", ws.unwrap()), None),
         Req::Settings => match ws {
             None => (Method::PATCH, format!("/api/v1/projects/{p}"), Some(json!({ "title": name }))),
@@ -873,8 +910,9 @@ async fn leaving_the_application_admin_role_asks_for_confirmation(app: &TestApp,
     assert_eq!(app.get("/api/v1/users/me", &token).await.0, StatusCode::UNAUTHORIZED, "a role change revokes tokens");
     // A Site Admin cannot demote themselves, confirmed or not.
     let sa = &bed.actors[0];
-    let (s, v) =
-        app.patch(&format!("/api/v1/users/{}", sa.id), &sa.token, json!({ "site_role": "none", "confirm": true })).await;
+    let (s, v) = app
+        .patch(&format!("/api/v1/users/{}", sa.id), &sa.token, json!({ "site_role": "none", "confirm": true }))
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
 }
 
@@ -885,7 +923,8 @@ async fn lists_show_exactly_the_users_of_ones_projects(app: &TestApp, bed: &Bed)
     let sa = &bed.sa;
     let p = bed.p;
     // A group member counts as a user of P too.
-    let (s, v) = app.post(&format!("/api/v1/projects/{p}/groups"), sa, json!({ "name": "viewers", "role": "reader" })).await;
+    let (s, v) =
+        app.post(&format!("/api/v1/projects/{p}/groups"), sa, json!({ "name": "viewers", "role": "reader" })).await;
     ok(s, &v, "group");
     let gid = v.as_array().unwrap().iter().find(|g| g["name"] == "viewers").unwrap()["id"].as_i64().unwrap();
     let (gm, _) = fresh_user(app, bed, Kind::AppAdmin, 9999).await;
@@ -927,4 +966,100 @@ async fn lists_show_exactly_the_users_of_ones_projects(app: &TestApp, bed: &Bed)
             _ => assert_eq!(total, everyone, "{} sees every user", who.label),
         }
     }
+}
+
+/// The features behind the Project Admin and Folder Admin columns, end to end: a project admin
+/// manages members and groups; a folder admin renames and nests inside their workspace and names
+/// the admins of their subfolders, but touches neither their own admins, nor a sibling, nor the
+/// project's settings; a folder admin of a subfolder manages that subfolder only.
+async fn project_and_folder_admins_manage_only_their_own(app: &TestApp, bed: &Bed) {
+    let (sa, p) = (&bed.sa, bed.p);
+    let carol = &bed.actors[5];
+    let dave = &bed.actors[6];
+    let alice = &bed.actors[4];
+    assert_eq!((carol.label, dave.label, alice.label), ("project_admin", "folder_admin", "user"));
+    let pm = bed.targets.iter().find(|(k, _)| *k == Kind::OfProject).unwrap().1.id;
+    let role_in_p = |id: i64| async move {
+        let (_, m) = app.get(&format!("/api/v1/projects/{p}/members"), sa).await;
+        m.as_array().unwrap().iter().find(|r| r["user_id"].as_i64() == Some(id)).map(|r| r["role"].clone())
+    };
+
+    // Project admin: members and groups.
+    let (s, v) = app.delete(&format!("/api/v1/projects/{p}/members/{pm}"), &carol.token).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(role_in_p(pm).await, None, "removed");
+    let (s, v) = app
+        .post(&format!("/api/v1/projects/{p}/members"), &carol.token, json!({ "user_id": pm, "role": "reader" }))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(role_in_p(pm).await, Some(json!("reader")));
+    let (s, v) = app
+        .post(&format!("/api/v1/projects/{p}/groups"), &carol.token, json!({ "name": "crew", "role": "editor" }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let gid = v.as_array().unwrap().iter().find(|g| g["name"] == "crew").unwrap()["id"].as_i64().unwrap();
+    let member = format!("/api/v1/projects/{p}/groups/{gid}/members/{pm}");
+    let (s, v) = app.call(Method::PUT, &member, Some(&carol.token), None).await;
+    assert_eq!(
+        (s, v.as_array().unwrap().iter().find(|g| g["id"] == gid).unwrap()["members"].clone()),
+        (StatusCode::OK, json!(["pm0"]))
+    );
+    let (s, _) = app.call(Method::PUT, &member, Some(&dave.token), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a folder admin manages no project groups");
+    let (s, _) = app.delete(&member, &carol.token).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app.delete(&format!("/api/v1/projects/{p}/groups/{gid}"), &carol.token).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    // A project admin changes no passwords, details or status of their project's users.
+    for (method, path, body) in [
+        (Method::POST, format!("/api/v1/users/{pm}/reset-token"), None),
+        (Method::PATCH, format!("/api/v1/users/{pm}"), Some(json!({ "first_name": "Renamed" }))),
+        (Method::PATCH, format!("/api/v1/users/{pm}"), Some(json!({ "status": "deactivated" }))),
+        (Method::DELETE, format!("/api/v1/users/{pm}"), None),
+    ] {
+        let (s, v) = app.call(method.clone(), &path, Some(&carol.token), body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path}: {v}");
+    }
+    assert_eq!(app.get(&format!("/api/v1/users/{pm}"), &carol.token).await.0, StatusCode::OK, "but sees them");
+
+    // Folder admin of W: rename and nest inside W, name the admins of W's subfolders.
+    let ws = |id: i64| format!("/api/v1/projects/{p}/workspaces/{id}");
+    let (s, v) = app.patch(&ws(bed.w_sub), &dave.token, json!({ "name": "w-sub-2", "title": "Grids" })).await;
+    assert_eq!((s, v["name"].as_str(), v["title"].as_str()), (StatusCode::OK, Some("w-sub-2"), Some("Grids")), "{v}");
+    let (s, v) = app.patch(&ws(bed.w_sub), &dave.token, json!({ "name": "W2" })).await;
+    assert_eq!((s, v["field"].as_str()), (StatusCode::CONFLICT, Some("name")), "names are unique in a project: {v}");
+    let (s, v) = app.patch(&ws(bed.w_sub), &dave.token, json!({ "name": "../up" })).await;
+    assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("name")), "{v}");
+    let (s, v) = put(app, &format!("{}/admins", ws(bed.w_sub)), &dave.token, json!({ "user_ids": [alice.id] })).await;
+    assert_eq!((s, v["folder_admins"].clone()), (StatusCode::OK, json!(["alice"])), "{v}");
+    let (s, _) = put(app, &format!("{}/admins", ws(bed.w)), &dave.token, json!({ "user_ids": [] })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a folder admin does not name their own workspace's admins");
+    let (_, list) = app.get(&format!("/api/v1/projects/{p}/workspaces"), sa).await;
+    let w = list.as_array().unwrap().iter().find(|x| x["id"] == bed.w).unwrap().clone();
+    assert_eq!(w["folder_admins"], json!(["dave"]), "unchanged");
+    for (method, path, body) in [
+        (Method::PATCH, ws(bed.w2), Some(json!({ "title": "mine" }))),
+        (Method::PATCH, ws(bed.w2_sub), Some(json!({ "title": "mine" }))),
+        (Method::DELETE, ws(bed.w2_sub), None),
+        (Method::PUT, format!("{}/admins", ws(bed.w2_sub)), Some(json!({ "user_ids": [dave.id] }))),
+        (Method::PATCH, format!("/api/v1/projects/{p}"), Some(json!({ "title": "mine" }))),
+    ] {
+        let (s, v) = app.call(method.clone(), &path, Some(&dave.token), body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "outside W: {method} {path}: {v}");
+    }
+    // Alice, folder admin of W's subfolder only: that subfolder and below, not W.
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{p}/workspaces"),
+            &alice.token,
+            json!({ "name": "deep", "parent_id": bed.w_sub }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let deep = v["id"].as_i64().unwrap();
+    assert_eq!(app.patch(&ws(bed.w), &alice.token, json!({ "title": "mine" })).await.0, StatusCode::FORBIDDEN);
+    // Dave's subtree reaches the new grandchild too.
+    assert_eq!(app.delete(&ws(deep), &dave.token).await.0, StatusCode::NO_CONTENT);
+    let (_, list) = app.get(&format!("/api/v1/projects/{p}/workspaces"), sa).await;
+    assert!(!list.as_array().unwrap().iter().any(|x| x["id"] == deep));
 }
