@@ -19,8 +19,8 @@
 //!   tokens in the database); and a `denied` event by the actor in the audit log.
 //!
 //! Allowed changes that cannot be undone (deleting, deactivating, promoting) are aimed at a fresh
-//! target of the same kind, made by the Site Admin for that case; refused ones at the world's
-//! fixed targets, which therefore must never change.
+//! target of the same kind, made by the Site Admin for that case; refused ones (and those that
+//! change nothing for good: reading, issuing a token, renaming) at the world's fixed targets.
 
 mod common;
 
@@ -537,6 +537,11 @@ on_both_backends!(every_bound_of_section_2_holds_over_http, |app: TestApp| async
             "activity {a} has no request in the table"
         );
     }
+    let (s, doc) = app.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let rename = &doc["paths"]["/api/v1/projects/{id}/workspaces/{workspace_id}"]["patch"];
+    assert!(rename.is_object(), "renaming a workspace is in the OpenAPI document");
+    assert!(doc["components"]["schemas"]["WorkspacePatch"].is_object());
     let bed = build(&app).await;
     let mut n = 0usize;
     let mut outcomes = Vec::new();
