@@ -559,7 +559,18 @@ on_both_backends!(every_bound_of_section_2_holds_over_http, |app: TestApp| async
     lists_show_exactly_the_users_of_ones_projects(&app, &bed).await;
     project_and_folder_admins_manage_only_their_own(&app, &bed).await;
     assert!(cryowarden_server::audit::verify(&app.state.db).await.unwrap().ok, "the audit chain verifies");
-    eprintln!("{} cases in {:?} ({:?})", outcomes.len(), started.elapsed(), app.backend);
+    let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+    let (done, rule) = (count(&|o| o.status.is_success()), count(&|o| o.allowed && !o.status.is_success()));
+    let (forbidden, hidden) =
+        (count(&|o| o.status == StatusCode::FORBIDDEN), count(&|o| o.status == StatusCode::NOT_FOUND));
+    assert_eq!(done + rule + forbidden + hidden, outcomes.len());
+    eprintln!(
+        "{} cases in {:?} ({:?}): {done} allowed and done, {rule} allowed but refused by a rule outside the table (422), \
+         {forbidden} refused 403, {hidden} refused 404",
+        outcomes.len(),
+        started.elapsed(),
+        app.backend
+    );
 });
 
 #[allow(clippy::too_many_arguments)]
