@@ -2,7 +2,7 @@
 //! delete, and issue reset tokens. Every write takes the proof that `authorize` returned.
 
 use cryowarden_core::{
-    Action, Activity, Actor, Allowed, Resource, SiteRole, UserId, UserStatus, limits, username_problem,
+    Action, Activity, Actor, Allowed, ProjectRole, Resource, SiteRole, UserId, UserStatus, limits, username_problem,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -276,21 +276,41 @@ pub struct Scope {
     pub folder_admin: bool,
 }
 
-/// The projects `me` administers, directly or through a project group (SQL, ids only).
-fn admin_projects_sql(me: i64) -> String {
-    format!(
-        "SELECT pm.project_id FROM project_members pm WHERE pm.user_id = {me} AND pm.role = 'project_admin' \
-         UNION SELECT pg.project_id FROM project_groups pg JOIN project_group_members pgm ON pgm.group_id = pg.id \
-         WHERE pgm.user_id = {me} AND pg.role = 'project_admin'"
-    )
+/// Which of a user's projects [`projects_of_sql`] selects.
+#[derive(Clone, Copy)]
+enum Standing {
+    /// Every project they belong to: as a member, through a project group, or as folder admin
+    /// of one of its workspaces.
+    Any,
+    /// Those they administer, directly or through a project group.
+    ProjectAdmin,
+    /// Those with a workspace of which they are folder admin.
+    FolderAdmin,
 }
 
-/// The projects with a workspace of which `me` is folder admin (SQL, ids only).
-fn folder_projects_sql(me: i64) -> String {
-    format!(
-        "SELECT fw.project_id FROM workspace_admins fa JOIN workspaces fw ON fw.id = fa.workspace_id \
-         WHERE fa.user_id = {me}"
-    )
+/// The ids of `user`'s projects with `standing`, each route on a user index (SQL).
+fn projects_of_sql(user: i64, standing: Standing) -> String {
+    let members = |admin_only: bool| {
+        let (direct, group) = if admin_only {
+            let role = ProjectRole::ProjectAdmin.as_str();
+            (format!(" AND pm.role = '{role}'"), format!(" AND pg.role = '{role}'"))
+        } else {
+            (String::new(), String::new())
+        };
+        format!(
+            "SELECT pm.project_id FROM project_members pm WHERE pm.user_id = {user}{direct} \
+             UNION SELECT pg.project_id FROM project_group_members pgm JOIN project_groups pg ON pg.id = pgm.group_id \
+             WHERE pgm.user_id = {user}{group}"
+        )
+    };
+    let folders = format!(
+        "SELECT fw.project_id FROM workspace_admins fa JOIN workspaces fw ON fw.id = fa.workspace_id WHERE fa.user_id = {user}"
+    );
+    match standing {
+        Standing::Any => format!("{} UNION {folders}", members(false)),
+        Standing::ProjectAdmin => members(true),
+        Standing::FolderAdmin => folders,
+    }
 }
 
 /// The users of the projects `projects` selects (see [`Scope`]): SQL, user ids only.
@@ -305,18 +325,17 @@ fn project_users_sql(projects: &str) -> String {
 }
 
 /// Looks up the [`Scope`] of actor `me` over `target` (a user id), or over the whole instance
-/// (`None`: project admin of any project, folder admin of any workspace). One round trip.
+/// (`None`: project admin of any project, folder admin of any workspace). One round trip, on
+/// the user indexes of both sides: the target's projects meet the actor's.
 pub async fn scope(db: &Db, me: i64, target: Option<i64>) -> Result<Scope, StoreError> {
-    let (pa, fa) = match target {
-        Some(t) => (
-            format!("SELECT COUNT(*) FROM ({}) x WHERE x.user_id = {t}", project_users_sql(&admin_projects_sql(me))),
-            format!("SELECT COUNT(*) FROM ({}) x WHERE x.user_id = {t}", project_users_sql(&folder_projects_sql(me))),
-        ),
-        None => (
-            format!("SELECT COUNT(*) FROM ({}) x", admin_projects_sql(me)),
-            format!("SELECT COUNT(*) FROM ({}) x", folder_projects_sql(me)),
-        ),
+    let count = |mine: String| match target {
+        Some(t) => {
+            format!("SELECT COUNT(*) FROM ({}) x WHERE x.project_id IN ({mine})", projects_of_sql(t, Standing::Any))
+        }
+        None => format!("SELECT COUNT(*) FROM ({mine}) x"),
     };
+    let (pa, fa) =
+        (count(projects_of_sql(me, Standing::ProjectAdmin)), count(projects_of_sql(me, Standing::FolderAdmin)));
     let row = sqlx::query::<Any>(&format!("SELECT ({pa}) AS pa, ({fa}) AS fa")).fetch_one(&db.pool).await?;
     Ok(Scope { project_admin: row.try_get::<i64, _>("pa")? > 0, folder_admin: row.try_get::<i64, _>("fa")? > 0 })
 }
@@ -451,10 +470,10 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreEr
         let me = actor.user.0;
         let mut routes = vec![format!("id = {me}")];
         if column_sees(true, false) {
-            routes.push(format!("id IN ({})", project_users_sql(&admin_projects_sql(me))));
+            routes.push(format!("id IN ({})", project_users_sql(&projects_of_sql(me, Standing::ProjectAdmin))));
         }
         if column_sees(false, true) {
-            routes.push(format!("id IN ({})", project_users_sql(&folder_projects_sql(me))));
+            routes.push(format!("id IN ({})", project_users_sql(&projects_of_sql(me, Standing::FolderAdmin))));
         }
         where_sql.push_str(&format!(" AND ({})", routes.join(" OR ")));
     }
