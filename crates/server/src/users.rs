@@ -2,7 +2,7 @@
 //! delete, and issue reset tokens. Every write takes the proof that `authorize` returned.
 
 use cryowarden_core::{
-    Action, Activity, Actor, Allowed, Resource, SiteRole, UserId, UserStatus, limits, username_problem,
+    Action, Activity, Actor, Allowed, ProjectRole, Resource, SiteRole, UserId, UserStatus, limits, username_problem,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -255,11 +255,110 @@ fn issued(kind: &str, secret: &Secret, expires: i64) -> IssuedToken {
     }
 }
 
+/// The scoped facts of §2 that the caller looks up for `authorize()`: whether the actor is
+/// Project Admin and whether they are Folder Admin *of something that covers the target*.
+///
+/// How "users of their project" and "users of their workspace" are read here:
+/// - the **users of a project** are its direct members, the members of its project groups, and
+///   the folder admins of its workspaces (`projects/members.rs`, `projects/workspaces.rs`);
+/// - a Project Admin is a member whose project role is `project_admin`, given directly or
+///   through a project group;
+/// - a workspace has no membership of its own — `projects/workspaces.rs` keeps only its folder
+///   admins, and whoever may see a project reaches all of its workspaces — so the **users of a
+///   workspace** are the users of the project the workspace belongs to. A Folder Admin of any
+///   workspace of project P therefore holds the Folder Admin column for the users of P.
+///
+/// For an instance-wide row with no target (create-user), the facts are "Project Admin of any
+/// project" and "Folder Admin of any workspace".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub project_admin: bool,
+    pub folder_admin: bool,
+}
+
+/// Which of a user's projects [`projects_of_sql`] selects.
+#[derive(Clone, Copy)]
+enum Standing {
+    /// Every project they belong to: as a member, through a project group, or as folder admin
+    /// of one of its workspaces.
+    Any,
+    /// Those they administer, directly or through a project group.
+    ProjectAdmin,
+    /// Those with a workspace of which they are folder admin.
+    FolderAdmin,
+}
+
+/// The ids of `user`'s projects with `standing`, each route on a user index (SQL).
+fn projects_of_sql(user: i64, standing: Standing) -> String {
+    let members = |admin_only: bool| {
+        let (direct, group) = if admin_only {
+            let role = ProjectRole::ProjectAdmin.as_str();
+            (format!(" AND pm.role = '{role}'"), format!(" AND pg.role = '{role}'"))
+        } else {
+            (String::new(), String::new())
+        };
+        format!(
+            "SELECT pm.project_id FROM project_members pm WHERE pm.user_id = {user}{direct} \
+             UNION SELECT pg.project_id FROM project_group_members pgm JOIN project_groups pg ON pg.id = pgm.group_id \
+             WHERE pgm.user_id = {user}{group}"
+        )
+    };
+    let folders = format!(
+        "SELECT fw.project_id FROM workspace_admins fa JOIN workspaces fw ON fw.id = fa.workspace_id WHERE fa.user_id = {user}"
+    );
+    match standing {
+        Standing::Any => format!("{} UNION {folders}", members(false)),
+        Standing::ProjectAdmin => members(true),
+        Standing::FolderAdmin => folders,
+    }
+}
+
+/// The users of the projects `projects` selects (see [`Scope`]): SQL, user ids only.
+fn project_users_sql(projects: &str) -> String {
+    format!(
+        "SELECT um.user_id FROM project_members um WHERE um.project_id IN ({projects}) \
+         UNION SELECT ugm.user_id FROM project_group_members ugm JOIN project_groups ug ON ug.id = ugm.group_id \
+         WHERE ug.project_id IN ({projects}) \
+         UNION SELECT ua.user_id FROM workspace_admins ua JOIN workspaces uw ON uw.id = ua.workspace_id \
+         WHERE uw.project_id IN ({projects})"
+    )
+}
+
+/// Looks up the [`Scope`] of actor `me` over `target` (a user id), or over the whole instance
+/// (`None`: project admin of any project, folder admin of any workspace). One round trip, on
+/// the user indexes of both sides: the target's projects meet the actor's.
+pub async fn scope(db: &Db, me: i64, target: Option<i64>) -> Result<Scope, StoreError> {
+    let count = |mine: String| match target {
+        Some(t) => {
+            format!("SELECT COUNT(*) FROM ({}) x WHERE x.project_id IN ({mine})", projects_of_sql(t, Standing::Any))
+        }
+        None => format!("SELECT COUNT(*) FROM ({mine}) x"),
+    };
+    let (pa, fa) =
+        (count(projects_of_sql(me, Standing::ProjectAdmin)), count(projects_of_sql(me, Standing::FolderAdmin)));
+    let row = sqlx::query::<Any>(&format!("SELECT ({pa}) AS pa, ({fa}) AS fa")).fetch_one(&db.pool).await?;
+    Ok(Scope { project_admin: row.try_get::<i64, _>("pa")? > 0, folder_admin: row.try_get::<i64, _>("fa")? > 0 })
+}
+
+/// The resource of an action on `user` by the caller, with the caller's scoped facts.
+pub async fn scoped_target(db: &Db, ctx: &Ctx, user: &User) -> Result<Resource, StoreError> {
+    let Some(actor) = ctx.actor else { return Ok(user.target()) };
+    if actor.user.0 == user.id {
+        // Oneself: the scoped columns add nothing the user column does not decide.
+        return Ok(user.target());
+    }
+    let s = scope(db, actor.user.0, Some(user.id)).await?;
+    Ok(user.target().scoped(s.project_admin, s.folder_admin))
+}
+
 /// Creates an invited user and the registration token an admin delivers to them.
 pub async fn create(db: &Db, ctx: &Ctx, new: NewUser, register_ttl_ms: i64) -> Result<(User, IssuedToken), StoreError> {
     let role = new.site_role.unwrap_or(SiteRole::None);
     let target = Target { kind: "user", id: None, name: Some(new.username.clone()) };
-    let proof = ctx.authorize(db, Activity::CreateUser.into(), Resource::instance(), &target).await?;
+    let me = ctx.actor.map(|a| a.user.0).ok_or_else(|| StoreError::Internal("create a user with no actor".into()))?;
+    let s = scope(db, me, None).await?;
+    let instance = Resource::instance().scoped(s.project_admin, s.folder_admin);
+    let proof = ctx.authorize(db, Activity::CreateUser.into(), instance, &target).await?;
     // Creating someone with a site role also needs the right to grant that role.
     let role_proof = if role == SiteRole::None {
         None
@@ -317,10 +416,19 @@ pub struct UserPage {
     pub per_page: i64,
 }
 
-/// Users the caller may see: everyone for admins and troubleshooters, else only oneself.
+/// Users the caller may see: everyone for admins and troubleshooters; else oneself, plus the
+/// users of the projects they administer and of the projects where they are folder admin
+/// (see [`Scope`]), each route kept only if `authorize()` lets its column see another user.
+/// Count and pages are computed over exactly those users.
 pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreError> {
     let actor = ctx.actor.ok_or_else(|| StoreError::Internal("list users with no actor".into()))?;
     let sees_all = cryowarden_core::authorize(&actor, Activity::ViewUser.into(), &Resource::instance()).is_allowed();
+    // Whether the Project Admin / Folder Admin column lets this actor see someone else of their
+    // scope (display question: asked of authorize(), not audited).
+    let other = Resource::user(UserId(0), SiteRole::None);
+    let column_sees = |pa: bool, fa: bool| {
+        cryowarden_core::authorize(&actor, Activity::ViewUser.into(), &other.scoped(pa, fa)).is_allowed()
+    };
     let per_page = q.per_page.unwrap_or(50);
     if !(1..=500).contains(&per_page) {
         return Err(StoreError::invalid("per_page", "must be between 1 and 500"));
@@ -359,7 +467,15 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreEr
     let mut where_sql = String::from(" WHERE 1 = 1");
     let mut binds: Vec<String> = Vec::new();
     if !sees_all {
-        where_sql.push_str(&format!(" AND id = {}", actor.user.0));
+        let me = actor.user.0;
+        let mut routes = vec![format!("id = {me}")];
+        if column_sees(true, false) {
+            routes.push(format!("id IN ({})", project_users_sql(&projects_of_sql(me, Standing::ProjectAdmin))));
+        }
+        if column_sees(false, true) {
+            routes.push(format!("id IN ({})", project_users_sql(&projects_of_sql(me, Standing::FolderAdmin))));
+        }
+        where_sql.push_str(&format!(" AND ({})", routes.join(" OR ")));
     }
     if let Some(text) = q.q.as_deref().filter(|t| !t.is_empty()) {
         if text.len() > 200 {
@@ -401,9 +517,17 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreEr
 
 /// One user, if the caller may see them. Someone the caller may not see is "not found".
 pub async fn show(db: &Db, ctx: &Ctx, id: i64) -> Result<User, StoreError> {
+    Ok(visible(db, ctx, id).await?.0)
+}
+
+/// A user the caller may see, with the resource (and the caller's scoped facts) that every
+/// further decision about them uses. Someone the caller may not see is "not found" (the
+/// refusal is still audited).
+async fn visible(db: &Db, ctx: &Ctx, id: i64) -> Result<(User, Resource), StoreError> {
     let user = get(db, id).await?;
-    match ctx.authorize(db, Activity::ViewUser.into(), user.target(), &user.audit_target()).await {
-        Ok(_) => Ok(user),
+    let resource = scoped_target(db, ctx, &user).await?;
+    match ctx.authorize(db, Activity::ViewUser.into(), resource, &user.audit_target()).await {
+        Ok(_) => Ok((user, resource)),
         Err(StoreError::Denied(_)) => Err(StoreError::NotFound { what: "user" }),
         Err(e) => Err(e),
     }
@@ -441,9 +565,8 @@ fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
 /// deactivation revokes the user's sessions and API tokens. Returns the updated user and
 /// whether their credentials were revoked.
 pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: UserPatch) -> Result<(User, bool), StoreError> {
-    let before = show(db, ctx, id).await?;
+    let (before, resource) = visible(db, ctx, id).await?;
     let target = before.audit_target();
-    let resource = before.target();
     let mut parts: Vec<(Allowed, &'static str)> = Vec::new();
 
     let details = patch.email.is_some() || patch.first_name.is_some() || patch.last_name.is_some();
@@ -582,8 +705,8 @@ pub(crate) async fn revoke_credentials(tx: &mut WriteTx, user_id: i64, now: i64)
 
 /// Deletes a user at once and permanently, with their sessions, tokens and API tokens.
 pub async fn delete(db: &Db, ctx: &Ctx, id: i64) -> Result<User, StoreError> {
-    let user = show(db, ctx, id).await?;
-    let proof = ctx.authorize(db, Activity::DeleteUser.into(), user.target(), &user.audit_target()).await?;
+    let (user, resource) = visible(db, ctx, id).await?;
+    let proof = ctx.authorize(db, Activity::DeleteUser.into(), resource, &user.audit_target()).await?;
     proof.require(Activity::DeleteUser.into())?;
     let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx.tx).await?;
@@ -601,8 +724,8 @@ pub async fn issue_reset(
     register_ttl_ms: i64,
     reset_ttl_ms: i64,
 ) -> Result<IssuedToken, StoreError> {
-    let user = show(db, ctx, id).await?;
-    let proof = ctx.authorize(db, Activity::ChangePassword.into(), user.target(), &user.audit_target()).await?;
+    let (user, resource) = visible(db, ctx, id).await?;
+    let proof = ctx.authorize(db, Activity::ChangePassword.into(), resource, &user.audit_target()).await?;
     proof.require(Activity::ChangePassword.into())?;
     let (kind, ttl) =
         if user.status == UserStatus::Invited { ("register", register_ttl_ms) } else { ("reset", reset_ttl_ms) };

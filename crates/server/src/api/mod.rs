@@ -85,7 +85,7 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .routes(routes!(projects::delete_group))
         .routes(routes!(projects::add_group_member, projects::remove_group_member))
         .routes(routes!(projects::list_workspaces, projects::create_workspace))
-        .routes(routes!(projects::delete_workspace))
+        .routes(routes!(projects::delete_workspace, projects::update_workspace))
         .routes(routes!(projects::set_folder_admins))
         .routes(routes!(projects::browse_project))
         .routes(routes!(projects::archive_data))

@@ -15,7 +15,7 @@ use crate::labs;
 use crate::paths::{Listing, RelPath};
 use crate::projects::data::{self, ConfirmDelete, DataChange};
 use crate::projects::members::{self, NewGroup, ProjectGroup, ProjectMember, SetProjectMember};
-use crate::projects::workspaces::{self, NewWorkspace, SetFolderAdmins, Workspace};
+use crate::projects::workspaces::{self, NewWorkspace, SetFolderAdmins, Workspace, WorkspacePatch};
 use crate::projects::{self, ListQuery, NewProject, Project, ProjectPage, ProjectPatch};
 
 /// Projects the caller may see: all for admins and troubleshooters; else those of their labs
@@ -217,6 +217,20 @@ pub async fn delete_workspace(
     let (id, ws) = (parse_id(&id, "id")?, parse_id(&ws, "workspace_id")?);
     workspaces::delete(&state.db, &caller.ctx(), id, ws).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Rename a workspace or change its title (its folder admins, project admins, admins).
+#[utoipa::path(patch, path = "/api/v1/projects/{id}/workspaces/{workspace_id}", tag = "projects",
+    params(("id" = i64, Path), ("workspace_id" = i64, Path)), request_body = WorkspacePatch,
+    responses((status = 200, body = Workspace), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_workspace(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, ws)): Path<(String, String)>,
+    ApiJson(patch): ApiJson<WorkspacePatch>,
+) -> ApiResult<axum::Json<Workspace>> {
+    let (id, ws) = (parse_id(&id, "id")?, parse_id(&ws, "workspace_id")?);
+    Ok(axum::Json(workspaces::update(&state.db, &caller.ctx(), id, ws, patch).await?))
 }
 
 /// Replace the folder admins of a workspace.

@@ -631,8 +631,9 @@ async fn custom_file_root(db: &Db, lab_id: i64, root: &str) -> Result<String, St
 /// Changes a project's title, description or lab-read switch (`update-project-settings`).
 pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: ProjectPatch) -> Result<Project, StoreError> {
     let (before, scope, _) = access(db, ctx, id, DataAction::ViewProject).await?;
-    let folder_admin = workspaces::is_folder_admin_anywhere(db, id, actor(ctx)?.user.0).await?;
-    let resource = Resource::data(scope).scoped(scope.project_role == Some(ProjectRole::ProjectAdmin), folder_admin);
+    // The Folder Admin column applies within the admin's workspace (see `workspaces`): a
+    // workspace's own settings are changed there; the project's are outside it.
+    let resource = Resource::data(scope).scoped(scope.project_role == Some(ProjectRole::ProjectAdmin), false);
     let target = before.audit_target();
     if patch.file_root.is_some() {
         let _may_set_root = ctx.authorize(db, Activity::SetCustomFileRoot.into(), resource, &target).await?;

@@ -1,8 +1,12 @@
 //! Workspaces (LabKey's subfolders) of a project, nested under a parent workspace or at the top,
 //! with folder admins. Creating and deleting them is `create-workspace` / `delete-workspace` (§2):
 //! Site and Application Admins, the project's admins, and the folder admins of the workspace
-//! (for a new workspace: of its parent). Naming folder admins is `update-project-settings` with
-//! the same scope.
+//! (for a new workspace: of its parent). Renaming a workspace (its name or title) is
+//! `update-project-settings` scoped to it: the folder admins of the workspace or of an ancestor;
+//! naming folder admins is `update-project-settings` scoped to the parent, so a folder admin
+//! names the admins of their subfolders, never their own or a sibling's. A folder admin's
+//! column applies only within their subtree: a sibling workspace, the project's top level and
+//! the project's own settings are outside it.
 
 use cryowarden_core::{Action, Activity, DataAction, ProjectRole, Resource};
 use serde::{Deserialize, Serialize};
@@ -41,6 +45,15 @@ pub struct NewWorkspace {
     pub parent_id: Option<i64>,
 }
 
+/// A change to a workspace: a new name and/or title; absent fields stay as they are.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacePatch {
+    /// 1 to 64 of `a-z A-Z 0-9 . _ -`, unique in the project regardless of case.
+    pub name: Option<String>,
+    pub title: Option<String>,
+}
+
 /// The folder admins of a workspace, replacing the current ones.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -50,19 +63,6 @@ pub struct SetFolderAdmins {
 
 fn target(p: &Project, name: &str) -> Target {
     Target { kind: "workspace", id: None, name: Some(format!("{}/{}/{}", p.lab_name, p.name, name)) }
-}
-
-/// Whether `user` is folder admin of any workspace of `project`.
-pub async fn is_folder_admin_anywhere(db: &Db, project: i64, user: i64) -> Result<bool, StoreError> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM workspace_admins a JOIN workspaces w ON w.id = a.workspace_id \
-         WHERE w.project_id = $1 AND a.user_id = $2",
-    )
-    .bind(project)
-    .bind(user)
-    .fetch_one(&db.pool)
-    .await?;
-    Ok(n > 0)
 }
 
 /// Whether `user` is folder admin of `workspace` or of one of its ancestors.
@@ -208,6 +208,44 @@ pub async fn delete(db: &Db, ctx: &Ctx, project: i64, id: i64) -> Result<(), Sto
     ctx.audit_ok(&mut tx, "delete-workspace", &target(&p, &w.name), Some(json!({ "title": w.title })), None).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Renames a workspace or changes its title (`update-project-settings` scoped to the workspace).
+pub async fn update(db: &Db, ctx: &Ctx, project: i64, id: i64, patch: WorkspacePatch) -> Result<Workspace, StoreError> {
+    super::show(db, ctx, project).await?;
+    let before = get(db, project, id).await?;
+    let action: Action = Activity::UpdateProjectSettings.into();
+    let (p, proof) = authorize_in(db, ctx, project, Some(id), action, &before.name).await?;
+    let name = patch.name.as_deref().map(labs::validate_name).transpose()?.unwrap_or_else(|| before.name.clone());
+    let title = match patch.title.as_deref().map(labs::validate_title).transpose()? {
+        Some(t) if t.is_empty() => name.clone(),
+        Some(t) => t,
+        None => before.title.clone(),
+    };
+    if name == before.name && title == before.title {
+        return Ok(before);
+    }
+    let mut tx = db.begin_write().await?;
+    proof.require(action)?;
+    sqlx::query("UPDATE workspaces SET name = $1, name_key = $2, title = $3 WHERE id = $4 AND project_id = $5")
+        .bind(&name)
+        .bind(name.to_lowercase())
+        .bind(&title)
+        .bind(id)
+        .bind(project)
+        .execute(&mut *tx.tx)
+        .await
+        .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
+    ctx.audit_ok(
+        &mut tx,
+        "update-workspace",
+        &target(&p, &name),
+        Some(json!({ "name": before.name, "title": before.title })),
+        Some(json!({ "name": name, "title": title })),
+    )
+    .await?;
+    tx.commit().await?;
+    get(db, project, id).await
 }
 
 /// Replaces the folder admins of a workspace; each must be a member of the project's lab.
