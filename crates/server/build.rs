@@ -86,6 +86,7 @@ fn credits(root: &std::path::Path) -> Result<Value, String> {
             })
         })
         .collect();
-    crates.sort_by(|a, b| (a["name"].as_str(), a["version"].as_str()).cmp(&(b["name"].as_str(), b["version"].as_str())));
+    crates
+        .sort_by(|a, b| (a["name"].as_str(), a["version"].as_str()).cmp(&(b["name"].as_str(), b["version"].as_str())));
     Ok(json!({ "crates": crates }))
 }

@@ -188,9 +188,12 @@ async fn postgres_integrity(db: &Db) -> Result<Value, StoreError> {
     let mut tables = Vec::new();
     for t in postgres_tables(db).await? {
         // Every row to text: every heap page read and every TOASTed value fetched.
-        let sql = format!("SELECT COUNT(*) AS n, CAST(COALESCE(SUM(octet_length(CAST(t AS TEXT))), 0) AS BIGINT) AS bytes FROM {t} t");
+        let sql = format!(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(octet_length(CAST(t AS TEXT))), 0) AS BIGINT) AS bytes FROM {t} t"
+        );
         match sqlx::query::<Any>(&sql).fetch_one(&db.pool).await {
-            Ok(r) => tables.push(json!({ "table": t, "rows": r.try_get::<i64, _>("n")?, "bytes": r.try_get::<i64, _>("bytes")? })),
+            Ok(r) => tables
+                .push(json!({ "table": t, "rows": r.try_get::<i64, _>("n")?, "bytes": r.try_get::<i64, _>("bytes")? })),
             Err(e) => problems.push(json!({ "check": "table scan", "detail": format!("{t}: {e}") })),
         }
     }
@@ -231,9 +234,8 @@ async fn postgres_integrity(db: &Db) -> Result<Value, StoreError> {
             }));
         }
     }
-    let amcheck: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_extension WHERE extname = 'amcheck'")
-        .fetch_one(&db.pool)
-        .await?;
+    let amcheck: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM pg_extension WHERE extname = 'amcheck'").fetch_one(&db.pool).await?;
     let mut indexes_checked = None;
     if amcheck > 0 {
         let checked = sqlx::query_scalar::<Any, i64>(
@@ -277,7 +279,11 @@ pub async fn vacuum(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
         }
         Backend::Postgres => {
             let tables = postgres_tables(db).await?;
-            let sql = if tables.is_empty() { "VACUUM (ANALYZE)".to_owned() } else { format!("VACUUM (ANALYZE) {}", tables.join(", ")) };
+            let sql = if tables.is_empty() {
+                "VACUUM (ANALYZE)".to_owned()
+            } else {
+                format!("VACUUM (ANALYZE) {}", tables.join(", "))
+            };
             sqlx::raw_sql(&sql).execute(&db.pool).await?;
             ("VACUUM (ANALYZE) of every table of the schema".to_owned(), None, None)
         }
@@ -325,7 +331,8 @@ pub async fn backup(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
         }
         Backend::Postgres => {
             let path = unique(dir.join(format!("cryowarden-{stamp}.dump")));
-            let schema: String = sqlx::query_scalar("SELECT CAST(current_schema() AS TEXT)").fetch_one(&db.pool).await?;
+            let schema: String =
+                sqlx::query_scalar("SELECT CAST(current_schema() AS TEXT)").fetch_one(&db.pool).await?;
             let (url, password) = split_password(&state.config.database_url());
             let mut cmd = tokio::process::Command::new("pg_dump");
             cmd.arg("--format=custom")
@@ -348,7 +355,8 @@ pub async fn backup(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(StoreError::InUse {
                         field: "backup",
-                        message: "pg_dump is not installed on the server's host: install the PostgreSQL client tools".into(),
+                        message: "pg_dump is not installed on the server's host: install the PostgreSQL client tools"
+                            .into(),
                     });
                 }
                 Ok(Err(e)) => return Err(StoreError::Internal(format!("cannot run pg_dump: {e}"))),
@@ -381,10 +389,7 @@ fn unique(path: PathBuf) -> PathBuf {
     }
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    (2..)
-        .map(|n| path.with_file_name(format!("{stem}-{n}.{ext}")))
-        .find(|p| !p.exists())
-        .unwrap_or(path)
+    (2..).map(|n| path.with_file_name(format!("{stem}-{n}.{ext}"))).find(|p| !p.exists()).unwrap_or(path)
 }
 
 /// Every embedded migration: version, description, whether and when it was applied, and whether

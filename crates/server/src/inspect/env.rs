@@ -116,7 +116,8 @@ mod tests {
 
     #[test]
     fn secret_names_and_url_passwords_are_redacted() {
-        for name in ["DB_PASSWORD", "github_token", "AWS_SECRET_ACCESS_KEY", "pgpass", "X_AUTH", "cookie_jar", "ssh_key"]
+        for name in
+            ["DB_PASSWORD", "github_token", "AWS_SECRET_ACCESS_KEY", "pgpass", "X_AUTH", "cookie_jar", "ssh_key"]
         {
             assert!(looks_secret(name), "{name}");
             assert_eq!(shown_value(name, "hunter2"), (REDACTED.to_owned(), true));

@@ -137,18 +137,26 @@ struct SetLevel {
 pub async fn set(state: &AppState, ctx: &Ctx, body: Value) -> Result<Value, StoreError> {
     let req: SetLevel = serde_json::from_value(body).map_err(|e| StoreError::invalid("body", e.to_string()))?;
     let names = || Service::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-    let service = req.service.ok_or_else(|| StoreError::invalid("service", format!("is required: one of {}", names())))?;
+    let service =
+        req.service.ok_or_else(|| StoreError::invalid("service", format!("is required: one of {}", names())))?;
     let service = Service::parse(&service).ok_or_else(|| {
-        StoreError::invalid("service", format!("`{}` is not a service: one of {}", service.chars().take(40).collect::<String>(), names()))
+        StoreError::invalid(
+            "service",
+            format!("`{}` is not a service: one of {}", service.chars().take(40).collect::<String>(), names()),
+        )
     })?;
-    let level = req.level.ok_or_else(|| StoreError::invalid("level", "is required: trace, debug, info, warn, error or default"))?;
+    let level = req
+        .level
+        .ok_or_else(|| StoreError::invalid("level", "is required: trace, debug, info, warn, error or default"))?;
     let level = level.to_ascii_lowercase();
     if level != "default" && level_of(&level).is_none() {
         return Err(StoreError::invalid("level", "must be trace, debug, info, warn, error or default"));
     }
-    let before = view()["services"].as_array().and_then(|a| a.iter().find(|s| s["service"] == service.as_str()).cloned());
+    let before =
+        view()["services"].as_array().and_then(|a| a.iter().find(|s| s["service"] == service.as_str()).cloned());
     set_override(service, (level != "default").then_some(level.as_str()));
-    let after = view()["services"].as_array().and_then(|a| a.iter().find(|s| s["service"] == service.as_str()).cloned());
+    let after =
+        view()["services"].as_array().and_then(|a| a.iter().find(|s| s["service"] == service.as_str()).cloned());
     ctx.record(
         &state.db,
         &audit_action(Setting::Loggers, "set"),
@@ -162,9 +170,9 @@ pub async fn set(state: &AppState, ctx: &Ctx, body: Value) -> Result<Value, Stor
     Ok(json!({ "service": service.as_str(), "before": before, "after": after }))
 }
 
-/// The filter of one service's log file: its own events only (spans go to every file, so that an
-/// event keeps its context), at the run-time level of [`override_of`] or else the configured
-/// [`EnvFilter`]'s.
+/// The filter of one service's log file: its own events and spans at the run-time level of
+/// [`override_of`], or else the configured [`EnvFilter`]'s; other services' spans as the
+/// configured filter says (spans go to every file, so that an event keeps its context).
 pub struct ServiceFilter {
     service: Service,
     env: EnvFilter,
@@ -182,26 +190,22 @@ impl ServiceFilter {
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Filter<S> for ServiceFilter {
     fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
-        if meta.is_span() {
-            return Filter::<S>::enabled(&self.env, meta, cx);
-        }
-        if !self.own(meta) {
+        let own = self.own(meta);
+        if !own && !meta.is_span() {
             return false;
         }
-        match override_of(self.service) {
+        match override_of(self.service).filter(|_| own) {
             Some(level) => *meta.level() <= level,
             None => Filter::<S>::enabled(&self.env, meta, cx),
         }
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if meta.is_span() {
-            return Filter::<S>::callsite_enabled(&self.env, meta);
-        }
-        if !self.own(meta) {
+        let own = self.own(meta);
+        if !own && !meta.is_span() {
             return Interest::never();
         }
-        match override_of(self.service) {
+        match override_of(self.service).filter(|_| own) {
             Some(level) if *meta.level() <= level => Interest::always(),
             Some(_) => Interest::never(),
             None => Filter::<S>::callsite_enabled(&self.env, meta),

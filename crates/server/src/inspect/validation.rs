@@ -66,7 +66,10 @@ pub async fn run(state: &AppState, ctx: &Ctx, body: Value) -> Result<Value, Stor
     let project = req.project.ok_or_else(|| StoreError::invalid("project", "is required: the id of a project"))?;
     let lanes = lanes::list(&state.db, ctx).await?;
     if lanes.is_empty() {
-        return Err(StoreError::InUse { field: "lanes", message: "there is no lane to validate: add one first".into() });
+        return Err(StoreError::InUse {
+            field: "lanes",
+            message: "there is no lane to validate: add one first".into(),
+        });
     }
     let mut queued = Vec::new();
     for lane in &lanes {
@@ -84,7 +87,9 @@ pub async fn run(state: &AppState, ctx: &Ctx, body: Value) -> Result<Value, Stor
         let req = QueueRequest { lane: lane.id.to_string(), ..QueueRequest::default() };
         let job = jobs::queue(&state.db, &state.settings, ctx, job.id, req).await?;
         state.scheduler.enqueued(&job);
-        queued.push(json!({ "lane_id": lane.id, "lane": lane.name, "job_id": job.id, "uid": job.uid, "status": job.status }));
+        queued.push(
+            json!({ "lane_id": lane.id, "lane": lane.name, "job_id": job.id, "uid": job.uid, "status": job.status }),
+        );
     }
     let ids: Vec<&Value> = queued.iter().map(|q| &q["job_id"]).collect();
     ctx.record(

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use tracing::Subscriber;
 use tracing::Level;
+use tracing::Subscriber;
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::fmt::{self, MakeWriter};
@@ -87,7 +87,11 @@ pub fn subscriber(
     }
     if also_stderr {
         layers.push(
-            fmt::layer().with_writer(io::stderr).with_ansi(io::stderr().is_terminal()).with_filter(env_filter()?).boxed(),
+            fmt::layer()
+                .with_writer(io::stderr)
+                .with_ansi(io::stderr().is_terminal())
+                .with_filter(env_filter()?)
+                .boxed(),
         );
     }
     // Diagnostics: every sqlx statement event feeds the query statistics, every ERROR event the
