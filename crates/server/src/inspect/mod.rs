@@ -112,9 +112,9 @@ pub async fn act(
     let change = Action::ChangeSetting { setting, field: None };
     let proof = ctx.authorize(&state.db, change, Resource::instance(), &target(setting, Some(action))).await?;
     proof.require(change)?;
-    if !matches!((setting, action), (Setting::Loggers, "set") | (Setting::SiteValidation, "run"))
-        && !(body.is_null() || body.as_object().is_some_and(|o| o.is_empty()))
-    {
+    let takes_parameters = matches!((setting, action), (Setting::Loggers, "set") | (Setting::SiteValidation, "run"));
+    let empty = body.is_null() || body.as_object().is_some_and(|o| o.is_empty());
+    if !(takes_parameters || empty) {
         return Err(StoreError::invalid("body", format!("{} takes no parameters", audit_action(setting, action))));
     }
     match (setting, action) {

@@ -1,6 +1,10 @@
 //! The process's tracing subscriber: one plain-text file per service (`DATA_DIR/logs/SERVICE.log`,
-//! rotated by size), chosen by the event's target ([`Service::for_target`]), optionally stderr too,
-//! all under one `RUST_LOG`-style filter.
+//! rotated by size), chosen by the event's target ([`Service::for_target`]), optionally stderr too.
+//! Each file has its own filter (`inspect::loggers::ServiceFilter`): the `RUST_LOG`-style filter
+//! of the configuration, or the level the loggers diagnostic set for its service at run time.
+//! Two more layers feed the admin console's diagnostics whatever the files' levels: every sqlx
+//! statement event the query statistics (`inspect::queries`), every ERROR event the site errors
+//! (`inspect::errors`).
 //!
 //! Each event is one line: `TIMESTAMP LEVEL spans: target: message field=value ...`. Line breaks
 //! inside an event (a multi-line message or field) are written as `\n` and `\r`, so that a line
