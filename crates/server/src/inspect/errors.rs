@@ -116,8 +116,8 @@ impl<S: Subscriber> Layer<S> for ErrorRingLayer {
         }
         let mut v = MessageVisitor::default();
         event.record(&mut v);
-        let mut text = v.message;
-        text.push_str(&v.fields);
+        // A password inside a URL (a connection error, say) is not shown.
+        let mut text = super::env::redact_urls(&format!("{}{}", v.message, v.fields));
         if text.len() > MAX_MESSAGE {
             let mut cut = MAX_MESSAGE;
             while !text.is_char_boundary(cut) {

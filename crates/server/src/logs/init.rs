@@ -61,7 +61,26 @@ pub fn init(log_dir: &Path, filter: &str, also_stderr: bool) -> anyhow::Result<L
     let (subscriber, guard) = subscriber(log_dir, filter, also_stderr, DEFAULT_MAX_BYTES, DEFAULT_KEEP)?;
     subscriber.try_init().map_err(|e| anyhow::anyhow!("cannot install the logging to {}: {e}", log_dir.display()))?;
     crate::inspect::loggers::installed(filter);
+    log_panics();
     Ok(guard)
+}
+
+/// Makes a panic an ERROR event too (target `panic`: the app log and the site errors), before the
+/// previous hook prints it: a panicking request is answered 500 by the catch-panic layer, which
+/// logs nothing itself.
+fn log_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(target: "panic", %location, "panicked: {payload}");
+        previous(info);
+    }));
 }
 
 /// The subscriber [`init`] installs, without installing it (for `tracing::subscriber::with_default`).
@@ -100,7 +119,7 @@ pub fn subscriber(
     }
     // Diagnostics: every sqlx statement event feeds the query statistics, every ERROR event the
     // site errors, whatever the files' levels.
-    layers.push(QueryStatsLayer::new().with_filter(Targets::new().with_target(SQLX_TARGET, Level::TRACE)).boxed());
+    layers.push(QueryStatsLayer::new().with_filter(Targets::new().with_target(SQLX_TARGET, Level::DEBUG)).boxed());
     layers.push(ErrorRingLayer::new().with_filter(LevelFilter::ERROR).boxed());
     let subscriber = Registry::default().with(layers);
     Ok((subscriber, LogGuard { dir: log_dir.to_owned(), files }))
