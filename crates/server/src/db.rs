@@ -108,6 +108,14 @@ impl Db {
         Ok(())
     }
 
+    /// The migrations embedded in this build for this backend.
+    pub fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
     /// The migrations of this build and whether each has been applied.
     pub async fn migration_status(&self) -> Result<Vec<(i64, String, bool)>, StoreError> {
         let migrator = match self.backend {

@@ -6,6 +6,7 @@ pub mod authz;
 pub mod error;
 pub mod extract;
 pub mod impersonation;
+pub mod inspect;
 pub mod jobs;
 pub mod labs;
 pub mod logs;
@@ -31,7 +32,7 @@ use error::{ApiError, ApiResult, Problem};
 #[openapi(
     info(title = "cryowarden", description = "Control plane of a shared cryo-EM processing facility. Errors are application/problem+json with a stable `code`. Browser sessions use an HttpOnly cookie and must send `X-CSRF-Token` on writes; scripts send `Authorization: Bearer cwt_...`."),
     components(schemas(Problem)),
-    tags((name = "auth"), (name = "users"), (name = "labs"), (name = "projects"), (name = "jobs"), (name = "tokens"), (name = "impersonation"), (name = "audit"), (name = "settings"), (name = "logs"), (name = "health"))
+    tags((name = "auth"), (name = "users"), (name = "labs"), (name = "projects"), (name = "jobs"), (name = "tokens"), (name = "impersonation"), (name = "audit"), (name = "settings"), (name = "logs"), (name = "diagnostics"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -117,6 +118,8 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .routes(routes!(settings::public))
         .routes(routes!(logs::tail))
         .routes(routes!(logs::report))
+        .routes(routes!(inspect::show))
+        .routes(routes!(inspect::act))
         .split_for_parts();
     let openapi = Arc::new(openapi);
     router.route(

@@ -1,6 +1,10 @@
 //! The process's tracing subscriber: one plain-text file per service (`DATA_DIR/logs/SERVICE.log`,
-//! rotated by size), chosen by the event's target ([`Service::for_target`]), optionally stderr too,
-//! all under one `RUST_LOG`-style filter.
+//! rotated by size), chosen by the event's target ([`Service::for_target`]), optionally stderr too.
+//! Each file has its own filter (`inspect::loggers::ServiceFilter`): the `RUST_LOG`-style filter
+//! of the configuration, or the level the loggers diagnostic set for its service at run time.
+//! Two more layers feed the admin console's diagnostics whatever the files' levels: every sqlx
+//! statement event the query statistics (`inspect::queries`), every ERROR event the site errors
+//! (`inspect::errors`).
 //!
 //! Each event is one line: `TIMESTAMP LEVEL spans: target: message field=value ...`. Line breaks
 //! inside an event (a multi-line message or field) are written as `\n` and `\r`, so that a line
@@ -11,8 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use tracing::Level;
 use tracing::Subscriber;
-use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::fmt::{self, MakeWriter};
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::registry::Registry;
@@ -20,6 +26,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use super::rotate::{DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingFile};
 use super::service::Service;
+use crate::inspect::errors::ErrorRingLayer;
+use crate::inspect::loggers::ServiceFilter;
+use crate::inspect::queries::{QueryStatsLayer, SQLX_TARGET};
 
 /// Where the logs of a data directory are: `DATA_DIR/logs`.
 pub fn log_dir(data_dir: &Path) -> PathBuf {
@@ -51,7 +60,27 @@ impl LogGuard {
 pub fn init(log_dir: &Path, filter: &str, also_stderr: bool) -> anyhow::Result<LogGuard> {
     let (subscriber, guard) = subscriber(log_dir, filter, also_stderr, DEFAULT_MAX_BYTES, DEFAULT_KEEP)?;
     subscriber.try_init().map_err(|e| anyhow::anyhow!("cannot install the logging to {}: {e}", log_dir.display()))?;
+    crate::inspect::loggers::installed(filter);
+    log_panics();
     Ok(guard)
+}
+
+/// Makes a panic an ERROR event too (target `panic`: the app log and the site errors), before the
+/// previous hook prints it: a panicking request is answered 500 by the catch-panic layer, which
+/// logs nothing itself.
+fn log_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(target: "panic", %location, "panicked: {payload}");
+        previous(info);
+    }));
 }
 
 /// The subscriber [`init`] installs, without installing it (for `tracing::subscriber::with_default`).
@@ -62,7 +91,8 @@ pub fn subscriber(
     max_bytes: u64,
     keep: usize,
 ) -> anyhow::Result<(impl Subscriber + Send + Sync + 'static, LogGuard)> {
-    let env_filter = EnvFilter::builder().parse(filter).with_context(|| format!("invalid log filter `{filter}`"))?;
+    let env_filter = || EnvFilter::builder().parse(filter).with_context(|| format!("invalid log filter `{filter}`"));
+    env_filter()?;
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
     let mut files = Vec::new();
     for service in Service::ALL {
@@ -71,16 +101,27 @@ pub fn subscriber(
                 .with_context(|| format!("cannot open the {service} log in {}", log_dir.display()))?,
         );
         files.push(file.clone());
-        // Spans go to every file, so that an event keeps its context whichever file it lands in.
-        let routed = filter_fn(move |meta| meta.is_span() || Service::for_target(meta.target()) == service);
+        // The service's own events, at its run-time level (the loggers diagnostic) or the
+        // filter's; spans go to every file, so that an event keeps its context wherever it lands.
+        let routed = ServiceFilter::new(service, env_filter()?);
         layers.push(
             fmt::layer().with_writer(OneLine(file)).with_ansi(false).with_target(true).with_filter(routed).boxed(),
         );
     }
     if also_stderr {
-        layers.push(fmt::layer().with_writer(io::stderr).with_ansi(io::stderr().is_terminal()).boxed());
+        layers.push(
+            fmt::layer()
+                .with_writer(io::stderr)
+                .with_ansi(io::stderr().is_terminal())
+                .with_filter(env_filter()?)
+                .boxed(),
+        );
     }
-    let subscriber = Registry::default().with(layers).with(env_filter);
+    // Diagnostics: every sqlx statement event feeds the query statistics, every ERROR event the
+    // site errors, whatever the files' levels.
+    layers.push(QueryStatsLayer::new().with_filter(Targets::new().with_target(SQLX_TARGET, Level::DEBUG)).boxed());
+    layers.push(ErrorRingLayer::new().with_filter(LevelFilter::ERROR).boxed());
+    let subscriber = Registry::default().with(layers);
     Ok((subscriber, LogGuard { dir: log_dir.to_owned(), files }))
 }
 

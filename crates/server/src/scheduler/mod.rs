@@ -79,6 +79,12 @@ pub struct Scheduler {
     inner: Mutex<Inner>,
     wake: Notify,
     halted: std::sync::atomic::AtomicBool,
+    /// Passes of the loop and cluster polls so far, and when the last of each ended (ms), for
+    /// the running-tasks diagnostic ([`Scheduler::snapshot`]).
+    passes: std::sync::atomic::AtomicU64,
+    last_pass_ms: std::sync::atomic::AtomicI64,
+    polls: std::sync::atomic::AtomicU64,
+    last_poll_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Scheduler {
@@ -95,6 +101,49 @@ impl Scheduler {
 
     pub fn halted(&self) -> bool {
         self.halted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// What the scheduler is doing, read-only (the running-tasks diagnostic): its loop's passes,
+    /// the cluster poller's polls, the queue by lane, the slots running jobs hold, the process
+    /// groups it started and the lanes in backoff.
+    pub fn snapshot(&self) -> serde_json::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        let when = |ms: i64| (ms > 0).then(|| crate::db::format_ms(ms));
+        let inner = self.lock();
+        let now = std::time::Instant::now();
+        let by_lane: Vec<serde_json::Value> = inner
+            .index
+            .lanes()
+            .map(|lane| json!({ "lane_id": lane, "queued": inner.index.in_order(lane).count() }))
+            .collect();
+        let mut holds: Vec<serde_json::Value> = inner
+            .holds
+            .iter()
+            .map(|(job, h)| json!({ "job_id": job, "target_id": h.target, "cpus": h.cpus, "ram_gb": h.ram_gb, "gpus": h.gpus }))
+            .collect();
+        holds.sort_by_key(|h| h["job_id"].as_i64());
+        let mut backoff: Vec<serde_json::Value> = inner
+            .retry
+            .iter()
+            .map(|(lane, (until, wait))| {
+                json!({ "lane_id": lane, "backoff_ms": wait.as_millis() as u64, "retry_in_ms": until.saturating_duration_since(now).as_millis() as u64 })
+            })
+            .collect();
+        backoff.sort_by_key(|b| b["lane_id"].as_i64());
+        json!({
+            "halted": self.halted(),
+            "tick_ms": TICK.as_millis() as u64,
+            "passes": self.passes.load(Relaxed),
+            "last_pass_at": when(self.last_pass_ms.load(Relaxed)),
+            "cluster_poll_interval_ms": cluster::POLL_INTERVAL.as_millis() as u64,
+            "cluster_polls": self.polls.load(Relaxed),
+            "last_cluster_poll_at": when(self.last_poll_ms.load(Relaxed)),
+            "queued": inner.index.len(),
+            "queued_by_lane": by_lane,
+            "holds": holds,
+            "started_groups": inner.groups.len(),
+            "cluster_backoff": backoff,
+        })
     }
 
     /// Asks the loop to look at the queue now.
@@ -234,6 +283,8 @@ pub async fn start(state: Arc<AppState>) -> Result<(), StoreError> {
             if let Err(e) = tick(&looped).await {
                 tracing::error!(target: "scheduler", error = %e, "scheduler pass failed");
             }
+            looped.scheduler.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            looped.scheduler.last_pass_ms.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
             let _ = tokio::time::timeout(TICK, looped.scheduler.wake.notified()).await;
         }
     });
@@ -243,6 +294,8 @@ pub async fn start(state: Arc<AppState>) -> Result<(), StoreError> {
             if let Err(e) = cluster::poll_all(&polled).await {
                 tracing::warn!(target: "scheduler", error = %e, "cluster poll failed");
             }
+            polled.scheduler.polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            polled.scheduler.last_poll_ms.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
             tokio::time::sleep(cluster::POLL_INTERVAL).await;
         }
     });
