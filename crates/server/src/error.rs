@@ -37,6 +37,12 @@ pub enum StoreError {
     /// The runner (acting as a lab's Unix account) refused or could not run.
     #[error(transparent)]
     Runner(#[from] crate::runner::RunnerError),
+    /// The cap on active users (admin console, limit-active-users) is reached.
+    #[error("the instance is limited to {cap} active users")]
+    UserLimit { cap: i64 },
+    /// The SMTP server refused or could not be reached (admin console, email).
+    #[error("SMTP: {reply}")]
+    SmtpFailed { reply: String },
     #[error("internal: {0}")]
     Internal(String),
 }
