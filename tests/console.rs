@@ -528,3 +528,15 @@ async fn the_console_page_shows_each_row_as_the_table_says() {
     let (s, _) = page(cookie).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+on_both_backends!(a_project_admin_has_no_console, |app: TestApp| async move {
+    let w = common::world::world(&app).await;
+    let p = common::world::create_project(&app, &w.carol.1, w.lab1, "Apoferritin").await;
+    assert_eq!(p["my_role"].as_str(), Some("project_admin"), "{p}");
+    let (s, v) = app.get("/api/v1/console", &w.carol.1).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{v}");
+    let (s, _) = app.get("/api/v1/console/look-and-feel", &w.carol.1).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = put(&app, &w.carol.1, "terms-of-use", json!({ "active": false })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+});
