@@ -218,6 +218,9 @@ on_both_backends!(the_password_policy_and_the_lockout_apply_at_sign_in, |app: Te
     }
     let (s, v) = api_login(&app, "student", long, None).await;
     assert_eq!((s, v["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too-many-attempts")), "{v}");
+    let ev = &audit(&app, &admin, "action=lock-account").await;
+    assert_eq!(ev.len(), 1, "the lock is audited once: {ev:?}");
+    assert_eq!((ev[0]["actor"].as_str(), ev[0]["target"].as_str()), (Some("system:lockout"), Some("student")));
     // Another account is not locked by it.
     let (s, _) = api_login(&app, "root-admin", common::ADMIN_PASSWORD, None).await;
     assert_eq!(s, StatusCode::OK);

@@ -186,9 +186,9 @@ impl Auth {
             Some((user, _)) if ok && user.status == UserStatus::Active => user,
             found => {
                 self.throttle.failed(username, addr);
-                if let Some((attempts, duration)) = policy.lockout() {
-                    self.throttle.lockout_failed(username, attempts, duration);
-                }
+                let locked = policy
+                    .lockout()
+                    .is_some_and(|(attempts, duration)| self.throttle.lockout_failed(username, attempts, duration));
                 let target = match &found {
                     Some((u, _)) => u.audit_target(),
                     None => Target { kind: "user", id: None, name: Some(username.chars().take(64).collect()) },
@@ -200,6 +200,20 @@ impl Auth {
                 Ctx::system("login", &source)
                     .record(db, "login", &target, Outcome::Denied, Some(reason), None, None)
                     .await?;
+                if locked {
+                    let minutes = policy.lockout_minutes;
+                    Ctx::system("lockout", &source)
+                        .record(
+                            db,
+                            "lock-account",
+                            &target,
+                            Outcome::Ok,
+                            None,
+                            None,
+                            Some(json!({ "minutes": minutes })),
+                        )
+                        .await?;
+                }
                 return Ok(LoginOutcome::Refused);
             }
         };

@@ -94,7 +94,8 @@ impl Throttle {
 
     /// Counts a failed sign-in of `account` (from any address) against the lockout: after
     /// `attempts` consecutive failures it locks for `duration`; the count restarts then.
-    pub fn lockout_failed(&self, account: &str, attempts: u32, duration: Duration) {
+    /// Returns whether this failure locked the account.
+    pub fn lockout_failed(&self, account: &str, attempts: u32, duration: Duration) -> bool {
         let now = Instant::now();
         let mut e = self.states.entry(Self::lock_key(account)).or_insert(State {
             failures: 0,
@@ -109,7 +110,9 @@ impl Throttle {
         if e.failures >= attempts {
             e.blocked_until = now + duration;
             e.failures = 0;
+            return true;
         }
+        false
     }
 }
 
