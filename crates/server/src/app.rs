@@ -66,6 +66,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/register", get(pages::register_form).post(pages::register_submit))
         .route("/reset", get(pages::reset_form).post(pages::reset_submit))
         .route("/admin", get(admin::index))
+        .route("/admin/console", get(crate::web::console::console_page))
         .route("/admin/settings", get(admin::settings_page).post(admin::settings_submit))
         .route("/admin/users", get(admin::users_page))
         .route("/admin/users/new", get(admin::new_user_page).post(admin::new_user_submit))
@@ -135,6 +136,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         );
     }
     crate::scheduler::start(state.clone()).await?;
+    crate::console::active_users::spawn_sweep(state.clone());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())

@@ -17,7 +17,7 @@ use crate::context::{Ctx, Target};
 use crate::db::{Db, format_ms, now_ms};
 use crate::error::StoreError;
 use crate::impersonation::{self, Impersonating};
-use crate::passwords::{self, Hasher};
+use crate::passwords::Hasher;
 use crate::secrets::{API_TOKEN_PREFIX, SESSION_PREFIX, Secret, hash_token};
 use crate::throttle::Throttle;
 use crate::users::{self, NewUser, USER_COLUMNS, User, user_from_row};
@@ -123,7 +123,7 @@ impl Auth {
         let now = now_ms();
         let principal = if presented.starts_with(SESSION_PREFIX) {
             let row = sqlx::query::<Any>(
-                "SELECT id, user_id, csrf_token, last_seen_at, expires_at FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL",
+                "SELECT id, user_id, csrf_token, last_seen_at, expires_at, idle_ms FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL",
             )
             .bind(&hash)
             .fetch_optional(&db.pool)
@@ -133,7 +133,9 @@ impl Auth {
             };
             let last_seen: i64 = row.try_get("last_seen_at")?;
             let expires: i64 = row.try_get("expires_at")?;
-            if now >= expires || now - last_seen > self.lifetimes.session_idle_ms {
+            // The idle lifetime the session started with (admin console, site-settings).
+            let idle = row.try_get::<Option<i64>, _>("idle_ms")?.unwrap_or(self.lifetimes.session_idle_ms);
+            if now >= expires || now - last_seen > idle {
                 return self.miss(&hash);
             }
             let id: i64 = row.try_get("id")?;
@@ -204,8 +206,13 @@ impl Auth {
         password: String,
         addr: IpAddr,
         user_agent: &str,
+        accept_terms: bool,
     ) -> Result<LoginOutcome, StoreError> {
         if let Err(wait) = self.throttle.check(username, addr) {
+            return Ok(LoginOutcome::Throttled(wait));
+        }
+        let policy = crate::console::authentication::policy(db).await?;
+        if let Some(wait) = self.throttle.locked(username) {
             return Ok(LoginOutcome::Throttled(wait));
         }
         let found = users::find_by_username(db, username).await?;
@@ -216,6 +223,9 @@ impl Auth {
             Some((user, _)) if ok && user.status == UserStatus::Active => user,
             found => {
                 self.throttle.failed(username, addr);
+                let locked = policy
+                    .lockout()
+                    .is_some_and(|(attempts, duration)| self.throttle.lockout_failed(username, attempts, duration));
                 let target = match &found {
                     Some((u, _)) => u.audit_target(),
                     None => Target { kind: "user", id: None, name: Some(username.chars().take(64).collect()) },
@@ -227,25 +237,46 @@ impl Auth {
                 Ctx::system("login", &source)
                     .record(db, "login", &target, Outcome::Denied, Some(reason), None, None)
                     .await?;
+                if locked {
+                    let minutes = policy.lockout_minutes;
+                    Ctx::system("lockout", &source)
+                        .record(
+                            db,
+                            "lock-account",
+                            &target,
+                            Outcome::Ok,
+                            None,
+                            None,
+                            Some(json!({ "minutes": minutes })),
+                        )
+                        .await?;
+                }
                 return Ok(LoginOutcome::Refused);
             }
         };
+        // The site-wide terms of use (admin console): accepted once per version.
+        let terms = crate::console::terms::pending(db, user.id).await?;
+        if let Some(t) = terms.as_ref().filter(|_| !accept_terms) {
+            return Ok(LoginOutcome::TermsRequired { text: t.text.clone(), version: t.version });
+        }
         self.throttle.succeeded(username, addr);
+        let (idle_ms, absolute_ms) = crate::console::site::lifetimes(db, &self.lifetimes).await?;
         let secret = Secret::generate(SESSION_PREFIX);
         let csrf = Secret::generate("").expose().to_owned();
         let now = now_ms();
         let mut tx = db.begin_write().await?;
         sqlx::query(
-            "INSERT INTO sessions (user_id, token_hash, csrf_token, created_at, last_seen_at, expires_at, source, user_agent) \
-             VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
+            "INSERT INTO sessions (user_id, token_hash, csrf_token, created_at, last_seen_at, expires_at, source, user_agent, idle_ms) \
+             VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8)",
         )
         .bind(user.id)
         .bind(secret.hash())
         .bind(&csrf)
         .bind(now)
-        .bind(now + self.lifetimes.session_absolute_ms)
+        .bind(now + absolute_ms)
         .bind(&source)
         .bind(user_agent.chars().take(300).collect::<String>())
+        .bind(idle_ms)
         .execute(&mut *tx.tx)
         .await?;
         sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
@@ -254,9 +285,12 @@ impl Auth {
             .execute(&mut *tx.tx)
             .await?;
         let ctx = Ctx::for_actor(user.actor(), &user.username, source);
+        if let Some(t) = &terms {
+            crate::console::terms::record_acceptance(&mut tx, &ctx, &user.audit_target(), user.id, t).await?;
+        }
         ctx.audit_ok(&mut tx, "login", &user.audit_target(), None, None).await?;
         tx.commit().await?;
-        Ok(LoginOutcome::Session { token: secret, csrf, user, expires_at: now + self.lifetimes.session_absolute_ms })
+        Ok(LoginOutcome::Session { token: secret, csrf, user, expires_at: now + absolute_ms })
     }
 
     /// Ends a session.
@@ -305,7 +339,7 @@ impl Auth {
 
     /// Redeems a registration (or bootstrap) token: sets the password and activates the user.
     pub async fn register(&self, db: &Db, req: RegisterRequest, source: String) -> Result<User, StoreError> {
-        passwords::check_policy(&req.password)?;
+        crate::console::authentication::check_password(db, &req.password).await?;
         let hash_of_token = hash_token(&req.token);
         let token = find_token(db, &hash_of_token, &["register", "bootstrap"]).await?;
         let password_hash = self.hasher.hash(req.password.clone()).await?;
@@ -370,6 +404,7 @@ impl Auth {
                         "your username and email were set by the admin who invited you; leave them out",
                     ));
                 }
+                crate::console::active_users::check_seat(&mut tx, crate::console::active_users::Seat::Register).await?;
                 let sql = format!("UPDATE users SET {sets} WHERE id = ${n} AND status = 'invited'");
                 let mut q = sqlx::query(&sql).bind(&password_hash).bind(now);
                 for v in extra {
@@ -395,7 +430,7 @@ impl Auth {
 
     /// Redeems a reset token: sets a new password and signs the user out everywhere.
     pub async fn reset(&self, db: &Db, token: &str, password: String, source: String) -> Result<User, StoreError> {
-        passwords::check_policy(&password)?;
+        crate::console::authentication::check_password(db, &password).await?;
         let found = find_token(db, &hash_token(token), &["reset"]).await?;
         let user_id = found.user_id.ok_or(StoreError::BadToken)?;
         let password_hash = self.hasher.hash(password).await?;
@@ -544,9 +579,19 @@ impl Auth {
 }
 
 pub enum LoginOutcome {
-    Session { token: Secret, csrf: String, user: User, expires_at: i64 },
+    Session {
+        token: Secret,
+        csrf: String,
+        user: User,
+        expires_at: i64,
+    },
     Refused,
     Throttled(Duration),
+    /// The site-wide terms of use must be accepted first (send `accept_terms: true`).
+    TermsRequired {
+        text: String,
+        version: i64,
+    },
 }
 
 struct FoundToken {
@@ -614,7 +659,7 @@ pub async fn bootstrap_site_admin(
     new: NewUser,
     password: String,
 ) -> Result<User, StoreError> {
-    passwords::check_policy(&password)?;
+    crate::console::authentication::check_password(db, &password).await?;
     let new = NewUser {
         username: users::validate_username(&new.username)?,
         email: users::validate_email(&new.email)?,

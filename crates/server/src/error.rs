@@ -40,6 +40,12 @@ pub enum StoreError {
     /// Refused while the session impersonates (API tokens, a second impersonation): says why.
     #[error("{0}")]
     Impersonating(&'static str),
+    /// The cap on active users (admin console, limit-active-users) is reached.
+    #[error("the instance is limited to {cap} active users")]
+    UserLimit { cap: i64 },
+    /// The SMTP server refused or could not be reached (admin console, email).
+    #[error("SMTP: {reply}")]
+    SmtpFailed { reply: String },
     #[error("internal: {0}")]
     Internal(String),
 }

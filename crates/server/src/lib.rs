@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod db;
 pub mod error;

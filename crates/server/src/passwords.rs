@@ -44,9 +44,14 @@ pub fn is_common(password: &str) -> bool {
 
 /// The password policy: length 12..=256 characters, no composition rules, not common.
 pub fn check_policy(password: &str) -> Result<(), StoreError> {
+    check_policy_min(password, limits::PASSWORD_MIN)
+}
+
+/// The password policy with the minimum length the admin console sets (authentication).
+pub fn check_policy_min(password: &str, min: usize) -> Result<(), StoreError> {
     let n = password.chars().count();
-    if n < limits::PASSWORD_MIN {
-        return Err(StoreError::invalid("password", format!("must be at least {} characters", limits::PASSWORD_MIN)));
+    if n < min {
+        return Err(StoreError::invalid("password", format!("must be at least {min} characters")));
     }
     if n > limits::PASSWORD_MAX {
         return Err(StoreError::invalid("password", format!("must be at most {} characters", limits::PASSWORD_MAX)));

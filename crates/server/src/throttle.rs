@@ -79,6 +79,40 @@ impl Throttle {
         let [(pair, _), _, (acct, _)] = Self::keys(account, addr);
         self.states.remove(&pair);
         self.states.remove(&acct);
+        self.states.remove(&Self::lock_key(account));
+    }
+
+    fn lock_key(account: &str) -> String {
+        format!("l:{}", account.to_lowercase())
+    }
+
+    /// The admin console's lockout (authentication): how long `account` stays locked, if it is.
+    pub fn locked(&self, account: &str) -> Option<Duration> {
+        let now = Instant::now();
+        self.states.get(&Self::lock_key(account)).filter(|s| s.blocked_until > now).map(|s| s.blocked_until - now)
+    }
+
+    /// Counts a failed sign-in of `account` (from any address) against the lockout: after
+    /// `attempts` consecutive failures it locks for `duration`; the count restarts then.
+    /// Returns whether this failure locked the account.
+    pub fn lockout_failed(&self, account: &str, attempts: u32, duration: Duration) -> bool {
+        let now = Instant::now();
+        let mut e = self.states.entry(Self::lock_key(account)).or_insert(State {
+            failures: 0,
+            blocked_until: now,
+            last_failure: now,
+        });
+        if now.duration_since(e.last_failure) > MEMORY.max(duration) {
+            e.failures = 0;
+        }
+        e.failures += 1;
+        e.last_failure = now;
+        if e.failures >= attempts {
+            e.blocked_until = now + duration;
+            e.failures = 0;
+            return true;
+        }
+        false
     }
 }
 

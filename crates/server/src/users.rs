@@ -374,6 +374,7 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewUser, register_ttl_ms: i64) -> R
         site_role: Some(role),
     };
     let mut tx = db.begin_write().await?;
+    crate::console::active_users::check_seat(&mut tx, crate::console::active_users::Seat::New).await?;
     let user = insert(&mut tx, &proof, &new, UserStatus::Invited, None).await?;
     drop(role_proof);
     let (secret, expires) =
@@ -651,6 +652,9 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: UserPatch) -> Result<(Us
                 // Someone who never registered goes back to waiting for their token.
                 if status == UserStatus::Active && !before.has_password {
                     status = UserStatus::Invited;
+                }
+                if before.status == UserStatus::Deactivated && status != UserStatus::Deactivated {
+                    crate::console::active_users::check_seat(&mut tx, crate::console::active_users::Seat::New).await?;
                 }
                 sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
                     .bind(status.as_str())

@@ -19,6 +19,9 @@ use crate::users::User;
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// Accepts the site-wide terms of use shown in a `terms-not-accepted` answer.
+    #[serde(default)]
+    pub accept_terms: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -35,7 +38,7 @@ pub struct SessionInfo {
 
 /// Sign in with a password; sets an HttpOnly, SameSite=Strict session cookie.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = SessionInfo), (status = 401, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = SessionInfo), (status = 401, body = Problem), (status = 403, description = "terms-not-accepted: the problem carries `terms` {version, text}"), (status = 429, body = Problem)))]
 pub async fn login(
     State(state): State<Arc<AppState>>,
     Source(addr): Source,
@@ -46,7 +49,18 @@ pub async fn login(
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid-credentials", "wrong username or password"));
     }
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    match state.auth.login(&state.db, &req.username, req.password, addr, ua).await? {
+    match state.auth.login(&state.db, &req.username, req.password, addr, ua, req.accept_terms).await? {
+        LoginOutcome::TermsRequired { text, version } => {
+            let body = serde_json::json!({
+                "type": "/problems/terms-not-accepted", "title": "Forbidden", "status": 403,
+                "code": "terms-not-accepted",
+                "detail": "accept the site's terms of use: sign in again with `accept_terms: true`",
+                "terms": { "version": version, "text": text },
+            });
+            let mut r = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+            Ok(r)
+        }
         LoginOutcome::Throttled(wait) => {
             let secs = wait.as_secs().max(1);
             let mut e = ApiError::new(

@@ -83,6 +83,14 @@ impl From<StoreError> for ApiError {
                 format!("lane `{lane}` is not among your allowed lanes: choose one of yours (GET /api/v1/lanes) or ask an admin"),
             )
             .field("lane"),
+            StoreError::UserLimit { cap } => ApiError::new(
+                StatusCode::CONFLICT,
+                "user-limit",
+                format!("the instance is limited to {cap} active users (admin console, limit-active-users): deactivate someone or ask a Site Admin to raise the cap"),
+            ),
+            StoreError::SmtpFailed { reply } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "smtp-failed", format!("the mail server said: {reply}"))
+            }
             StoreError::Denied(d) if d.conceal => ApiError::not_found(concealed_what(d.action)),
             StoreError::Denied(d) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("denied: {}", d.reason)),
             StoreError::Path(e) => {

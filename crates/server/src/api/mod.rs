@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod impersonation;
@@ -32,7 +33,7 @@ use error::{ApiError, ApiResult, Problem};
 #[openapi(
     info(title = "cryowarden", description = "Control plane of a shared cryo-EM processing facility. Errors are application/problem+json with a stable `code`. Browser sessions use an HttpOnly cookie and must send `X-CSRF-Token` on writes; scripts send `Authorization: Bearer cwt_...`."),
     components(schemas(Problem)),
-    tags((name = "auth"), (name = "users"), (name = "labs"), (name = "projects"), (name = "jobs"), (name = "tokens"), (name = "impersonation"), (name = "audit"), (name = "settings"), (name = "logs"), (name = "diagnostics"), (name = "health"))
+    tags((name = "auth"), (name = "users"), (name = "labs"), (name = "projects"), (name = "jobs"), (name = "tokens"), (name = "impersonation"), (name = "audit"), (name = "settings"), (name = "console"), (name = "logs"), (name = "diagnostics"), (name = "health"))
 )]
 struct ApiDoc;
 
@@ -116,6 +117,9 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .routes(routes!(audit::verify))
         .routes(routes!(settings::get, settings::update))
         .routes(routes!(settings::public))
+        .routes(routes!(console::list))
+        .routes(routes!(console::get, console::put))
+        .routes(routes!(console::act))
         .routes(routes!(logs::tail))
         .routes(routes!(logs::report))
         .routes(routes!(inspect::show))

@@ -27,6 +27,9 @@ fn allowed(actor: &Actor, action: Action, resource: Resource) -> bool {
 fn tabs(actor: &Actor) -> Value {
     let mut tabs = Vec::new();
     let read = |s| allowed(actor, Action::ReadSetting(s), Resource::instance());
+    if crate::console::opens(actor) {
+        tabs.push(context! { id => "console", title => "Admin Console", href => "/admin/console" });
+    }
     if read(Setting::LookAndFeel) || read(Setting::Scheduler) || read(Setting::SystemMaintenance) {
         tabs.push(context! { id => "settings", title => "Instance Settings", href => "/admin/settings" });
     }
@@ -43,6 +46,11 @@ fn tabs(actor: &Actor) -> Value {
         tabs.push(context! { id => "explain", title => "Permission Explainer", href => "/admin/explain" });
     }
     Value::from(tabs)
+}
+
+/// The tabs this viewer sees (for pages of other modules).
+pub fn tabs_for(actor: &Actor) -> Value {
+    tabs(actor)
 }
 
 /// Refuses the admin panel to roles that have none: a clear 403 page, audited.

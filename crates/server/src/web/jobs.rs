@@ -75,6 +75,9 @@ pub fn admin_tabs_for(user: Value) -> Value {
 fn panel_tabs(actor: &Actor) -> Vec<Value> {
     let mut tabs = Vec::new();
     let read = |s| allows(actor, Action::ReadSetting(s), &Resource::instance());
+    if crate::console::opens(actor) {
+        tabs.push(context! { id => "console", title => "Admin Console", href => "/admin/console" });
+    }
     if read(Setting::LookAndFeel) || read(Setting::Scheduler) || read(Setting::SystemMaintenance) {
         tabs.push(context! { id => "settings", title => "Instance Settings", href => "/admin/settings" });
     }

@@ -3,6 +3,7 @@
 //! session's CSRF token; the few scripts call the REST API with it.
 
 pub mod admin;
+pub mod console;
 pub mod impersonation;
 pub mod jobs;
 pub mod labs;
@@ -44,6 +45,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("admin_cluster.html", include_str!("../../templates/admin_cluster.html")),
         ("admin_lanes.html", include_str!("../../templates/admin_lanes.html")),
         ("admin_jobs.html", include_str!("../../templates/admin_jobs.html")),
+        ("admin_console.html", include_str!("../../templates/admin_console.html")),
     ] {
         env.add_template(name, source).expect("templates parse");
     }
@@ -189,6 +191,7 @@ pub async fn static_file(axum::extract::Path(name): axum::extract::Path<String>)
         "browser.js" => (include_str!("../../static/browser.js"), "text/javascript; charset=utf-8"),
         "manage.js" => (include_str!("../../static/manage.js"), "text/javascript; charset=utf-8"),
         "jobs.js" => (include_str!("../../static/jobs.js"), "text/javascript; charset=utf-8"),
+        "console.js" => (include_str!("../../static/console.js"), "text/javascript; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
     };
     ([(header::CONTENT_TYPE, ctype), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()

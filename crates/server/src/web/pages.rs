@@ -21,17 +21,16 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-/// Only local paths are followed after sign-in (never another site).
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/".to_owned(),
-    }
+/// Only local paths are followed after sign-in, and absolute URLs on the admin console's
+/// external redirect hosts.
+async fn safe_next(state: &AppState, next: Option<&str>) -> String {
+    let hosts = crate::console::redirects::hosts(&state.db).await.unwrap_or_default();
+    crate::console::redirects::safe_next(next, &hosts)
 }
 
 pub async fn login_form(State(state): State<Arc<AppState>>, Query(q): Query<LoginQuery>) -> Response {
     let base = base_context(&state, None, "login").await;
-    render("login.html", with(base, context! { next => safe_next(q.next.as_deref()), username => "" }))
+    render("login.html", with(base, context! { next => safe_next(&state, q.next.as_deref()).await, username => "" }))
 }
 
 #[derive(Deserialize)]
@@ -39,6 +38,8 @@ pub struct LoginForm {
     username: String,
     password: String,
     next: Option<String>,
+    /// The "I accept" checkbox of the terms of use.
+    accept_terms: Option<String>,
 }
 
 pub async fn login_submit(
@@ -47,7 +48,7 @@ pub async fn login_submit(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let next = safe_next(f.next.as_deref());
+    let next = safe_next(&state, f.next.as_deref()).await;
     let base = base_context(&state, None, "login").await;
     let again = |status: StatusCode, error: String| {
         let mut r = render(
@@ -61,7 +62,20 @@ pub async fn login_submit(
         return again(StatusCode::UNAUTHORIZED, "Wrong username or password.".into());
     }
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    match state.auth.login(&state.db, &f.username, f.password.clone(), addr, ua).await {
+    let accept = f.accept_terms.as_deref() == Some("on");
+    match state.auth.login(&state.db, &f.username, f.password.clone(), addr, ua, accept).await {
+        Ok(LoginOutcome::TermsRequired { text, version }) => {
+            let mut r = render(
+                "login.html",
+                with(
+                    base.clone(),
+                    context! { next => next.clone(), username => f.username.clone(), terms => context! { text, version },
+                    error => if accept { "" } else { "Accept the terms of use to sign in." } },
+                ),
+            );
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r
+        }
         Ok(LoginOutcome::Session { token, expires_at, .. }) => {
             let secure = if state.config.base_url().starts_with("https://") { "; Secure" } else { "" };
             let max_age = (expires_at - crate::db::now_ms()) / 1000;

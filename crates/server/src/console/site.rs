@@ -1,0 +1,90 @@
+//! site-settings: the effective base URL, listen address and request size limit (from the
+//! configuration file: a restart is needed to change them) and the browser session lifetimes,
+//! which Site Admins change here and which apply to sessions started afterwards.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::store::{self, Stored};
+use super::{Field, Kind};
+use crate::app::AppState;
+use crate::auth::Lifetimes;
+use crate::context::Ctx;
+use crate::db::Db;
+use crate::error::StoreError;
+
+pub const FIELDS: &[Field] = &[
+    super::f("base_url", "Base URL (configuration file; restart to change)", Kind::Info),
+    super::f("listen_address", "Listen address (configuration file; restart to change)", Kind::Info),
+    super::f("max_request_body_kib", "Largest request body, KiB (configuration file)", Kind::Info),
+    super::f("session_idle_minutes", "Session idle lifetime, minutes (empty = configuration)", Kind::Number),
+    super::f("session_absolute_hours", "Session absolute lifetime, hours (empty = configuration)", Kind::Number),
+];
+
+/// Fields that come from the configuration file.
+const FIXED: &[&str] = &["base_url", "listen_address", "max_request_body_kib"];
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionLifetimes {
+    /// `None`: the configuration's `session_idle_minutes`.
+    pub session_idle_minutes: Option<i64>,
+    /// `None`: the configuration's `session_absolute_hours`.
+    pub session_absolute_hours: Option<i64>,
+}
+
+impl Stored for SessionLifetimes {
+    const KEY: &'static str = "console:site-settings";
+    const FIELDS: &'static [&'static str] = &["session_idle_minutes", "session_absolute_hours"];
+    fn validate(&self) -> Result<(), StoreError> {
+        if self.session_idle_minutes.is_some_and(|m| !(5..=43_200).contains(&m)) {
+            return Err(StoreError::invalid("session_idle_minutes", "must be from 5 to 43200 minutes (30 days)"));
+        }
+        if self.session_absolute_hours.is_some_and(|h| !(1..=8_760).contains(&h)) {
+            return Err(StoreError::invalid("session_absolute_hours", "must be from 1 to 8760 hours (a year)"));
+        }
+        Ok(())
+    }
+}
+
+/// The lifetimes a session started now gets: `(idle_ms, absolute_ms)`.
+pub async fn lifetimes(db: &Db, config: &Lifetimes) -> Result<(i64, i64), StoreError> {
+    let s = store::load::<SessionLifetimes>(db).await?;
+    Ok((
+        s.session_idle_minutes.map_or(config.session_idle_ms, |m| m * 60_000),
+        s.session_absolute_hours.map_or(config.session_absolute_ms, |h| h * 3_600_000),
+    ))
+}
+
+pub async fn view(state: &AppState) -> Result<Value, StoreError> {
+    let s = store::load::<SessionLifetimes>(&state.db).await?;
+    let c = &state.config;
+    Ok(json!({
+        "base_url": c.base_url(),
+        "listen_address": c.listen.to_string(),
+        "max_request_body_kib": c.max_body_kib,
+        "session_idle_minutes": s.session_idle_minutes.unwrap_or(i64::from(c.session_idle_minutes)),
+        "session_absolute_hours": s.session_absolute_hours.unwrap_or(i64::from(c.session_absolute_hours)),
+        "session_lifetimes_from": if s == SessionLifetimes::default() { "configuration" } else { "console" },
+        "restart_needed_for": FIXED,
+    }))
+}
+
+pub async fn update(state: &AppState, ctx: &Ctx, mut body: Map<String, Value>) -> Result<Value, StoreError> {
+    let current = view(state).await?;
+    for field in FIXED {
+        if let Some(v) = body.remove(*field)
+            && v != current[*field]
+        {
+            return Err(StoreError::invalid(
+                field,
+                "comes from the configuration file: change it there and restart the server",
+            ));
+        }
+    }
+    for derived in ["session_lifetimes_from", "restart_needed_for"] {
+        body.remove(derived);
+    }
+    store::update::<SessionLifetimes>(&state.db, ctx, cryowarden_core::Setting::SiteSettings, body).await?;
+    view(state).await
+}
