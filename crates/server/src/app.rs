@@ -71,6 +71,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/users/new", get(admin::new_user_page).post(admin::new_user_submit))
         .route("/admin/logs", get(admin::logs_page))
         .route("/admin/explain", get(admin::explain_page))
+        .route("/admin/audit", get(crate::web::audit::audit_page))
+        .route("/admin/audit/maintenance", post(crate::web::audit::policy_submit))
+        .route("/admin/audit/archive", post(crate::web::audit::archive_submit))
         .route("/admin/report", post(admin::report_download))
         .route("/admin/cluster", get(crate::web::jobs::cluster_page))
         .route("/admin/lanes", get(crate::web::jobs::lanes_page))
@@ -133,6 +136,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
         );
     }
     crate::scheduler::start(state.clone()).await?;
+    crate::audit::spawn_retention(state.db.clone(), state.config.data_dir.clone());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())

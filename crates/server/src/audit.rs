@@ -1,9 +1,21 @@
 //! The audit chain: every change, and every denied attempt at a guarded action, becomes one
 //! event whose hash covers its content and the previous event's hash. Appends happen inside the
 //! transaction of the change they record, so a change and its event commit or vanish together.
+//!
+//! Submodules: `filter.rs` (the Audit Log page's filters, paged and as an export stream),
+//! `archive.rs` (retention policy, archives to files under `<data_dir>/audit-archive/` and the
+//! anchors that let the live chain verify after its start was archived).
 
-use futures_util::TryStreamExt;
-use serde::Serialize;
+mod archive;
+mod filter;
+
+pub use archive::{
+    Anchor, ArchiveOutcome, ArchiveRequest, ArchiveVerification, Maintenance, Policy, archive, archive_dir,
+    maintenance, set_policy, spawn_retention, verify_archive,
+};
+pub use filter::{ExportFormat, Filter, export_stream, list};
+
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row};
 
@@ -78,83 +90,108 @@ pub struct Event {
     #[schema(value_type = Option<Object>)]
     pub after: Option<serde_json::Value>,
     pub source: String,
+    pub prev_hash: String,
     pub hash: String,
 }
 
-struct Stored {
-    seq: i64,
-    at: i64,
-    actor_id: Option<i64>,
-    actor: String,
-    impersonator_id: Option<i64>,
-    impersonator: Option<String>,
-    action: String,
-    target_kind: String,
-    target_id: Option<String>,
-    target: Option<String>,
-    outcome: String,
-    reason: Option<String>,
-    before: Option<String>,
-    after: Option<String>,
-    source: String,
-    prev_hash: String,
-    hash: String,
+/// The stored columns, in the order every query selects them (decoded by position).
+pub(crate) const COLUMNS: &str = "seq, at, actor_id, actor, impersonator_id, impersonator, action, target_kind, \
+     target_id, target, outcome, reason, before_value, after_value, source, prev_hash, hash";
+
+/// An event as stored: the exact text the hash covers. Archive files hold one per line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Stored {
+    pub seq: i64,
+    pub at: i64,
+    pub actor_id: Option<i64>,
+    pub actor: String,
+    pub impersonator_id: Option<i64>,
+    pub impersonator: Option<String>,
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: Option<String>,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    #[serde(rename = "before_value")]
+    pub before: Option<String>,
+    #[serde(rename = "after_value")]
+    pub after: Option<String>,
+    pub source: String,
+    pub prev_hash: String,
+    pub hash: String,
 }
 
 impl Stored {
-    fn from_row(r: &sqlx::any::AnyRow) -> Result<Stored, sqlx::Error> {
+    /// Decodes a row selected with [`COLUMNS`] (by position: no name lookups per column).
+    pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Stored, sqlx::Error> {
         Ok(Stored {
-            seq: r.try_get("seq")?,
-            at: r.try_get("at")?,
-            actor_id: r.try_get("actor_id")?,
-            actor: r.try_get("actor")?,
-            impersonator_id: r.try_get("impersonator_id")?,
-            impersonator: r.try_get("impersonator")?,
-            action: r.try_get("action")?,
-            target_kind: r.try_get("target_kind")?,
-            target_id: r.try_get("target_id")?,
-            target: r.try_get("target")?,
-            outcome: r.try_get("outcome")?,
-            reason: r.try_get("reason")?,
-            before: r.try_get("before_value")?,
-            after: r.try_get("after_value")?,
-            source: r.try_get("source")?,
-            prev_hash: r.try_get("prev_hash")?,
-            hash: r.try_get("hash")?,
+            seq: r.try_get(0)?,
+            at: r.try_get(1)?,
+            actor_id: r.try_get(2)?,
+            actor: r.try_get(3)?,
+            impersonator_id: r.try_get(4)?,
+            impersonator: r.try_get(5)?,
+            action: r.try_get(6)?,
+            target_kind: r.try_get(7)?,
+            target_id: r.try_get(8)?,
+            target: r.try_get(9)?,
+            outcome: r.try_get(10)?,
+            reason: r.try_get(11)?,
+            before: r.try_get(12)?,
+            after: r.try_get(13)?,
+            source: r.try_get(14)?,
+            prev_hash: r.try_get(15)?,
+            hash: r.try_get(16)?,
         })
     }
 
     /// The hash of this event's content chained to `prev`. Every field is length-prefixed so
-    /// that no two different events serialise alike.
-    fn compute_hash(&self, prev: &str) -> String {
+    /// that no two different events serialise alike. (The format of every stored event: integers
+    /// in decimal, absent values as `-`.)
+    pub(crate) fn compute_hash(&self, prev: &str) -> [u8; 32] {
         let mut h = Sha256::new();
-        let mut field = |s: Option<&str>| match s {
-            None => h.update(b"-"),
-            Some(s) => {
-                h.update((s.len() as u64).to_be_bytes());
-                h.update(s.as_bytes());
+        fn text(h: &mut Sha256, s: &str) {
+            h.update((s.len() as u64).to_be_bytes());
+            h.update(s.as_bytes());
+        }
+        fn opt(h: &mut Sha256, s: Option<&str>) {
+            match s {
+                None => h.update(b"-"),
+                Some(s) => text(h, s),
             }
-        };
-        field(Some(prev));
-        field(Some(&self.seq.to_string()));
-        field(Some(&self.at.to_string()));
-        field(self.actor_id.map(|v| v.to_string()).as_deref());
-        field(Some(&self.actor));
-        field(self.impersonator_id.map(|v| v.to_string()).as_deref());
-        field(self.impersonator.as_deref());
-        field(Some(&self.action));
-        field(Some(&self.target_kind));
-        field(self.target_id.as_deref());
-        field(self.target.as_deref());
-        field(Some(&self.outcome));
-        field(self.reason.as_deref());
-        field(self.before.as_deref());
-        field(self.after.as_deref());
-        field(Some(&self.source));
-        hex::encode(h.finalize())
+        }
+        fn int(h: &mut Sha256, v: Option<i64>) {
+            let mut buf = itoa::Buffer::new();
+            opt(h, v.map(|v| buf.format(v)));
+        }
+        text(&mut h, prev);
+        int(&mut h, Some(self.seq));
+        int(&mut h, Some(self.at));
+        int(&mut h, self.actor_id);
+        text(&mut h, &self.actor);
+        int(&mut h, self.impersonator_id);
+        opt(&mut h, self.impersonator.as_deref());
+        text(&mut h, &self.action);
+        text(&mut h, &self.target_kind);
+        opt(&mut h, self.target_id.as_deref());
+        opt(&mut h, self.target.as_deref());
+        text(&mut h, &self.outcome);
+        opt(&mut h, self.reason.as_deref());
+        opt(&mut h, self.before.as_deref());
+        opt(&mut h, self.after.as_deref());
+        text(&mut h, &self.source);
+        h.finalize().into()
     }
 
-    fn into_event(self) -> Event {
+    /// Whether `hash` (hex) is this event's hash chained to `prev`, without allocating.
+    pub(crate) fn hash_matches(&self, prev: &str) -> bool {
+        let mut hex_buf = [0u8; 64];
+        hex::encode_to_slice(self.compute_hash(prev), &mut hex_buf).is_ok() && hex_buf == self.hash.as_bytes()
+    }
+
+    pub(crate) fn into_event(self) -> Event {
         let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
         Event {
             seq: self.seq,
@@ -172,22 +209,39 @@ impl Stored {
             before: json(self.before),
             after: json(self.after),
             source: self.source,
+            prev_hash: self.prev_hash,
             hash: self.hash,
         }
     }
 }
 
+/// Where the chain continues: the last event, else the latest archive's anchor, else GENESIS.
+async fn chain_head(tx: &mut WriteTx) -> Result<(i64, String, i64), StoreError> {
+    let last = sqlx::query("SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+    let last = match last {
+        Some(r) => Some(r),
+        None => {
+            sqlx::query("SELECT seq, hash, at FROM audit_anchors ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx.tx)
+                .await?
+        }
+    };
+    Ok(match last {
+        Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?, r.try_get::<i64, _>(2)?),
+        None => (0, GENESIS.to_owned(), 0),
+    })
+}
+
 /// Appends `event` to the chain inside `tx`.
 pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<i64, StoreError> {
-    let last =
-        sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx.tx).await?;
-    let (prev_seq, prev_hash) = match last {
-        Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
-        None => (0, GENESIS.to_owned()),
-    };
+    let (prev_seq, prev_hash, prev_at) = chain_head(tx).await?;
     let mut stored = Stored {
         seq: prev_seq + 1,
-        at: now_ms(),
+        // Never before the previous event (a clock stepped back): `at` does not decrease along
+        // the chain, so a time range of the log is a range of seq (see `filter.rs`).
+        at: now_ms().max(prev_at),
         actor_id: event.actor.id,
         actor: event.actor.name,
         impersonator_id: event.impersonator.as_ref().and_then(|w| w.id),
@@ -204,12 +258,28 @@ pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<i64, StoreError
         prev_hash: prev_hash.clone(),
         hash: String::new(),
     };
-    stored.hash = stored.compute_hash(&prev_hash);
-    sqlx::query(
-        "INSERT INTO audit_events (seq, at, actor_id, actor, impersonator_id, impersonator, action, \
-         target_kind, target_id, target, outcome, reason, before_value, after_value, source, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
+    stored.hash = hex::encode(stored.compute_hash(&prev_hash));
+    insert(tx, &stored).await?;
+    // Mirrored in the `audit` service log (written before commit: a rolled-back change may
+    // leave a line there, never the other way round; the database is the record).
+    tracing::info!(
+        seq = stored.seq,
+        actor = %stored.actor,
+        impersonator = stored.impersonator.as_deref().unwrap_or(""),
+        action = %stored.action,
+        target = stored.target.as_deref().unwrap_or(""),
+        outcome = %stored.outcome,
+        source = %stored.source,
+        "audit event"
+    );
+    Ok(stored.seq)
+}
+
+pub(crate) async fn insert(tx: &mut WriteTx, stored: &Stored) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO audit_events ({COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    ))
     .bind(stored.seq)
     .bind(stored.at)
     .bind(stored.actor_id)
@@ -229,19 +299,7 @@ pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<i64, StoreError
     .bind(&stored.hash)
     .execute(&mut *tx.tx)
     .await?;
-    // Mirrored in the `audit` service log (written before commit: a rolled-back change may
-    // leave a line there, never the other way round; the database is the record).
-    tracing::info!(
-        seq = stored.seq,
-        actor = %stored.actor,
-        impersonator = stored.impersonator.as_deref().unwrap_or(""),
-        action = %stored.action,
-        target = stored.target.as_deref().unwrap_or(""),
-        outcome = %stored.outcome,
-        source = %stored.source,
-        "audit event"
-    );
-    Ok(stored.seq)
+    Ok(())
 }
 
 /// Records one event in a transaction of its own (for refusals, which change nothing else).
@@ -256,157 +314,144 @@ pub async fn record(db: &Db, event: NewEvent) -> Result<i64, StoreError> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Verification {
     pub ok: bool,
+    /// Live events checked (archived events are checked with their archive).
     pub events: i64,
     /// The first event that breaks the chain, and how.
     pub first_broken: Option<i64>,
     pub problem: Option<String>,
+    /// The live chain starts after this event, the last one archived (absent: from GENESIS).
+    pub anchored_after: Option<i64>,
 }
 
 impl std::fmt::Display for Verification {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (&self.first_broken, &self.problem) {
-            (Some(seq), Some(p)) => write!(f, "broken at event {seq}: {p}"),
-            _ => write!(f, "ok, {} events", self.events),
+            (Some(seq), Some(p)) => write!(f, "broken at event #{seq}: {p}"),
+            _ => match self.anchored_after {
+                Some(a) => write!(f, "ok, {} events (after the archive anchor at event #{a})", self.events),
+                None => write!(f, "ok, {} events", self.events),
+            },
         }
     }
 }
 
-/// Walks the whole chain in order and reports the first event whose content, order or
-/// deletion breaks it.
-pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
-    let mut rows = sqlx::query::<Any>("SELECT * FROM audit_events ORDER BY seq").fetch(&db.pool);
-    let mut prev = GENESIS.to_owned();
-    let mut expected_seq = 1;
-    let mut n = 0;
-    while let Some(row) = rows.try_next().await? {
-        let e = Stored::from_row(&row)?;
-        let broken =
-            |problem: String| Verification { ok: false, events: n, first_broken: Some(e.seq), problem: Some(problem) };
-        if e.seq != expected_seq {
-            return Ok(broken(format!("expected event {expected_seq} next: events are missing or reordered")));
+/// Rows per read while verifying: large keyset batches, each hashed on a blocking thread while
+/// the next one is read.
+const VERIFY_BATCH: i64 = 20_000;
+
+/// Where a chain check stands between batches.
+#[derive(Clone, Debug)]
+pub(crate) struct ChainCheck {
+    pub prev: String,
+    pub expected_seq: i64,
+    pub events: i64,
+}
+
+impl ChainCheck {
+    pub(crate) fn new(after_seq: i64, prev: String) -> ChainCheck {
+        ChainCheck { prev, expected_seq: after_seq + 1, events: 0 }
+    }
+
+    /// Checks `batch` (in seq order) against the chain so far: `Err((seq, problem))` at the first
+    /// event that breaks it.
+    pub(crate) fn check(&mut self, batch: &[Stored]) -> Result<(), (i64, String)> {
+        for e in batch {
+            self.check_one(e)?;
         }
-        if e.prev_hash != prev {
-            return Ok(broken(
+        Ok(())
+    }
+
+    pub(crate) fn check_one(&mut self, e: &Stored) -> Result<(), (i64, String)> {
+        if e.seq != self.expected_seq {
+            return Err((e.seq, format!("expected event {} next: events are missing or reordered", self.expected_seq)));
+        }
+        if e.prev_hash != self.prev {
+            return Err((
+                e.seq,
                 "its link to the previous event does not match: events were removed, inserted or reordered".into(),
             ));
         }
-        if e.compute_hash(&prev) != e.hash {
-            return Ok(broken("its content does not match its hash: the event was altered".into()));
+        if !e.hash_matches(&self.prev) {
+            return Err((e.seq, "its content does not match its hash: the event was altered".into()));
         }
-        prev = e.hash;
-        expected_seq += 1;
-        n += 1;
+        self.prev.clone_from(&e.hash);
+        self.expected_seq += 1;
+        self.events += 1;
+        Ok(())
     }
-    Ok(Verification { ok: true, events: n, first_broken: None, problem: None })
 }
 
-/// Filters for listing events; every field optional.
-#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct Filter {
-    /// Actor username (exact).
-    pub actor: Option<String>,
-    /// Action name (exact, e.g. `create-user`) or prefix ending in `*`.
-    pub action: Option<String>,
-    /// Target id or name (exact).
-    pub target: Option<String>,
-    /// `ok` or `denied`.
-    pub outcome: Option<String>,
-    /// Events at or after this time (RFC 3339).
-    pub from: Option<String>,
-    /// Events before this time (RFC 3339).
-    pub to: Option<String>,
-    /// Page: events with seq below this (the previous page's `next`).
-    pub before: Option<i64>,
-    /// Page size, 1..=500 (default 100).
-    pub limit: Option<i64>,
-}
-
-fn parse_time(field: &'static str, s: &str) -> Result<i64, StoreError> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| StoreError::invalid(field, "expected an RFC 3339 time such as 2026-01-31T12:00:00Z"))?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| StoreError::invalid(field, "out of range"))
-}
-
-/// One page of events, newest first, and the cursor of the next page.
-pub async fn list(db: &Db, f: &Filter) -> Result<(Vec<Event>, Option<i64>), StoreError> {
-    let limit = f.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(StoreError::invalid("limit", "must be between 1 and 500"));
-    }
-    if let Some(o) = &f.outcome
-        && o != "ok"
-        && o != "denied"
-    {
-        return Err(StoreError::invalid("outcome", "must be `ok` or `denied`"));
-    }
-    let from = f.from.as_deref().map(|s| parse_time("from", s)).transpose()?;
-    let to = f.to.as_deref().map(|s| parse_time("to", s)).transpose()?;
-    let mut sql = String::from("SELECT * FROM audit_events WHERE 1 = 1");
-    let mut n = 0;
-    let mut param = |sql: &mut String, clause: &str| {
-        n += 1;
-        sql.push_str(&clause.replace('?', &format!("${n}")));
+/// Walks the live chain in order, from the latest archive anchor (or GENESIS), and reports the
+/// first event whose content, order or deletion breaks it. The anchors themselves must chain.
+pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
+    let (after_seq, prev) = match archive::anchors_head(db).await? {
+        Ok(head) => head,
+        Err((seq, problem)) => {
+            return Ok(Verification {
+                ok: false,
+                events: 0,
+                first_broken: Some(seq),
+                problem: Some(problem),
+                anchored_after: None,
+            });
+        }
     };
-    let action_prefix =
-        f.action.as_deref().and_then(|a| a.strip_suffix('*')).map(|p| format!("{}%", p.replace('%', "")));
-    if f.actor.is_some() {
-        param(&mut sql, " AND actor = ?");
+    let anchored_after = (after_seq > 0).then_some(after_seq);
+    let mut state = ChainCheck::new(after_seq, prev);
+    // The reader fetches batch k+1 while batch k is hashed.
+    let (send, mut recv) = tokio::sync::mpsc::channel::<Result<Vec<Stored>, StoreError>>(2);
+    let pool = db.pool.clone();
+    let reader = tokio::spawn(async move {
+        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let mut cursor = after_seq;
+        loop {
+            let batch = match sqlx::query::<Any>(&sql).bind(cursor).bind(VERIFY_BATCH).fetch_all(&pool).await {
+                Ok(rows) => rows.iter().map(Stored::from_row).collect::<Result<Vec<_>, _>>().map_err(StoreError::from),
+                Err(e) => Err(e.into()),
+            };
+            let done = match &batch {
+                Ok(b) => {
+                    if let Some(last) = b.last() {
+                        cursor = last.seq;
+                    }
+                    (b.len() as i64) < VERIFY_BATCH
+                }
+                Err(_) => true,
+            };
+            if send.send(batch).await.is_err() || done {
+                break;
+            }
+        }
+    });
+    let mut broken = None;
+    while let Some(batch) = recv.recv().await {
+        let batch = batch?;
+        if batch.is_empty() {
+            break;
+        }
+        let (s, result) = tokio::task::spawn_blocking(move || {
+            let mut s = state;
+            let r = s.check(&batch);
+            (s, r)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("verify: {e}")))?;
+        state = s;
+        if let Err(b) = result {
+            broken = Some(b);
+            break;
+        }
     }
-    if action_prefix.is_some() {
-        param(&mut sql, " AND action LIKE ?");
-    } else if f.action.is_some() {
-        param(&mut sql, " AND action = ?");
-    }
-    if f.target.is_some() {
-        sql.push_str(" AND (");
-        param(&mut sql, "target_id = ?");
-        param(&mut sql, " OR target = ?)");
-    }
-    if f.outcome.is_some() {
-        param(&mut sql, " AND outcome = ?");
-    }
-    if from.is_some() {
-        param(&mut sql, " AND at >= ?");
-    }
-    if to.is_some() {
-        param(&mut sql, " AND at < ?");
-    }
-    if f.before.is_some() {
-        param(&mut sql, " AND seq < ?");
-    }
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit + 1));
-    let mut q = sqlx::query::<Any>(&sql);
-    if let Some(a) = &f.actor {
-        q = q.bind(a.clone());
-    }
-    if let Some(p) = action_prefix {
-        q = q.bind(p);
-    } else if let Some(a) = &f.action {
-        q = q.bind(a.clone());
-    }
-    if let Some(t) = &f.target {
-        q = q.bind(t.clone()).bind(t.clone());
-    }
-    if let Some(o) = &f.outcome {
-        q = q.bind(o.clone());
-    }
-    if let Some(t) = from {
-        q = q.bind(t);
-    }
-    if let Some(t) = to {
-        q = q.bind(t);
-    }
-    if let Some(b) = f.before {
-        q = q.bind(b);
-    }
-    let rows = q.fetch_all(&db.pool).await?;
-    let mut events = rows.iter().map(Stored::from_row).collect::<Result<Vec<_>, _>>()?;
-    let next = if events.len() as i64 > limit {
-        events.truncate(limit as usize);
-        events.last().map(|e| e.seq)
-    } else {
-        None
-    };
-    Ok((events.into_iter().map(Stored::into_event).collect(), next))
+    drop(recv);
+    let _ = reader.await;
+    Ok(match broken {
+        Some((seq, problem)) => Verification {
+            ok: false,
+            events: state.events,
+            first_broken: Some(seq),
+            problem: Some(problem),
+            anchored_after,
+        },
+        None => Verification { ok: true, events: state.events, first_broken: None, problem: None, anchored_after },
+    })
 }
