@@ -95,13 +95,13 @@ pub struct Event {
 }
 
 /// The stored columns, in the order every query selects them (decoded by position).
-pub(crate) const COLUMNS: &str = "seq, at, actor_id, actor, impersonator_id, impersonator, action, target_kind, \
+pub const COLUMNS: &str = "seq, at, actor_id, actor, impersonator_id, impersonator, action, target_kind, \
      target_id, target, outcome, reason, before_value, after_value, source, prev_hash, hash";
 
 /// An event as stored: the exact text the hash covers. Archive files hold one per line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Stored {
+pub struct Stored {
     pub seq: i64,
     pub at: i64,
     pub actor_id: Option<i64>,
@@ -147,48 +147,41 @@ impl Stored {
         })
     }
 
-    /// The hash of this event's content chained to `prev`. Every field is length-prefixed so
-    /// that no two different events serialise alike. (The format of every stored event: integers
-    /// in decimal, absent values as `-`.)
-    pub(crate) fn compute_hash(&self, prev: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        fn text(h: &mut Sha256, s: &str) {
-            h.update((s.len() as u64).to_be_bytes());
-            h.update(s.as_bytes());
-        }
-        fn opt(h: &mut Sha256, s: Option<&str>) {
-            match s {
-                None => h.update(b"-"),
-                Some(s) => text(h, s),
-            }
-        }
-        fn int(h: &mut Sha256, v: Option<i64>) {
-            let mut buf = itoa::Buffer::new();
-            opt(h, v.map(|v| buf.format(v)));
-        }
-        text(&mut h, prev);
-        int(&mut h, Some(self.seq));
-        int(&mut h, Some(self.at));
-        int(&mut h, self.actor_id);
-        text(&mut h, &self.actor);
-        int(&mut h, self.impersonator_id);
-        opt(&mut h, self.impersonator.as_deref());
-        text(&mut h, &self.action);
-        text(&mut h, &self.target_kind);
-        opt(&mut h, self.target_id.as_deref());
-        opt(&mut h, self.target.as_deref());
-        text(&mut h, &self.outcome);
-        opt(&mut h, self.reason.as_deref());
-        opt(&mut h, self.before.as_deref());
-        opt(&mut h, self.after.as_deref());
-        text(&mut h, &self.source);
-        h.finalize().into()
+    /// The hash of this event's content chained to `prev` (see [`EventRef::hash`]).
+    pub fn compute_hash(&self, prev: &str) -> [u8; 32] {
+        self.as_ref().hash(prev.as_bytes())
     }
 
-    /// Whether `hash` (hex) is this event's hash chained to `prev`, without allocating.
-    pub(crate) fn hash_matches(&self, prev: &str) -> bool {
-        let mut hex_buf = [0u8; 64];
-        hex::encode_to_slice(self.compute_hash(prev), &mut hex_buf).is_ok() && hex_buf == self.hash.as_bytes()
+    pub(crate) fn as_ref(&self) -> EventRef<'_> {
+        fn o(s: &Option<String>) -> Option<&[u8]> {
+            s.as_deref().map(str::as_bytes)
+        }
+        EventRef {
+            seq: self.seq,
+            at: self.at,
+            actor_id: self.actor_id,
+            actor: self.actor.as_bytes(),
+            impersonator_id: self.impersonator_id,
+            impersonator: o(&self.impersonator),
+            action: self.action.as_bytes(),
+            target_kind: self.target_kind.as_bytes(),
+            target_id: o(&self.target_id),
+            target: o(&self.target),
+            outcome: self.outcome.as_bytes(),
+            reason: o(&self.reason),
+            before: o(&self.before),
+            after: o(&self.after),
+            source: self.source.as_bytes(),
+            prev_hash: self.prev_hash.as_bytes(),
+            hash: self.hash.as_bytes(),
+        }
+    }
+
+    /// Chains this event to `prev`: sets `prev_hash` and `hash` (for loading events in bulk, as
+    /// the benchmark does; the server appends with [`append`]).
+    pub fn seal(&mut self, prev: &str) {
+        prev.clone_into(&mut self.prev_hash);
+        self.hash = hex::encode(self.compute_hash(prev));
     }
 
     pub(crate) fn into_event(self) -> Event {
@@ -212,6 +205,68 @@ impl Stored {
             prev_hash: self.prev_hash,
             hash: self.hash,
         }
+    }
+}
+
+/// An event's stored fields, borrowed: from a [`Stored`] or straight from a database row, so
+/// that verifying needs no allocation per event.
+pub(crate) struct EventRef<'a> {
+    pub seq: i64,
+    pub at: i64,
+    pub actor_id: Option<i64>,
+    pub actor: &'a [u8],
+    pub impersonator_id: Option<i64>,
+    pub impersonator: Option<&'a [u8]>,
+    pub action: &'a [u8],
+    pub target_kind: &'a [u8],
+    pub target_id: Option<&'a [u8]>,
+    pub target: Option<&'a [u8]>,
+    pub outcome: &'a [u8],
+    pub reason: Option<&'a [u8]>,
+    pub before: Option<&'a [u8]>,
+    pub after: Option<&'a [u8]>,
+    pub source: &'a [u8],
+    pub prev_hash: &'a [u8],
+    pub hash: &'a [u8],
+}
+
+impl EventRef<'_> {
+    /// The hash of this event's content chained to `prev`. Every field is length-prefixed so
+    /// that no two different events serialise alike. (The format of every stored event:
+    /// integers in decimal, absent values as `-`.)
+    pub(crate) fn hash(&self, prev: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        fn text(h: &mut Sha256, s: &[u8]) {
+            h.update((s.len() as u64).to_be_bytes());
+            h.update(s);
+        }
+        fn opt(h: &mut Sha256, s: Option<&[u8]>) {
+            match s {
+                None => h.update(b"-"),
+                Some(s) => text(h, s),
+            }
+        }
+        fn int(h: &mut Sha256, v: Option<i64>) {
+            let mut buf = itoa::Buffer::new();
+            opt(h, v.map(|v| buf.format(v).as_bytes()));
+        }
+        text(&mut h, prev);
+        int(&mut h, Some(self.seq));
+        int(&mut h, Some(self.at));
+        int(&mut h, self.actor_id);
+        text(&mut h, self.actor);
+        int(&mut h, self.impersonator_id);
+        opt(&mut h, self.impersonator);
+        text(&mut h, self.action);
+        text(&mut h, self.target_kind);
+        opt(&mut h, self.target_id);
+        opt(&mut h, self.target);
+        text(&mut h, self.outcome);
+        opt(&mut h, self.reason);
+        opt(&mut h, self.before);
+        opt(&mut h, self.after);
+        text(&mut h, self.source);
+        h.finalize().into()
     }
 }
 
@@ -335,13 +390,14 @@ impl std::fmt::Display for Verification {
     }
 }
 
-/// Rows per read while verifying: large keyset batches, each hashed on a blocking thread while
+/// Rows per batch while verifying: large keyset batches, each hashed on a blocking thread while
 /// the next one is read.
-const VERIFY_BATCH: i64 = 20_000;
+const VERIFY_BATCH: usize = 20_000;
 
 /// Where a chain check stands between batches.
 #[derive(Clone, Debug)]
 pub(crate) struct ChainCheck {
+    /// The previous event's hash (hex).
     pub prev: String,
     pub expected_seq: i64,
     pub events: i64,
@@ -362,31 +418,88 @@ impl ChainCheck {
     }
 
     pub(crate) fn check_one(&mut self, e: &Stored) -> Result<(), (i64, String)> {
+        self.check_ref(&e.as_ref())
+    }
+
+    pub(crate) fn check_ref(&mut self, e: &EventRef<'_>) -> Result<(), (i64, String)> {
         if e.seq != self.expected_seq {
-            return Err((e.seq, format!("expected event {} next: events are missing or reordered", self.expected_seq)));
+            return Err((
+                e.seq,
+                format!("expected event {} next: events are missing or reordered", self.expected_seq),
+            ));
         }
-        if e.prev_hash != self.prev {
+        if e.prev_hash != self.prev.as_bytes() {
             return Err((
                 e.seq,
                 "its link to the previous event does not match: events were removed, inserted or reordered".into(),
             ));
         }
-        if !e.hash_matches(&self.prev) {
+        let mut hex_buf = [0u8; 64];
+        if hex::encode_to_slice(e.hash(self.prev.as_bytes()), &mut hex_buf).is_err() || hex_buf[..] != *e.hash {
             return Err((e.seq, "its content does not match its hash: the event was altered".into()));
         }
-        self.prev.clone_from(&e.hash);
+        // A stored hash that is not text would have failed the comparison above.
+        self.prev.clear();
+        self.prev.push_str(std::str::from_utf8(&hex_buf).unwrap_or_default());
         self.expected_seq += 1;
         self.events += 1;
         Ok(())
     }
+
+    fn verification(&self, broken: Option<(i64, String)>, anchored_after: Option<i64>) -> Verification {
+        match broken {
+            Some((seq, problem)) => Verification {
+                ok: false,
+                events: self.events,
+                first_broken: Some(seq),
+                problem: Some(problem),
+                anchored_after,
+            },
+            None => Verification { ok: true, events: self.events, first_broken: None, problem: None, anchored_after },
+        }
+    }
+}
+
+/// What the snapshot reader sends: first where the live chain starts (from the anchors, or
+/// where they fail to chain), then the events after it in batches.
+enum Read {
+    Head(Result<(i64, String), (i64, String)>),
+    Batch(Vec<Stored>),
+    Failed(StoreError),
 }
 
 /// Walks the live chain in order, from the latest archive anchor (or GENESIS), and reports the
 /// first event whose content, order or deletion breaks it. The anchors themselves must chain.
+///
+/// Anchors and events are read in one snapshot (an archive committing meanwhile is not seen
+/// half-way): on SQLite through a read-only rusqlite connection on a blocking thread, on
+/// PostgreSQL in a REPEATABLE READ transaction. Batch k is hashed on a blocking thread while
+/// batch k+1 is read; the hash format of stored events is unchanged.
 pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
-    let (after_seq, prev) = match archive::anchors_head(db).await? {
-        Ok(head) => head,
-        Err((seq, problem)) => {
+    if let Some(path) = sqlite_file(db) {
+        return tokio::task::spawn_blocking(move || verify_sqlite(&path))
+            .await
+            .map_err(|e| StoreError::Internal(format!("verify: {e}")))?
+            .map_err(|e| StoreError::Internal(format!("verify: {e}")));
+    }
+    let (send, mut recv) = tokio::sync::mpsc::channel::<Read>(2);
+    let pool = db.pool.clone();
+    let postgres = db.backend == crate::db::Backend::Postgres;
+    let reader = tokio::spawn(async move {
+        if let Err(e) = read_pool(&pool, postgres, &send).await {
+            let _ = send.send(Read::Failed(e)).await;
+        }
+    });
+    let result = check_stream(&mut recv).await;
+    drop(recv);
+    let _ = reader.await;
+    result
+}
+
+async fn check_stream(recv: &mut tokio::sync::mpsc::Receiver<Read>) -> Result<Verification, StoreError> {
+    let (after_seq, prev) = match recv.recv().await {
+        Some(Read::Head(Ok(head))) => head,
+        Some(Read::Head(Err((seq, problem)))) => {
             return Ok(Verification {
                 ok: false,
                 events: 0,
@@ -395,40 +508,18 @@ pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
                 anchored_after: None,
             });
         }
+        Some(Read::Failed(e)) => return Err(e),
+        _ => return Err(StoreError::Internal("verify: the reader stopped".into())),
     };
     let anchored_after = (after_seq > 0).then_some(after_seq);
     let mut state = ChainCheck::new(after_seq, prev);
-    // The reader fetches batch k+1 while batch k is hashed.
-    let (send, mut recv) = tokio::sync::mpsc::channel::<Result<Vec<Stored>, StoreError>>(2);
-    let pool = db.pool.clone();
-    let reader = tokio::spawn(async move {
-        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
-        let mut cursor = after_seq;
-        loop {
-            let batch = match sqlx::query::<Any>(&sql).bind(cursor).bind(VERIFY_BATCH).fetch_all(&pool).await {
-                Ok(rows) => rows.iter().map(Stored::from_row).collect::<Result<Vec<_>, _>>().map_err(StoreError::from),
-                Err(e) => Err(e.into()),
-            };
-            let done = match &batch {
-                Ok(b) => {
-                    if let Some(last) = b.last() {
-                        cursor = last.seq;
-                    }
-                    (b.len() as i64) < VERIFY_BATCH
-                }
-                Err(_) => true,
-            };
-            if send.send(batch).await.is_err() || done {
-                break;
-            }
-        }
-    });
     let mut broken = None;
-    while let Some(batch) = recv.recv().await {
-        let batch = batch?;
-        if batch.is_empty() {
-            break;
-        }
+    while let Some(msg) = recv.recv().await {
+        let batch = match msg {
+            Read::Batch(b) => b,
+            Read::Failed(e) => return Err(e),
+            Read::Head(_) => return Err(StoreError::Internal("verify: a second head".into())),
+        };
         let (s, result) = tokio::task::spawn_blocking(move || {
             let mut s = state;
             let r = s.check(&batch);
@@ -442,16 +533,148 @@ pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
             break;
         }
     }
-    drop(recv);
-    let _ = reader.await;
-    Ok(match broken {
-        Some((seq, problem)) => Verification {
-            ok: false,
-            events: state.events,
-            first_broken: Some(seq),
-            problem: Some(problem),
-            anchored_after,
-        },
-        None => Verification { ok: true, events: state.events, first_broken: None, problem: None, anchored_after },
+    Ok(state.verification(broken, anchored_after))
+}
+
+/// The SQLite database file behind `db`, when it is one that a second connection can open.
+fn sqlite_file(db: &Db) -> Option<std::path::PathBuf> {
+    if db.backend != crate::db::Backend::Sqlite {
+        return None;
+    }
+    let opts = db.pool.connect_options();
+    let url = opts.database_url.as_str();
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    let path = percent_encoding::percent_decode_str(path).decode_utf8().ok()?.into_owned();
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    let p = std::path::PathBuf::from(path);
+    p.is_file().then_some(p)
+}
+
+/// Verifies on SQLite in one blocking thread, reading rows in place (no allocation per event).
+fn verify_sqlite(path: &std::path::Path) -> Result<Verification, rusqlite::Error> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // One read transaction: the anchors and the events of one snapshot (WAL).
+    conn.execute_batch("BEGIN")?;
+    let anchors = {
+        let mut stmt = conn.prepare("SELECT id, first_seq, seq, prev_hash, hash FROM audit_anchors ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        rows.collect::<Result<Vec<(i64, i64, i64, String, String)>, _>>()?
+    };
+    let (after, prev) = match archive::chain_start(anchors) {
+        Ok(head) => head,
+        Err((seq, problem)) => {
+            return Ok(ChainCheck::new(0, String::new()).verification(Some((seq, problem)), None));
+        }
+    };
+    let anchored_after = (after > 0).then_some(after);
+    let mut check = ChainCheck::new(after, prev);
+    // The table in storage order (rowid), no index: appends are serialised and get increasing
+    // rowids, so this is seq order, read sequentially. At the first row that is not the next seq
+    // (damage, or a table rebuilt in another order) the rest is read by the seq index instead,
+    // so the check sees the chain's own order either way.
+    let mut in_order = true;
+    {
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_events NOT INDEXED ORDER BY rowid"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let e = ref_from_sqlite(r)?;
+            if e.seq != check.expected_seq {
+                in_order = false;
+                break;
+            }
+            if let Err(b) = check.check_ref(&e) {
+                return Ok(check.verification(Some(b), anchored_after));
+            }
+        }
+    }
+    if !in_order {
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_events WHERE seq >= ?1 ORDER BY seq"))?;
+        let mut rows = stmt.query([check.expected_seq])?;
+        while let Some(r) = rows.next()? {
+            if let Err(b) = check.check_ref(&ref_from_sqlite(r)?) {
+                return Ok(check.verification(Some(b), anchored_after));
+            }
+        }
+    }
+    Ok(check.verification(None, anchored_after))
+}
+
+fn ref_from_sqlite<'r>(r: &'r rusqlite::Row<'_>) -> Result<EventRef<'r>, rusqlite::Error> {
+    use rusqlite::types::ValueRef;
+    let opt = |i: usize| -> Result<Option<&'r [u8]>, rusqlite::Error> {
+        match r.get_ref(i)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) | ValueRef::Blob(t) => Ok(Some(t)),
+            v => Err(rusqlite::Error::InvalidColumnType(i, format!("column {i}"), v.data_type())),
+        }
+    };
+    let text = |i: usize| -> Result<&'r [u8], rusqlite::Error> {
+        opt(i)?.ok_or(rusqlite::Error::InvalidColumnType(i, format!("column {i}"), rusqlite::types::Type::Null))
+    };
+    Ok(EventRef {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        actor_id: r.get(2)?,
+        actor: text(3)?,
+        impersonator_id: r.get(4)?,
+        impersonator: opt(5)?,
+        action: text(6)?,
+        target_kind: text(7)?,
+        target_id: opt(8)?,
+        target: opt(9)?,
+        outcome: text(10)?,
+        reason: opt(11)?,
+        before: opt(12)?,
+        after: opt(13)?,
+        source: text(14)?,
+        prev_hash: text(15)?,
+        hash: text(16)?,
     })
+}
+
+async fn read_pool(
+    pool: &sqlx::AnyPool,
+    postgres: bool,
+    send: &tokio::sync::mpsc::Sender<Read>,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    if postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    }
+    let rows = sqlx::query::<Any>("SELECT id, first_seq, seq, prev_hash, hash FROM audit_anchors ORDER BY seq")
+        .fetch_all(&mut *tx)
+        .await?;
+    let anchors = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
+        .collect::<Result<Vec<(i64, i64, i64, String, String)>, sqlx::Error>>()?;
+    let head = archive::chain_start(anchors);
+    let mut cursor = match &head {
+        Ok((seq, _)) => *seq,
+        Err(_) => 0,
+    };
+    let stop = head.is_err();
+    if send.send(Read::Head(head)).await.is_err() || stop {
+        return Ok(());
+    }
+    let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
+    loop {
+        let rows = sqlx::query::<Any>(&sql).bind(cursor).bind(VERIFY_BATCH as i64).fetch_all(&mut *tx).await?;
+        let batch = rows.iter().map(Stored::from_row).collect::<Result<Vec<_>, _>>()?;
+        let Some(last) = batch.last() else { break };
+        cursor = last.seq;
+        let full = batch.len() == VERIFY_BATCH;
+        if send.send(Read::Batch(batch)).await.is_err() || !full {
+            break;
+        }
+    }
+    Ok(())
 }

@@ -139,20 +139,18 @@ async fn anchors(db: &Db) -> Result<Vec<Anchor>, StoreError> {
     Ok(rows.iter().map(anchor_from_row).collect::<Result<_, _>>()?)
 }
 
-/// Where the live chain starts: `Ok((seq, hash))` of the latest anchor (`(0, GENESIS)` with
-/// none), or `Err((seq, problem))` when the anchors do not chain one after the other.
-pub(crate) async fn anchors_head(db: &Db) -> Result<Result<(i64, String), (i64, String)>, StoreError> {
+/// Where the live chain starts, from the anchors `(id, first_seq, seq, prev_hash, hash)` in seq
+/// order: `Ok((seq, hash))` of the latest (`(0, GENESIS)` with none), or `Err((seq, problem))`
+/// when they do not chain one after the other.
+pub(crate) fn chain_start(anchors: Vec<(i64, i64, i64, String, String)>) -> Result<(i64, String), (i64, String)> {
     let mut head = (0, GENESIS.to_owned());
-    for a in anchors(db).await? {
-        if a.first_seq != head.0 + 1 || a.prev_hash != head.1 || a.seq < a.first_seq {
-            return Ok(Err((
-                a.first_seq,
-                format!("archive #{} does not continue the chain where the previous archive ended", a.id),
-            )));
+    for (id, first_seq, seq, prev_hash, hash) in anchors {
+        if first_seq != head.0 + 1 || prev_hash != head.1 || seq < first_seq {
+            return Err((first_seq, format!("archive #{id} does not continue the chain where the previous archive ended")));
         }
-        head = (a.seq, a.hash);
+        head = (seq, hash);
     }
-    Ok(Ok(head))
+    Ok(head)
 }
 
 async fn load_policy(db: &Db) -> Result<Policy, StoreError> {
