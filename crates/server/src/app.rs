@@ -74,6 +74,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/explain", get(admin::explain_page))
         .route("/impersonate", post(crate::web::impersonation::start))
         .route("/impersonate/stop", post(crate::web::impersonation::stop))
+        .route("/admin/audit", get(crate::web::audit::audit_page))
+        .route("/admin/audit/maintenance", post(crate::web::audit::policy_submit))
+        .route("/admin/audit/archive", post(crate::web::audit::archive_submit))
         .route("/admin/report", post(admin::report_download))
         .route("/admin/cluster", get(crate::web::jobs::cluster_page))
         .route("/admin/lanes", get(crate::web::jobs::lanes_page))
@@ -137,6 +140,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     crate::scheduler::start(state.clone()).await?;
     crate::console::active_users::spawn_sweep(state.clone());
+    crate::audit::spawn_retention(state.db.clone(), state.config.data_dir.clone());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())

@@ -1,9 +1,21 @@
 //! The audit chain: every change, and every denied attempt at a guarded action, becomes one
 //! event whose hash covers its content and the previous event's hash. Appends happen inside the
 //! transaction of the change they record, so a change and its event commit or vanish together.
+//!
+//! Submodules: `filter.rs` (the Audit Log page's filters, paged and as an export stream),
+//! `archive.rs` (retention policy, archives to files under `<data_dir>/audit-archive/` and the
+//! anchors that let the live chain verify after its start was archived).
 
-use futures_util::TryStreamExt;
-use serde::Serialize;
+mod archive;
+mod filter;
+
+pub use archive::{
+    Anchor, ArchiveOutcome, ArchiveRequest, ArchiveVerification, Maintenance, Policy, archive, archive_dir,
+    maintenance, set_policy, spawn_retention, verify_archive,
+};
+pub use filter::{ExportFormat, Filter, export_stream, list};
+
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row};
 
@@ -78,83 +90,101 @@ pub struct Event {
     #[schema(value_type = Option<Object>)]
     pub after: Option<serde_json::Value>,
     pub source: String,
+    pub prev_hash: String,
     pub hash: String,
 }
 
-struct Stored {
-    seq: i64,
-    at: i64,
-    actor_id: Option<i64>,
-    actor: String,
-    impersonator_id: Option<i64>,
-    impersonator: Option<String>,
-    action: String,
-    target_kind: String,
-    target_id: Option<String>,
-    target: Option<String>,
-    outcome: String,
-    reason: Option<String>,
-    before: Option<String>,
-    after: Option<String>,
-    source: String,
-    prev_hash: String,
-    hash: String,
+/// The stored columns, in the order every query selects them (decoded by position).
+pub const COLUMNS: &str = "seq, at, actor_id, actor, impersonator_id, impersonator, action, target_kind, \
+     target_id, target, outcome, reason, before_value, after_value, source, prev_hash, hash";
+
+/// An event as stored: the exact text the hash covers. Archive files hold one per line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stored {
+    pub seq: i64,
+    pub at: i64,
+    pub actor_id: Option<i64>,
+    pub actor: String,
+    pub impersonator_id: Option<i64>,
+    pub impersonator: Option<String>,
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: Option<String>,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    #[serde(rename = "before_value")]
+    pub before: Option<String>,
+    #[serde(rename = "after_value")]
+    pub after: Option<String>,
+    pub source: String,
+    pub prev_hash: String,
+    pub hash: String,
 }
 
 impl Stored {
-    fn from_row(r: &sqlx::any::AnyRow) -> Result<Stored, sqlx::Error> {
+    /// Decodes a row selected with [`COLUMNS`] (by position: no name lookups per column).
+    pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Stored, sqlx::Error> {
         Ok(Stored {
-            seq: r.try_get("seq")?,
-            at: r.try_get("at")?,
-            actor_id: r.try_get("actor_id")?,
-            actor: r.try_get("actor")?,
-            impersonator_id: r.try_get("impersonator_id")?,
-            impersonator: r.try_get("impersonator")?,
-            action: r.try_get("action")?,
-            target_kind: r.try_get("target_kind")?,
-            target_id: r.try_get("target_id")?,
-            target: r.try_get("target")?,
-            outcome: r.try_get("outcome")?,
-            reason: r.try_get("reason")?,
-            before: r.try_get("before_value")?,
-            after: r.try_get("after_value")?,
-            source: r.try_get("source")?,
-            prev_hash: r.try_get("prev_hash")?,
-            hash: r.try_get("hash")?,
+            seq: r.try_get(0)?,
+            at: r.try_get(1)?,
+            actor_id: r.try_get(2)?,
+            actor: r.try_get(3)?,
+            impersonator_id: r.try_get(4)?,
+            impersonator: r.try_get(5)?,
+            action: r.try_get(6)?,
+            target_kind: r.try_get(7)?,
+            target_id: r.try_get(8)?,
+            target: r.try_get(9)?,
+            outcome: r.try_get(10)?,
+            reason: r.try_get(11)?,
+            before: r.try_get(12)?,
+            after: r.try_get(13)?,
+            source: r.try_get(14)?,
+            prev_hash: r.try_get(15)?,
+            hash: r.try_get(16)?,
         })
     }
 
-    /// The hash of this event's content chained to `prev`. Every field is length-prefixed so
-    /// that no two different events serialise alike.
-    fn compute_hash(&self, prev: &str) -> String {
-        let mut h = Sha256::new();
-        let mut field = |s: Option<&str>| match s {
-            None => h.update(b"-"),
-            Some(s) => {
-                h.update((s.len() as u64).to_be_bytes());
-                h.update(s.as_bytes());
-            }
-        };
-        field(Some(prev));
-        field(Some(&self.seq.to_string()));
-        field(Some(&self.at.to_string()));
-        field(self.actor_id.map(|v| v.to_string()).as_deref());
-        field(Some(&self.actor));
-        field(self.impersonator_id.map(|v| v.to_string()).as_deref());
-        field(self.impersonator.as_deref());
-        field(Some(&self.action));
-        field(Some(&self.target_kind));
-        field(self.target_id.as_deref());
-        field(self.target.as_deref());
-        field(Some(&self.outcome));
-        field(self.reason.as_deref());
-        field(self.before.as_deref());
-        field(self.after.as_deref());
-        field(Some(&self.source));
-        hex::encode(h.finalize())
+    /// The hash of this event's content chained to `prev` (see [`EventRef::hash`]).
+    pub fn compute_hash(&self, prev: &str) -> [u8; 32] {
+        self.as_ref().hash(prev.as_bytes())
     }
 
-    fn into_event(self) -> Event {
+    pub(crate) fn as_ref(&self) -> EventRef<'_> {
+        fn o(s: &Option<String>) -> Option<&[u8]> {
+            s.as_deref().map(str::as_bytes)
+        }
+        EventRef {
+            seq: self.seq,
+            at: self.at,
+            actor_id: self.actor_id,
+            actor: self.actor.as_bytes(),
+            impersonator_id: self.impersonator_id,
+            impersonator: o(&self.impersonator),
+            action: self.action.as_bytes(),
+            target_kind: self.target_kind.as_bytes(),
+            target_id: o(&self.target_id),
+            target: o(&self.target),
+            outcome: self.outcome.as_bytes(),
+            reason: o(&self.reason),
+            before: o(&self.before),
+            after: o(&self.after),
+            source: self.source.as_bytes(),
+            prev_hash: self.prev_hash.as_bytes(),
+            hash: self.hash.as_bytes(),
+        }
+    }
+
+    /// Chains this event to `prev`: sets `prev_hash` and `hash` (for loading events in bulk, as
+    /// the benchmark does; the server appends with [`append`]).
+    pub fn seal(&mut self, prev: &str) {
+        prev.clone_into(&mut self.prev_hash);
+        self.hash = hex::encode(self.compute_hash(prev));
+    }
+
+    pub(crate) fn into_event(self) -> Event {
         let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
         Event {
             seq: self.seq,
@@ -172,22 +202,101 @@ impl Stored {
             before: json(self.before),
             after: json(self.after),
             source: self.source,
+            prev_hash: self.prev_hash,
             hash: self.hash,
         }
     }
 }
 
+/// An event's stored fields, borrowed: from a [`Stored`] or straight from a database row, so
+/// that verifying needs no allocation per event.
+pub(crate) struct EventRef<'a> {
+    pub seq: i64,
+    pub at: i64,
+    pub actor_id: Option<i64>,
+    pub actor: &'a [u8],
+    pub impersonator_id: Option<i64>,
+    pub impersonator: Option<&'a [u8]>,
+    pub action: &'a [u8],
+    pub target_kind: &'a [u8],
+    pub target_id: Option<&'a [u8]>,
+    pub target: Option<&'a [u8]>,
+    pub outcome: &'a [u8],
+    pub reason: Option<&'a [u8]>,
+    pub before: Option<&'a [u8]>,
+    pub after: Option<&'a [u8]>,
+    pub source: &'a [u8],
+    pub prev_hash: &'a [u8],
+    pub hash: &'a [u8],
+}
+
+impl EventRef<'_> {
+    /// The hash of this event's content chained to `prev`. Every field is length-prefixed so
+    /// that no two different events serialise alike. (The format of every stored event:
+    /// integers in decimal, absent values as `-`.)
+    pub(crate) fn hash(&self, prev: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        fn text(h: &mut Sha256, s: &[u8]) {
+            h.update((s.len() as u64).to_be_bytes());
+            h.update(s);
+        }
+        fn opt(h: &mut Sha256, s: Option<&[u8]>) {
+            match s {
+                None => h.update(b"-"),
+                Some(s) => text(h, s),
+            }
+        }
+        fn int(h: &mut Sha256, v: Option<i64>) {
+            let mut buf = itoa::Buffer::new();
+            opt(h, v.map(|v| buf.format(v).as_bytes()));
+        }
+        text(&mut h, prev);
+        int(&mut h, Some(self.seq));
+        int(&mut h, Some(self.at));
+        int(&mut h, self.actor_id);
+        text(&mut h, self.actor);
+        int(&mut h, self.impersonator_id);
+        opt(&mut h, self.impersonator);
+        text(&mut h, self.action);
+        text(&mut h, self.target_kind);
+        opt(&mut h, self.target_id);
+        opt(&mut h, self.target);
+        text(&mut h, self.outcome);
+        opt(&mut h, self.reason);
+        opt(&mut h, self.before);
+        opt(&mut h, self.after);
+        text(&mut h, self.source);
+        h.finalize().into()
+    }
+}
+
+/// Where the chain continues: the last event, else the latest archive's anchor, else GENESIS.
+async fn chain_head(tx: &mut WriteTx) -> Result<(i64, String, i64), StoreError> {
+    let last = sqlx::query("SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+    let last = match last {
+        Some(r) => Some(r),
+        None => {
+            sqlx::query("SELECT seq, hash, at FROM audit_anchors ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx.tx)
+                .await?
+        }
+    };
+    Ok(match last {
+        Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?, r.try_get::<i64, _>(2)?),
+        None => (0, GENESIS.to_owned(), 0),
+    })
+}
+
 /// Appends `event` to the chain inside `tx`.
 pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<i64, StoreError> {
-    let last =
-        sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx.tx).await?;
-    let (prev_seq, prev_hash) = match last {
-        Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
-        None => (0, GENESIS.to_owned()),
-    };
+    let (prev_seq, prev_hash, prev_at) = chain_head(tx).await?;
     let mut stored = Stored {
         seq: prev_seq + 1,
-        at: now_ms(),
+        // Never before the previous event (a clock stepped back): `at` does not decrease along
+        // the chain, so a time range of the log is a range of seq (see `filter.rs`).
+        at: now_ms().max(prev_at),
         actor_id: event.actor.id,
         actor: event.actor.name,
         impersonator_id: event.impersonator.as_ref().and_then(|w| w.id),
@@ -204,12 +313,28 @@ pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<i64, StoreError
         prev_hash: prev_hash.clone(),
         hash: String::new(),
     };
-    stored.hash = stored.compute_hash(&prev_hash);
-    sqlx::query(
-        "INSERT INTO audit_events (seq, at, actor_id, actor, impersonator_id, impersonator, action, \
-         target_kind, target_id, target, outcome, reason, before_value, after_value, source, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
+    stored.hash = hex::encode(stored.compute_hash(&prev_hash));
+    insert(tx, &stored).await?;
+    // Mirrored in the `audit` service log (written before commit: a rolled-back change may
+    // leave a line there, never the other way round; the database is the record).
+    tracing::info!(
+        seq = stored.seq,
+        actor = %stored.actor,
+        impersonator = stored.impersonator.as_deref().unwrap_or(""),
+        action = %stored.action,
+        target = stored.target.as_deref().unwrap_or(""),
+        outcome = %stored.outcome,
+        source = %stored.source,
+        "audit event"
+    );
+    Ok(stored.seq)
+}
+
+pub(crate) async fn insert(tx: &mut WriteTx, stored: &Stored) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO audit_events ({COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    ))
     .bind(stored.seq)
     .bind(stored.at)
     .bind(stored.actor_id)
@@ -229,19 +354,7 @@ pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<i64, StoreError
     .bind(&stored.hash)
     .execute(&mut *tx.tx)
     .await?;
-    // Mirrored in the `audit` service log (written before commit: a rolled-back change may
-    // leave a line there, never the other way round; the database is the record).
-    tracing::info!(
-        seq = stored.seq,
-        actor = %stored.actor,
-        impersonator = stored.impersonator.as_deref().unwrap_or(""),
-        action = %stored.action,
-        target = stored.target.as_deref().unwrap_or(""),
-        outcome = %stored.outcome,
-        source = %stored.source,
-        "audit event"
-    );
-    Ok(stored.seq)
+    Ok(())
 }
 
 /// Records one event in a transaction of its own (for refusals, which change nothing else).
@@ -256,157 +369,312 @@ pub async fn record(db: &Db, event: NewEvent) -> Result<i64, StoreError> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Verification {
     pub ok: bool,
+    /// Live events checked (archived events are checked with their archive).
     pub events: i64,
     /// The first event that breaks the chain, and how.
     pub first_broken: Option<i64>,
     pub problem: Option<String>,
+    /// The live chain starts after this event, the last one archived (absent: from GENESIS).
+    pub anchored_after: Option<i64>,
 }
 
 impl std::fmt::Display for Verification {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (&self.first_broken, &self.problem) {
-            (Some(seq), Some(p)) => write!(f, "broken at event {seq}: {p}"),
-            _ => write!(f, "ok, {} events", self.events),
+            (Some(seq), Some(p)) => write!(f, "broken at event #{seq}: {p}"),
+            _ => match self.anchored_after {
+                Some(a) => write!(f, "ok, {} events (after the archive anchor at event #{a})", self.events),
+                None => write!(f, "ok, {} events", self.events),
+            },
         }
     }
 }
 
-/// Walks the whole chain in order and reports the first event whose content, order or
-/// deletion breaks it.
-pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
-    let mut rows = sqlx::query::<Any>("SELECT * FROM audit_events ORDER BY seq").fetch(&db.pool);
-    let mut prev = GENESIS.to_owned();
-    let mut expected_seq = 1;
-    let mut n = 0;
-    while let Some(row) = rows.try_next().await? {
-        let e = Stored::from_row(&row)?;
-        let broken =
-            |problem: String| Verification { ok: false, events: n, first_broken: Some(e.seq), problem: Some(problem) };
-        if e.seq != expected_seq {
-            return Ok(broken(format!("expected event {expected_seq} next: events are missing or reordered")));
+/// Rows per batch while verifying: large keyset batches, each hashed on a blocking thread while
+/// the next one is read.
+const VERIFY_BATCH: usize = 20_000;
+
+/// Where a chain check stands between batches.
+#[derive(Clone, Debug)]
+pub(crate) struct ChainCheck {
+    /// The previous event's hash (hex).
+    pub prev: String,
+    pub expected_seq: i64,
+    pub events: i64,
+}
+
+impl ChainCheck {
+    pub(crate) fn new(after_seq: i64, prev: String) -> ChainCheck {
+        ChainCheck { prev, expected_seq: after_seq + 1, events: 0 }
+    }
+
+    /// Checks `batch` (in seq order) against the chain so far: `Err((seq, problem))` at the first
+    /// event that breaks it.
+    pub(crate) fn check(&mut self, batch: &[Stored]) -> Result<(), (i64, String)> {
+        for e in batch {
+            self.check_one(e)?;
         }
-        if e.prev_hash != prev {
-            return Ok(broken(
+        Ok(())
+    }
+
+    pub(crate) fn check_one(&mut self, e: &Stored) -> Result<(), (i64, String)> {
+        self.check_ref(&e.as_ref())
+    }
+
+    pub(crate) fn check_ref(&mut self, e: &EventRef<'_>) -> Result<(), (i64, String)> {
+        if e.seq != self.expected_seq {
+            return Err((
+                e.seq,
+                format!("expected event {} next: events are missing or reordered", self.expected_seq),
+            ));
+        }
+        if e.prev_hash != self.prev.as_bytes() {
+            return Err((
+                e.seq,
                 "its link to the previous event does not match: events were removed, inserted or reordered".into(),
             ));
         }
-        if e.compute_hash(&prev) != e.hash {
-            return Ok(broken("its content does not match its hash: the event was altered".into()));
+        let mut hex_buf = [0u8; 64];
+        if hex::encode_to_slice(e.hash(self.prev.as_bytes()), &mut hex_buf).is_err() || hex_buf[..] != *e.hash {
+            return Err((e.seq, "its content does not match its hash: the event was altered".into()));
         }
-        prev = e.hash;
-        expected_seq += 1;
-        n += 1;
+        // A stored hash that is not text would have failed the comparison above.
+        self.prev.clear();
+        self.prev.push_str(std::str::from_utf8(&hex_buf).unwrap_or_default());
+        self.expected_seq += 1;
+        self.events += 1;
+        Ok(())
     }
-    Ok(Verification { ok: true, events: n, first_broken: None, problem: None })
-}
 
-/// Filters for listing events; every field optional.
-#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct Filter {
-    /// Actor username (exact).
-    pub actor: Option<String>,
-    /// Action name (exact, e.g. `create-user`) or prefix ending in `*`.
-    pub action: Option<String>,
-    /// Target id or name (exact).
-    pub target: Option<String>,
-    /// `ok` or `denied`.
-    pub outcome: Option<String>,
-    /// Events at or after this time (RFC 3339).
-    pub from: Option<String>,
-    /// Events before this time (RFC 3339).
-    pub to: Option<String>,
-    /// Page: events with seq below this (the previous page's `next`).
-    pub before: Option<i64>,
-    /// Page size, 1..=500 (default 100).
-    pub limit: Option<i64>,
-}
-
-fn parse_time(field: &'static str, s: &str) -> Result<i64, StoreError> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| StoreError::invalid(field, "expected an RFC 3339 time such as 2026-01-31T12:00:00Z"))?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| StoreError::invalid(field, "out of range"))
-}
-
-/// One page of events, newest first, and the cursor of the next page.
-pub async fn list(db: &Db, f: &Filter) -> Result<(Vec<Event>, Option<i64>), StoreError> {
-    let limit = f.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(StoreError::invalid("limit", "must be between 1 and 500"));
+    fn verification(&self, broken: Option<(i64, String)>, anchored_after: Option<i64>) -> Verification {
+        match broken {
+            Some((seq, problem)) => Verification {
+                ok: false,
+                events: self.events,
+                first_broken: Some(seq),
+                problem: Some(problem),
+                anchored_after,
+            },
+            None => Verification { ok: true, events: self.events, first_broken: None, problem: None, anchored_after },
+        }
     }
-    if let Some(o) = &f.outcome
-        && o != "ok"
-        && o != "denied"
+}
+
+/// What the snapshot reader sends: first where the live chain starts (from the anchors, or
+/// where they fail to chain), then the events after it in batches.
+enum Read {
+    Head(Result<(i64, String), (i64, String)>),
+    Batch(Vec<Stored>),
+    Failed(StoreError),
+}
+
+/// Walks the live chain in order, from the latest archive anchor (or GENESIS), and reports the
+/// first event whose content, order or deletion breaks it. The anchors themselves must chain.
+///
+/// Anchors and events are read in one snapshot (an archive committing meanwhile is not seen
+/// half-way): on SQLite through a read-only rusqlite connection on a blocking thread, on
+/// PostgreSQL in a REPEATABLE READ transaction. Batch k is hashed on a blocking thread while
+/// batch k+1 is read; the hash format of stored events is unchanged.
+pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
+    if let Some(path) = sqlite_file(db) {
+        return tokio::task::spawn_blocking(move || verify_sqlite(&path))
+            .await
+            .map_err(|e| StoreError::Internal(format!("verify: {e}")))?
+            .map_err(|e| StoreError::Internal(format!("verify: {e}")));
+    }
+    let (send, mut recv) = tokio::sync::mpsc::channel::<Read>(2);
+    let pool = db.pool.clone();
+    let postgres = db.backend == crate::db::Backend::Postgres;
+    let reader = tokio::spawn(async move {
+        if let Err(e) = read_pool(&pool, postgres, &send).await {
+            let _ = send.send(Read::Failed(e)).await;
+        }
+    });
+    let result = check_stream(&mut recv).await;
+    drop(recv);
+    let _ = reader.await;
+    result
+}
+
+async fn check_stream(recv: &mut tokio::sync::mpsc::Receiver<Read>) -> Result<Verification, StoreError> {
+    let (after_seq, prev) = match recv.recv().await {
+        Some(Read::Head(Ok(head))) => head,
+        Some(Read::Head(Err((seq, problem)))) => {
+            return Ok(Verification {
+                ok: false,
+                events: 0,
+                first_broken: Some(seq),
+                problem: Some(problem),
+                anchored_after: None,
+            });
+        }
+        Some(Read::Failed(e)) => return Err(e),
+        _ => return Err(StoreError::Internal("verify: the reader stopped".into())),
+    };
+    let anchored_after = (after_seq > 0).then_some(after_seq);
+    let mut state = ChainCheck::new(after_seq, prev);
+    let mut broken = None;
+    while let Some(msg) = recv.recv().await {
+        let batch = match msg {
+            Read::Batch(b) => b,
+            Read::Failed(e) => return Err(e),
+            Read::Head(_) => return Err(StoreError::Internal("verify: a second head".into())),
+        };
+        let (s, result) = tokio::task::spawn_blocking(move || {
+            let mut s = state;
+            let r = s.check(&batch);
+            (s, r)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("verify: {e}")))?;
+        state = s;
+        if let Err(b) = result {
+            broken = Some(b);
+            break;
+        }
+    }
+    Ok(state.verification(broken, anchored_after))
+}
+
+/// The SQLite database file behind `db`, when it is one that a second connection can open.
+fn sqlite_file(db: &Db) -> Option<std::path::PathBuf> {
+    if db.backend != crate::db::Backend::Sqlite {
+        return None;
+    }
+    let opts = db.pool.connect_options();
+    let url = opts.database_url.as_str();
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    let path = percent_encoding::percent_decode_str(path).decode_utf8().ok()?.into_owned();
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    let p = std::path::PathBuf::from(path);
+    p.is_file().then_some(p)
+}
+
+/// Verifies on SQLite in one blocking thread, reading rows in place (no allocation per event).
+fn verify_sqlite(path: &std::path::Path) -> Result<Verification, rusqlite::Error> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // One read transaction: the anchors and the events of one snapshot (WAL).
+    conn.execute_batch("BEGIN")?;
+    let anchors = {
+        let mut stmt = conn.prepare("SELECT id, first_seq, seq, prev_hash, hash FROM audit_anchors ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        rows.collect::<Result<Vec<(i64, i64, i64, String, String)>, _>>()?
+    };
+    let (after, prev) = match archive::chain_start(anchors) {
+        Ok(head) => head,
+        Err((seq, problem)) => {
+            return Ok(ChainCheck::new(0, String::new()).verification(Some((seq, problem)), None));
+        }
+    };
+    let anchored_after = (after > 0).then_some(after);
+    let mut check = ChainCheck::new(after, prev);
+    // The table in storage order (rowid), no index: appends are serialised and get increasing
+    // rowids, so this is seq order, read sequentially. At the first row that is not the next seq
+    // (damage, or a table rebuilt in another order) the rest is read by the seq index instead,
+    // so the check sees the chain's own order either way.
+    let mut in_order = true;
     {
-        return Err(StoreError::invalid("outcome", "must be `ok` or `denied`"));
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_events NOT INDEXED ORDER BY rowid"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let e = ref_from_sqlite(r)?;
+            if e.seq != check.expected_seq {
+                in_order = false;
+                break;
+            }
+            if let Err(b) = check.check_ref(&e) {
+                return Ok(check.verification(Some(b), anchored_after));
+            }
+        }
     }
-    let from = f.from.as_deref().map(|s| parse_time("from", s)).transpose()?;
-    let to = f.to.as_deref().map(|s| parse_time("to", s)).transpose()?;
-    let mut sql = String::from("SELECT * FROM audit_events WHERE 1 = 1");
-    let mut n = 0;
-    let mut param = |sql: &mut String, clause: &str| {
-        n += 1;
-        sql.push_str(&clause.replace('?', &format!("${n}")));
+    if !in_order {
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_events WHERE seq >= ?1 ORDER BY seq"))?;
+        let mut rows = stmt.query([check.expected_seq])?;
+        while let Some(r) = rows.next()? {
+            if let Err(b) = check.check_ref(&ref_from_sqlite(r)?) {
+                return Ok(check.verification(Some(b), anchored_after));
+            }
+        }
+    }
+    Ok(check.verification(None, anchored_after))
+}
+
+fn ref_from_sqlite<'r>(r: &'r rusqlite::Row<'_>) -> Result<EventRef<'r>, rusqlite::Error> {
+    use rusqlite::types::ValueRef;
+    let opt = |i: usize| -> Result<Option<&'r [u8]>, rusqlite::Error> {
+        match r.get_ref(i)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) | ValueRef::Blob(t) => Ok(Some(t)),
+            v => Err(rusqlite::Error::InvalidColumnType(i, format!("column {i}"), v.data_type())),
+        }
     };
-    let action_prefix =
-        f.action.as_deref().and_then(|a| a.strip_suffix('*')).map(|p| format!("{}%", p.replace('%', "")));
-    if f.actor.is_some() {
-        param(&mut sql, " AND actor = ?");
-    }
-    if action_prefix.is_some() {
-        param(&mut sql, " AND action LIKE ?");
-    } else if f.action.is_some() {
-        param(&mut sql, " AND action = ?");
-    }
-    if f.target.is_some() {
-        sql.push_str(" AND (");
-        param(&mut sql, "target_id = ?");
-        param(&mut sql, " OR target = ?)");
-    }
-    if f.outcome.is_some() {
-        param(&mut sql, " AND outcome = ?");
-    }
-    if from.is_some() {
-        param(&mut sql, " AND at >= ?");
-    }
-    if to.is_some() {
-        param(&mut sql, " AND at < ?");
-    }
-    if f.before.is_some() {
-        param(&mut sql, " AND seq < ?");
-    }
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit + 1));
-    let mut q = sqlx::query::<Any>(&sql);
-    if let Some(a) = &f.actor {
-        q = q.bind(a.clone());
-    }
-    if let Some(p) = action_prefix {
-        q = q.bind(p);
-    } else if let Some(a) = &f.action {
-        q = q.bind(a.clone());
-    }
-    if let Some(t) = &f.target {
-        q = q.bind(t.clone()).bind(t.clone());
-    }
-    if let Some(o) = &f.outcome {
-        q = q.bind(o.clone());
-    }
-    if let Some(t) = from {
-        q = q.bind(t);
-    }
-    if let Some(t) = to {
-        q = q.bind(t);
-    }
-    if let Some(b) = f.before {
-        q = q.bind(b);
-    }
-    let rows = q.fetch_all(&db.pool).await?;
-    let mut events = rows.iter().map(Stored::from_row).collect::<Result<Vec<_>, _>>()?;
-    let next = if events.len() as i64 > limit {
-        events.truncate(limit as usize);
-        events.last().map(|e| e.seq)
-    } else {
-        None
+    let text = |i: usize| -> Result<&'r [u8], rusqlite::Error> {
+        opt(i)?.ok_or(rusqlite::Error::InvalidColumnType(i, format!("column {i}"), rusqlite::types::Type::Null))
     };
-    Ok((events.into_iter().map(Stored::into_event).collect(), next))
+    Ok(EventRef {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        actor_id: r.get(2)?,
+        actor: text(3)?,
+        impersonator_id: r.get(4)?,
+        impersonator: opt(5)?,
+        action: text(6)?,
+        target_kind: text(7)?,
+        target_id: opt(8)?,
+        target: opt(9)?,
+        outcome: text(10)?,
+        reason: opt(11)?,
+        before: opt(12)?,
+        after: opt(13)?,
+        source: text(14)?,
+        prev_hash: text(15)?,
+        hash: text(16)?,
+    })
+}
+
+async fn read_pool(
+    pool: &sqlx::AnyPool,
+    postgres: bool,
+    send: &tokio::sync::mpsc::Sender<Read>,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    if postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    }
+    let rows = sqlx::query::<Any>("SELECT id, first_seq, seq, prev_hash, hash FROM audit_anchors ORDER BY seq")
+        .fetch_all(&mut *tx)
+        .await?;
+    let anchors = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
+        .collect::<Result<Vec<(i64, i64, i64, String, String)>, sqlx::Error>>()?;
+    let head = archive::chain_start(anchors);
+    let mut cursor = match &head {
+        Ok((seq, _)) => *seq,
+        Err(_) => 0,
+    };
+    let stop = head.is_err();
+    if send.send(Read::Head(head)).await.is_err() || stop {
+        return Ok(());
+    }
+    let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
+    loop {
+        let rows = sqlx::query::<Any>(&sql).bind(cursor).bind(VERIFY_BATCH as i64).fetch_all(&mut *tx).await?;
+        let batch = rows.iter().map(Stored::from_row).collect::<Result<Vec<_>, _>>()?;
+        let Some(last) = batch.last() else { break };
+        cursor = last.seq;
+        let full = batch.len() == VERIFY_BATCH;
+        if send.send(Read::Batch(batch)).await.is_err() || !full {
+            break;
+        }
+    }
+    Ok(())
 }

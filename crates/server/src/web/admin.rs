@@ -24,7 +24,7 @@ fn allowed(actor: &Actor, action: Action, resource: Resource) -> bool {
 }
 
 /// The tabs this viewer sees.
-fn tabs(actor: &Actor) -> Value {
+pub(crate) fn tabs(actor: &Actor) -> Value {
     let mut tabs = Vec::new();
     let read = |s| allowed(actor, Action::ReadSetting(s), Resource::instance());
     if crate::console::opens(actor) {
@@ -45,6 +45,9 @@ fn tabs(actor: &Actor) -> Value {
     if allowed(actor, Activity::UpdateSitePermissions.into(), Resource::instance()) {
         tabs.push(context! { id => "explain", title => "Permission Explainer", href => "/admin/explain" });
     }
+    if read(Setting::AuditLog) {
+        tabs.push(context! { id => "audit", title => "Audit Log", href => "/admin/audit" });
+    }
     Value::from(tabs)
 }
 
@@ -54,7 +57,7 @@ pub fn tabs_for(actor: &Actor) -> Value {
 }
 
 /// Refuses the admin panel to roles that have none: a clear 403 page, audited.
-async fn gate(state: &AppState, caller: &PageCaller, needed: Action) -> Result<Value, Response> {
+pub(crate) async fn gate(state: &AppState, caller: &PageCaller, needed: Action) -> Result<Value, Response> {
     let actor = caller.principal.actor();
     let base = base_context(state, Some(caller), "admin").await;
     if !super::opens_admin_panel(&actor) || !allowed(&actor, needed, Resource::instance()) {

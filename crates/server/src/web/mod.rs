@@ -3,6 +3,7 @@
 //! session's CSRF token; the few scripts call the REST API with it.
 
 pub mod admin;
+pub mod audit;
 pub mod console;
 pub mod impersonation;
 pub mod jobs;
@@ -38,6 +39,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("admin_user_new.html", include_str!("../../templates/admin_user_new.html")),
         ("admin_logs.html", include_str!("../../templates/admin_logs.html")),
         ("admin_explain.html", include_str!("../../templates/admin_explain.html")),
+        ("admin_audit.html", include_str!("../../templates/admin_audit.html")),
         ("labs.html", include_str!("../../templates/labs.html")),
         ("lab.html", include_str!("../../templates/lab.html")),
         ("projects.html", include_str!("../../templates/projects.html")),
