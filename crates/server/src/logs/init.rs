@@ -234,6 +234,14 @@ mod tests {
         if first.is_ok() {
             tracing::warn!(target: "cryowarden_server::audit", "through the global subscriber");
             assert!(read(dir.path(), Service::Audit).contains("through the global subscriber"));
+            // A panic is an ERROR event too: in the app log and among the site errors.
+            let marker = format!("panic marker {:x}", rand::random::<u64>());
+            let caught = std::panic::catch_unwind(|| panic!("{marker}"));
+            assert!(caught.is_err());
+            let errors = crate::inspect::errors::recent();
+            let e = errors.iter().find(|e| e.message.contains(&marker)).expect("the panic is a site error");
+            assert_eq!((e.target.as_str(), e.service), ("panic", "app"));
+            assert!(read(dir.path(), Service::App).contains(&format!("panicked: {marker}")));
         }
     }
 }
