@@ -423,10 +423,7 @@ impl ChainCheck {
 
     pub(crate) fn check_ref(&mut self, e: &EventRef<'_>) -> Result<(), (i64, String)> {
         if e.seq != self.expected_seq {
-            return Err((
-                e.seq,
-                format!("expected event {} next: events are missing or reordered", self.expected_seq),
-            ));
+            return Err((e.seq, format!("expected event {} next: events are missing or reordered", self.expected_seq)));
         }
         if e.prev_hash != self.prev.as_bytes() {
             return Err((

@@ -146,7 +146,10 @@ pub(crate) fn chain_start(anchors: Vec<(i64, i64, i64, String, String)>) -> Resu
     let mut head = (0, GENESIS.to_owned());
     for (id, first_seq, seq, prev_hash, hash) in anchors {
         if first_seq != head.0 + 1 || prev_hash != head.1 || seq < first_seq {
-            return Err((first_seq, format!("archive #{id} does not continue the chain where the previous archive ended")));
+            return Err((
+                first_seq,
+                format!("archive #{id} does not continue the chain where the previous archive ended"),
+            ));
         }
         head = (seq, hash);
     }

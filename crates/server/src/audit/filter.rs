@@ -8,8 +8,6 @@
 //! matches (a loose index scan over the distinct actions) and a target into its two columns;
 //! each combination is one indexed query of at most one page, merged by `seq`.
 
-use std::collections::BTreeSet;
-
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use serde::Deserialize;
@@ -230,26 +228,23 @@ struct Plan {
     empty: bool,
 }
 
-/// Every distinct action, by a loose index scan (one index probe per distinct action; the
-/// vocabulary is small). Filtered by prefix here, so the database's collation does not matter.
+/// Every distinct action, by a loose index scan in one recursive query (one index probe per
+/// distinct action; the vocabulary is small). Filtered by prefix here, so the database's
+/// collation does not matter.
 async fn actions_with_prefix(db: &Db, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query::<Any>(
+        "WITH RECURSIVE a(x) AS (SELECT MIN(action) FROM audit_events \
+         UNION ALL SELECT (SELECT MIN(action) FROM audit_events WHERE action > a.x) FROM a WHERE a.x IS NOT NULL) \
+         SELECT x FROM a WHERE x IS NOT NULL",
+    )
+    .fetch_all(&db.pool)
+    .await?;
     let mut out = Vec::new();
-    let mut last: Option<String> = None;
-    for _ in 0..10_000 {
-        let row = match &last {
-            None => sqlx::query::<Any>("SELECT MIN(action) FROM audit_events").fetch_one(&db.pool).await?,
-            Some(l) => {
-                sqlx::query::<Any>("SELECT MIN(action) FROM audit_events WHERE action > $1")
-                    .bind(l.as_str())
-                    .fetch_one(&db.pool)
-                    .await?
-            }
-        };
-        let Some(a) = row.try_get::<Option<String>, _>(0)? else { break };
+    for r in &rows {
+        let a: String = r.try_get(0)?;
         if a.starts_with(prefix) {
-            out.push(a.clone());
+            out.push(a);
         }
-        last = Some(a);
     }
     Ok(out)
 }
@@ -328,36 +323,41 @@ pub async fn list(db: &Db, f: &Filter) -> Result<(Vec<Event>, Option<i64>), Stor
     }
     let limit = p.c.limit;
     // One indexed query per (action, target column) combination, each at most a page.
-    let actions: Vec<Option<&String>> = match &p.actions {
-        None => vec![None],
-        Some(list) => list.iter().map(Some).collect(),
-    };
     let targets: &[Option<&str>] = if p.c.target.is_some() { &[Some("target_id"), Some("target")] } else { &[None] };
-    let mut events: Vec<Stored> = Vec::new();
-    let mut seen = BTreeSet::new();
+    // Past 100 actions (a compound SELECT has limits) the prefix's actions are one IN list.
+    let in_list = p.actions.as_ref().filter(|l| l.len() > 100);
+    let actions: Vec<Option<&String>> = match &p.actions {
+        Some(list) if in_list.is_none() => list.iter().map(Some).collect(),
+        _ => vec![None],
+    };
+    // One statement: each combination is an indexed range of at most a page, merged by seq
+    // (UNION also drops an event whose target id and name are both the one asked for).
+    let mut sql = Sql::default();
+    let mut k = 0;
     for action in &actions {
         for column in targets {
-            let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM audit_events WHERE 1 = 1"));
+            if k > 0 {
+                sql.text.push_str(if p.c.target.is_some() { " UNION " } else { " UNION ALL " });
+            }
+            k += 1;
+            sql.text.push_str(&format!("SELECT * FROM (SELECT {COLUMNS} FROM audit_events WHERE 1 = 1"));
             if let Some(a) = action {
                 sql.push(" AND action = ?", [Arg::Text((*a).clone())]);
+            }
+            if let Some(list) = in_list {
+                let marks = vec!["?"; list.len()].join(", ");
+                sql.push(&format!(" AND action IN ({marks})"), list.iter().cloned().map(Arg::Text));
             }
             if let (Some(col), Some(t)) = (column, &p.c.target) {
                 sql.push(&format!(" AND {col} = ?"), [Arg::Text(t.clone())]);
             }
             p.common(&mut sql);
-            sql.text.push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit + 1));
-            let rows = sql.query().fetch_all(&db.pool).await?;
-            for r in &rows {
-                let e = Stored::from_row(r)?;
-                if seen.insert(e.seq) {
-                    events.push(e);
-                }
-            }
+            sql.text.push_str(&format!(" ORDER BY seq DESC LIMIT {}) AS b{k}", limit + 1));
         }
     }
-    if actions.len() * targets.len() > 1 {
-        events.sort_unstable_by(|a, b| b.seq.cmp(&a.seq));
-    }
+    sql.text.push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit + 1));
+    let rows = sql.query().fetch_all(&db.pool).await?;
+    let mut events = rows.iter().map(Stored::from_row).collect::<Result<Vec<_>, _>>()?;
     let next = if events.len() as i64 > limit {
         events.truncate(limit as usize);
         events.last().map(|e| e.seq)
