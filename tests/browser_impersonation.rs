@@ -2,7 +2,7 @@
 //! way to change the system email address; breaks glass by impersonating the Site Admin from
 //! User Management; the banner names both and says it is break-glass; the change goes through;
 //! "Stop impersonating" ends it and the troubleshooter's own rights are back; the audit log
-//! records the change under both names.
+//! records the change under both names, and its page shows them.
 
 mod common;
 
@@ -73,5 +73,14 @@ async fn an_impersonating_troubleshooter_breaks_glass_in_the_browser() {
     assert_eq!((change["actor"].as_str(), change["impersonator"].as_str()), (Some("head"), Some("ivy")), "{log}");
     let (_, log) = app.get("/api/v1/audit?action=stop-impersonation", &admin).await;
     assert_eq!(log["events"][0]["after"]["reason"], "stopped", "{log}");
+    // And the Audit Log page shows it: filtered by impersonator, the change under both names.
+    let root = driver.browser().await;
+    sign_in(&root, &app, "root-admin", common::ADMIN_PASSWORD).await;
+    root.goto(&format!("{}/admin/audit?impersonator=ivy", app.url)).await.unwrap();
+    let seq = change["seq"].as_i64().unwrap();
+    let row = find(&root, &format!("tr[data-seq='{seq}']")).await.text().await.unwrap();
+    assert!(row.contains("head") && row.contains("ivy") && row.contains("system_email_address"), "{row}");
+    screenshot(&root, "impersonation-audit-log").await;
+    root.close().await.unwrap();
     c.close().await.unwrap();
 }

@@ -303,10 +303,13 @@ async fn time_limit(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else { return };
     let admin = app.site_admin().await;
     let (bob, _) = app.user(&admin, "bob", "none").await;
-    let (s, v) = app.patch("/api/v1/settings/instance", &admin, json!({ "impersonation_minutes": 0 })).await;
+    let site = "/api/v1/console/site-settings";
+    let (_, v) = app.get(site, &admin).await;
+    assert_eq!(v["value"]["impersonation_minutes"], 60, "the default limit: {v}");
+    let (s, v) = app.call(Method::PUT, site, Some(&admin), Some(json!({ "impersonation_minutes": 0 }))).await;
     assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("impersonation_minutes")), "{v}");
-    let (s, _) = app.patch("/api/v1/settings/instance", &admin, json!({ "impersonation_minutes": 5 })).await;
-    assert_eq!(s, StatusCode::OK);
+    let (s, v) = app.call(Method::PUT, site, Some(&admin), Some(json!({ "impersonation_minutes": 5 }))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let root = Session::login(&app, "root-admin", common::ADMIN_PASSWORD).await;
     let status = root.impersonate(json!({ "user": bob })).await;
     assert_eq!(status["scope"], "site");

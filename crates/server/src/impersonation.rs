@@ -154,8 +154,9 @@ pub(crate) fn who(imp: &Impersonating, acting_as: &User) -> (Who, Who) {
     (acting, Who { id: Some(imp.by.id), name: imp.by.username.clone() })
 }
 
-/// The facts of an impersonate request: whether `me` is project admin of a project `target`
-/// belongs to (that project), or folder admin of a workspace of one (that workspace's project).
+/// The facts of an impersonate request: the project of the target's that `me` administers as
+/// project admin, and the one where `me` is folder admin of a workspace (the workspace's project
+/// when one is named): "users of their project / workspace" as the user routes read it.
 async fn scope_facts(
     db: &Db,
     me: i64,
@@ -163,33 +164,20 @@ async fn scope_facts(
     project: Option<i64>,
     workspace: Option<i64>,
 ) -> Result<(Option<i64>, Option<i64>), StoreError> {
-    // Projects the target belongs to, directly or through a project group.
-    let member_of = "SELECT project_id FROM project_members WHERE user_id = $2 \
-         UNION SELECT g.project_id FROM project_group_members gm JOIN project_groups g ON g.id = gm.group_id \
-         WHERE gm.user_id = $2";
-    let project_admin: Option<i64> = sqlx::query_scalar::<Any, i64>(&format!(
-        "SELECT project_id FROM ({member_of}) t WHERE project_id IN ( \
-             SELECT project_id FROM project_members WHERE user_id = $1 AND role = 'project_admin' \
-             UNION SELECT g.project_id FROM project_group_members gm JOIN project_groups g ON g.id = gm.group_id \
-             WHERE gm.user_id = $1 AND g.role = 'project_admin') \
-         AND ($3 < 0 OR project_id = $3) ORDER BY project_id LIMIT 1"
+    let workspace_project = match workspace {
+        Some(w) => Some(
+            sqlx::query_scalar::<Any, i64>("SELECT project_id FROM workspaces WHERE id = $1")
+                .bind(w)
+                .fetch_optional(&db.pool)
+                .await?
+                .ok_or(StoreError::NotFound { what: "workspace" })?,
+        ),
+        None => None,
+    };
+    Ok((
+        users::administered_project_of(db, me, target, false, project).await?,
+        users::administered_project_of(db, me, target, true, workspace_project.or(project)).await?,
     ))
-    .bind(me)
-    .bind(target)
-    .bind(project.unwrap_or(-1))
-    .fetch_optional(&db.pool)
-    .await?;
-    let folder_admin: Option<i64> = sqlx::query_scalar::<Any, i64>(&format!(
-        "SELECT w.project_id FROM workspace_admins a JOIN workspaces w ON w.id = a.workspace_id \
-         WHERE a.user_id = $1 AND w.project_id IN ({member_of}) AND ($3 < 0 OR w.id = $3) \
-         ORDER BY w.project_id LIMIT 1"
-    ))
-    .bind(me)
-    .bind(target)
-    .bind(workspace.unwrap_or(-1))
-    .fetch_optional(&db.pool)
-    .await?;
-    Ok((project_admin, folder_admin))
 }
 
 /// Starts impersonating for the caller's browser session.

@@ -53,8 +53,6 @@ pub struct InstanceSettings {
     /// The import policy a new lab gets when its creator names none (storage-roots: Site Admins).
     #[schema(value_type = String, example = "all_members")]
     pub default_import_policy: ImportPolicy,
-    /// How long an impersonation lasts before it ends by itself, in minutes (1..=1440).
-    pub impersonation_minutes: i64,
 }
 
 impl Default for InstanceSettings {
@@ -69,7 +67,6 @@ impl Default for InstanceSettings {
             refuse_busy_gpus: false,
             maintenance: Maintenance::default(),
             default_import_policy: ImportPolicy::AllMembers,
-            impersonation_minutes: 60,
         }
     }
 }
@@ -88,7 +85,6 @@ pub struct SettingsPatch {
     pub maintenance: Option<Maintenance>,
     #[schema(value_type = Option<String>)]
     pub default_import_policy: Option<ImportPolicy>,
-    pub impersonation_minutes: Option<i64>,
 }
 
 /// Which setting and field each part of the settings belongs to.
@@ -99,7 +95,6 @@ pub fn field_action(field: &'static str) -> Action {
         }
         "maintenance" => Action::ChangeSetting { setting: Setting::SystemMaintenance, field: None },
         "default_import_policy" => Action::ChangeSetting { setting: Setting::StorageRoots, field: None },
-        "impersonation_minutes" => Action::ChangeSetting { setting: Setting::SiteSettings, field: None },
         f => Action::ChangeSetting { setting: Setting::LookAndFeel, field: Some(f) },
     }
 }
@@ -187,11 +182,6 @@ fn validate(p: &SettingsPatch) -> Result<(), StoreError> {
     {
         return Err(StoreError::invalid("default_job_priority", "must be an integer from 0 to 100"));
     }
-    if let Some(m) = p.impersonation_minutes
-        && !(1..=24 * 60).contains(&m)
-    {
-        return Err(StoreError::invalid("impersonation_minutes", "must be from 1 to 1440 minutes"));
-    }
     if let Some(m) = &p.maintenance {
         check_len("maintenance", &m.message, 1000)?;
     }
@@ -228,7 +218,6 @@ pub async fn update(
     take!(refuse_busy_gpus);
     take!(maintenance);
     take!(default_import_policy);
-    take!(impersonation_minutes);
     let target = |field: &str| Target { kind: "setting", id: Some(field.to_owned()), name: None };
     let mut proofs = Vec::new();
     for field in &changed {
@@ -296,9 +285,6 @@ pub fn visible_to(settings: &InstanceSettings, actor: &cryowarden_core::Actor) -
         }
         if !can_read(Setting::StorageRoots) {
             map.remove("default_import_policy");
-        }
-        if !can_read(Setting::SiteSettings) {
-            map.remove("impersonation_minutes");
         }
     }
     v

@@ -324,6 +324,25 @@ fn project_users_sql(projects: &str) -> String {
     )
 }
 
+/// The first project (by id) of `target`'s that `me` administers — as project admin, or with
+/// `folder` as folder admin of one of its workspaces — among `only` when given: the project a
+/// project or folder admin's impersonation of `target` is confined to.
+pub async fn administered_project_of(
+    db: &Db,
+    me: i64,
+    target: i64,
+    folder: bool,
+    only: Option<i64>,
+) -> Result<Option<i64>, StoreError> {
+    let mine = projects_of_sql(me, if folder { Standing::FolderAdmin } else { Standing::ProjectAdmin });
+    let only = only.map_or(String::new(), |p| format!(" AND x.project_id = {p}"));
+    let sql = format!(
+        "SELECT x.project_id FROM ({}) x WHERE x.project_id IN ({mine}){only} ORDER BY x.project_id LIMIT 1",
+        projects_of_sql(target, Standing::Any)
+    );
+    Ok(sqlx::query_scalar::<Any, i64>(&sql).fetch_optional(&db.pool).await?)
+}
+
 /// Looks up the [`Scope`] of actor `me` over `target` (a user id), or over the whole instance
 /// (`None`: project admin of any project, folder admin of any workspace). One round trip, on
 /// the user indexes of both sides: the target's projects meet the actor's.

@@ -92,17 +92,9 @@ pub async fn explanation(state: &AppState, q: &ExplainQuery) -> ApiResult<Explan
     let mut target_name = None;
     if let Some(t) = &q.target {
         let t = user_named(state, t, "target").await?;
-        // The actor is project admin of a project the target belongs to.
-        let pa: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM project_members a JOIN project_members b ON a.project_id = b.project_id \
-             WHERE a.user_id = $1 AND a.role = 'project_admin' AND b.user_id = $2",
-        )
-        .bind(actor_user.id)
-        .bind(t.id)
-        .fetch_one(&state.db.pool)
-        .await
-        .map_err(crate::error::StoreError::from)?;
-        resource = Resource::user(UserId(t.id), t.site_role).scoped(pa > 0, false);
+        // The same facts the user routes look up: project or folder admin of the target's projects.
+        let scope = crate::users::scope(&state.db, actor_user.id, Some(t.id)).await?;
+        resource = Resource::user(UserId(t.id), t.site_role).scoped(scope.project_admin, scope.folder_admin);
         target_name = Some(t.username);
     }
     if let Some(p) = q.project {

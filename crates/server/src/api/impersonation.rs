@@ -19,7 +19,7 @@ pub struct Current {
 }
 
 /// Start impersonating a user (`{"user": id}`) or a role (`{"role": "troubleshooter"}`).
-/// Browser sessions only; the time limit is the instance's `impersonation_minutes`.
+/// Browser sessions only; the time limit is `impersonation_minutes` of the console's site settings.
 #[utoipa::path(post, path = "/api/v1/impersonation", tag = "impersonation", request_body = StartRequest,
     responses((status = 201, body = Status), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn start(
@@ -27,7 +27,7 @@ pub async fn start(
     caller: Caller,
     ApiJson(req): ApiJson<StartRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Status>)> {
-    let minutes = state.settings.get(&state.db).await?.impersonation_minutes;
+    let minutes = crate::console::site::impersonation_minutes(&state.db).await?;
     let status = impersonation::start(&state.db, &caller.principal, &caller.ctx(), req, minutes).await?;
     state.auth.forget_user(caller.principal.real_user().id);
     Ok((StatusCode::CREATED, axum::Json(status)))

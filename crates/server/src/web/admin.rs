@@ -23,7 +23,8 @@ fn allowed(actor: &Actor, action: Action, resource: Resource) -> bool {
     authorize(actor, action, &resource).is_allowed()
 }
 
-/// The tabs this viewer sees.
+/// The tabs this viewer sees: every page of the admin panel, whichever module renders it, lists
+/// these (the job tabs of `web::jobs` included).
 pub(crate) fn tabs(actor: &Actor) -> Value {
     let mut tabs = Vec::new();
     let read = |s| allowed(actor, Action::ReadSetting(s), Resource::instance());
@@ -48,12 +49,8 @@ pub(crate) fn tabs(actor: &Actor) -> Value {
     if read(Setting::AuditLog) {
         tabs.push(context! { id => "audit", title => "Audit Log", href => "/admin/audit" });
     }
+    tabs.extend(super::jobs::admin_tabs(actor));
     Value::from(tabs)
-}
-
-/// The tabs this viewer sees (for pages of other modules).
-pub fn tabs_for(actor: &Actor) -> Value {
-    tabs(actor)
 }
 
 /// Refuses the admin panel to roles that have none: a clear 403 page, audited.

@@ -117,6 +117,6 @@ pub async fn console_page(State(state): State<Arc<AppState>>, caller: PageCaller
     if groups.is_empty() {
         return message(base, StatusCode::FORBIDDEN, "Not allowed", "The Admin Console is not open to your role.");
     }
-    let tabs = super::admin::tabs_for(&actor);
+    let tabs = super::admin::tabs(&actor);
     render("admin_console.html", with(base, context! { tabs, current_tab => "console", groups }))
 }

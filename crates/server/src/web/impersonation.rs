@@ -27,8 +27,8 @@ pub async fn start(State(state): State<Arc<AppState>>, caller: PageCaller, Form(
         return r;
     }
     let base = base_context(&state, Some(&caller), "admin").await;
-    let minutes = match state.settings.get(&state.db).await {
-        Ok(s) => s.impersonation_minutes,
+    let minutes = match crate::console::site::impersonation_minutes(&state.db).await {
+        Ok(m) => m,
         Err(e) => return error_page(base, e),
     };
     let req = StartRequest {

@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use cryowarden_core::jobs::JobStatus;
-use cryowarden_core::{Action, Activity, Actor, DataAction, DataScope, Resource, Setting, SiteRole, UserId};
+use cryowarden_core::{Action, Actor, DataAction, DataScope, Resource, Setting};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
@@ -58,41 +58,6 @@ pub fn admin_tabs(actor: &Actor) -> Vec<Value> {
     tabs
 }
 
-/// `job_admin_tabs(user)` in templates (admin_tabs.html): [`admin_tabs`] for the page's signed-in
-/// user, so that every tab of the panel, whichever module renders it, lists these. The actor is
-/// made from the user's id and site role exactly as `User::actor` makes it for the session.
-pub fn admin_tabs_for(user: Value) -> Value {
-    let id = user.get_attr("id").ok().and_then(|v| i64::try_from(v).ok());
-    let role = user.get_attr("site_role").ok().and_then(|v| v.as_str().and_then(SiteRole::parse));
-    match (id, role) {
-        (Some(id), Some(role)) => Value::from(admin_tabs(&Actor::new(UserId(id), role))),
-        _ => Value::from(Vec::<Value>::new()),
-    }
-}
-
-/// The tabs `web::admin` lists (its `tabs()` is private there): admin_tabs.html adds this
-/// module's own after them.
-fn panel_tabs(actor: &Actor) -> Vec<Value> {
-    let mut tabs = Vec::new();
-    let read = |s| allows(actor, Action::ReadSetting(s), &Resource::instance());
-    if crate::console::opens(actor) {
-        tabs.push(context! { id => "console", title => "Admin Console", href => "/admin/console" });
-    }
-    if read(Setting::LookAndFeel) || read(Setting::Scheduler) || read(Setting::SystemMaintenance) {
-        tabs.push(context! { id => "settings", title => "Instance Settings", href => "/admin/settings" });
-    }
-    if read(Setting::InstanceLogs) {
-        tabs.push(context! { id => "logs", title => "Instance Logs", href => "/admin/logs" });
-    }
-    if allows(actor, Activity::ViewUser, &Resource::instance()) {
-        tabs.push(context! { id => "users", title => "User Management", href => "/admin/users" });
-    }
-    if allows(actor, Activity::CreateUser, &Resource::instance()) {
-        tabs.push(context! { id => "new-user", title => "Create New User", href => "/admin/users/new" });
-    }
-    tabs
-}
-
 /// Refuses a tab to those without its access, as the other admin tabs do: a 403 page, and the
 /// refusal audited through `Ctx::authorize`.
 async fn gate(state: &AppState, caller: &PageCaller, needed: Action, resource: Resource) -> Result<Value, Response> {
@@ -108,7 +73,7 @@ async fn gate(state: &AppState, caller: &PageCaller, needed: Action, resource: R
             "This part of the admin panel is not open to your role. Ask a facility admin if you need it.",
         ));
     }
-    Ok(with(base, context! { tabs => panel_tabs(&actor) }))
+    Ok(with(base, context! { tabs => super::admin::tabs(&actor) }))
 }
 
 // ---------------------------------------------------------------- Cluster Configuration

@@ -51,7 +51,6 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     ] {
         env.add_template(name, source).expect("templates parse");
     }
-    env.add_function("job_admin_tabs", jobs::admin_tabs_for);
     env
 });
 
