@@ -34,7 +34,11 @@ async fn run() {
     let n: i64 = std::env::var("CRYOWARDEN_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let base = std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
     let work = tempfile::Builder::new().prefix("cw-audit-bench").tempdir_in(base).expect("temp dir");
-    let mut backends = vec![("SQLite", format!("sqlite://{}", work.path().join("bench.db").display()))];
+    let mut backends = Vec::new();
+    // CRYOWARDEN_BENCH_SKIP_SQLITE=1 measures PostgreSQL alone.
+    if std::env::var("CRYOWARDEN_BENCH_SKIP_SQLITE").is_err() {
+        backends.push(("SQLite", format!("sqlite://{}", work.path().join("bench.db").display())));
+    }
     if let Some(url) = std::env::var("CRYOWARDEN_BENCH_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
         backends.push(("PostgreSQL", fresh_schema(&url).await));
     }

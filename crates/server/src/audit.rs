@@ -654,7 +654,7 @@ async fn read_pool(
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
         .collect::<Result<Vec<(i64, i64, i64, String, String)>, sqlx::Error>>()?;
     let head = archive::chain_start(anchors);
-    let mut cursor = match &head {
+    let after = match &head {
         Ok((seq, _)) => *seq,
         Err(_) => 0,
     };
@@ -662,16 +662,22 @@ async fn read_pool(
     if send.send(Read::Head(head)).await.is_err() || stop {
         return Ok(());
     }
-    let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2");
-    loop {
-        let rows = sqlx::query::<Any>(&sql).bind(cursor).bind(VERIFY_BATCH as i64).fetch_all(&mut *tx).await?;
-        let batch = rows.iter().map(Stored::from_row).collect::<Result<Vec<_>, _>>()?;
-        let Some(last) = batch.last() else { break };
-        cursor = last.seq;
-        let full = batch.len() == VERIFY_BATCH;
-        if send.send(Read::Batch(batch)).await.is_err() || !full {
-            break;
+    // One streamed query in the snapshot, cut into batches here.
+    let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq");
+    let mut rows = sqlx::query::<Any>(&sql).bind(after).fetch(&mut *tx);
+    let mut batch = Vec::with_capacity(VERIFY_BATCH);
+    use futures_util::TryStreamExt;
+    while let Some(r) = rows.try_next().await? {
+        let e = Stored::from_row(&r)?;
+        batch.push(e);
+        if batch.len() == VERIFY_BATCH
+            && send.send(Read::Batch(std::mem::replace(&mut batch, Vec::with_capacity(VERIFY_BATCH)))).await.is_err()
+        {
+            return Ok(());
         }
+    }
+    if !batch.is_empty() {
+        let _ = send.send(Read::Batch(batch)).await;
     }
     Ok(())
 }
