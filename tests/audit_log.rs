@@ -440,6 +440,11 @@ on_both_backends!(the_page_renders_for_a_troubleshooter_and_site_admins_archive_
     assert!(html.contains("<td>alice as bob</td>"), "both identities shown");
     assert!(html.contains("id=\"export-csv\"") && html.contains("export?format=json"));
     assert!(html.contains("id=\"maintenance-read-only\""));
+    // The page's export link works with the browser session (a GET: no CSRF header needed).
+    let (s, csv) = page(&app, &cookie, "/api/v1/audit/export?format=csv&impersonator=alice").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(csv.lines().count(), 2, "the header and the one impersonated event: {csv}");
+    assert!(csv.contains(",alice,test-imp,"), "{csv}");
     assert!(!html.contains("id=\"archive-form\"") && !html.contains("id=\"policy-form\""));
     let (s, html) = page(&app, &cookie, "/admin/audit?impersonator=alice&action=test-*").await;
     assert_eq!(s, StatusCode::OK);

@@ -35,12 +35,15 @@ async fn run() {
     let base = std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
     let work = tempfile::Builder::new().prefix("cw-audit-bench").tempdir_in(base).expect("temp dir");
     let mut backends = Vec::new();
+    let mut drop_after: Option<String> = None;
     // CRYOWARDEN_BENCH_SKIP_SQLITE=1 measures PostgreSQL alone.
     if std::env::var("CRYOWARDEN_BENCH_SKIP_SQLITE").is_err() {
         backends.push(("SQLite", format!("sqlite://{}", work.path().join("bench.db").display())));
     }
     if let Some(url) = std::env::var("CRYOWARDEN_BENCH_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
-        backends.push(("PostgreSQL", fresh_schema(&url).await));
+        let (url, schema) = fresh_schema(&url).await;
+        backends.push(("PostgreSQL", url));
+        drop_after = Some(schema);
     }
     for (name, url) in backends {
         let db = Db::connect(&url).await.expect("db");
@@ -54,17 +57,23 @@ async fn run() {
         pages(&db, n).await;
         let file = (name == "SQLite").then(|| work.path().join("bench.db"));
         verification(&db, n, file.as_deref()).await;
+        db.pool.close().await;
+    }
+    // The PostgreSQL schema holds a million events: dropped at the end.
+    if let (Some(schema), Ok(url)) = (drop_after, std::env::var("CRYOWARDEN_BENCH_POSTGRES_URL")) {
+        let pool = sqlx::AnyPool::connect(&url).await.expect("connect to PostgreSQL");
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&pool).await.expect("drop schema");
     }
 }
 
-async fn fresh_schema(url: &str) -> String {
+async fn fresh_schema(url: &str) -> (String, String) {
     sqlx::any::install_default_drivers();
     let schema = format!("bench_audit_{}", rand::random::<u32>());
     let pool = sqlx::AnyPool::connect(url).await.expect("connect to PostgreSQL");
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.expect("create schema");
     pool.close().await;
     let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+    (format!("{url}{sep}options=-c%20search_path%3D{schema}"), schema)
 }
 
 fn actions() -> Vec<String> {
