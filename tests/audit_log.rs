@@ -483,3 +483,71 @@ on_both_backends!(the_page_renders_for_a_troubleshooter_and_site_admins_archive_
     assert!(html.contains("keep 90 days"));
     assert!(html.contains("Chain verifies: ") && html.contains("from the archive anchor"), "{html}");
 });
+
+on_both_backends!(the_page_verifies_new_events_and_full_verification_finds_old_tampering, |app: TestApp| async move {
+    let admin = app.site_admin().await;
+    for i in 0..5 {
+        audit::record(&app.state.db, event("someone", None, "test-c", &format!("c{i}"), Outcome::Ok)).await.unwrap();
+    }
+    let (cookie, _) = app.login("root-admin", ADMIN_PASSWORD).await;
+    // No checkpoint yet: the first load verifies the whole chain.
+    let (s, html) = page(&app, &cookie, "/admin/audit").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("full verification just now"), "{html}");
+    assert!(html.contains("href=\"/admin/audit?full=1\""), "the page offers a full verification");
+    let old = audit::record(&app.state.db, event("someone", None, "test-c", "old", Outcome::Ok)).await.unwrap();
+    let (_, html) = page(&app, &cookie, "/admin/audit").await;
+    assert!(html.contains("verified incrementally") && html.contains("1 new events checked"), "{html}");
+
+    // A NEW event (appended after the last check) altered: the incremental check finds it.
+    let mut new = Vec::new();
+    for i in 0..3 {
+        new.push(
+            audit::record(&app.state.db, event("someone", None, "test-c", &format!("n{i}"), Outcome::Ok))
+                .await
+                .unwrap(),
+        );
+    }
+    let tamper = |seq: i64, reason: Option<&'static str>| {
+        let pool = app.state.db.pool.clone();
+        async move {
+            sqlx::query("UPDATE audit_events SET reason = $1 WHERE seq = $2")
+                .bind(reason)
+                .bind(seq)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    tamper(new[1], Some("nothing to see")).await;
+    let (_, html) = page(&app, &cookie, "/admin/audit").await;
+    assert!(html.contains(&format!("Chain broken at event #{}", new[1])), "{html}");
+    assert!(html.contains("found by the incremental check"), "{html}");
+    // Put back as it was: the new events verify and the checkpoint moves past them.
+    tamper(new[1], None).await;
+    let (_, html) = page(&app, &cookie, "/admin/audit").await;
+    assert!(html.contains("3 new events checked"), "{html}");
+    assert!(html.contains(&format!("Chain verifies through event #{}", new[2])), "{html}");
+
+    // An OLD event (already verified) altered: the incremental check does not read it again
+    // (the page says so), a full verification finds it — the page's and the API's.
+    tamper(old, Some("nothing to see")).await;
+    let (_, html) = page(&app, &cookie, "/admin/audit").await;
+    assert!(html.contains("0 new events checked"), "{html}");
+    assert!(html.contains("found only by a full verification"), "{html}");
+    let (s, html) = page(&app, &cookie, "/admin/audit?full=1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains(&format!("Chain broken at event #{old}")), "{html}");
+    assert!(!html.contains("found by the incremental check"), "{html}");
+    let (_, ver) = app.get("/api/v1/audit/verify", &admin).await;
+    assert_eq!(ver["ok"], false);
+    assert_eq!(ver["first_broken"], old, "{ver}");
+    // The failed full verification dropped the checkpoint: plain loads show the break too.
+    let (_, html) = page(&app, &cookie, "/admin/audit").await;
+    assert!(html.contains(&format!("Chain broken at event #{old}")), "{html}");
+    // Repaired: a full verification succeeds again.
+    tamper(old, None).await;
+    let (_, html) = page(&app, &cookie, "/admin/audit?full=1").await;
+    assert!(html.contains("full verification just now"), "{html}");
+    assert!(audit::verify(&app.state.db).await.unwrap().ok);
+});

@@ -325,6 +325,30 @@ async fn verification(db: &Db, n: i64, sqlite_file: Option<&std::path::Path>) {
         assert_eq!(k, n);
         t.elapsed()
     });
+    // Baseline 1c (PostgreSQL): the same scan through one connection of sqlx's native driver
+    // (what verify reads with), each text column borrowed, nothing hashed.
+    let native_pg = if db.backend == cryowarden_server::db::Backend::Postgres {
+        use sqlx::Connection;
+        use std::str::FromStr;
+        let url = db.pool.connect_options().database_url.to_string();
+        let opts = sqlx::postgres::PgConnectOptions::from_str(&url).expect("pg url");
+        let mut conn = sqlx::PgConnection::connect_with(&opts).await.expect("pg connect");
+        let t = Instant::now();
+        let mut rows = sqlx::query(&scan_sql).fetch(&mut conn);
+        let mut k = 0i64;
+        while let Some(r) = rows.try_next().await.expect("scan") {
+            let mut len = 0usize;
+            for c in [3, 6, 7, 10, 14, 15, 16] {
+                len += sqlx::Row::try_get::<&str, _>(&r, c).expect("text").len();
+            }
+            k += i64::from(len > 0);
+        }
+        drop(rows);
+        assert_eq!(k, n);
+        Some(t.elapsed())
+    } else {
+        None
+    };
     // Baseline 2: the bare SHA-256 of the same events (one batch of 20,000 held in memory,
     // hashed until n hashes were computed).
     let batch: Vec<Stored> = {
@@ -364,6 +388,10 @@ async fn verification(db: &Db, n: i64, sqlite_file: Option<&std::path::Path>) {
     );
     if let Some(d) = native {
         println!("baseline bare rusqlite scan (decoded):   {:>12.0} events/s  ({:.2} s)", rate(d, n), d.as_secs_f64());
+    }
+    if let Some(d) = native_pg {
+        println!("baseline bare native PgConnection scan:  {:>12.0} events/s  ({:.2} s)", rate(d, n), d.as_secs_f64());
+        println!("ratio verify/native scan = {:.2}", rate(med, n) / rate(d, n));
     }
     println!(
         "baseline bare SHA-256 (same events):     {:>12.0} events/s  ({:.2} s)",

@@ -36,6 +36,8 @@ pub struct PageQuery {
     before: Option<String>,
     limit: Option<String>,
     notice: Option<String>,
+    /// `1`: verify the whole chain from its anchor (else only the events since the last check).
+    full: Option<String>,
 }
 
 impl PageQuery {
@@ -99,9 +101,15 @@ async fn page(state: &AppState, caller: &PageCaller, base: Value, q: PageQuery, 
     if error.is_some() && status == StatusCode::OK {
         status = StatusCode::UNPROCESSABLE_ENTITY;
     }
-    let chain = match audit::verify(&state.db).await {
-        Ok(v) => {
-            context! { ok => v.ok, events => v.events, first_broken => v.first_broken, problem => v.problem, anchored_after => v.anchored_after }
+    let full = q.full.as_deref().is_some_and(|f| !f.is_empty() && f != "0");
+    let chain = match audit::verify_for_page(&state.db, full).await {
+        Ok(p) => {
+            let v = p.verification;
+            context! {
+                ok => v.ok, events => v.events, first_broken => v.first_broken, problem => v.problem,
+                anchored_after => v.anchored_after, full => p.full, last_full => p.last_full,
+                last_full_seq => p.last_full_seq, verified_through => p.verified_through,
+            }
         }
         Err(e) => {
             tracing::error!(error = %e, "audit page: verification failed to run");
