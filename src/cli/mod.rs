@@ -2,6 +2,7 @@
 //! `audit verify`, `config example`) take `--data-dir`; remote ones (`login`, `user`, `token`, `lab`)
 //! talk to a running server at `--url` / `CRYOWARDEN_URL` with an API token.
 
+mod console;
 mod jobs;
 mod labs;
 mod offline;
@@ -84,6 +85,9 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The admin console: settings and diagnostics, as your role may see and change them.
+    #[command(subcommand)]
+    Console(console::ConsoleCommand),
     /// Sign in to a server and save an API token for the other remote commands.
     Login {
         #[command(flatten)]
@@ -153,12 +157,31 @@ enum AdminCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain: "ok, N events" or the first broken event.
+    /// Check the hash chain: "ok, N events" or the first broken event (offline, on the data dir).
     Verify {
         #[command(flatten)]
         offline: Offline,
         #[arg(long)]
         json: bool,
+    },
+    /// Events, newest first, filtered (from a running server).
+    Log {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        filter: console::AuditFilter,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// The whole filtered log as CSV or JSON on standard output (recorded as an export).
+    Export {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        filter: console::AuditFilter,
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
     },
 }
 
@@ -192,6 +215,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             offline::bootstrap(offline, username, email, first_name, last_name, password_stdin).await
         }
         Command::Audit(AuditCommand::Verify { offline, json }) => offline::audit_verify(offline, json).await,
+        Command::Audit(AuditCommand::Log { remote, filter, limit }) => console::audit_log(remote, filter, limit).await,
+        Command::Audit(AuditCommand::Export { remote, filter, format }) => {
+            console::audit_export(remote, filter, format).await
+        }
+        Command::Console(cmd) => console::console(cmd).await,
         Command::Login { remote, username, password_stdin } => remote::login(remote, username, password_stdin).await,
         Command::Report { offline, output } => offline::report(offline, output).await,
         Command::User(cmd) => remote::user(cmd).await,

@@ -149,6 +149,21 @@ impl Client {
         answer(resp).await
     }
 
+    /// A GET whose answer is text (an export), or the server's problem as an error.
+    pub(super) async fn send_text(&self, path: &str) -> anyhow::Result<String> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}: is the server running?", self.url))?;
+        if resp.status().is_success() {
+            return Ok(resp.text().await?);
+        }
+        answer(resp).await.map(|v| v.to_string())
+    }
+
     /// A user id from an id or a username.
     pub(super) async fn user_id(&self, user: &str) -> anyhow::Result<i64> {
         if let Ok(id) = user.parse() {
