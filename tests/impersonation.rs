@@ -5,57 +5,23 @@
 
 mod common;
 
+use common::session::Session;
 use common::world::{create_project, world};
 use common::{Backend, TestApp, USER_PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// A signed-in browser session: cookie + CSRF token.
-struct Session<'a> {
-    app: &'a TestApp,
-    cookie: String,
-    csrf: String,
+/// Starts impersonating from `session`: 201 and the status.
+async fn impersonate(session: &Session<'_>, body: Value) -> Value {
+    let (s, v) = session.post("/api/v1/impersonation", body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
 }
 
-impl<'a> Session<'a> {
-    async fn login(app: &'a TestApp, username: &str, password: &str) -> Session<'a> {
-        let (cookie, csrf) = app.login(username, password).await;
-        Session { app, cookie, csrf }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self
-            .app
-            .http
-            .request(method, format!("{}{path}", self.app.url))
-            .header("cookie", &self.cookie)
-            .header("x-csrf-token", &self.csrf);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
-    }
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(Method::GET, path, None).await
-    }
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, Some(body)).await
-    }
-    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::PATCH, path, Some(body)).await
-    }
-    async fn impersonate(&self, body: Value) -> Value {
-        let (s, v) = self.post("/api/v1/impersonation", body).await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        v
-    }
-    async fn stop(&self) {
-        let (s, v) = self.call(Method::DELETE, "/api/v1/impersonation", None).await;
-        assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
-    }
+/// Stops the session's impersonation: 204.
+async fn stop(session: &Session<'_>) {
+    let (s, v) = session.call(Method::DELETE, "/api/v1/impersonation", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
 }
 
 /// The audit events of `action`, newest first, as a Site Admin reads them.
@@ -75,7 +41,7 @@ async fn site_roles(backend: Backend) {
     let root = Session::login(&app, "root-admin", common::ADMIN_PASSWORD).await;
 
     // A Site Admin impersonates bob: bob's rights, the impersonator named everywhere.
-    let status = root.impersonate(json!({ "user": bob })).await;
+    let status = impersonate(&root, json!({ "user": bob })).await;
     assert_eq!((status["impersonator"].as_str(), status["acting_as"].as_str()), (Some("root-admin"), Some("bob")));
     assert_eq!(status["scope"], "site");
     let (s, v) = root.get("/api/v1/auth/session").await;
@@ -96,7 +62,7 @@ async fn site_roles(backend: Backend) {
         let (s, v) = root.call(method, path, body).await;
         assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("impersonating")), "{path}: {v}");
     }
-    root.stop().await;
+    stop(&root).await;
     let (_, v) = root.get("/api/v1/impersonation").await;
     assert!(v["impersonating"].is_null(), "{v}");
     let (s, _) = root.patch("/api/v1/settings/instance", json!({ "instance_name": "back as root" })).await;
@@ -119,7 +85,7 @@ async fn site_roles(backend: Backend) {
 
     // An Application Admin impersonating a Site Admin gains no Site Admin rights.
     let aa = Session::login(&app, "aa", USER_PASSWORD).await;
-    aa.impersonate(json!({ "user": head })).await;
+    impersonate(&aa, json!({ "user": head })).await;
     let (s, v) = aa.patch("/api/v1/settings/instance", json!({ "default_import_policy": "managers" })).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "storage roots are not the AA's: {v}");
     assert!(v["detail"].as_str().unwrap_or_default().contains("impersonation never adds rights"), "{v}");
@@ -146,30 +112,30 @@ async fn site_roles(backend: Backend) {
     assert_eq!(s, StatusCode::FORBIDDEN, "only a Site Admin: {v}");
     let (s, _) = it.patch("/api/v1/settings/instance", json!({ "system_email_address": "it@facility.example" })).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "not by the troubleshooter's own right");
-    let status = it.impersonate(json!({ "user": head })).await;
+    let status = impersonate(&it, json!({ "user": head })).await;
     assert_eq!(status["scope"], "break-glass");
     let (s, v) = it.patch("/api/v1/settings/instance", json!({ "system_email_address": "it@facility.example" })).await;
     assert_eq!(s, StatusCode::OK, "break-glass: {v}");
     let changed = events(&app, &admin, "action=change-setting:look-and-feel.system_email_address").await;
     assert_eq!((changed[0]["actor"].as_str(), changed[0]["impersonator"].as_str()), (Some("head"), Some("it")));
-    it.stop().await;
+    stop(&it).await;
 
     // A role: the AA holding only the Troubleshooter's rights reads the audit log, changes no
     // scheduler setting; nobody acts as Site Admin through a role they do not hold.
     let aa = Session::login(&app, "aa", USER_PASSWORD).await;
-    let status = aa.impersonate(json!({ "role": "troubleshooter" })).await;
+    let status = impersonate(&aa, json!({ "role": "troubleshooter" })).await;
     assert_eq!(status["acting_as"], "role:troubleshooter");
     let (s, _) = aa.get("/api/v1/audit").await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = aa.patch("/api/v1/settings/instance", json!({ "default_job_priority": 7 })).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "a troubleshooter has no scheduler setting");
-    aa.stop().await;
+    stop(&aa).await;
     let (s, _) = aa.patch("/api/v1/settings/instance", json!({ "default_job_priority": 7 })).await;
     assert_eq!(s, StatusCode::OK, "the AA's own right is back");
-    aa.impersonate(json!({ "role": "site_admin" })).await;
+    impersonate(&aa, json!({ "role": "site_admin" })).await;
     let (s, _) = aa.patch("/api/v1/settings/instance", json!({ "default_import_policy": "managers" })).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "a role impersonation is capped like a user's");
-    aa.stop().await;
+    stop(&aa).await;
 
     // Ordinary users impersonate nobody (refused and audited); API tokens never impersonate;
     // nobody impersonates themselves; bad requests change nothing.
@@ -241,7 +207,7 @@ async fn project_admins(backend: Backend) {
     // bob is in lab2, in no project of carol's.
     let (s, v) = carol.post("/api/v1/impersonation", json!({ "user": w.bob.0 })).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "only users of her project: {v}");
-    let status = carol.impersonate(json!({ "user": w.alice.0 })).await;
+    let status = impersonate(&carol, json!({ "user": w.alice.0 })).await;
     assert_eq!((status["scope"].as_str(), status["project_id"].as_i64()), (Some("scoped"), Some(shared)));
     let (s, v) = carol.get("/api/v1/projects").await;
     assert_eq!(s, StatusCode::OK);
@@ -258,12 +224,12 @@ async fn project_admins(backend: Backend) {
         denied.iter().any(|e| e["impersonator"] == "carol" && e["target"].as_str().unwrap_or("").ends_with("private")),
         "the reach outside the project is audited under both names: {denied:?}"
     );
-    carol.stop().await;
+    stop(&carol).await;
 
     // A group: the Site Admin acts as a plain member of lab1 — its lab-readable projects, no
     // other lab, no project closed to the lab.
     let root = Session::login(&app, "root-admin", common::ADMIN_PASSWORD).await;
-    let status = root.impersonate(json!({ "group": w.lab1 })).await;
+    let status = impersonate(&root, json!({ "group": w.lab1 })).await;
     assert_eq!(status["acting_as"], "group:lab1");
     let (_, v) = root.get("/api/v1/labs").await;
     let labs: Vec<&str> = v.as_array().unwrap().iter().filter_map(|l| l["name"].as_str()).collect();
@@ -279,7 +245,7 @@ async fn project_admins(backend: Backend) {
     assert_eq!(s, StatusCode::NOT_FOUND, "another lab");
     let (s, _) = root.patch("/api/v1/settings/instance", json!({ "instance_name": "as a group" })).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "a group holds no site role");
-    root.stop().await;
+    stop(&root).await;
     let started = events(&app, &w.admin, "action=start-impersonation").await;
     assert_eq!((started[0]["target"].as_str(), started[0]["target_kind"].as_str()), (Some("lab1"), Some("lab")));
     // A project admin impersonates users of their project, not groups.
@@ -311,7 +277,7 @@ async fn time_limit(backend: Backend) {
     let (s, v) = app.call(Method::PUT, site, Some(&admin), Some(json!({ "impersonation_minutes": 5 }))).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let root = Session::login(&app, "root-admin", common::ADMIN_PASSWORD).await;
-    let status = root.impersonate(json!({ "user": bob })).await;
+    let status = impersonate(&root, json!({ "user": bob })).await;
     assert_eq!(status["scope"], "site");
     let span: i64 = sqlx::query_scalar("SELECT expires_at - started_at FROM impersonations")
         .fetch_one(&app.state.db.pool)

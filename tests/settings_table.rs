@@ -26,6 +26,7 @@
 
 mod common;
 
+use common::session::Session;
 use common::world::{create_project, world};
 use common::{ADMIN_PASSWORD, Backend, TestApp, USER_PASSWORD};
 use cryowarden_core::{
@@ -554,36 +555,6 @@ async fn read_cases(app: &TestApp, bed: &Bed, mismatches: &mut Vec<String>) -> u
         }
     }
     n
-}
-
-/// A signed-in browser session: cookie + CSRF token.
-struct Session<'a> {
-    app: &'a TestApp,
-    cookie: String,
-    csrf: String,
-}
-
-impl<'a> Session<'a> {
-    async fn login(app: &'a TestApp, username: &str, password: &str) -> Session<'a> {
-        let (cookie, csrf) = app.login(username, password).await;
-        Session { app, cookie, csrf }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self
-            .app
-            .http
-            .request(method, format!("{}{path}", self.app.url))
-            .header("cookie", &self.cookie)
-            .header("x-csrf-token", &self.csrf);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
-    }
 }
 
 /// §2 `impersonate`, from each role's browser session, aimed at a user of P, a Site Admin and an

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod process;
+pub mod session;
 pub mod slurm;
 pub mod unix;
 pub mod world;

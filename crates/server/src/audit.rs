@@ -763,18 +763,9 @@ async fn read_postgres(
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
         .collect::<Result<Vec<(i64, i64, i64, String, String)>, sqlx::Error>>()?;
-    let head = archive::chain_start(anchors).map(|anchor| {
-        let start = start_at(&anchor, resume);
-        (anchor, start)
-    });
-    let after = match &head {
-        Ok((_, (seq, _))) => *seq,
-        Err(_) => 0,
-    };
-    let stop = head.is_err();
-    if send.send(Read::Head(head)).await.is_err() || stop {
+    let Some(after) = send_head(anchors, resume, send).await else {
         return Ok(());
-    }
+    };
     let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq");
     {
         let mut rows = sqlx::query(&sql).bind(after).fetch(&mut *tx);
@@ -798,6 +789,23 @@ async fn read_postgres(
     Ok(())
 }
 
+/// Sends the start of the chain (from the latest anchor, or `resume`) to the hashing side; the
+/// seq to read after, or `None` when there is nothing more to read (broken anchors, or the
+/// hashing side gone).
+async fn send_head(
+    anchors: Vec<(i64, i64, i64, String, String)>,
+    resume: Option<ChainEnd>,
+    send: &tokio::sync::mpsc::Sender<Read>,
+) -> Option<i64> {
+    let head = archive::chain_start(anchors).map(|anchor| {
+        let start = start_at(&anchor, resume);
+        (anchor, start)
+    });
+    let after = head.as_ref().ok().map(|(_, (seq, _))| *seq);
+    send.send(Read::Head(head)).await.ok()?;
+    after
+}
+
 /// Reads through the pool (SQLite without a file a second connection can open).
 async fn read_pool(
     pool: &sqlx::AnyPool,
@@ -812,18 +820,9 @@ async fn read_pool(
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
         .collect::<Result<Vec<(i64, i64, i64, String, String)>, sqlx::Error>>()?;
-    let head = archive::chain_start(anchors).map(|anchor| {
-        let start = start_at(&anchor, resume);
-        (anchor, start)
-    });
-    let after = match &head {
-        Ok((_, (seq, _))) => *seq,
-        Err(_) => 0,
-    };
-    let stop = head.is_err();
-    if send.send(Read::Head(head)).await.is_err() || stop {
+    let Some(after) = send_head(anchors, resume, send).await else {
         return Ok(());
-    }
+    };
     // One streamed query in the snapshot, cut into batches here.
     let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq");
     let mut rows = sqlx::query::<Any>(&sql).bind(after).fetch(&mut *tx);
