@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 use std::ffi::CStr;
+use std::io::Read;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -22,9 +23,9 @@ use serde_json::Value;
 
 use crate::ops::refusal_of;
 use crate::protocol::{
-    Account, Chain, ChainSpec, ChainWalk, FileHead, Globbed, MAX_BATCH_FILES, MAX_CHAIN_KEEP, MAX_CHAIN_KEPT_BYTES,
-    MAX_CHAIN_RECORD_BYTES, MAX_CHAIN_RECORDS, MAX_GLOB_LIMIT, MAX_HEAD_BYTES, MAX_HEADS_TOTAL_BYTES, Op, Refusal,
-    Walked, encode_hex,
+    Account, Chain, ChainSpec, ChainWalk, Decompress, FileHead, Globbed, MAX_BATCH_FILES, MAX_CHAIN_KEEP,
+    MAX_CHAIN_KEPT_BYTES, MAX_CHAIN_RECORD_BYTES, MAX_CHAIN_RECORDS, MAX_GLOB_LIMIT, MAX_HEAD_BYTES,
+    MAX_HEADS_TOTAL_BYTES, Op, Refusal, Walked, encode_hex,
 };
 
 /// Bytes read at each record of a chain before its count says how long it is (a TIFF IFD of
@@ -36,7 +37,9 @@ const CHAIN_READ: usize = 512;
 pub fn perform(op: &Op, account: &Account) -> Result<Value, Refusal> {
     match op {
         Op::Glob { root, pattern, limit } => answer(glob(root, pattern, *limit, account)?),
-        Op::ReadHeads { root, paths, max_bytes } => answer(read_heads(root, paths, *max_bytes, account)?),
+        Op::ReadHeads { root, paths, max_bytes, decompress } => {
+            answer(read_heads(root, paths, *max_bytes, *decompress, account)?)
+        }
         Op::WalkChains { root, chains, max_records } => answer(walk_chains(root, chains, *max_records, account)?),
         other => Err(Refusal::new("bad-request", format!("{} is not an import op", other.name()))),
     }
@@ -305,7 +308,13 @@ fn matching_names(dir: &OwnedFd, pattern: &Pattern) -> Result<Vec<String>, Errno
 
 /// The size and first `max_bytes` of each file (see [`Op::ReadHeads`]), in order. The request is
 /// refused as a whole only for its own shape or an unusable root.
-pub fn read_heads(root: &str, paths: &[String], max_bytes: usize, account: &Account) -> Result<Vec<FileHead>, Refusal> {
+pub fn read_heads(
+    root: &str,
+    paths: &[String],
+    max_bytes: usize,
+    decompress: Option<Decompress>,
+    account: &Account,
+) -> Result<Vec<FileHead>, Refusal> {
     check_batch(paths.len())?;
     if max_bytes > MAX_HEAD_BYTES || paths.len().saturating_mul(max_bytes) > MAX_HEADS_TOTAL_BYTES {
         return Err(Refusal::new(
@@ -321,11 +330,20 @@ pub fn read_heads(root: &str, paths: &[String], max_bytes: usize, account: &Acco
     let mut buf = vec![0u8; max_bytes];
     let heads = paths
         .iter()
-        .map(|path| match read_one(&root, path, &mut buf) {
-            Ok((size, n)) => {
-                FileHead { path: path.clone(), size: Some(size), head_hex: Some(encode_hex(&buf[..n])), error: None }
+        .map(|path| {
+            let read = match decompress {
+                None => read_one(&root, path, &mut buf).map_err(|e| refusal_of(e, account)),
+                Some(Decompress::Bzip2) => read_one_bzip2(&root, path, &mut buf, account),
+            };
+            match read {
+                Ok((size, n)) => FileHead {
+                    path: path.clone(),
+                    size: Some(size),
+                    head_hex: Some(encode_hex(&buf[..n])),
+                    error: None,
+                },
+                Err(refusal) => FileHead { path: path.clone(), size: None, head_hex: None, error: Some(refusal) },
             }
-            Err(e) => FileHead { path: path.clone(), size: None, head_hex: None, error: Some(refusal_of(e, account)) },
         })
         .collect();
     Ok(heads)
@@ -353,6 +371,33 @@ fn read_one(root: &Root, path: &str, buf: &mut [u8]) -> Result<(u64, usize), Pat
     let (fd, size) = open_file(root, path)?;
     let n = pread_full(&fd, buf, 0).map_err(PathError::from_errno)?;
     Ok((size, n))
+}
+
+/// The file's size and the first `buf.len()` bytes of its bzip2-decompressed content (fewer when
+/// the content is shorter), read through a streaming decoder: only the compressed blocks those
+/// bytes need are read (a block is at most 900 kB of content). Damaged compressed data is
+/// `bzip2-damaged`.
+fn read_one_bzip2(root: &Root, path: &str, buf: &mut [u8], account: &Account) -> Result<(u64, usize), Refusal> {
+    let (fd, size) = open_file(root, path).map_err(|e| refusal_of(e, account))?;
+    let mut decoder = bzip2::read::BzDecoder::new(std::io::BufReader::new(std::fs::File::from(fd)));
+    let mut done = 0;
+    while done < buf.len() {
+        match decoder.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error().is_some() => {
+                return Err(refusal_of(PathError::from_errno(Errno::from_io_error(&e).unwrap_or(Errno::IO)), account));
+            }
+            Err(e) => {
+                return Err(Refusal::new(
+                    "bzip2-damaged",
+                    format!("the file is not bzip2 data, or its compressed data is damaged ({e})"),
+                ));
+            }
+        }
+    }
+    Ok((size, done))
 }
 
 /// Reads at `offset` until `buf` is full or the file ends; the bytes read.

@@ -68,8 +68,15 @@ pub enum Op {
     Glob { root: String, pattern: String, limit: usize },
     /// Answers a `Vec<FileHead>`, one per path and in order: each regular file's size and first
     /// `max_bytes`, or why it could not be read (an entry, not a failure of the op). At most
-    /// [`MAX_BATCH_FILES`] paths and [`MAX_HEADS_TOTAL_BYTES`] in all.
-    ReadHeads { root: String, paths: Vec<String>, max_bytes: usize },
+    /// [`MAX_BATCH_FILES`] paths and [`MAX_HEADS_TOTAL_BYTES`] in all. With `decompress`, the
+    /// first `max_bytes` of each file's decompressed content (its `size` stays the file's own).
+    ReadHeads {
+        root: String,
+        paths: Vec<String>,
+        max_bytes: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decompress: Option<Decompress>,
+    },
     /// Answers a `Vec<ChainWalk>`, one per chain and in order: follows each file's chain of
     /// linked records (a TIFF file's IFDs) as its [`ChainSpec`] describes, counting them.
     WalkChains { root: String, chains: Vec<Chain>, max_records: u64 },
@@ -240,6 +247,15 @@ pub struct Globbed {
     pub paths: Vec<String>,
     /// Every match (more than `paths.len()` when the limit cut the list).
     pub total: usize,
+}
+
+/// A compression [`Op::ReadHeads`] can see through: the file is read through a streaming
+/// decoder, only as far as the bytes asked for need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decompress {
+    /// bzip2 (`.bz2`), as CryoSPARC documents for MRC movies.
+    Bzip2,
 }
 
 /// One file of the answer of [`Op::ReadHeads`]: `{path, size, head_hex}` or `{path, error}`.

@@ -193,6 +193,55 @@ fn glob_refuses_escapes_and_bad_patterns() {
     assert_eq!(code(&answer), "permission-denied");
 }
 
+/// Compresses `data` with Debian's `bzip2` program (the format CryoSPARC documents for movies).
+fn bzip2_of(data: &[u8], level: &str) -> Vec<u8> {
+    let mut child = Command::new("bzip2")
+        .args(["-c", level])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("bzip2 (Debian's bzip2 package) is needed");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    out.stdout
+}
+
+#[test]
+fn read_heads_decompresses_bzip2_as_far_as_asked() {
+    let tree = Tree::new();
+    let raw = tree.t.path().join("lab1/raw");
+    // 3 MB of content over several 100 kB blocks (-1): the head is in the first block; the
+    // last block is cut off, which a decoder that read everything would notice.
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let packed = bzip2_of(&content, "-1");
+    fs::write(raw.join("movie.mrc.bz2"), &packed).unwrap();
+    fs::write(raw.join("cut.mrc.bz2"), &packed[..packed.len() * 2 / 3]).unwrap();
+    fs::write(raw.join("short.mrc.bz2"), bzip2_of(b"tiny", "-9")).unwrap();
+    fs::write(raw.join("plain.mrc.bz2"), "not bzip2 at all").unwrap();
+    chown_tree(&tree.t.path().join("lab1"), 2101, tree.gid1);
+    let paths =
+        ["raw/movie.mrc.bz2", "raw/cut.mrc.bz2", "raw/short.mrc.bz2", "raw/plain.mrc.bz2", "../lab2/secret.mrc"];
+    let answer = ok(tree.call(json!({
+        "op": "read_heads", "root": tree.root("lab1"), "paths": paths, "max_bytes": 1024, "decompress": "bzip2"
+    })));
+    let heads: Vec<FileHead> = serde_json::from_value(answer).unwrap();
+    let got: Vec<Result<(u64, Vec<u8>), String>> = heads.iter().map(|h| h.read().map_err(|e| e.code)).collect();
+    assert_eq!(got[0], Ok((packed.len() as u64, content[..1024].to_vec())), "the decompressed head, the file's size");
+    assert_eq!(got[1], Ok(((packed.len() * 2 / 3) as u64, content[..1024].to_vec())), "only the first block is read");
+    assert_eq!(got[2], Ok((heads[2].size.unwrap(), b"tiny".to_vec())));
+    assert_eq!(got[3], Err("bzip2-damaged".into()));
+    assert_eq!(got[4], Err("path-escapes-root".into()));
+    // Without `decompress`, the same file's raw bytes.
+    let answer =
+        ok(tree.call(json!({ "op": "read_heads", "root": tree.root("lab1"), "paths": [paths[0]], "max_bytes": 3 })));
+    let heads: Vec<FileHead> = serde_json::from_value(answer).unwrap();
+    assert_eq!(heads[0].read().unwrap().1, b"BZh");
+}
+
 #[test]
 fn read_heads_reports_each_file() {
     let tree = Tree::new();

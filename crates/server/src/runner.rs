@@ -22,7 +22,7 @@ use crate::paths::{Entry, Listing};
 pub use cryowarden_runner::protocol::{Account, Checked, CreatedDir, Head, MAX_HEAD_BYTES, Op, TreeCounts};
 use cryowarden_runner::protocol::{Answer, Request};
 pub use cryowarden_runner::protocol::{
-    Chain, ChainSpec, ChainWalk, FileHead, Globbed, MAX_BATCH_FILES, MAX_HEADS_TOTAL_BYTES, Walked,
+    Chain, ChainSpec, ChainWalk, Decompress, FileHead, Globbed, MAX_BATCH_FILES, MAX_HEADS_TOTAL_BYTES, Walked,
 };
 pub use cryowarden_runner::protocol::{CommandOutput, JobKilled, JobStarted, JobStatus, MAX_COMMAND_TIMEOUT_MS};
 
@@ -222,8 +222,9 @@ impl Runner {
         root: &Path,
         paths: &[String],
         max_bytes: usize,
+        decompress: Option<Decompress>,
     ) -> Result<Vec<FileHead>, RunnerError> {
-        self.call(account, Op::ReadHeads { root: root_text(root)?, paths: paths.to_vec(), max_bytes }).await
+        self.call(account, Op::ReadHeads { root: root_text(root)?, paths: paths.to_vec(), max_bytes, decompress }).await
     }
 
     /// Each file's chain of linked records (a TIFF file's IFDs), in order: the number of records

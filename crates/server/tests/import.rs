@@ -265,3 +265,88 @@ async fn an_unavailable_runner_fails_every_file_with_one_code() {
     let codes: Vec<&str> = results.iter().map(|(_, r)| r.as_ref().unwrap_err().code()).collect();
     assert_eq!(codes, ["runner-unavailable", "runner-unavailable", "unknown-format"]);
 }
+
+/// `bzip2 -c` of `data` (Debian's bzip2 program: the files facilities have are made by it).
+fn bzip2_of(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("bzip2")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("bzip2 (Debian's bzip2 package) is needed");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    out.stdout
+}
+
+#[tokio::test]
+async fn bzip2_movies_and_misstamped_mrcs() {
+    let labs = Labs::new();
+    // A bzip2-compressed MRC movie and stack, as CryoSPARC documents them; a damaged one; a
+    // bzip2-compressed TIFF (not read: said so); an uncompressed MRC named .bz2.
+    let movie = MrcSpec { nx: 300, ny: 200, nz: 40, mode: 1, pixel_a: 0.83, ..MrcSpec::default() };
+    std::fs::write(labs.raw("movie_001.mrc.bz2"), bzip2_of(&movie.file())).unwrap();
+    let stack = MrcSpec { nz: 12, mode: 2, big_endian: true, ..MrcSpec::default() };
+    std::fs::write(labs.raw("stack.MRCS.BZ2"), bzip2_of(&stack.file())).unwrap();
+    let mut damaged = bzip2_of(&movie.file());
+    let n = damaged.len();
+    damaged[n / 2..].fill(0x55);
+    damaged.truncate(40);
+    std::fs::write(labs.raw("damaged.mrc.bz2"), damaged).unwrap();
+    std::fs::write(labs.raw("movie.tif.bz2"), bzip2_of(&TiffSpec::default().file())).unwrap();
+    MrcSpec::default().write_to(&labs.raw("plain.mrc.bz2")).unwrap();
+    // Big-endian data whose machine stamp says little-endian, and the reverse (item 24).
+    for (name, big_endian) in [("be_stamped_le.mrc", true), ("le_stamped_be.mrc", false)] {
+        let spec = MrcSpec { nz: 5, mode: 6, big_endian, ..MrcSpec::default() };
+        let mut bytes = spec.file();
+        bytes[212] = if big_endian { 0x44 } else { 0x11 };
+        std::fs::write(labs.raw(name), bytes).unwrap();
+    }
+    for entry in std::fs::read_dir(labs.root().join("raw")).unwrap() {
+        std::os::unix::fs::lchown(entry.unwrap().path(), Some(2101), Some(2101)).unwrap();
+    }
+
+    let results = labs
+        .read(&[
+            "raw/movie_001.mrc.bz2",
+            "raw/stack.MRCS.BZ2",
+            "raw/damaged.mrc.bz2",
+            "raw/movie.tif.bz2",
+            "raw/plain.mrc.bz2",
+            "raw/be_stamped_le.mrc",
+            "raw/le_stamped_be.mrc",
+        ])
+        .await;
+    let header = |i: usize| results[i].1.as_ref().unwrap_or_else(|e| panic!("{}: {e}", results[i].0)).clone();
+    let code = |i: usize| results[i].1.as_ref().map(|h| format!("{h:?}")).unwrap_err().code().to_owned();
+    assert_eq!(
+        header(0),
+        Header {
+            format: FileFormat::Mrc,
+            width: 300,
+            height: 200,
+            frames: 40,
+            mode: Some("int16".into()),
+            pixel_size_a: Some(0.83),
+            compression: Some("bzip2".into()),
+        }
+    );
+    let h = header(1);
+    assert_eq!(
+        (h.format, h.frames, h.mode.as_deref(), h.compression.as_deref()),
+        (FileFormat::Mrcs, 12, Some("float32"), Some("bzip2"))
+    );
+    assert_eq!(code(2), "bzip2-damaged");
+    assert_eq!(code(3), "unsupported-compression");
+    assert!(results[3].1.as_ref().unwrap_err().to_string().contains("decompress it"));
+    assert_eq!(code(4), "bzip2-damaged");
+    for i in [5, 6] {
+        let h = header(i);
+        assert_eq!((h.width, h.height, h.frames, h.mode.as_deref()), (64, 64, 5, Some("uint16")), "{}", results[i].0);
+    }
+}

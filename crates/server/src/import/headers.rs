@@ -1,11 +1,15 @@
 //! The headers of cryo-EM movies and micrographs, read from bytes (no I/O here):
 //!
 //! - **MRC / MRCS** (MRC2014): the 1024-byte header; dimensions `nx ny nz` (frames = `nz`), the
-//!   mode, the pixel size `xlen / mx`; either byte order (the machine stamp at byte 212); the file
+//!   mode, the pixel size `xlen / mx`; either byte order (the machine stamp at byte 212, or the
+//!   other order when the stamped one gives an unknown mode and the other a known one); the file
 //!   must hold `1024 + nsymbt + nx*ny*nz*bytes-per-voxel` bytes.
 //! - **TIFF** (and BigTIFF): frames = the number of IFDs (image file directories) in the chain
 //!   from the header, width, height, bits per sample, sample format and compression from the first.
 //! - **EER**: a TIFF whose compression is 65000, 65001 or 65002 (EER v0, v1, v2).
+//! - **bzip2-compressed MRC / MRCS** (`.mrc.bz2`, `.mrcs.bz2`, as CryoSPARC documents): the
+//!   header from the first bytes of the decompressed content (the runner decompresses only what
+//!   those bytes need); the voxels' length is not checked (it would mean decompressing all).
 //!
 //! The format is decided by the file's extension (case-insensitive) and confirmed by its content:
 //! a `.mrc` file that is not an MRC, or a `.eer` file that is a TIFF without EER compression, is
@@ -18,7 +22,7 @@
 //! IFD, is in `head`.
 
 use cryowarden_runner::ops_import::{ChainError, walk_chain};
-use cryowarden_runner::protocol::{ChainSpec, MAX_CHAIN_RECORDS, Refusal, Walked};
+use cryowarden_runner::protocol::{ChainSpec, Decompress, MAX_CHAIN_RECORDS, Refusal, Walked};
 use serde::{Deserialize, Serialize};
 
 /// Size of an MRC header.
@@ -43,10 +47,23 @@ pub enum FileFormat {
     Eer,
 }
 
+/// The compression a file name's last extension names (`.bz2`, case-insensitive): the format is
+/// then the one of the name without it (`movie.mrc.bz2` is a bzip2-compressed MRC).
+pub fn compression_of(name: &str) -> Option<Decompress> {
+    let file = name.rsplit('/').next().unwrap_or(name);
+    let (stem, ext) = file.rsplit_once('.')?;
+    (!stem.is_empty() && ext.eq_ignore_ascii_case("bz2")).then_some(Decompress::Bzip2)
+}
+
 impl FileFormat {
-    /// The format named by the extension of `name`'s last component (case-insensitive).
+    /// The format named by the extension of `name`'s last component (case-insensitive), under a
+    /// compression's extension if there is one ([`compression_of`]).
     pub fn from_name(name: &str) -> Option<FileFormat> {
         let file = name.rsplit('/').next().unwrap_or(name);
+        let file = match compression_of(file) {
+            Some(_) => &file[..file.len() - ".bz2".len()],
+            None => file,
+        };
         let (stem, ext) = file.rsplit_once('.')?;
         if stem.is_empty() {
             return None;
@@ -91,7 +108,7 @@ pub struct Header {
     /// does not say.
     pub pixel_size_a: Option<f64>,
     /// TIFF and EER: `none`, `lzw`, `deflate`, `packbits`, `jpeg`, `zstd`, `eer-v0`, `eer-v1`,
-    /// `eer-v2`, or `tiff-<code>`. `None` for MRC.
+    /// `eer-v2`, or `tiff-<code>`. MRC: `bzip2` for a `.mrc.bz2` file, else `None`.
     pub compression: Option<String>,
 }
 
@@ -99,8 +116,13 @@ pub struct Header {
 /// is wrong for the people importing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
-    #[error("{name} has no known extension (.mrc, .mrcs, .tif, .tiff, .eer): rename it or leave it out of the import")]
+    #[error(
+        "{name} has no known extension (.mrc, .mrcs, .tif, .tiff, .eer, .mrc.bz2, .mrcs.bz2): rename it or leave it out of the import"
+    )]
     UnknownFormat { name: String },
+    /// A compression the format cannot come in (bzip2 is read for MRC and MRCS only).
+    #[error("{0}")]
+    UnsupportedCompression(String),
     #[error("not an MRC file: {0}")]
     NotMrc(String),
     #[error("truncated: expected {expected} bytes, file has {actual}")]
@@ -138,6 +160,7 @@ impl HeaderError {
     pub fn code(&self) -> &str {
         match self {
             HeaderError::UnknownFormat { .. } => "unknown-format",
+            HeaderError::UnsupportedCompression(_) => "unsupported-compression",
             HeaderError::NotMrc(_) => "not-mrc",
             HeaderError::Truncated { .. } | HeaderError::TruncatedIfds(_) => "truncated",
             HeaderError::UnsupportedMode(_) => "unsupported-mode",
@@ -166,11 +189,29 @@ impl HeaderError {
     }
 }
 
-/// Reads the header of the file `name` (only its extension is used) of `file_size` bytes from
-/// its first bytes `head`: [`MRC_HEADER_BYTES`] are enough for an MRC; a TIFF needs every IFD
-/// within `head` (else [`HeaderError::IfdsBeyondHead`]: use [`tiff_chain`] and [`parse_tiff`]).
-pub fn parse(name: &str, head: &[u8], file_size: u64) -> Result<Header, HeaderError> {
+/// The format of `name` and the compression it comes in, or why it cannot be read.
+pub fn format_of(name: &str) -> Result<(FileFormat, Option<Decompress>), HeaderError> {
     let format = FileFormat::from_name(name).ok_or_else(|| HeaderError::UnknownFormat { name: name.to_owned() })?;
+    let compression = compression_of(name);
+    if compression.is_some() && format.is_tiff() {
+        return Err(HeaderError::UnsupportedCompression(format!(
+            "{name}: a bzip2-compressed {} file is not read (bzip2 is read for .mrc and .mrcs): decompress it, \
+             or import the uncompressed file",
+            format.as_str().to_uppercase()
+        )));
+    }
+    Ok((format, compression))
+}
+
+/// Reads the header of the file `name` (only its extension is used) of `file_size` bytes from
+/// its first bytes `head` (of its content, decompressed for a `.bz2` name):
+/// [`MRC_HEADER_BYTES`] are enough for an MRC; a TIFF needs every IFD within `head` (else
+/// [`HeaderError::IfdsBeyondHead`]: use [`tiff_chain`] and [`parse_tiff`]).
+pub fn parse(name: &str, head: &[u8], file_size: u64) -> Result<Header, HeaderError> {
+    let (format, compression) = format_of(name)?;
+    if compression.is_some() {
+        return parse_compressed_mrc(format, head);
+    }
     if !format.is_tiff() {
         return parse_mrc(format, head, file_size);
     }
@@ -206,10 +247,25 @@ fn mrc_mode(mode: i32) -> Option<(&'static str, u32)> {
 
 /// Reads an MRC or MRCS header (MRC2014) from the first [`MRC_HEADER_BYTES`] of a file.
 pub fn parse_mrc(format: FileFormat, head: &[u8], file_size: u64) -> Result<Header, HeaderError> {
+    mrc_header(format, head, Some(file_size))
+}
+
+/// Reads the header of a bzip2-compressed MRC or MRCS from the first bytes of its decompressed
+/// content. The content's length is unknown without decompressing all of it, so voxels missing
+/// at the end are not detected here (a content shorter than the header is).
+pub fn parse_compressed_mrc(format: FileFormat, content_head: &[u8]) -> Result<Header, HeaderError> {
+    let mut header = mrc_header(format, content_head, None)?;
+    header.compression = Some("bzip2".to_owned());
+    Ok(header)
+}
+
+/// An MRC header from `head`; with `file_size`, the file must hold every voxel.
+fn mrc_header(format: FileFormat, head: &[u8], file_size: Option<u64>) -> Result<Header, HeaderError> {
     if head.len() >= 211 && &head[208..211] != b"MAP" {
         return Err(HeaderError::NotMrc("there is no \"MAP \" at byte 208".into()));
     }
     if head.len() < MRC_HEADER_BYTES {
+        let file_size = file_size.unwrap_or(head.len() as u64);
         return Err(if file_size < MRC_HEADER_BYTES as u64 {
             HeaderError::Truncated { expected: MRC_HEADER_BYTES as u64, actual: file_size }
         } else {
@@ -223,12 +279,15 @@ pub fn parse_mrc(format: FileFormat, head: &[u8], file_size: u64) -> Result<Head
         let b: [u8; 4] = head[4 * w..4 * w + 4].try_into().expect("four bytes");
         if big { i32::from_be_bytes(b) } else { i32::from_le_bytes(b) }
     };
+    let known = |big: bool| mrc_mode(word(big, 3)).is_some();
     let big_endian = match head[212] {
-        0x44 => false,
-        0x11 => true,
+        // A stamp is believed unless its order gives an unknown mode and the other a known one
+        // (writers that stamp the host's order but write the other one exist; mrcfile reads them).
+        0x44 => !known(false) && known(true),
+        0x11 => known(true) || !known(false),
         // No usable machine stamp (some writers leave it empty): the byte order whose mode is known.
-        _ if mrc_mode(word(false, 3)).is_some() => false,
-        _ if mrc_mode(word(true, 3)).is_some() => true,
+        _ if known(false) => false,
+        _ if known(true) => true,
         stamp => {
             return Err(HeaderError::NotMrc(format!(
                 "its machine stamp ({stamp:#04x} at byte 212) gives no byte order in which its mode is known"
@@ -248,7 +307,9 @@ pub fn parse_mrc(format: FileFormat, head: &[u8], file_size: u64) -> Result<Head
     let (x, y, z) = (nx as u128, ny as u128, nz as u128);
     let data = if bits == 4 { x.div_ceil(2) * y * z } else { x * y * z * u128::from(bits / 8) };
     let expected = MRC_HEADER_BYTES as u128 + nsymbt as u128 + data;
-    if expected > u128::from(file_size) {
+    if let Some(file_size) = file_size
+        && expected > u128::from(file_size)
+    {
         let expected = u64::try_from(expected).unwrap_or(u64::MAX);
         return Err(HeaderError::Truncated { expected, actual: file_size });
     }

@@ -18,7 +18,11 @@ fn formats_come_from_the_extension() {
         ("x/y/FoilHole_1_Data_2_fractions.TIFF", Some(FileFormat::Tiff)),
         ("a.tif", Some(FileFormat::Tiff)),
         ("movie.Eer", Some(FileFormat::Eer)),
-        ("a.mrc.bz2", None),
+        ("a.mrc.bz2", Some(FileFormat::Mrc)),
+        ("a.MRCS.Bz2", Some(FileFormat::Mrcs)),
+        ("a.bz2", None),
+        (".bz2", None),
+        (".mrc.bz2", None),
         ("mrc", None),
         (".mrc", None),
         ("dir.mrc/readme", None),
@@ -26,6 +30,9 @@ fn formats_come_from_the_extension() {
     ] {
         assert_eq!(FileFormat::from_name(name), format, "{name}");
     }
+    assert_eq!(format_of("a.mrc.bz2"), Ok((FileFormat::Mrc, Some(Decompress::Bzip2))));
+    assert_eq!(format_of("a.mrc"), Ok((FileFormat::Mrc, None)));
+    assert_eq!(format_of("a.eer.bz2").unwrap_err().code(), "unsupported-compression");
     let e = parse("notes.txt", b"", 0).unwrap_err();
     assert_eq!(e.code(), "unknown-format");
     assert!(e.to_string().contains("notes.txt"));
@@ -101,6 +108,26 @@ fn mrc_damage_has_its_code() {
     assert_eq!(parse("m.mrc", &unstamped, full).unwrap().width, 64);
     unstamped[12..16].copy_from_slice(&[9, 9, 9, 9]);
     assert_eq!(parse("m.mrc", &unstamped, full).unwrap_err().code(), "not-mrc");
+
+    // A wrong machine stamp (big-endian data stamped little-endian, and the reverse), as some
+    // writers leave it: the other byte order, when the stamped one yields an unknown mode and the
+    // other a known one (mrcfile reads these too).
+    for big_endian in [true, false] {
+        let mut misstamped = MrcSpec { big_endian, nz: 7, mode: 1, ..MrcSpec::default() }.header();
+        misstamped[212] = if big_endian { 0x44 } else { 0x11 };
+        let h = parse("m.mrc", &misstamped, full * 7).unwrap();
+        assert_eq!(
+            (h.width, h.height, h.frames, h.mode.as_deref()),
+            (64, 64, 7, Some("int16")),
+            "big-endian {big_endian}"
+        );
+        assert_eq!(h.pixel_size_a, Some(1.06));
+    }
+    // Neither order gives a known mode: refused, naming the stamp.
+    let mut hopeless = MrcSpec { big_endian: true, ..MrcSpec::default() }.header();
+    hopeless[212] = 0x44;
+    hopeless[12..16].copy_from_slice(&[9, 9, 9, 9]);
+    assert_eq!(parse("m.mrc", &hopeless, full).unwrap_err().code(), "unsupported-mode");
 
     // A TIFF named .mrc, an MRC named .tif.
     assert_eq!(parse("x.mrc", &TiffSpec::default().file(), 1 << 20).unwrap_err().code(), "not-mrc");

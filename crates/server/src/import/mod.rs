@@ -5,7 +5,9 @@
 //! [`CHUNK_FILES`] files (the first [`HEAD_BYTES`] of each; [`CONCURRENT_REQUESTS`] requests at a
 //! time), parsed here; then, for the TIFF and EER files among them, one `walk_chains` request per
 //! chunk, in which the runner follows each file's IFD chain (laid out as [`headers::tiff_chain`]
-//! describes) and returns the number of IFDs and the first one. A file that cannot be read or
+//! describes) and returns the number of IFDs and the first one. bzip2-compressed MRCs
+//! (`.mrc.bz2`) go in `read_heads` requests of their own, which the runner answers with the first
+//! bytes of each file's decompressed content. A file that cannot be read or
 //! parsed gets its own [`HeaderError`]; it never stops the others.
 
 pub mod fixtures;
@@ -18,7 +20,7 @@ use futures_util::StreamExt;
 
 pub use headers::{FileFormat, HEAD_BYTES, Header, HeaderError, MAX_FRAMES};
 
-use crate::runner::{Account, Chain, ChainSpec, MAX_BATCH_FILES, Runner, RunnerError};
+use crate::runner::{Account, Chain, ChainSpec, Decompress, MAX_BATCH_FILES, Runner, RunnerError};
 
 /// Most files of one runner request.
 pub const CHUNK_FILES: usize = MAX_BATCH_FILES;
@@ -38,23 +40,25 @@ pub async fn read_headers(
     paths: &[String],
 ) -> Vec<(String, Result<Header, HeaderError>)> {
     let mut results: Vec<Option<Result<Header, HeaderError>>> = vec![None; paths.len()];
-    let mut known = Vec::with_capacity(paths.len());
+    // Plain files, and compressed ones (read in requests of their own, through the runner's
+    // decoder).
+    let (mut plain, mut compressed) = (Vec::with_capacity(paths.len()), Vec::new());
     for (i, path) in paths.iter().enumerate() {
-        match FileFormat::from_name(path) {
-            Some(format) => known.push((i, format)),
-            None => results[i] = Some(Err(HeaderError::UnknownFormat { name: path.clone() })),
+        match headers::format_of(path) {
+            Ok((format, None)) => plain.push((i, format)),
+            Ok((format, Some(how))) => compressed.push((i, format, how)),
+            Err(e) => results[i] = Some(Err(e)),
         }
     }
+    let batches = batches(paths, &plain, &compressed);
 
     // Step 1: every head; MRCs are done, TIFFs give the layout of their IFD chain. Requests run
     // [`CONCURRENT_REQUESTS`] at a time, each in its own task (so that a runner's answer is read
     // while another is parsed).
     let mut tiffs = Vec::new();
-    let requests = chunks(&known, |(i, _)| json_len(&paths[*i]) + 3).map(|range| {
-        let batch: Vec<(usize, FileFormat, String)> =
-            known[range].iter().map(|&(i, format)| (i, format, paths[i].clone())).collect();
+    let requests = batches.into_iter().map(|(batch, how)| {
         let (runner, account, root) = (runner.clone(), account.clone(), root.to_path_buf());
-        AbortOnDrop(tokio::spawn(async move { read_batch(&runner, &account, &root, batch).await }))
+        AbortOnDrop(tokio::spawn(async move { read_batch(&runner, &account, &root, batch, how).await }))
     });
     let mut answers = futures_util::stream::iter(requests).buffered(CONCURRENT_REQUESTS);
     while let Some(answer) = answers.next().await {
@@ -119,6 +123,28 @@ pub async fn read_headers(
         .collect()
 }
 
+/// The `read_heads` requests of step 1: (index, format, path) of each file, and the compression
+/// all of them come in (compressed files are asked for in requests of their own).
+type Batch = (Vec<(usize, FileFormat, String)>, Option<Decompress>);
+
+fn batches(
+    paths: &[String],
+    plain: &[(usize, FileFormat)],
+    compressed: &[(usize, FileFormat, Decompress)],
+) -> Vec<Batch> {
+    let mut out = Vec::new();
+    for range in chunks(plain, |(i, _)| json_len(&paths[*i]) + 3) {
+        out.push((plain[range].iter().map(|&(i, format)| (i, format, paths[i].clone())).collect(), None));
+    }
+    for same in compressed.chunk_by(|a, b| a.2 == b.2) {
+        for range in chunks(same, |(i, ..)| json_len(&paths[*i]) + 3) {
+            let how = same[range.start].2;
+            out.push((same[range].iter().map(|&(i, format, _)| (i, format, paths[i].clone())).collect(), Some(how)));
+        }
+    }
+    out
+}
+
 /// A spawned request, cancelled (its runner killed) when the import is dropped.
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
@@ -142,15 +168,17 @@ enum Outcome {
     Tiff(Tiff),
 }
 
-/// One `read_heads` request for `batch` (index, format, path) and what each head tells.
+/// One `read_heads` request for `batch` (index, format, path), all compressed as `how` says,
+/// and what each head tells.
 async fn read_batch(
     runner: &Runner,
     account: &Account,
     root: &Path,
     batch: Vec<(usize, FileFormat, String)>,
+    how: Option<Decompress>,
 ) -> Vec<(usize, Outcome)> {
     let names: Vec<String> = batch.iter().map(|(_, _, path)| path.clone()).collect();
-    let heads = match runner.read_heads(account, root, &names, HEAD_BYTES).await {
+    let heads = match runner.read_heads(account, root, &names, HEAD_BYTES, how).await {
         Ok(heads) if heads.len() == batch.len() => heads,
         answer => {
             let e = match answer {
@@ -172,6 +200,8 @@ async fn read_batch(
                 Err(refusal) => {
                     Outcome::Done(Err(HeaderError::Unreadable { code: refusal.code, message: refusal.message }))
                 }
+                // Only MRCs come compressed (`headers::format_of`).
+                Ok((_, bytes)) if how.is_some() => Outcome::Done(headers::parse_compressed_mrc(format, &bytes)),
                 Ok((size, bytes)) if !format.is_tiff() => Outcome::Done(headers::parse_mrc(format, &bytes, size)),
                 Ok((size, bytes)) => match headers::tiff_chain(&bytes, size) {
                     Ok(spec) => Outcome::Tiff(Tiff { index, format, spec, head: bytes }),
