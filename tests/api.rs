@@ -677,6 +677,76 @@ async fn the_openapi_document_describes_every_route() {
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     let (s, h) = app.call(Method::GET, "/api/v1/health", None, None).await;
     assert_eq!((s, h["status"].as_str()), (StatusCode::OK, Some("ok")));
+
+    // The shape a generated client relies on (issue 11, item 14): path parameters are the
+    // template's variables, and nothing else; every problem is application/problem+json; every
+    // schema compiles; every operation documents the problems it can answer.
+    let mut wrong = Vec::new();
+    for (path, item) in paths {
+        let vars: Vec<&str> =
+            path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect();
+        for (method, op) in item.as_object().unwrap() {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let in_path: Vec<String> =
+                params.iter().filter(|p| p["in"] == "path").map(|p| p["name"].as_str().unwrap().to_owned()).collect();
+            for name in &in_path {
+                if !vars.contains(&name.as_str()) {
+                    wrong.push(format!("{method} {path}: `{name}` is declared in: path but is not in the path"));
+                }
+            }
+            for var in &vars {
+                if !in_path.iter().any(|n| n == var) {
+                    wrong.push(format!("{method} {path}: the path's `{var}` is not a declared path parameter"));
+                }
+            }
+            for (status, response) in op["responses"].as_object().unwrap() {
+                for (media, content) in response["content"].as_object().into_iter().flatten() {
+                    let problem = content["schema"]["$ref"] == "#/components/schemas/Problem";
+                    if problem != (media == "application/problem+json") {
+                        wrong.push(format!("{method} {path} {status}: {media} with schema {}", content["schema"]));
+                    }
+                }
+            }
+            if op["responses"].get("default").is_none() {
+                wrong.push(format!("{method} {path}: no default (problem) response"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{} defects:\n{}", wrong.len(), wrong.join("\n"));
+    let document = common::openapi::document();
+    for name in doc["components"]["schemas"].as_object().unwrap().keys() {
+        let pointer = format!("/components/schemas/{name}");
+        document.check_schema_compiles(&pointer).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[tokio::test]
+async fn answers_that_contradict_the_document_are_caught() {
+    // The check every test's server runs (tests/common/openapi.rs) finds each kind of drift.
+    let doc = common::openapi::document();
+    let ok = doc.check(
+        "GET",
+        "/api/v1/health",
+        None,
+        200,
+        Some("application/json"),
+        Some(br#"{"status":"ok","version":"1","database":"sqlite"}"#),
+    );
+    assert_eq!(ok, Ok(()));
+    let missing_field =
+        doc.check("GET", "/api/v1/health", None, 200, Some("application/json"), Some(br#"{"status":"ok"}"#));
+    assert!(missing_field.unwrap_err().contains("schema refuses"));
+    let wrong_type =
+        doc.check("GET", "/api/v1/users/7", None, 404, Some("application/json"), Some(br#"{"code":"not-found"}"#));
+    assert!(wrong_type.unwrap_err().contains("application/problem+json"), "a problem must say it is one");
+    let not_a_problem =
+        doc.check("GET", "/api/v1/users/7", None, 404, Some("application/problem+json"), Some(br#"{"detail":1}"#));
+    assert!(not_a_problem.is_err());
+    let unknown = doc.check("GET", "/api/v1/no-such-thing", None, 200, Some("application/json"), Some(b"{}"));
+    assert!(unknown.unwrap_err().contains("no such operation"));
+    let body = json!({ "name": "x", "kind": "node", "surprise": true });
+    let refused_body = doc.check("POST", "/api/v1/lanes", Some(&body), 201, Some("application/json"), Some(b"{}"));
+    assert!(refused_body.is_err(), "an accepted request body is checked too");
 }
 
 #[tokio::test]

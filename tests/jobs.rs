@@ -758,3 +758,83 @@ on_both_backends!(
         );
     }
 );
+
+/// `bzip2 -c` of `data`, with Debian's bzip2 program.
+fn bzip2_of(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("bzip2")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("bzip2 (Debian's bzip2 package) is needed");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    out.stdout
+}
+
+// Issue 11, items 25 and 26: a bzip2 movie imported by a job; the CLI says "note" for a completed
+// import's unreadable files, prints JSON for `job log --json`, describes cluster targets in
+// `lane list`, and `lane add` is all or nothing.
+on_both_backends!(bzip2_imports_and_the_cli_says_what_it_means, |app: TestApp| async move {
+    let (w, project) = setup(&app).await;
+    let session = w.disk.raw1.join("compressed");
+    std::fs::create_dir(&session).unwrap();
+    std::fs::write(session.join("movie_001.mrc.bz2"), bzip2_of(&mrc(64, 48, 12, 0.83))).unwrap();
+    std::fs::write(session.join("movie_002.mrc.bz2"), b"BZh9 but nothing after").unwrap();
+    let chown = std::process::Command::new("chown").args(["-R", "cwlab1:cwlab1"]).arg(&session).output().unwrap();
+    assert!(chown.status.success());
+    let id = job(
+        &app,
+        &w.alice.1,
+        project,
+        json!({ "job_type": "import_movies", "params": { "path": "compressed/movie_*.mrc.bz2" } }),
+    )
+    .await;
+    assert_eq!(queue(&app, &w.alice.1, id, json!({ "lane": "default" })).await.0, StatusCode::OK);
+    let v = wait_job(&app, &w.alice.1, id, terminal).await;
+    assert_eq!(v["status"].as_str(), Some("completed"), "{v}");
+    let rows = sqlx::query_as::<_, (String, i64, i64, i64)>(
+        "SELECT path, width, height, frames FROM exposures WHERE job_id = $1 ORDER BY path",
+    )
+    .bind(id)
+    .fetch_all(&app.state.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, [("compressed/movie_001.mrc.bz2".to_owned(), 64, 48, 12)]);
+    let log = log_of(&app, &w.alice.1, id).await;
+    assert!(log.contains("could not read compressed/movie_002.mrc.bz2: bzip2-damaged"), "{log}");
+
+    // `job show`: the completed import's unreadable file is a note, not a failure.
+    let id_s = id.to_string();
+    let (ok, text, err) = app.cli_text(&w.alice.1, &["job", "show", &id_s]).await;
+    assert!(ok, "{err}");
+    assert!(text.contains("note: 1 file(s) could not be read"), "{text}");
+    assert!(!text.contains("failure:"), "{text}");
+    // `job log --json`: JSON, one object a line, whose texts make the log.
+    let (ok, text, err) = app.cli_text(&w.alice.1, &["job", "log", &id_s, "--json"]).await;
+    assert!(ok, "{err}");
+    let chunks: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(chunks.iter().map(|c| c["text"].as_str().unwrap()).collect::<String>(), log);
+
+    // `lane add` whose target name is taken: refused, and no lane is left behind.
+    let (ok, _, err) = app.cli(&w.admin, &["lane", "add", "first", "--target", "gpu-node-7"]).await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = app.cli(&w.admin, &["lane", "add", "second", "--target", "gpu-node-7"]).await;
+    assert!(!ok && err.contains("409"), "{err}");
+    let (_, lanes, _) = app.cli(&w.admin, &["lane", "list"]).await;
+    let names: Vec<&str> = lanes.as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"first") && !names.contains(&"second"), "{names:?}");
+
+    // `lane list` describes a cluster target by what it submits with, never "null".
+    let (info, script) = cryowarden_server::cluster::slurm::example_slurm();
+    let info: Value = serde_json::from_str(&info).unwrap();
+    let (s, v) = app.post("/api/v1/clusters", &w.admin, json!({ "info": info, "script": script })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (ok, text, err) = app.cli_text(&w.admin, &["lane", "list"]).await;
+    assert!(ok, "{err}");
+    assert!(!text.contains("null"), "{text}");
+    assert!(text.contains("submits with: sbatch"), "{text}");
+    assert!(text.contains("target gpu-node-7"), "{text}");
+});

@@ -130,6 +130,17 @@ fn print_lane(l: &Value) {
     println!("{:>4}  {:<20} {:<8} {}", l["id"], s(&l["name"]), s(&l["kind"]), s(&l["title"]));
     for t in l["targets"].as_array().into_iter().flatten() {
         let c = &t["config"];
+        if t["kind"] == "cluster" {
+            // A cluster target has no slots of its own: what it submits with says more.
+            let title = c["title"].as_str().filter(|title| *title != s(&t["name"]));
+            println!(
+                "        cluster {:<15} {}submits with: {}",
+                s(&t["name"]),
+                title.map(|title| format!("({title}) ")).unwrap_or_default(),
+                c["qsub_cmd_tpl"].as_str().unwrap_or("sbatch {{ script_path_abs }}")
+            );
+            continue;
+        }
         let gpus: Vec<String> = c["gpus"].as_array().into_iter().flatten().map(|g| g["id"].to_string()).collect();
         println!(
             "        target {:<16} cpus {} ram {} GB gpus [{}]",
@@ -164,12 +175,11 @@ pub async fn lane(cmd: LaneCommand) -> anyhow::Result<ExitCode> {
         }
         LaneCommand::Add { remote, name, title, target, cpus, ram_gb, gpus } => {
             let c = Client::new(&remote)?;
-            let lane = c
-                .send(Method::POST, "/api/v1/lanes", Some(json!({ "name": name, "title": title, "kind": "node" })))
-                .await?;
+            // The lane and its first target in one request: all or nothing.
             let gpus: Vec<Value> = gpus.iter().map(|g| json!({ "id": g })).collect();
-            let body = json!({ "name": target, "cpus": cpus, "ram_gb": ram_gb, "gpus": gpus });
-            let v = c.send(Method::POST, &format!("/api/v1/lanes/{}/targets", lane["id"]), Some(body)).await?;
+            let target = json!({ "name": target, "cpus": cpus, "ram_gb": ram_gb, "gpus": gpus });
+            let body = json!({ "name": name, "title": title, "kind": "node", "targets": [target] });
+            let v = c.send(Method::POST, "/api/v1/lanes", Some(body)).await?;
             emit(c.json, &v, print_lane);
         }
         LaneCommand::Validate { remote, project } => {
@@ -266,7 +276,9 @@ pub async fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                 print_job(v);
                 println!("        dir {}", s(&v["job_dir"]));
                 if !v["failure"].is_null() {
-                    println!("        failure: {}", s(&v["failure"]));
+                    // A completed job's note (an import's unreadable files) is not a failure.
+                    let label = if v["status"] == "completed" { "note" } else { "failure" };
+                    println!("        {label}: {}", s(&v["failure"]));
                 }
             });
         }
@@ -276,7 +288,14 @@ pub async fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
             loop {
                 let chunk = c.send(Method::GET, &format!("/api/v1/jobs/{job}/log?offset={offset}"), None).await?;
                 let text = chunk["text"].as_str().unwrap_or("");
-                print!("{text}");
+                if c.json {
+                    // One JSON object a line ({text, offset, next_offset}), also when following.
+                    if !text.is_empty() || !follow {
+                        println!("{}", serde_json::to_string(&chunk).unwrap_or_default());
+                    }
+                } else {
+                    print!("{text}");
+                }
                 offset = chunk["next_offset"].as_u64().unwrap_or(offset);
                 if !follow {
                     break;

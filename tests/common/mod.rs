@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod openapi;
 pub mod process;
 pub mod session;
 pub mod slurm;
@@ -64,6 +65,25 @@ pub struct TestApp {
     pub state: Arc<AppState>,
     pub backend: Backend,
     pub dir: tempfile::TempDir,
+    /// Exchanges that contradicted the OpenAPI document (`openapi.rs`): the test fails on drop.
+    pub openapi_violations: openapi::Violations,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let violations = self.openapi_violations.lock().map(|v| v.clone()).unwrap_or_default();
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!("{} API answer(s) contradict the OpenAPI document:\n{}", violations.len(), violations.join("\n"));
+        }
+    }
+}
+
+/// The application's router with the OpenAPI check around it.
+fn checked_router(state: Arc<AppState>, violations: &openapi::Violations) -> axum::Router {
+    let violations = violations.clone();
+    cryowarden_server::router(state).layer(axum::middleware::from_fn(move |request, next| {
+        openapi::check_exchange(violations.clone(), request, next)
+    }))
 }
 
 pub const ADMIN_PASSWORD: &str = "site admin passphrase 42";
@@ -94,9 +114,18 @@ impl TestApp {
         tweak(&mut config);
         let state = AppState::open(config).await.expect("open the app");
         cryowarden_server::scheduler::start(state.clone()).await.expect("start the scheduler");
-        let app = cryowarden_server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let openapi_violations = openapi::Violations::default();
+        let app =
+            checked_router(state.clone(), &openapi_violations).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum_serve(listener, app).await });
-        Some(TestApp { url: format!("http://{addr}"), http: reqwest::Client::new(), state, backend, dir })
+        Some(TestApp {
+            url: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            state,
+            backend,
+            dir,
+            openapi_violations,
+        })
     }
 
     /// Restarts the server on the same database and data: the old scheduler stops as if its
@@ -109,7 +138,8 @@ impl TestApp {
         config.listen = listener.local_addr().expect("addr");
         let state = AppState::open(config).await.expect("reopen the app");
         cryowarden_server::scheduler::start(state.clone()).await.expect("restart the scheduler");
-        let app = cryowarden_server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app =
+            checked_router(state.clone(), &self.openapi_violations).into_make_service_with_connect_info::<SocketAddr>();
         self.url = format!("http://{}", state.config.listen);
         tokio::spawn(async move { axum_serve(listener, app).await });
         self.state = state;
@@ -224,9 +254,17 @@ impl TestApp {
     /// Runs the real `cryowarden` binary against this server with `token`, adding `--json`:
     /// (success, the JSON it printed, its stderr).
     pub async fn cli(&self, token: &str, args: &[&str]) -> (bool, Value, String) {
+        let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let (ok, text, stderr) = self.cli_text(token, &args).await;
+        (ok, serde_json::from_str(&text).unwrap_or(Value::Null), stderr)
+    }
+
+    /// Runs the real `cryowarden` binary as [`TestApp::cli`] does, without `--json`: whether it
+    /// succeeded, its standard output and its standard error.
+    pub async fn cli_text(&self, token: &str, args: &[&str]) -> (bool, String, String) {
         let (url, token) = (self.url.clone(), token.to_owned());
         let home = self.dir.path().join("home");
-        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).chain(["--json".to_owned()]).collect();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         let out = tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let env = [
@@ -238,12 +276,7 @@ impl TestApp {
         })
         .await
         .unwrap();
-        let text = process::stdout(&out);
-        (
-            out.status.success(),
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        (out.status.success(), process::stdout(&out), String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
     /// The number of audit events so far.

@@ -87,9 +87,10 @@ pub struct Event {
     pub target: Option<String>,
     pub outcome: String,
     pub reason: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    /// What the target was before the change: any JSON value (an object of the fields changed,
+    /// usually), or null.
     pub before: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
+    /// What it is after: any JSON value, or null.
     pub after: Option<serde_json::Value>,
     pub source: String,
     pub prev_hash: String,

@@ -264,28 +264,46 @@ pub async fn update(
     Ok(after)
 }
 
-/// The settings as `actor` may see them: groups of settings they have no access to are left out.
-pub fn visible_to(settings: &InstanceSettings, actor: &cryowarden_core::Actor) -> serde_json::Value {
-    let mut v = serde_json::to_value(settings).unwrap_or_default();
+/// The instance settings one viewer may read: each group of §1 they have no read access to is
+/// left out (its fields absent, never null).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct VisibleSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub banner: Option<Banner>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_message: Option<LoginMessage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_email_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_job_priority: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane_queue_override: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refuse_busy_gpus: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "all_members")]
+    pub default_import_policy: Option<ImportPolicy>,
+}
+
+/// The settings `actor` may read ([`VisibleSettings`]).
+pub fn visible_to(settings: &InstanceSettings, actor: &cryowarden_core::Actor) -> VisibleSettings {
     let can_read =
         |setting| cryowarden_core::authorize(actor, Action::ReadSetting(setting), &Resource::instance()).is_allowed();
-    if let Some(map) = v.as_object_mut() {
-        if !can_read(Setting::LookAndFeel) {
-            for k in ["instance_name", "banner", "login_message", "system_email_address"] {
-                map.remove(k);
-            }
-        }
-        if !can_read(Setting::Scheduler) {
-            map.remove("default_job_priority");
-            map.remove("lane_queue_override");
-            map.remove("refuse_busy_gpus");
-        }
-        if !can_read(Setting::SystemMaintenance) {
-            map.remove("maintenance");
-        }
-        if !can_read(Setting::StorageRoots) {
-            map.remove("default_import_policy");
-        }
+    let s = settings.clone();
+    let (look, scheduler) = (can_read(Setting::LookAndFeel), can_read(Setting::Scheduler));
+    VisibleSettings {
+        instance_name: look.then_some(s.instance_name),
+        banner: look.then_some(s.banner),
+        login_message: look.then_some(s.login_message),
+        system_email_address: look.then_some(s.system_email_address),
+        default_job_priority: scheduler.then_some(s.default_job_priority),
+        lane_queue_override: scheduler.then_some(s.lane_queue_override),
+        refuse_busy_gpus: scheduler.then_some(s.refuse_busy_gpus),
+        maintenance: can_read(Setting::SystemMaintenance).then_some(s.maintenance),
+        default_import_policy: can_read(Setting::StorageRoots).then_some(s.default_import_policy),
     }
-    v
 }

@@ -414,6 +414,7 @@ pub fn snapshot(u: &User) -> serde_json::Value {
 
 /// Sorting and filtering for the user list.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Matches username, email, first or last name (case-insensitive substring).

@@ -59,6 +59,7 @@ pub async fn verify(State(state): State<Arc<AppState>>, caller: Caller) -> ApiRe
 
 /// The export's query: the list's filters (no paging) and the format.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// `csv` (default) or `json` (one JSON array of events, as the list gives them).
@@ -142,7 +143,9 @@ pub async fn export_response(state: &AppState, ctx: &Ctx, q: &ExportQuery) -> Re
 /// Export the whole filtered set (oldest first) as CSV or a JSON array, streamed. The export is
 /// itself recorded in the audit log (`export-audit-log`).
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(ExportQuery),
-    responses((status = 200, content_type = "text/csv", body = String), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "Every event of the filtered set, oldest first: CSV (`format=csv`, the default) or a JSON array (`format=json`)",
+        content((String = "text/csv"), (Vec<crate::audit::Event> = "application/json"))),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn export(
     State(state): State<Arc<AppState>>,
     caller: Caller,

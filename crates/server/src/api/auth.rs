@@ -38,7 +38,7 @@ pub struct SessionInfo {
 
 /// Sign in with a password; sets an HttpOnly, SameSite=Strict session cookie.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = SessionInfo), (status = 401, body = Problem), (status = 403, description = "terms-not-accepted: the problem carries `terms` {version, text}"), (status = 429, body = Problem)))]
+    responses((status = 200, body = SessionInfo), (status = 401, body = Problem), (status = 403, description = "terms-not-accepted: the problem carries `terms` {version, text}", body = Problem), (status = 429, body = Problem)))]
 pub async fn login(
     State(state): State<Arc<AppState>>,
     Source(addr): Source,

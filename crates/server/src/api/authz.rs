@@ -17,6 +17,7 @@ use crate::context::Target;
 use crate::users::{self, User};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainQuery {
     /// The acting user (username or id).

@@ -182,6 +182,7 @@ pub async fn clear(State(state): State<Arc<AppState>>, caller: Caller, Id(id): I
 }
 
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Bytes of the log already read: the answer starts there (for --follow).

@@ -18,6 +18,7 @@ use crate::context::{Ctx, Target};
 use crate::logs::{self, LINE_COUNTS, Service};
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TailQuery {
     /// 50, 100, 200 or 500 (default 100).

@@ -60,7 +60,56 @@ async fn health(State(state): State<Arc<AppState>>) -> ApiResult<axum::Json<Heal
 
 /// The API routes and the OpenAPI document describing them.
 pub fn router() -> axum::Router<Arc<AppState>> {
-    let (router, openapi) = OpenApiRouter::<Arc<AppState>>::with_openapi(ApiDoc::openapi())
+    let (router, openapi) = parts();
+    let openapi = Arc::new(finish(openapi));
+    router.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let o = openapi.clone();
+            async move { axum::Json((*o).clone()) }
+        }),
+    )
+}
+
+/// The OpenAPI document served at `/api/v1/openapi.json`.
+pub fn openapi() -> serde_json::Value {
+    finish(parts().1)
+}
+
+/// What every operation shares, written once rather than on each handler: a problem is
+/// `application/problem+json` (utoipa writes `application/json` for any body), and every operation
+/// may answer a problem (401 without credentials, 403, 404, 413, 422, 429, 500, 503...) that its
+/// own list does not name, as the `default` response.
+fn finish(openapi: utoipa::openapi::OpenApi) -> serde_json::Value {
+    const PROBLEM: &str = "#/components/schemas/Problem";
+    let mut doc = serde_json::to_value(openapi).expect("the OpenAPI document is JSON");
+    for item in doc["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+        for op in item.as_object_mut().into_iter().flat_map(|i| i.values_mut()) {
+            let Some(responses) = op.get_mut("responses").and_then(serde_json::Value::as_object_mut) else {
+                continue;
+            };
+            for response in responses.values_mut() {
+                let Some(content) = response.get_mut("content").and_then(serde_json::Value::as_object_mut) else {
+                    continue;
+                };
+                let is_problem = content.get("application/json").is_some_and(|c| c["schema"]["$ref"] == PROBLEM);
+                if is_problem && let Some(problem) = content.remove("application/json") {
+                    content.insert("application/problem+json".into(), problem);
+                }
+            }
+            responses.entry("default").or_insert_with(|| {
+                serde_json::json!({
+                    "description": "A problem: `code` says which (stable), `field` the part of the request at fault",
+                    "content": { "application/problem+json": { "schema": { "$ref": PROBLEM } } }
+                })
+            });
+        }
+    }
+    doc
+}
+
+fn parts() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::<Arc<AppState>>::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
@@ -128,13 +177,5 @@ pub fn router() -> axum::Router<Arc<AppState>> {
         .routes(routes!(logs::report))
         .routes(routes!(inspect::show))
         .routes(routes!(inspect::act))
-        .split_for_parts();
-    let openapi = Arc::new(openapi);
-    router.route(
-        "/api/v1/openapi.json",
-        get(move || {
-            let o = openapi.clone();
-            async move { axum::Json((*o).clone()) }
-        }),
-    )
+        .split_for_parts()
 }

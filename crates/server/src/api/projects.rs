@@ -63,6 +63,7 @@ pub async fn update(
 }
 
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
     /// Delete the record even though the project's directory is still on disk (it is left there).

@@ -8,23 +8,23 @@ use serde::Serialize;
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, Caller};
 use crate::app::AppState;
-use crate::settings::{self, Banner, InstanceSettings, Maintenance, SettingsPatch};
+use crate::settings::{self, Banner, InstanceSettings, Maintenance, SettingsPatch, VisibleSettings};
 
 /// The instance settings the caller may see (groups they have no access to are left out).
-#[utoipa::path(get, path = "/api/v1/settings/instance", tag = "settings", responses((status = 200, body = InstanceSettings)))]
-pub async fn get(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<axum::Json<serde_json::Value>> {
+#[utoipa::path(get, path = "/api/v1/settings/instance", tag = "settings", responses((status = 200, body = VisibleSettings)))]
+pub async fn get(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<axum::Json<VisibleSettings>> {
     let current = state.settings.get(&state.db).await?;
     Ok(axum::Json(settings::visible_to(&current, &caller.principal.actor())))
 }
 
 /// Change instance settings; each field needs its setting's `all` access.
 #[utoipa::path(patch, path = "/api/v1/settings/instance", tag = "settings", request_body = SettingsPatch,
-    responses((status = 200, body = InstanceSettings), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = VisibleSettings), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn update(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(patch): ApiJson<SettingsPatch>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<VisibleSettings>> {
     let after = settings::update(&state.db, &state.settings, &caller.ctx(), patch).await?;
     Ok(axum::Json(settings::visible_to(&after, &caller.principal.actor())))
 }

@@ -69,6 +69,7 @@ pub struct Anchor {
 
 /// The maintenance section: policy and archives.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditMaintenance)]
 pub struct Maintenance {
     pub policy: Policy,
     /// Events before this time are due for archiving under the policy (absent when it keeps all).

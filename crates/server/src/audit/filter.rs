@@ -19,6 +19,7 @@ use crate::error::StoreError;
 
 /// Filters for listing or exporting events; every field optional, empty means absent.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// Actor username (exact).

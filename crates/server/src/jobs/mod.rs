@@ -722,6 +722,7 @@ pub async fn clear(db: &Db, ctx: &Ctx, id: i64) -> Result<Job, StoreError> {
 
 /// Filters of the job list.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobQuery {
     /// A project's jobs (required unless the caller sees every project).
@@ -841,6 +842,7 @@ pub struct Exposure {
 
 /// Paging of a project's exposures.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExposureQuery {
     /// Only those of this import job.

@@ -17,6 +17,7 @@ use crate::runner::Runner;
 
 /// Which directory of which data root, and which page of it.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BrowseQuery {
     /// One of the lab's data roots, as the lab shows it; defaults to the first.

@@ -14,7 +14,7 @@ use serde_json::json;
 use sqlx::{Any, Row};
 
 use crate::context::{Ctx, Target as AuditTarget};
-use crate::db::{Db, format_ms, now_ms};
+use crate::db::{Db, WriteTx, format_ms, now_ms};
 use crate::error::{StoreError, map_unique};
 
 pub const COMPUTE: Action = Action::ChangeSetting { setting: Setting::Compute, field: None };
@@ -117,6 +117,9 @@ pub struct NewLane {
     pub description: Option<String>,
     #[schema(value_type = String)]
     pub kind: LaneKind,
+    /// Node lanes: targets created with the lane, in the same transaction (all or nothing).
+    #[serde(default)]
+    pub targets: Vec<NewNodeTarget>,
 }
 
 /// A new node target in a node lane.
@@ -126,8 +129,12 @@ pub struct NewNodeTarget {
     pub name: String,
     #[serde(default)]
     pub hostname: Option<String>,
-    #[serde(flatten)]
-    pub config: NodeConfig,
+    /// The target's slots, as in [`NodeConfig`] (written out here: a flattened struct would make
+    /// the documented schema unsatisfiable, both sides refusing the other's fields).
+    pub cpus: u32,
+    pub ram_gb: u32,
+    #[serde(default)]
+    pub gpus: Vec<Gpu>,
     #[serde(default)]
     pub custom_vars: BTreeMap<String, String>,
 }
@@ -216,6 +223,13 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewLane) -> Result<Lane, StoreError
     if description.chars().count() > 1000 {
         return Err(StoreError::invalid("description", "must be at most 1000 characters"));
     }
+    if !new.targets.is_empty() && new.kind != LaneKind::Node {
+        return Err(StoreError::invalid(
+            "targets",
+            "only node lanes take targets here: connect a cluster with `cryowarden cluster connect`",
+        ));
+    }
+    let targets = new.targets.into_iter().map(NodeTargetRow::check).collect::<Result<Vec<_>, _>>()?;
     let mut tx = db.begin_write().await?;
     proof.require(COMPUTE)?;
     let now = now_ms();
@@ -235,8 +249,62 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewLane) -> Result<Lane, StoreError
     let after = json!({ "name": name, "kind": new.kind, "title": title, "description": description });
     let target = AuditTarget { kind: "lane", id: Some(id.to_string()), name: Some(name) };
     ctx.audit_ok(&mut tx, "create-lane", &target, None, Some(after)).await?;
+    for row in &targets {
+        row.insert(&mut tx, ctx, id, &target).await?;
+    }
     tx.commit().await?;
     get(db, id).await
+}
+
+/// A node target's row, checked before any transaction opens.
+struct NodeTargetRow {
+    name: String,
+    hostname: String,
+    config: NodeConfig,
+    custom_vars: BTreeMap<String, String>,
+}
+
+impl NodeTargetRow {
+    fn check(new: NewNodeTarget) -> Result<NodeTargetRow, StoreError> {
+        let name = check_name(&new.name)?;
+        let c = &NodeConfig { cpus: new.cpus, ram_gb: new.ram_gb, gpus: new.gpus };
+        if c.cpus == 0 || c.cpus > 4096 {
+            return Err(StoreError::invalid("cpus", "must be between 1 and 4096"));
+        }
+        if c.ram_gb == 0 || c.ram_gb > 65536 {
+            return Err(StoreError::invalid("ram_gb", "must be between 1 and 65536"));
+        }
+        let mut ids: Vec<u32> = c.gpus.iter().map(|g| g.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != c.gpus.len() || c.gpus.len() > 64 {
+            return Err(StoreError::invalid("gpus", "GPU ids must be distinct (at most 64 GPUs)"));
+        }
+        crate::jobs::check_custom_vars("custom_vars", &new.custom_vars)?;
+        let hostname = new.hostname.unwrap_or_else(|| name.clone());
+        Ok(NodeTargetRow { name, hostname, config: c.clone(), custom_vars: new.custom_vars })
+    }
+
+    /// Inserts the target into lane `lane_id` with its audit event, inside `tx`.
+    async fn insert(&self, tx: &mut WriteTx, ctx: &Ctx, lane_id: i64, lane: &AuditTarget) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO targets (lane_id, name, name_key, kind, hostname, config, custom_vars, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'node', $4, $5, $6, $7, $7)",
+        )
+        .bind(lane_id)
+        .bind(&self.name)
+        .bind(self.name.to_lowercase())
+        .bind(&self.hostname)
+        .bind(serde_json::to_string(&self.config).unwrap_or_default())
+        .bind(serde_json::to_string(&self.custom_vars).unwrap_or_default())
+        .bind(now)
+        .execute(&mut *tx.tx)
+        .await
+        .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
+        let after = json!({ "target": self.name, "hostname": self.hostname, "config": self.config });
+        ctx.audit_ok(tx, "add-target", lane, None, Some(after)).await
+    }
 }
 
 /// Removes a lane and its targets; queued jobs on it go back to building.
@@ -279,47 +347,10 @@ pub async fn add_node_target(db: &Db, ctx: &Ctx, lane_id: i64, new: NewNodeTarge
             "is a cluster lane: connect a cluster with `cryowarden cluster connect`",
         ));
     }
-    let name = check_name(&new.name)?;
-    let c = &new.config;
-    if c.cpus == 0 || c.cpus > 4096 {
-        return Err(StoreError::invalid("cpus", "must be between 1 and 4096"));
-    }
-    if c.ram_gb == 0 || c.ram_gb > 65536 {
-        return Err(StoreError::invalid("ram_gb", "must be between 1 and 65536"));
-    }
-    let mut ids: Vec<u32> = c.gpus.iter().map(|g| g.id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.len() != c.gpus.len() || c.gpus.len() > 64 {
-        return Err(StoreError::invalid("gpus", "GPU ids must be distinct (at most 64 GPUs)"));
-    }
-    crate::jobs::check_custom_vars("custom_vars", &new.custom_vars)?;
-    let hostname = new.hostname.unwrap_or_else(|| name.clone());
+    let row = NodeTargetRow::check(new)?;
     let mut tx = db.begin_write().await?;
     proof.require(COMPUTE)?;
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO targets (lane_id, name, name_key, kind, hostname, config, custom_vars, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'node', $4, $5, $6, $7, $7)",
-    )
-    .bind(lane_id)
-    .bind(&name)
-    .bind(name.to_lowercase())
-    .bind(&hostname)
-    .bind(serde_json::to_string(c).unwrap_or_default())
-    .bind(serde_json::to_string(&new.custom_vars).unwrap_or_default())
-    .bind(now)
-    .execute(&mut *tx.tx)
-    .await
-    .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
-    ctx.audit_ok(
-        &mut tx,
-        "add-target",
-        &lane.audit_target(),
-        None,
-        Some(json!({ "target": name, "hostname": hostname, "config": c })),
-    )
-    .await?;
+    row.insert(&mut tx, ctx, lane_id, &lane.audit_target()).await?;
     tx.commit().await?;
     get(db, lane_id).await
 }

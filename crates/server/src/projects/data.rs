@@ -18,6 +18,7 @@ use crate::runner::{Runner, RunnerError, TreeCounts};
 
 /// Paging of a directory listing.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BrowseQuery {
     /// A path relative to the root; empty for the root itself.

@@ -232,6 +232,7 @@ pub async fn show(db: &Db, ctx: &Ctx, id: i64) -> Result<Project, StoreError> {
 
 /// Filters and paging of the project list.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this lab's projects.
