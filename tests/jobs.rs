@@ -759,21 +759,6 @@ on_both_backends!(
     }
 );
 
-/// `bzip2 -c` of `data`, with Debian's bzip2 program.
-fn bzip2_of(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("bzip2")
-        .arg("-c")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("bzip2 (Debian's bzip2 package) is needed");
-    child.stdin.take().unwrap().write_all(data).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    out.stdout
-}
-
 // Issue 11, items 25 and 26: a bzip2 movie imported by a job; the CLI says "note" for a completed
 // import's unreadable files, prints JSON for `job log --json`, describes cluster targets in
 // `lane list`, and `lane add` is all or nothing.
@@ -781,7 +766,11 @@ on_both_backends!(bzip2_imports_and_the_cli_says_what_it_means, |app: TestApp| a
     let (w, project) = setup(&app).await;
     let session = w.disk.raw1.join("compressed");
     std::fs::create_dir(&session).unwrap();
-    std::fs::write(session.join("movie_001.mrc.bz2"), bzip2_of(&mrc(64, 48, 12, 0.83))).unwrap();
+    std::fs::write(
+        session.join("movie_001.mrc.bz2"),
+        cryowarden_server::import::fixtures::bzip2(&mrc(64, 48, 12, 0.83)).unwrap(),
+    )
+    .unwrap();
     std::fs::write(session.join("movie_002.mrc.bz2"), b"BZh9 but nothing after").unwrap();
     let chown = std::process::Command::new("chown").args(["-R", "cwlab1:cwlab1"]).arg(&session).output().unwrap();
     assert!(chown.status.success());

@@ -7,7 +7,7 @@ use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 
 use cryowarden_server::config::RunnerConfig;
-use cryowarden_server::import::fixtures::{MrcSpec, TiffSpec};
+use cryowarden_server::import::fixtures::{MrcSpec, TiffSpec, bzip2};
 use cryowarden_server::import::{self, CHUNK_FILES, FileFormat, Header, HeaderError};
 use cryowarden_server::runner::{Account, Runner};
 use tempfile::TempDir;
@@ -266,39 +266,20 @@ async fn an_unavailable_runner_fails_every_file_with_one_code() {
     assert_eq!(codes, ["runner-unavailable", "runner-unavailable", "unknown-format"]);
 }
 
-/// `bzip2 -c` of `data` (Debian's bzip2 program: the files facilities have are made by it).
-fn bzip2_of(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("bzip2")
-        .arg("-c")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("bzip2 (Debian's bzip2 package) is needed");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = data.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    out.stdout
-}
-
 #[tokio::test]
 async fn bzip2_movies_and_misstamped_mrcs() {
     let labs = Labs::new();
     // A bzip2-compressed MRC movie and stack, as CryoSPARC documents them; a damaged one; a
     // bzip2-compressed TIFF (not read: said so); an uncompressed MRC named .bz2.
     let movie = MrcSpec { nx: 300, ny: 200, nz: 40, mode: 1, pixel_a: 0.83, ..MrcSpec::default() };
-    std::fs::write(labs.raw("movie_001.mrc.bz2"), bzip2_of(&movie.file())).unwrap();
+    std::fs::write(labs.raw("movie_001.mrc.bz2"), bzip2(&movie.file()).unwrap()).unwrap();
     let stack = MrcSpec { nz: 12, mode: 2, big_endian: true, ..MrcSpec::default() };
-    std::fs::write(labs.raw("stack.MRCS.BZ2"), bzip2_of(&stack.file())).unwrap();
-    let mut damaged = bzip2_of(&movie.file());
-    let n = damaged.len();
-    damaged[n / 2..].fill(0x55);
+    std::fs::write(labs.raw("stack.MRCS.BZ2"), bzip2(&stack.file()).unwrap()).unwrap();
+    // Cut inside its first block.
+    let mut damaged = bzip2(&movie.file()).unwrap();
     damaged.truncate(40);
     std::fs::write(labs.raw("damaged.mrc.bz2"), damaged).unwrap();
-    std::fs::write(labs.raw("movie.tif.bz2"), bzip2_of(&TiffSpec::default().file())).unwrap();
+    std::fs::write(labs.raw("movie.tif.bz2"), bzip2(&TiffSpec::default().file()).unwrap()).unwrap();
     MrcSpec::default().write_to(&labs.raw("plain.mrc.bz2")).unwrap();
     // Big-endian data whose machine stamp says little-endian, and the reverse (item 24).
     for (name, big_endian) in [("be_stamped_le.mrc", true), ("le_stamped_be.mrc", false)] {

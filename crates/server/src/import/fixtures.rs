@@ -236,3 +236,20 @@ pub fn write_sparse(path: &Path, pieces: &[(u64, Vec<u8>)], size: u64) -> io::Re
     }
     file.set_len(size)
 }
+
+/// `data` compressed by Debian's `bzip2` program (`bzip2 -c`), as facilities' `.mrc.bz2` movies
+/// are made: the fixture of the bzip2 imports.
+pub fn bzip2(data: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("bzip2").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output()?;
+    writer.join().expect("the writer does not panic")?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!("bzip2 failed: {}", out.status)));
+    }
+    Ok(out.stdout)
+}
