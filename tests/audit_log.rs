@@ -246,11 +246,14 @@ async fn reads_but_cannot_maintain(app: &TestApp, admin: &str, role: &str) {
     assert_eq!(after["archives"], json!([]), "nothing archived");
     let events_after =
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_events").fetch_one(&app.state.db.pool).await.unwrap();
-    // The two refusals (and the reads' export) are recorded; nothing was deleted.
-    assert_eq!(events_after, events_before + 2);
+    // The two refusals are recorded — the same refusal (actor, action, target) twice: the
+    // first at once, the second counted until the minute ends (issue 11, item 8); nothing
+    // was deleted.
+    assert_eq!(events_after, events_before + 1);
+    assert_eq!(cryowarden_server::audit::pending_refusals(&app.state.db), 1);
     let (_, v) = app.get(&format!("/api/v1/audit?actor={role}-user&outcome=denied"), admin).await;
     let denied: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(denied, vec!["change-setting:audit-log-maintenance"; 2]);
+    assert_eq!(denied, vec!["change-setting:audit-log-maintenance"]);
 }
 
 on_both_backends!(troubleshooters_read_but_cannot_archive_or_set_retention, |app: TestApp| async move {
@@ -550,4 +553,45 @@ on_both_backends!(the_page_verifies_new_events_and_full_verification_finds_old_t
     let (_, html) = page(&app, &cookie, "/admin/audit?full=1").await;
     assert!(html.contains("full verification just now"), "{html}");
     assert!(audit::verify(&app.state.db).await.unwrap().ok);
+});
+
+on_both_backends!(csv_export_defuses_formulas_in_every_text_cell, |app: TestApp| async move {
+    let admin = app.site_admin().await;
+    // Names, targets, reasons and sources are chosen by users or the outside world.
+    let nasty = ["=HYPERLINK(\"http://evil.example\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rcmd"];
+    for (i, n) in nasty.iter().enumerate() {
+        let mut e = event(n, None, "test-formula", n, Outcome::Denied);
+        e.reason = Some((*n).to_owned());
+        e.source = (*n).to_owned();
+        e.target_id = Some(format!("t{i}"));
+        audit::record(&app.state.db, e).await.expect("record");
+    }
+    let (s, _, csv) = raw(&app, "/api/v1/audit/export?format=csv&action=test-formula", &admin).await;
+    assert_eq!(s, StatusCode::OK, "{csv}");
+    let mut rows = 0;
+    // Every cell (after CSV unquoting) must not start with a formula character.
+    let mut cells = Vec::new();
+    let (mut cell, mut quoted, mut chars) = (String::new(), false, csv.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(std::mem::take(&mut cell)),
+            ('\n', false) => {
+                cells.push(std::mem::take(&mut cell));
+                rows += 1;
+            }
+            _ => cell.push(c),
+        }
+    }
+    assert_eq!(rows, 1 + nasty.len(), "a header and one row per event: {csv}");
+    for c in &cells {
+        assert!(!c.starts_with(['=', '+', '-', '@', '\t', '\r']), "cell {c:?} would be read as a formula");
+    }
+    for n in nasty {
+        assert!(cells.iter().any(|c| *c == format!("'{n}")), "{n:?} kept, defused: {cells:?}");
+    }
 });

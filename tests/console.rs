@@ -260,12 +260,13 @@ on_both_backends!(terms_of_use_are_accepted_once_per_version, |app: TestApp| asy
 
     // The sign-in page shows the terms with an "I accept" box, and signs in once it is ticked.
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let (login_cookie, login_token) = app.login_form_token().await;
     let form = |accept: bool| {
-        let mut f = vec![("username", "student"), ("password", USER_PASSWORD), ("next", "/")];
+        let mut f = vec![("username", "student"), ("password", USER_PASSWORD), ("next", "/"), ("_login", &login_token)];
         if accept {
             f.push(("accept_terms", "on"));
         }
-        http.post(format!("{}/login", app.url)).form(&f).send()
+        http.post(format!("{}/login", app.url)).header("cookie", &login_cookie).form(&f).send()
     };
     let resp = form(false).await.unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
@@ -342,9 +343,11 @@ on_both_backends!(sign_in_follows_only_listed_redirect_hosts, |app: TestApp| asy
     let (s, v) = put(&app, &admin, "external-redirect-hosts", json!({ "hosts": ["https://x.example/"] })).await;
     assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("hosts")), "{v}");
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let (login_cookie, login_token) = app.login_form_token().await;
     let sign_in = |next: &'static str| {
         http.post(format!("{}/login", app.url))
-            .form(&[("username", "student"), ("password", USER_PASSWORD), ("next", next)])
+            .header("cookie", &login_cookie)
+            .form(&[("username", "student"), ("password", USER_PASSWORD), ("next", next), ("_login", &login_token)])
             .send()
     };
     let location = |r: reqwest::Response| r.headers()["location"].to_str().unwrap().to_owned();

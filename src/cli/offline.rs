@@ -20,7 +20,8 @@ fn load(offline: &Offline) -> anyhow::Result<Config> {
 }
 
 async fn open(config: &Config) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    cryowarden_server::datadir::create_private_dir(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let db = Db::connect(&config.database_url())
         .await
         .with_context(|| format!("opening {}", config.redacted_database_url()))?;
@@ -35,7 +36,10 @@ pub async fn serve(offline: Offline, listen: Option<std::net::SocketAddr>) -> an
     }
     // Every service writes its own rotated file under DATA_DIR/logs (the Instance Logs view
     // and the report read them), and the console shows the same lines.
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    // The data directory is the server account's alone: created 0700, refused when others can
+    // reach it, and everything the server creates in it private.
+    cryowarden_server::datadir::prepare_for_serve(&config.data_dir)?;
+    cryowarden_server::datadir::private_umask();
     let _logs = cryowarden_server::logs::init(&cryowarden_server::logs::log_dir(&config.data_dir), &config.log, true)?;
     cryowarden_server::serve(config).await?;
     Ok(ExitCode::SUCCESS)
@@ -120,7 +124,13 @@ pub async fn report(offline: Offline, output: std::path::PathBuf) -> anyhow::Res
     );
     let browser = serde_json::json!({ "note": "generated offline by the CLI: no browser involved" });
     let dir = logs::log_dir(&config.data_dir);
-    let file = std::fs::File::create(&output).with_context(|| format!("creating {}", output.display()))?;
+    // Logs name users and addresses: the report file is its owner's alone.
+    let file = cryowarden_server::datadir::private_file()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&output)
+        .with_context(|| format!("creating {}", output.display()))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {eta}")

@@ -67,6 +67,9 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// Exchanges that contradicted the OpenAPI document (`openapi.rs`): the test fails on drop.
     pub openapi_violations: openapi::Violations,
+    /// Ends the server (see [`TestApp::shut_down`]).
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for TestApp {
@@ -115,9 +118,7 @@ impl TestApp {
         let state = AppState::open(config).await.expect("open the app");
         cryowarden_server::scheduler::start(state.clone()).await.expect("start the scheduler");
         let openapi_violations = openapi::Violations::default();
-        let app =
-            checked_router(state.clone(), &openapi_violations).into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum_serve(listener, app).await });
+        let (shutdown, served) = serve(listener, state.clone(), &openapi_violations);
         Some(TestApp {
             url: format!("http://{addr}"),
             http: reqwest::Client::new(),
@@ -125,6 +126,8 @@ impl TestApp {
             backend,
             dir,
             openapi_violations,
+            shutdown: Some(shutdown),
+            served: Some(served),
         })
     }
 
@@ -138,10 +141,10 @@ impl TestApp {
         config.listen = listener.local_addr().expect("addr");
         let state = AppState::open(config).await.expect("reopen the app");
         cryowarden_server::scheduler::start(state.clone()).await.expect("restart the scheduler");
-        let app =
-            checked_router(state.clone(), &self.openapi_violations).into_make_service_with_connect_info::<SocketAddr>();
         self.url = format!("http://{}", state.config.listen);
-        tokio::spawn(async move { axum_serve(listener, app).await });
+        let (shutdown, served) = serve(listener, state.clone(), &self.openapi_violations);
+        self.shutdown = Some(shutdown);
+        self.served = Some(served);
         self.state = state;
     }
 
@@ -227,6 +230,22 @@ impl TestApp {
         (cookie, v["csrf_token"].as_str().expect("csrf").to_owned())
     }
 
+    /// What a browser gets from `GET /login`: the pre-session cookie (`cw_login=...`) and the
+    /// form's `_login` token, which a form post to `/login` must carry.
+    pub async fn login_form_token(&self) -> (String, String) {
+        let resp = self.http.get(format!("{}/login", self.url)).send().await.expect("login page");
+        let cookie = resp.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+        let html = resp.text().await.expect("html");
+        let token = html
+            .split("name=\"_login\" value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("the form's _login field")
+            .to_owned();
+        assert_eq!(cookie.strip_prefix("cw_login="), Some(token.as_str()), "the field echoes the cookie");
+        (cookie, token)
+    }
+
     /// Creates a user with `role` as `admin`, registers them, and returns (id, their API token).
     pub async fn user(&self, admin: &str, username: &str, role: &str) -> (i64, String) {
         let (s, v) = self
@@ -279,17 +298,40 @@ impl TestApp {
         (out.status.success(), process::stdout(&out), String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
+    /// A clean shutdown, as on SIGTERM: stops accepting, lets requests finish, writes what the
+    /// server still held in memory, and returns when the serve loop has ended.
+    pub async fn shut_down(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(served) = self.served.take() {
+            served.await.expect("the serve loop ended cleanly");
+        }
+    }
+
     /// The number of audit events so far.
     pub async fn audit_len(&self) -> i64 {
         cryowarden_server::audit::verify(&self.state.db).await.expect("verify").events
     }
 }
 
-async fn axum_serve(
+/// Serves `state` on `listener` through the binary's own serve loop (timeouts, connection cap,
+/// security headers, the audit's refusal counts flushed at shutdown).
+fn serve(
     listener: tokio::net::TcpListener,
-    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>,
-) {
-    axum::serve(listener, app).await.expect("serve");
+    state: Arc<AppState>,
+    violations: &openapi::Violations,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = checked_router(state.clone(), violations);
+    let served = tokio::spawn(async move {
+        cryowarden_server::app::serve_router(listener, state, app, async move {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    });
+    (tx, served)
 }
 
 /// Runs one async test body on SQLite and on PostgreSQL, as two tests.

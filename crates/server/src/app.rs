@@ -31,14 +31,17 @@ pub struct AppState {
     pub runner: Arc<crate::runner::Runner>,
     /// The job queue's order and the slots running jobs hold (see `scheduler::start`).
     pub scheduler: crate::scheduler::Scheduler,
+    /// The reverse proxies whose forwarding headers name the client (`trusted_proxies`).
+    pub proxies: crate::proxies::TrustedProxies,
 }
 
 impl AppState {
     /// Connects to the database of `config` and applies its migrations.
     pub async fn open(config: Config) -> Result<Arc<AppState>, StoreError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        crate::datadir::create_private_dir(&config.data_dir).map_err(|e| {
             StoreError::Config(format!("cannot create the data directory {}: {e}", config.data_dir.display()))
         })?;
+        let proxies = crate::proxies::TrustedProxies::parse(&config.trusted_proxies)?;
         let db = Db::connect(&config.database_url()).await?;
         db.migrate().await?;
         let auth = Auth::new(config.lifetimes(), config.password_hash_concurrency);
@@ -51,6 +54,7 @@ impl AppState {
             started: Instant::now(),
             runner,
             scheduler: Default::default(),
+            proxies,
         }))
     }
 }
@@ -110,11 +114,39 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
             .into_response()
         }))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
 
-/// Binds, prints where to go, and serves until Ctrl-C or SIGTERM.
+/// The Content-Security-Policy of pages: scripts, styles and everything else from this server
+/// only (no inline script, style or handler: the templates keep theirs in static/), forms
+/// posted here only, never framed. The sign-in page widens `form-action` by the external
+/// redirect hosts, where a sign-in may continue (`pages::login_form`).
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// API answers are data, never documents: nothing may load from them or frame them.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
+/// No page leaks its URL (tokens of registration and reset links, `next=`) to another site.
+pub const REFERRER_POLICY: &str = "no-referrer";
+
+/// Adds the security headers every answer carries: the page or API CSP (unless the handler
+/// set its own) and the referrer policy.
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(if api { API_CSP } else { PAGE_CSP }));
+    }
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static(REFERRER_POLICY));
+    r
+}
+
+/// Binds, prints where to go, and serves until Ctrl-C or SIGTERM. Refuses a data directory
+/// that group or others can reach; everything it creates is private (umask 077).
 pub async fn serve(mut config: Config) -> anyhow::Result<()> {
+    crate::datadir::prepare_for_serve(&config.data_dir)?;
+    crate::datadir::private_umask();
     let listen = config.listen;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!(
@@ -141,9 +173,121 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     crate::scheduler::start(state.clone()).await?;
     crate::console::active_users::spawn_sweep(state.clone());
     crate::audit::spawn_retention(state.db.clone(), state.config.data_dir.clone());
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    serve_on(listener, state, shutdown_signal()).await
+}
+
+/// Serves the application on `listener` until `shutdown` resolves, then lets open requests
+/// finish and writes the refusals still counted in memory (`audit/repeats.rs`). The binary and
+/// the tests serve through this one function.
+///
+/// Connections are bounded: each must send its request headers within
+/// `header_read_timeout_secs` (hyper's header timer, which also runs while a kept-alive
+/// connection waits for its next request, so idle connections close after the same time), and
+/// past `max_connections` open ones a new connection is answered 503 and closed, so slow or
+/// idle clients cannot hold the server's sockets and memory.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = router(state.clone());
+    serve_router(listener, state, app, shutdown).await
+}
+
+/// [`serve_on`] with the router given (the test harness wraps [`router`] in a check of every
+/// answer against the OpenAPI document).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let header_timeout = std::time::Duration::from_secs(state.config.header_read_timeout_secs.max(1));
+    let permits = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections.max(1)));
+    // Shutdown: stop accepting, ask every connection to finish (idle ones close at once), wait.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (flusher_stop_tx, flusher_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let flusher = tokio::spawn(crate::audit::run_flusher(state.db.clone(), async move {
+        let _ = flusher_stop_rx.await;
+    }));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tokio::spawn(refuse_connection(stream, peer));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = app.clone().map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            req
+        });
+        let svc = hyper_util::service::TowerToHyperService::new(svc);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(header_timeout))
+                .keep_alive_timeout(header_timeout);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            let mut conn = std::pin::pin!(conn);
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(%peer, error = %e, "connection ended");
+                        }
+                        break;
+                    }
+                    _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Every connection holds a permit until it ends.
+    let all = u32::try_from(state.config.max_connections.max(1)).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), permits.acquire_many(all)).await;
+    let _ = flusher_stop_tx.send(());
+    let _ = flusher.await;
     Ok(())
+}
+
+/// A connection past `max_connections`: a 503 written without reading the request, then closed.
+async fn refuse_connection(mut stream: tokio::net::TcpStream, peer: SocketAddr) {
+    use tokio::io::AsyncWriteExt;
+    tracing::warn!(%peer, "connection refused: max_connections reached");
+    let body = "the server has too many open connections: try again shortly\n";
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 async fn shutdown_signal() {

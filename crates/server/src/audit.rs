@@ -9,6 +9,7 @@
 mod archive;
 mod checkpoint;
 mod filter;
+mod repeats;
 
 pub use archive::{
     Anchor, ArchiveOutcome, ArchiveRequest, ArchiveVerification, Maintenance, Policy, archive, archive_dir,
@@ -16,6 +17,10 @@ pub use archive::{
 };
 pub use checkpoint::{PageVerification, verify_for_page};
 pub use filter::{ExportFormat, Filter, export_stream, list};
+pub use repeats::{
+    ACTOR_BUDGET, Repeats, WINDOW as REPEAT_WINDOW, flush as flush_refusals, pending as pending_refusals,
+    record_refusal, run_flusher,
+};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -33,6 +33,14 @@ pub struct Config {
     pub max_body_kib: usize,
     /// Log filter, as for RUST_LOG (e.g. `info`, `cryowarden_server=debug`).
     pub log: String,
+    /// Reverse proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` headers name
+    /// the client; empty: the connection's peer is the client (see `proxies.rs`).
+    pub trusted_proxies: Vec<String>,
+    /// Seconds a connection may take to send a request's headers; also how long a kept-alive
+    /// connection may stay idle before its next request.
+    pub header_read_timeout_secs: u64,
+    /// Open connections at most; one more is answered 503 and closed.
+    pub max_connections: usize,
     /// The privileged runner that performs file operations as a lab's Unix account.
     pub runner: RunnerConfig,
 }
@@ -66,6 +74,9 @@ impl Default for Config {
             password_hash_concurrency: 1,
             max_body_kib: 1024,
             log: "info".into(),
+            trusted_proxies: Vec::new(),
+            header_read_timeout_secs: 10,
+            max_connections: 4096,
             runner: RunnerConfig::default(),
         }
     }
@@ -133,6 +144,11 @@ impl Config {
         }
         parse("CRYOWARDEN_SESSION_IDLE_MINUTES", &mut self.session_idle_minutes)?;
         parse("CRYOWARDEN_PASSWORD_HASH_CONCURRENCY", &mut self.password_hash_concurrency)?;
+        if let Some(v) = var("CRYOWARDEN_TRUSTED_PROXIES") {
+            self.trusted_proxies = v.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        }
+        parse("CRYOWARDEN_HEADER_READ_TIMEOUT_SECS", &mut self.header_read_timeout_secs)?;
+        parse("CRYOWARDEN_MAX_CONNECTIONS", &mut self.max_connections)?;
         if let Some(v) = var("CRYOWARDEN_RUNNER_COMMAND") {
             self.runner.command = v.split_whitespace().map(str::to_owned).collect();
         }
@@ -201,6 +217,15 @@ impl Config {
              max_body_kib = {}\n\n\
              # Log filter, as for RUST_LOG (CRYOWARDEN_LOG).\n\
              log = \"{}\"\n\n\
+             # Reverse proxies whose Forwarded / X-Forwarded-For headers name the client, as CIDRs\n\
+             # (e.g. [\"127.0.0.1/32\", \"10.0.0.0/8\"]); empty = the connection's peer is the client.\n\
+             # Sign-in throttling and audit events use the address found (CRYOWARDEN_TRUSTED_PROXIES, comma-separated).\n\
+             trusted_proxies = []\n\n\
+             # Seconds a connection may take to send a request's headers, and stay idle between\n\
+             # requests (CRYOWARDEN_HEADER_READ_TIMEOUT_SECS).\n\
+             header_read_timeout_secs = {}\n\n\
+             # Open connections at most; one more is answered 503 (CRYOWARDEN_MAX_CONNECTIONS).\n\
+             max_connections = {}\n\n\
              # The privileged runner: file operations on lab data run as the lab's Unix account.\n\
              [runner]\n\
              # Its command line; empty = cryowarden-runner next to the cryowarden binary, through\n\
@@ -217,7 +242,9 @@ impl Config {
             d.session_absolute_hours,
             d.password_hash_concurrency,
             d.max_body_kib,
-            d.log
+            d.log,
+            d.header_read_timeout_secs,
+            d.max_connections
         )
     }
 }
@@ -246,6 +273,9 @@ mod tests {
         assert_eq!(parsed.listen, Config::default().listen);
         assert_eq!(parsed.registration_token_days, 7);
         assert_eq!(parsed.runner, RunnerConfig::default());
+        assert_eq!(parsed.header_read_timeout_secs, 10);
+        assert_eq!(parsed.max_connections, 4096);
+        assert!(parsed.trusted_proxies.is_empty());
         let runner: Config = toml::from_str(
             "[runner]\ncommand = [\"sudo\", \"-n\", \"/usr/local/bin/cryowarden-runner\"]\npolicy = \"/etc/cw.toml\"",
         )

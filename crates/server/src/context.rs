@@ -132,7 +132,9 @@ impl Ctx {
         audit::append(tx, self.event(action, target, Outcome::Ok, None, before, after)).await.map(|_| ())
     }
 
-    /// Records an event in a transaction of its own.
+    /// Records an event in a transaction of its own. A refusal (`Denied`) that repeats one
+    /// written within the last minute, or whose actor is past their budget of refusals, is
+    /// counted and written with its count when the window ends (`audit/repeats.rs`).
     #[allow(clippy::too_many_arguments)]
     pub async fn record(
         &self,
@@ -144,6 +146,10 @@ impl Ctx {
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) -> Result<(), StoreError> {
-        audit::record(db, self.event(action, target, outcome, reason, before, after)).await.map(|_| ())
+        let event = self.event(action, target, outcome, reason, before, after);
+        match outcome {
+            Outcome::Denied => audit::record_refusal(db, event).await.map(|_| ()),
+            Outcome::Ok => audit::record(db, event).await.map(|_| ()),
+        }
     }
 }

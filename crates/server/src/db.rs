@@ -37,6 +37,8 @@ pub struct Db {
     /// Serialises write transactions in this process, so that the audit chain has one order
     /// (PostgreSQL replicas also take an advisory lock, see [`Db::begin_write`]).
     write_lock: Arc<Mutex<()>>,
+    /// Refusals counted instead of written one by one (see `audit/repeats.rs`).
+    pub(crate) repeats: Arc<crate::audit::Repeats>,
 }
 
 /// A write transaction: holds the write lock until commit or drop. Dropping it rolls back.
@@ -55,6 +57,13 @@ impl WriteTx {
 /// A stable number for PostgreSQL's advisory lock around audit-chain appends.
 const AUDIT_CHAIN_LOCK: i64 = 0x6372_796f_7761_7264;
 
+/// The file of a `sqlite://PATH[?...]` URL; `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.contains(":memory:") && !url.contains("mode=memory")).then(|| path.into())
+}
+
 impl Db {
     /// Connects to `url` (`sqlite://PATH` or `postgres://...`). SQLite files are created.
     pub async fn connect(url: &str) -> Result<Db, StoreError> {
@@ -71,6 +80,18 @@ impl Db {
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         let pool = match backend {
             Backend::Sqlite => {
+                // The database holds password hashes and the SMTP password: created 0600 (its
+                // WAL and SHM files take its mode), and an older 0644 file made private.
+                if let Some(path) = sqlite_file(url) {
+                    if !path.exists() {
+                        let _ = crate::datadir::private_file().write(true).create_new(true).open(&path);
+                    }
+                    for suffix in ["", "-wal", "-shm"] {
+                        let mut p = path.clone().into_os_string();
+                        p.push(suffix);
+                        crate::datadir::make_private(std::path::Path::new(&p));
+                    }
+                }
                 let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
                 options
                     .max_connections(8)
@@ -95,7 +116,7 @@ impl Db {
             }
             Backend::Postgres => options.max_connections(16).connect(url).await?,
         };
-        Ok(Db { pool, backend, write_lock: Arc::new(Mutex::new(())) })
+        Ok(Db { pool, backend, write_lock: Arc::new(Mutex::new(())), repeats: Default::default() })
     }
 
     /// Applies the embedded migrations of this backend that have not run yet.

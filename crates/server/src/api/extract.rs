@@ -147,13 +147,15 @@ fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
 /// The client's address.
 pub struct Source(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for Source {
+/// The client's address: the connection's peer, or behind a trusted proxy the address it
+/// forwarded (see [`crate::proxies`]). Login throttling and audit events use this one.
+impl FromRequestParts<Arc<AppState>> for Source {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr =
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let peer =
             parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        Ok(Source(addr))
+        Ok(Source(state.proxies.client(peer, &parts.headers)))
     }
 }
 

@@ -300,8 +300,7 @@ async fn archive_before(
     before: i64,
 ) -> Result<ArchiveOutcome, StoreError> {
     let dir = archive_dir(data_dir);
-    tokio::fs::create_dir_all(&dir)
-        .await
+    crate::datadir::create_private_dir(&dir)
         .map_err(|e| StoreError::Internal(format!("cannot create {}: {e}", dir.display())))?;
     let io = |e: std::io::Error| StoreError::Internal(format!("writing the audit archive: {e}"));
     let mut tx = db.begin_write().await?;
@@ -330,7 +329,12 @@ async fn archive_before(
     let path = dir.join(&file);
     let partial = dir.join(format!("{file}.partial"));
     let mut guard = RemoveOnDrop(Some(partial.clone()));
-    let mut out = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&partial).await.map_err(io)?;
+    let mut out = tokio::fs::OpenOptions::from(crate::datadir::private_file())
+        .write(true)
+        .create_new(true)
+        .open(&partial)
+        .await
+        .map_err(io)?;
     // Stream the events into the file, checking their chain on the way: a broken chain is
     // never archived (that would launder the damage into a file whose own hash is fine).
     let mut check = ChainCheck::new(prev_seq, prev_hash.clone());

@@ -493,25 +493,29 @@ const CSV_HEADER: [&str; 17] = [
     "hash",
 ];
 
+/// One CSV row. Text a user or the outside world chose (names, targets, reasons, values,
+/// the source address) is defused like the members export's: a cell a spreadsheet would read as
+/// a formula gets a leading `'` (the JSON export stays verbatim, for verifying hashes).
 fn csv_record(e: &Stored) -> [String; 17] {
-    let opt = |s: &Option<String>| s.clone().unwrap_or_default();
+    use crate::labs::members::defuse_formula as text;
+    let opt = |s: &Option<String>| text(s.as_deref().unwrap_or_default());
     let int = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     [
         e.seq.to_string(),
         crate::db::format_ms(e.at),
         int(e.actor_id),
-        e.actor.clone(),
+        text(&e.actor),
         int(e.impersonator_id),
         opt(&e.impersonator),
-        e.action.clone(),
-        e.target_kind.clone(),
+        text(&e.action),
+        text(&e.target_kind),
         opt(&e.target_id),
         opt(&e.target),
         e.outcome.clone(),
         opt(&e.reason),
         opt(&e.before),
         opt(&e.after),
-        e.source.clone(),
+        text(&e.source),
         e.prev_hash.clone(),
         e.hash.clone(),
     ]

@@ -50,24 +50,46 @@ pub async fn hosts(db: &Db) -> Result<Vec<String>, StoreError> {
 
 /// Where to go after signing in: a local path, or an absolute http(s) URL on one of `hosts`;
 /// anything else is the home page.
+///
+/// A local path starts with exactly one `/` and holds no control character (browsers drop tabs
+/// and newlines from URLs, so `/\t/evil.example` would become `//evil.example`), no backslash
+/// (read as `/`) and, once percent-decoded, none of those either. What comes back is always a
+/// valid `Location` value.
 pub fn safe_next(next: Option<&str>, hosts: &[String]) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        Some(n) if !hosts.is_empty() && !n.contains('\\') && !n.chars().any(char::is_control) => {
-            match url::Url::parse(n) {
-                Ok(u)
-                    if matches!(u.scheme(), "http" | "https")
-                        && u.username().is_empty()
-                        && u.password().is_none()
-                        && u.host_str().is_some_and(|h| hosts.iter().any(|x| x.eq_ignore_ascii_case(h))) =>
-                {
-                    u.to_string()
-                }
-                _ => "/".to_owned(),
-            }
+    let Some(n) = next else { return "/".to_owned() };
+    if local_path(n) {
+        return n.to_owned();
+    }
+    if hosts.is_empty() || n.contains('\\') || n.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return "/".to_owned();
+    }
+    match url::Url::parse(n) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && n.get(..u.scheme().len() + 3)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(&format!("{}://", u.scheme())))
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.host_str().is_some_and(|h| hosts.iter().any(|x| x.eq_ignore_ascii_case(h))) =>
+        {
+            u.to_string()
         }
         _ => "/".to_owned(),
     }
+}
+
+/// A path on this server: one leading `/`, then no second `/` or `\\`, no control characters,
+/// whitespace or backslashes, also after percent-decoding, and only characters a `Location`
+/// header may carry.
+fn local_path(n: &str) -> bool {
+    let plain = |s: &str| {
+        s.starts_with('/')
+            && !s.starts_with("//")
+            && !s.contains('\\')
+            && !s.chars().any(|c| c.is_control() || c.is_whitespace())
+    };
+    let decoded = percent_encoding::percent_decode_str(n).decode_utf8_lossy();
+    plain(n) && plain(&decoded) && n.len() <= 2048 && n.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]
@@ -87,6 +109,22 @@ mod tests {
             "javascript:alert(1)",
             "https://wiki.facility.example.evil.example/",
             "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "\\/evil.example",
+            "//evil.example",
+            "///evil.example",
+            "https:evil.example",
+            "https:/wiki.facility.example/",
+            "http:\\\\wiki.facility.example",
+            "/%2F/evil.example",
+            "/%5Cevil.example",
+            "/%09/evil.example",
+            "/x\nSet-Cookie: a=b",
+            " /x",
+            "/caf\u{e9}",
+            "data:text/html,hi",
         ] {
             assert_eq!(safe_next(Some(bad), &hosts), "/", "{bad}");
         }

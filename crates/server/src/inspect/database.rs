@@ -318,7 +318,7 @@ pub fn split_password(url: &str) -> (String, Option<String>) {
 pub async fn backup(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
     let started = std::time::Instant::now();
     let dir = backup_dir(state);
-    std::fs::create_dir_all(&dir)
+    crate::datadir::create_private_dir(&dir)
         .map_err(|e| StoreError::Internal(format!("cannot create the backup directory {}: {e}", dir.display())))?;
     let stamp = format_ms(now_ms()).replace([':', '-'], "").replace('T', "-").replace('Z', "");
     let db = &state.db;
@@ -370,6 +370,8 @@ pub async fn backup(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
             (path, "pg_dump --format=custom")
         }
     };
+    // A copy of the database: the server account's alone, like the database itself.
+    crate::datadir::make_private(&path);
     let size = file_size(&path).unwrap_or(0);
     let result = json!({
         "backend": db.backend.name(),

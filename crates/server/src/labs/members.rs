@@ -164,8 +164,14 @@ pub async fn export_csv(db: &Db, ctx: &Ctx, lab_id: i64) -> Result<(Lab, String)
 
 /// One RFC 4180 cell. A cell a spreadsheet would read as a formula gets a leading `'`.
 fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
+    let s = defuse_formula(s);
     if s.contains([',', '"', '\r', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+/// `s` with a leading `'` when a spreadsheet would read it as a formula (it starts with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return); shared by every CSV export.
+pub(crate) fn defuse_formula(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() }
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ impl RotatingFile {
     /// Opens (creating it and `dir` if needed) `DIR/SERVICE.log` for appending, and deletes
     /// `SERVICE.log.N` for N > `keep` left by an earlier configuration. `max_bytes` is at least 1.
     pub fn open(dir: &Path, service: Service, max_bytes: u64, keep: usize) -> io::Result<RotatingFile> {
-        fs::create_dir_all(dir)?;
+        crate::datadir::create_private_dir(dir)?;
         let this = RotatingFile {
             dir: dir.to_owned(),
             service,
@@ -83,9 +83,9 @@ impl RotatingFile {
 
     fn open_current(&self, truncate: bool) -> io::Result<(File, u64)> {
         let mut options = OpenOptions::new();
-        // Logs name users and addresses: not for every account on the host.
+        // Logs name users and addresses: the server account's alone.
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, crate::datadir::FILE_MODE);
         if truncate {
             options.write(true).create(true).truncate(true);
         } else {

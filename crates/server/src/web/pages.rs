@@ -10,7 +10,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::{PageCaller, base_context, message, render, with};
-use crate::api::extract::Source;
+use crate::api::extract::{Source, constant_time_eq};
 use crate::app::AppState;
 use crate::auth::{LoginOutcome, RegisterRequest};
 use crate::error::StoreError;
@@ -28,9 +28,72 @@ async fn safe_next(state: &AppState, next: Option<&str>) -> String {
     crate::console::redirects::safe_next(next, &hosts)
 }
 
-pub async fn login_form(State(state): State<Arc<AppState>>, Query(q): Query<LoginQuery>) -> Response {
+/// The sign-in page's CSP: the pages' own, with `form-action` also allowing the external
+/// redirect hosts (browsers apply `form-action` to the redirect that follows the post).
+async fn with_login_csp(state: &AppState, mut r: Response) -> Response {
+    let hosts = crate::console::redirects::hosts(&state.db).await.unwrap_or_default();
+    if !hosts.is_empty() {
+        let extra: String = hosts.iter().map(|h| format!(" https://{h} http://{h}")).collect();
+        let csp = crate::app::PAGE_CSP.replace("form-action 'self'", &format!("form-action 'self'{extra}"));
+        if let Ok(v) = HeaderValue::from_str(&csp) {
+            r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
+    r
+}
+
+/// The pre-session cookie of the sign-in form (login CSRF): a random value set by `GET /login`,
+/// echoed in the form's `_login` field, `HttpOnly` and `SameSite=Strict`, scoped to `/login`.
+/// A page of another site can neither read it nor make the browser send it cross-site, so its
+/// forged sign-in form is refused before any password is checked.
+pub const LOGIN_COOKIE: &str = "cw_login";
+const LOGIN_PREFIX: &str = "cwl_";
+
+/// The pre-session token the request's cookie carries, if it has the right form.
+fn login_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == LOGIN_COOKIE && v.len() == LOGIN_PREFIX.len() + 64 && v.starts_with(LOGIN_PREFIX)).then_some(v)
+    })
+}
+
+/// The form's token: the browser's own, or a new one with the cookie to set.
+fn login_token(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    if let Some(t) = login_cookie(headers) {
+        return (t.to_owned(), None);
+    }
+    let token = crate::secrets::Secret::generate(LOGIN_PREFIX).expose().to_owned();
+    let secure = if state.config.base_url().starts_with("https://") { "; Secure" } else { "" };
+    let cookie = format!("{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/login{secure}");
+    (token, HeaderValue::from_str(&cookie).ok())
+}
+
+/// Whether a sign-in form post came from this server's own sign-in page: the browser says it
+/// is not cross-site or same-site (`Sec-Fetch-Site`, when sent), and the form echoes the
+/// pre-session cookie.
+fn login_post_is_ours(headers: &HeaderMap, sent: &str) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").map(|v| v.to_str().unwrap_or(""));
+    if fetch_site.is_some_and(|v| !matches!(v, "same-origin" | "none")) {
+        return false;
+    }
+    login_cookie(headers).is_some_and(|c| constant_time_eq(c.as_bytes(), sent.as_bytes()))
+}
+
+pub async fn login_form(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let base = base_context(&state, None, "login").await;
-    render("login.html", with(base, context! { next => safe_next(&state, q.next.as_deref()).await, username => "" }))
+    let (login_token, set_cookie) = login_token(&state, &headers);
+    let mut r = render(
+        "login.html",
+        with(base, context! { next => safe_next(&state, q.next.as_deref()).await, username => "", login_token }),
+    );
+    if let Some(c) = set_cookie {
+        r.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    with_login_csp(&state, r).await
 }
 
 #[derive(Deserialize)]
@@ -40,6 +103,9 @@ pub struct LoginForm {
     next: Option<String>,
     /// The "I accept" checkbox of the terms of use.
     accept_terms: Option<String>,
+    /// The pre-session token (see [`LOGIN_COOKIE`]).
+    #[serde(rename = "_login", default)]
+    login_token: String,
 }
 
 pub async fn login_submit(
@@ -48,12 +114,36 @@ pub async fn login_submit(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let next = safe_next(&state, f.next.as_deref()).await;
+    let r = sign_in(&state, addr, &headers, f).await;
+    with_login_csp(&state, r).await
+}
+
+async fn sign_in(state: &Arc<AppState>, addr: std::net::IpAddr, headers: &HeaderMap, f: LoginForm) -> Response {
+    let state = state.clone();
     let base = base_context(&state, None, "login").await;
+    if !login_post_is_ours(headers, &f.login_token) {
+        tracing::warn!(source = %addr, "sign-in form refused: not posted from this server's sign-in page");
+        let mut r = render(
+            "message.html",
+            with(
+                base,
+                context! { heading => "Sign-in refused",
+                text => "This sign-in form did not come from this server's sign-in page (another site sent it, or the page is stale). Open the sign-in page and sign in there.",
+                link => context! { href => "/login", text => "Go to the sign-in page" } },
+            ),
+        );
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    }
+    let next = safe_next(&state, f.next.as_deref()).await;
+    let login_token = f.login_token.clone();
     let again = |status: StatusCode, error: String| {
         let mut r = render(
             "login.html",
-            with(base.clone(), context! { next => next.clone(), username => f.username.clone(), error }),
+            with(
+                base.clone(),
+                context! { next => next.clone(), username => f.username.clone(), error, login_token => login_token.clone() },
+            ),
         );
         *r.status_mut() = status;
         r
@@ -70,6 +160,7 @@ pub async fn login_submit(
                 with(
                     base.clone(),
                     context! { next => next.clone(), username => f.username.clone(), terms => context! { text, version },
+                    login_token => login_token.clone(),
                     error => if accept { "" } else { "Accept the terms of use to sign in." } },
                 ),
             );
@@ -82,7 +173,9 @@ pub async fn login_submit(
             let cookie =
                 format!("cw_session={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}", token.expose());
             let target = if next == "/" { "/?welcome=1".to_owned() } else { next.clone() };
-            let mut r = Redirect::to(&target).into_response();
+            // `safe_next` gives a valid header value; should it ever not, home rather than a 500.
+            let location = HeaderValue::from_str(&target).unwrap_or(HeaderValue::from_static("/?welcome=1"));
+            let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
