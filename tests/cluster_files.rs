@@ -410,3 +410,55 @@ on_both_backends!(a_lane_of_another_cluster_is_polled_with_its_own_template, |ap
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("CANCELLED"), "{out:?}");
 });
+
+on_both_backends!(a_job_of_another_cluster_caught_mid_submission_is_adopted, |mut app: TestApp| async move {
+    let Some(conf) = common::slurm::slurm_conf() else { return };
+    let (w, project) = setup(&app).await;
+    let other = conf.parent().unwrap().join("other/slurm.conf");
+    let cluster = std::fs::read_to_string(&other)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("ClusterName=").map(str::to_owned))
+        .expect("ClusterName in the second cluster's slurm.conf");
+    let (info, _) = cryowarden_server::cluster::slurm::example_slurm();
+    let mut info: Value = serde_json::from_str(&info).unwrap();
+    info["name"] = json!("faraway");
+    info["qsub_cmd_tpl"] = json!(format!("sbatch --parsable -M {cluster} {{{{ script_path_abs }}}}"));
+    info["qstat_cmd_tpl"] = json!(format!("squeue -M {cluster} -j {{{{ cluster_job_id }}}}"));
+    let (s, v) = connect(&app, &w.admin, info, LOGGED_SCRIPT).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let lane = v["id"].as_i64().unwrap();
+    let adopted = job(&app, &w.alice.1, project, json!({ "job_type": "validation" })).await;
+    // The server stops just after marking the job launched, once sbatch had reached the cluster.
+    app.state.scheduler.halt();
+    sqlx::query("UPDATE jobs SET status = 'launched', lane_id = $1, queued_seq = 1, priority = 0 WHERE id = $2")
+        .bind(lane)
+        .bind(adopted)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let (_, v) = app.get(&format!("/api/v1/jobs/{adopted}"), &w.alice.1).await;
+    let dir = v["job_dir"].as_str().unwrap().to_owned();
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "cwlab1", "--", "sbatch", "--parsable", "-M", &cluster])
+        .args([format!("--chdir={dir}"), format!("--output={dir}/job.log")])
+        .args(["--wrap", "echo submitted before the crash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let manual = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap().to_owned();
+    app.restart().await;
+    let v = wait_job(&app, &w.alice.1, adopted, terminal).await;
+    assert_eq!(
+        (v["status"].as_str(), v["cluster_job_id"].as_str()),
+        (Some("completed"), Some(manual.as_str())),
+        "found again on its cluster, not submitted twice: {v}"
+    );
+    assert!(log_of(&app, &w.alice.1, adopted).await.contains("submitted before the crash"));
+    let out = std::process::Command::new("squeue")
+        .args(["-M", &cluster, "-h", "-t", "all", "-u", "cwlab1", "-o", "%i|%Z"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(listing.lines().filter(|l| l.split('|').nth(1) == Some(dir.as_str())).count(), 1, "{listing}");
+});

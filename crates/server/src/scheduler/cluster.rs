@@ -211,24 +211,38 @@ async fn requeue(state: &AppState, job: &Job, message: &str) -> Result<(), Store
     Ok(())
 }
 
-/// The ids of the SLURM jobs of `user` whose working directory is `dir` (one `squeue` call).
-async fn find_by_workdir(user: &str, dir: &str) -> Result<Vec<String>, StoreError> {
-    let run = tokio::process::Command::new("squeue")
-        .args(["-h", "-t", "all", "-u", user, "-o", "%i|%Z"])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(20), run)
+/// The ids of the SLURM jobs of the job's lab account whose working directory is the job's,
+/// asked the way the lane is polled: its `qstat_cmd_tpl` with no `cluster_job_id` at all (a bare
+/// `squeue -j` lists every job; `-j ''` would list none) after exporting `SQUEUE_FORMAT='%i|%Z'`
+/// and `SQUEUE_STATES=all`, through its `send_cmd_tpl`, as the lab's account (so a lane that
+/// submits with `-M cluster` or through `ssh loginnode` finds its job again after a restart). The
+/// job directory is the job's own, so the directory alone picks its SLURM job.
+async fn find_by_workdir(
+    state: &AppState,
+    job: &Job,
+    account: &crate::runner::Account,
+) -> Result<Vec<String>, StoreError> {
+    let lane = lanes::get(&state.db, job.lane_id.unwrap_or_default()).await?;
+    let target = target_of(&lane, job)?;
+    let info = ClusterInfo::from_value(target.config.clone())?;
+    let (mut builtins, mut custom) = variables(state, job, &target, &info).await?;
+    custom.job.clear();
+    builtins.cluster_job_id = None;
+    let qstat = render_command(&info.qstat_cmd_tpl, "qstat_cmd_tpl", &builtins, &custom)?;
+    let command = format!("export SQUEUE_FORMAT='%i|%Z' SQUEUE_STATES=all; {qstat}");
+    let line = send_line(&info.send_cmd_tpl, &command, &builtins, &custom)?;
+    let out = slurm()
+        .run_line(&state.runner, account, &line, Path::new(&job.job_dir), slurm::POLL_TIMEOUT)
         .await
-        .map_err(|_| StoreError::Internal("squeue did not answer within 20 s".into()))?
-        .map_err(|e| StoreError::Internal(format!("cannot run squeue: {e}")))?;
-    if !out.status.success() {
-        return Err(StoreError::Internal(format!("squeue: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        .map_err(|e| StoreError::Internal(format!("squeue: {e}")))?;
+    if !out.success() {
+        return Err(StoreError::Internal(format!("squeue: {}", slurm::what_it_said(&out))));
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
+    Ok(out
+        .stdout
         .lines()
         .filter_map(|l| l.split_once('|'))
-        .filter(|(_, wd)| wd.trim() == dir)
+        .filter(|(id, wd)| wd.trim() == job.job_dir && !id.is_empty() && id.trim().bytes().all(|b| b.is_ascii_digit()))
         .map(|(id, _)| id.trim().to_owned())
         .collect())
 }
@@ -238,7 +252,7 @@ async fn find_by_workdir(user: &str, dir: &str) -> Result<Vec<String>, StoreErro
 /// never submitted twice; else put it back in its place in the queue.
 pub async fn recover(state: &AppState, job: &Job) -> Result<(), StoreError> {
     let account = account_of(state, job).await?;
-    match find_by_workdir(&account.user, &job.job_dir).await {
+    match find_by_workdir(state, job, &account).await {
         Ok(found) if !found.is_empty() => {
             let id = found.iter().max_by_key(|i| i.parse::<u64>().unwrap_or(0)).cloned().unwrap_or_default();
             if found.len() > 1 {
