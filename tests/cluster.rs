@@ -187,15 +187,21 @@ fn values_stay_data_wherever_the_template_puts_them() {
         }
     }
 
-    // The command templates: words, whatever they hold, and no shell reads them.
-    let custom = CustomValues { job: level(&[("v", "$(touch PWNED); x")]), ..Default::default() };
+    // The command templates run with /bin/sh -c (dash, which has no $'...'): every value is one
+    // exact word wherever the template puts it bare, and inert inside its quotes.
     let b = Builtins { cluster_job_id: Some("42".into()), ..builtins(dir.path(), String::new()) };
-    let line = template::render_command("scancel {{ cluster_job_id }} --comment={{ v }}", "qdel_cmd_tpl", &b, &custom)
-        .unwrap();
-    assert_eq!(
-        template::split_command("qdel_cmd_tpl", &line).unwrap(),
-        ["scancel", "42", "--comment=$(touch PWNED); x"]
-    );
+    let tpl = "printf '%s\\0' {{ cluster_job_id }} --comment={{ v }} \"dq {{ v }}\" 'sq {{ v }}' # {{ v }}";
+    for value in nasty.iter().filter(|v| !v.ends_with('\n')) {
+        let run = tempfile::tempdir_in(dir.path()).unwrap();
+        let custom = CustomValues { job: level(&[("v", *value)]), ..Default::default() };
+        let line = template::render_command(tpl, "qdel_cmd_tpl", &b, &custom).unwrap();
+        let out = std::process::Command::new("/bin/sh").arg("-c").arg(&line).current_dir(run.path()).output().unwrap();
+        assert!(out.status.success(), "{value:?}: {line}: {out:?}");
+        assert!(!run.path().join("PWNED").exists(), "{value:?} ran a command: {line}");
+        let words: Vec<String> =
+            String::from_utf8(out.stdout).unwrap().split_terminator('\0').map(str::to_owned).collect();
+        assert_eq!(words[..2], ["42".to_owned(), format!("--comment={value}")], "{value:?}: {line}");
+    }
 }
 
 /// A lab account with its real primary gid.
@@ -236,6 +242,7 @@ async fn submit_example(runner: &Runner, slurm_: &Slurm, dir: &Path, run_cmd: St
     let rendered = template::render_script(&script, &b, &CustomValues::default()).unwrap();
     write_as_lab1(runner, Path::new(&b.script_path_abs), &rendered).await;
     let qsub = template::render_command(&info.qsub_cmd_tpl, "qsub_cmd_tpl", &b, &CustomValues::default()).unwrap();
+    let qsub = template::send_line(&info.send_cmd_tpl, &qsub, &b, &CustomValues::default()).unwrap();
     slurm_.submit(runner, &lab1(), &qsub, Path::new(&b.script_path_abs)).await.unwrap()
 }
 

@@ -343,15 +343,15 @@ pub enum ClusterCommand {
         #[arg(long, default_value = ".")]
         dir: std::path::PathBuf,
     },
-    /// Run the cluster's info command and, with --project, a validation job on it as the
-    /// project's lab account (writes and reads in the job directory, reports GPUs and timing).
+    /// Run the cluster's info command and a validation job on it, both as the Unix account of the
+    /// project's lab (the job writes and reads in its directory, reports GPUs and timing).
     Validate {
         #[command(flatten)]
         remote: Remote,
         name: String,
-        /// Submit a validation job in this project (id or LAB/NAME).
+        /// The project (id or LAB/NAME) whose lab's account runs the commands and the job.
         #[arg(long)]
-        project: Option<String>,
+        project: String,
     },
     /// Remove a cluster target and its lane.
     Remove {
@@ -420,6 +420,9 @@ pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
             let script = std::fs::read_to_string(&script).map_err(|e| anyhow::anyhow!("{}: {e}", script.display()))?;
             let v =
                 c.send(Method::POST, "/api/v1/clusters", Some(json!({ "info": info_json, "script": script }))).await?;
+            for warning in v["warnings"].as_array().into_iter().flatten() {
+                eprintln!("warning: {}", warning.as_str().unwrap_or_default());
+            }
             emit(c.json, &v, |v| println!("cluster lane {} ready", s(&v["name"])));
         }
         ClusterCommand::Dump { remote, name, dir } => {
@@ -438,7 +441,9 @@ pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
         ClusterCommand::Validate { remote, name, project } => {
             let c = Client::new(&remote)?;
             let lane = find_lane(&c, &name).await?;
-            let info = c.send(Method::POST, &format!("/api/v1/lanes/{}/cluster-info", lane["id"]), None).await?;
+            let project_id = c.project_id(&project).await?;
+            let path = format!("/api/v1/lanes/{}/cluster-info?project={project_id}", lane["id"]);
+            let info = c.send(Method::POST, &path, None).await?;
             if !c.json {
                 println!(
                     "$ {}\n{}{}",
@@ -449,12 +454,8 @@ pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
             }
             let mut report = json!({ "info": info });
             let info_ok = info["exit_code"] == 0;
-            let mut job_ok = true;
-            if let Some(project) = project {
-                let (job, ok) = validation_job(&c, &project, &name).await?;
-                job_ok = ok;
-                report["job"] = job;
-            }
+            let (job, job_ok) = validation_job(&c, &project, &name).await?;
+            report["job"] = job;
             emit(c.json, &report, |_| println!("{name}: {}", if info_ok && job_ok { "valid" } else { "NOT valid" }));
             if !(info_ok && job_ok) {
                 return Ok(ExitCode::FAILURE);

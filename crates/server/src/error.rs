@@ -21,6 +21,10 @@ pub enum StoreError {
     /// Input that breaks a domain rule: names the field and says what is wrong.
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
+    /// Input that is well formed but asks for something cryowarden does not do (a cluster file
+    /// of another scheduler): a stable `code` of its own, the field, and what to do instead.
+    #[error("{field}: {message}")]
+    Unsupported { field: &'static str, code: &'static str, message: String },
     /// The token is unknown, used or expired.
     #[error("the token is invalid, used or expired")]
     BadToken,

@@ -71,6 +71,9 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", format!("{field} {message}"))
                     .field(field)
             }
+            StoreError::Unsupported { field, code, message } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, format!("{field} {message}")).field(field)
+            }
             StoreError::BadToken => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid-token",

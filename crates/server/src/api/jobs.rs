@@ -203,17 +203,19 @@ pub async fn log(
 }
 
 /// Add or update a cluster target from CryoSPARC's cluster_info.json and cluster_script.sh
-/// (`cryowarden cluster connect`); its lane is named after it.
+/// (`cryowarden cluster connect`); its lane is named after it (a safe name derived from it when
+/// it has spaces or other characters a lane name cannot hold). Every template is rendered once
+/// with sample values first; the answer warns of what will not work as the file expects.
 #[utoipa::path(post, path = "/api/v1/clusters", tag = "jobs", request_body = lanes::ConnectCluster,
-    responses((status = 200, body = Lane), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = lanes::ConnectedCluster), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn connect_cluster(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(req): ApiJson<lanes::ConnectCluster>,
-) -> ApiResult<axum::Json<Lane>> {
-    let lane = lanes::connect_cluster(&state.db, &caller.ctx(), req).await?;
+) -> ApiResult<axum::Json<lanes::ConnectedCluster>> {
+    let connected = lanes::connect_cluster(&state.db, &caller.ctx(), req).await?;
     state.scheduler.wake();
-    Ok(axum::Json(lane))
+    Ok(axum::Json(connected))
 }
 
 /// Set a target's custom variables (the `cluster-custom-variables` setting).
@@ -297,16 +299,27 @@ pub struct ClusterInfoOutput {
     pub stderr: String,
 }
 
-/// Run a cluster lane's `qinfo_cmd_tpl` (e.g. `sinfo`), as `cluster validate` does first. The
-/// command line is the admin's and names no user value; it runs without a shell, as the server.
-#[utoipa::path(post, path = "/api/v1/lanes/{id}/cluster-info", tag = "jobs", params(("id" = i64, Path)),
+/// Which lab's account runs a cluster's `qinfo_cmd_tpl`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterInfoQuery {
+    /// A project whose lab's Unix account runs the command (required: cluster commands run as a
+    /// lab's account, never as the server).
+    pub project: Option<i64>,
+}
+
+/// Run a cluster lane's `qinfo_cmd_tpl` (e.g. `sinfo`), as `cluster validate` does first: with
+/// `/bin/sh -c`, through the lane's `send_cmd_tpl`, as the Unix account of the lab of
+/// `project` (which the caller must be able to see).
+#[utoipa::path(post, path = "/api/v1/lanes/{id}/cluster-info", tag = "jobs", params(("id" = i64, Path), ClusterInfoQuery),
     responses((status = 200, body = ClusterInfoOutput), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn cluster_info(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Id(id): Id,
+    ApiQuery(q): ApiQuery<ClusterInfoQuery>,
 ) -> ApiResult<axum::Json<ClusterInfoOutput>> {
-    use crate::cluster::template::{render_command, split_command};
+    use crate::cluster::template::{render_command, send_line};
     let lane = lanes::get(&state.db, id).await?;
     let read = cryowarden_core::Action::ReadSetting(cryowarden_core::Setting::Compute);
     let _may_read =
@@ -318,6 +331,18 @@ pub async fn cluster_info(
             format!("`{}` is not a cluster lane", lane.name),
         )
     })?;
+    let project = q.project.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            "project is required: the cluster's commands run as a lab's Unix account; name a project of that lab \
+             (`cryowarden cluster validate NAME --project LAB/PROJECT`)",
+        )
+        .field("project")
+    })?;
+    let project = crate::projects::show(&state.db, &caller.ctx(), project).await?;
+    let lab = crate::labs::get(&state.db, project.lab_id).await?;
+    let account = crate::projects::lab_account(&lab)?;
     let info = crate::cluster::ClusterInfo::from_value(target.config.clone())?;
     let custom = crate::cluster::CustomValues {
         instance: crate::scheduler::cluster::instance_vars(&state.db).await?,
@@ -325,16 +350,13 @@ pub async fn cluster_info(
         job: Default::default(),
     };
     let line = render_command(&info.qinfo_cmd_tpl, "qinfo_cmd_tpl", &Default::default(), &custom)?;
-    let argv = split_command("qinfo_cmd_tpl", &line)?;
-    let (program, args) = argv.split_first().ok_or_else(|| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", "qinfo_cmd_tpl is empty")
-            .field("qinfo_cmd_tpl")
-    })?;
-    let run =
-        tokio::process::Command::new(program).args(args).stdin(std::process::Stdio::null()).kill_on_drop(true).output();
-    let out = match tokio::time::timeout(std::time::Duration::from_secs(20), run).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => {
+    let line = send_line(&info.send_cmd_tpl, &line, &Default::default(), &custom)?;
+    let slurm = crate::cluster::Slurm::default();
+    let timeout = std::time::Duration::from_secs(20);
+    let out = match slurm.run_line(&state.runner, &account, &line, &project.dir(), timeout).await {
+        Ok(out) => out,
+        Err(crate::cluster::SlurmError::Runner(e)) => return Err(crate::error::StoreError::Runner(e).into()),
+        Err(e) => {
             return Ok(axum::Json(ClusterInfoOutput {
                 command: line,
                 exit_code: None,
@@ -342,16 +364,12 @@ pub async fn cluster_info(
                 stderr: e.to_string(),
             }));
         }
-        Err(_) => {
-            let stderr = "the cluster did not answer within 20 s".to_owned();
-            return Ok(axum::Json(ClusterInfoOutput { command: line, exit_code: None, stdout: String::new(), stderr }));
-        }
     };
     Ok(axum::Json(ClusterInfoOutput {
         command: line,
-        exit_code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).chars().take(64 << 10).collect(),
-        stderr: String::from_utf8_lossy(&out.stderr).chars().take(64 << 10).collect(),
+        exit_code: out.exit_code,
+        stdout: out.stdout.chars().take(64 << 10).collect(),
+        stderr: out.stderr.chars().take(64 << 10).collect(),
     }))
 }
 

@@ -33,7 +33,8 @@ pub struct ClusterInfo {
     pub name: String,
     /// Shown to people; the name when the file has none.
     pub title: String,
-    /// CryoSPARC's worker program on the cluster's nodes, when given (absolute).
+    /// CryoSPARC's worker program on the cluster's nodes, when given (any path: cryowarden never
+    /// runs it, it is only a template variable).
     pub worker_bin_path: Option<String>,
     /// A node-local cache directory, when given (absolute).
     pub cache_path: Option<String>,
@@ -85,9 +86,9 @@ fn megabytes(map: &mut Map<String, Value>, field: &'static str) -> Result<Option
     }
 }
 
-fn check_path(field: &'static str, value: &Option<String>) -> Result<(), StoreError> {
+fn check_path(field: &'static str, value: &Option<String>, absolute: bool) -> Result<(), StoreError> {
     match value {
-        Some(path) if !path.is_empty() && !path.starts_with('/') => {
+        Some(path) if absolute && !path.is_empty() && !path.starts_with('/') => {
             Err(invalid(field, format!("{path:?} is not an absolute path: give the path from /")))
         }
         Some(path) if path.chars().any(char::is_control) => {
@@ -96,6 +97,54 @@ fn check_path(field: &'static str, value: &Option<String>) -> Result<(), StoreEr
         _ => Ok(()),
     }
 }
+
+/// `text` without its `{{ ... }}`, `{% ... %}` and `{# ... #}` parts (the words of the command
+/// itself).
+fn without_tags(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('{') {
+        let close = match rest[at + 1..].chars().next() {
+            Some('{') => "}}",
+            Some('%') => "%}",
+            Some('#') => "#}",
+            _ => {
+                out.push_str(&rest[..=at]);
+                rest = &rest[at + 1..];
+                continue;
+            }
+        };
+        out.push_str(&rest[..at]);
+        out.push(' ');
+        match rest[at + 2..].find(close) {
+            Some(end) => rest = &rest[at + 2 + end + 2..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Longest lane name (as every name in cryowarden).
+pub const MAX_LANE_NAME: usize = 64;
+
+/// Programs of other schedulers (PBS/Torque, Grid Engine, LSF) that a command template may run;
+/// cryowarden drives SLURM only.
+const FOREIGN_PROGRAMS: [(&str, &str); 13] = [
+    ("qsub", "PBS or Grid Engine"),
+    ("qstat", "PBS or Grid Engine"),
+    ("qdel", "PBS or Grid Engine"),
+    ("qhost", "Grid Engine"),
+    ("qconf", "Grid Engine"),
+    ("qalter", "PBS or Grid Engine"),
+    ("qrsh", "Grid Engine"),
+    ("pbsnodes", "PBS"),
+    ("bsub", "LSF"),
+    ("bjobs", "LSF"),
+    ("bkill", "LSF"),
+    ("bqueues", "LSF"),
+    ("bhosts", "LSF"),
+];
 
 impl ClusterInfo {
     /// Parses and validates the text of a `cluster_info.json`.
@@ -165,16 +214,62 @@ impl ClusterInfo {
                 return Err(invalid(field, "contains a control character (a newline?): use printable characters"));
             }
         }
-        if self.name.contains('/') {
-            return Err(invalid("name", "contains '/': use letters, digits, '-' and '_'"));
+        if self.lane_name().is_empty() {
+            return Err(invalid("name", "has no letter or digit: give the cluster a name such as \"slurmcluster\""));
         }
-        check_path("worker_bin_path", &self.worker_bin_path)?;
-        check_path("cache_path", &self.cache_path)?;
+        check_path("worker_bin_path", &self.worker_bin_path, false)?;
+        check_path("cache_path", &self.cache_path, true)?;
         for (field, text) in self.cmd_templates() {
             if text.len() > MAX_CMD_TPL_BYTES {
                 return Err(invalid(field, format!("is over {MAX_CMD_TPL_BYTES} bytes")));
             }
             template::check(text, field)?;
+        }
+        Ok(())
+    }
+
+    /// The name of the cluster's lane (and target): the file's `name` when it is a valid
+    /// cryowarden name, else derived from it (every run of characters other than ASCII letters,
+    /// digits, `.`, `_` and `-` becomes one `_`; leading and trailing ones dropped; at most 64),
+    /// so that `"GPU cluster (A100)"` runs as lane `GPU_cluster_A100` with the name as its title.
+    pub fn lane_name(&self) -> String {
+        let mut out = String::new();
+        for c in self.name.chars() {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                out.push(c);
+            } else if !out.ends_with('_') {
+                out.push('_');
+            }
+        }
+        let trimmed = out.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+        let mut name: String = trimmed.chars().take(MAX_LANE_NAME).collect();
+        while name.ends_with('_') {
+            name.pop();
+        }
+        name
+    }
+
+    /// Refuses a file whose commands run another scheduler's programs (`qsub`, `qstat`,
+    /// `pbsnodes`, `bsub`...): cryowarden submits, polls and cancels with SLURM only, so such a
+    /// file could connect but never run a job.
+    pub fn check_scheduler(&self) -> Result<(), StoreError> {
+        for (field, text) in self.cmd_templates() {
+            let text = without_tags(text);
+            let words = text.split(|c: char| c.is_whitespace() || ";|&()`$<>".contains(c));
+            for word in words {
+                let program = word.rsplit('/').next().unwrap_or(word);
+                if let Some((_, family)) = FOREIGN_PROGRAMS.iter().find(|(p, _)| *p == program) {
+                    return Err(StoreError::Unsupported {
+                        field,
+                        code: "unsupported-scheduler",
+                        message: format!(
+                            "runs `{program}`, a {family} command: cryowarden drives SLURM clusters only \
+                             (sbatch, squeue, scancel, sinfo); connect this cluster's SLURM files, or run its \
+                             jobs on a node lane"
+                        ),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -247,6 +342,24 @@ mod tests {
     }
 
     #[test]
+    fn lane_names_are_derived_from_any_name() {
+        let name = |n: &str| ClusterInfo { name: n.into(), ..ClusterInfo::parse(r#"{"name": "x"}"#).unwrap() };
+        for (given, lane) in [
+            ("slurmcluster", "slurmcluster"),
+            ("GPU cluster (A100)", "GPU_cluster_A100"),
+            ("a/b", "a_b"),
+            ("é-cluster", "cluster"),
+            ("_x_", "x"),
+            ("ok.name-1", "ok.name-1"),
+        ] {
+            assert_eq!(name(given).lane_name(), lane, "{given}");
+        }
+        assert_eq!(name(&"x".repeat(100)).lane_name().len(), MAX_LANE_NAME);
+        let relative = ClusterInfo::parse(r#"{"name": "a b", "worker_bin_path": "bin/cryosparcw"}"#).unwrap();
+        assert_eq!(relative.title, "a b");
+    }
+
+    #[test]
     fn mistakes_name_their_field() {
         let cases = [
             (r#"[]"#, "cluster_info"),
@@ -259,6 +372,8 @@ mod tests {
             (r#"{"name": "c", "cache_reserve_mb": -1}"#, "cache_reserve_mb"),
             (r#"{"name": "c", "cache_quota_mb": "10"}"#, "cache_quota_mb"),
             (r#"{"name": "c", "cache_path": "relative/dir"}"#, "cache_path"),
+            (r#"{"name": "c", "worker_bin_path": "a\nb"}"#, "worker_bin_path"),
+            (r#"{"name": "(( ))"}"#, "name"),
             (r#"{"name": "c", "worker_bin_path": ["x"]}"#, "worker_bin_path"),
             (r#"{"name": "c", "qsub_cmd_tpl": "sbatch {{ script_path_abs"}"#, "qsub_cmd_tpl"),
             (r#"{"name": "c", "qdel_cmd_tpl": "scancel {% if %}"}"#, "qdel_cmd_tpl"),

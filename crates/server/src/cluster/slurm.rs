@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::template::split_command;
 use crate::error::StoreError;
 use crate::runner::{Account, CommandOutput, Runner, RunnerError};
 
@@ -224,32 +223,43 @@ impl Slurm {
         }
     }
 
-    /// Runs a rendered command line as `account` in `cwd`: its words (as a POSIX shell would
-    /// split them; no shell runs), the runner's clean environment.
-    async fn run_as(
+    /// Runs a rendered command line (already wrapped in `send_cmd_tpl`) with `/bin/sh -c` as
+    /// `account` in `cwd`, in the runner's clean environment, as CryoSPARC runs its templates
+    /// through a shell. Every value in the line was quoted by the template module.
+    pub async fn run_line(
         &self,
         runner: &Runner,
         account: &Account,
-        field: &'static str,
         line: &str,
         cwd: &Path,
+        timeout: Duration,
     ) -> Result<CommandOutput, SlurmError> {
-        let argv = split_command(field, line)?;
-        let out = runner.run_command(account, &argv, cwd, &self.env(), None, self.submit_timeout).await?;
+        let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), line.to_owned()];
+        let out = runner.run_command(account, &argv, cwd, &self.env(), None, timeout).await?;
         if out.timed_out {
             return Err(SlurmError::Unavailable(format!(
-                "`{}` did not finish within {} s (is slurmctld running?)",
-                argv[0],
-                self.submit_timeout.as_secs()
+                "`{line}` did not finish within {} s (is slurmctld running?)",
+                timeout.as_secs()
             )));
         }
         Ok(out)
     }
 
+    async fn run_as(
+        &self,
+        runner: &Runner,
+        account: &Account,
+        line: &str,
+        cwd: &Path,
+    ) -> Result<CommandOutput, SlurmError> {
+        self.run_line(runner, account, line, cwd, self.submit_timeout).await
+    }
+
     /// Submits the job script at `script_path` (already written, readable by `account`) by
-    /// running the rendered `qsub_cmd_tpl` as `account`, in the script's directory: the
-    /// cluster job id, from "Submitted batch job N" or `--parsable` output. Nothing is added to
-    /// the command: SLURM sees the lab's account as the submitter.
+    /// running the rendered `qsub_cmd_tpl` (wrapped in `send_cmd_tpl`) with `/bin/sh -c` as
+    /// `account`, in the script's directory: the cluster job id, from "Submitted batch job N" or
+    /// `--parsable` output. Nothing is added to the command: SLURM sees the lab's account as the
+    /// submitter. A failure carries what the command printed on stderr AND stdout.
     pub async fn submit(
         &self,
         runner: &Runner,
@@ -261,8 +271,8 @@ impl Slurm {
             .parent()
             .filter(|_| script_path.is_absolute())
             .ok_or_else(|| StoreError::invalid("script_path", "give the script's absolute path"))?;
-        let out = self.run_as(runner, account, "qsub_cmd_tpl", rendered_qsub_cmd, cwd).await?;
-        let said = format!("{}{}", out.stderr.trim(), out.stdout.trim());
+        let out = self.run_as(runner, account, rendered_qsub_cmd, cwd).await?;
+        let said = what_it_said(&out);
         if !out.success() {
             if says_unavailable(&said) {
                 return Err(SlurmError::Unavailable(said));
@@ -270,9 +280,12 @@ impl Slurm {
             return Err(SlurmError::Rejected { exit_code: out.exit_code, message: said });
         }
         parse_job_id(&out.stdout).ok_or_else(|| {
+            if says_unavailable(&out.stderr) {
+                return SlurmError::Unavailable(said.clone());
+            }
             SlurmError::BadOutput(format!(
-                "no job id in the submission's output {:?}: qsub_cmd_tpl should run sbatch (optionally --parsable)",
-                out.stdout
+                "no job id in what the submission printed ({said}): qsub_cmd_tpl should run sbatch \
+                 (optionally --parsable) and let its output through"
             ))
         })
     }
@@ -286,8 +299,8 @@ impl Slurm {
         rendered_qdel_cmd: &str,
         cwd: &Path,
     ) -> Result<(), SlurmError> {
-        let out = self.run_as(runner, account, "qdel_cmd_tpl", rendered_qdel_cmd, cwd).await?;
-        let said = format!("{}{}", out.stderr.trim(), out.stdout.trim());
+        let out = self.run_as(runner, account, rendered_qdel_cmd, cwd).await?;
+        let said = what_it_said(&out);
         let lower = said.to_ascii_lowercase();
         if out.success() && !lower.contains("error") {
             return Ok(());
@@ -329,34 +342,31 @@ impl Slurm {
             .map_err(|e| SlurmError::Unavailable(format!("cannot run squeue: {e}: install slurm-client")))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let mut states: HashMap<String, ClusterState> =
-            ids.iter().map(|id| (id.clone(), ClusterState::gone())).collect();
-        if !out.status.success() {
-            // One id that SLURM has forgotten: squeue fails rather than listing nothing.
-            if stderr.contains("Invalid job id specified") {
-                return Ok(states);
-            }
-            if says_unavailable(&stderr) {
-                return Err(SlurmError::Unavailable(stderr.trim().to_owned()));
-            }
-            return Err(SlurmError::Rejected { exit_code: out.status.code(), message: stderr.trim().to_owned() });
+        parse_poll(&ids, out.status.success(), out.status.code(), &stdout, &stderr, false)
+    }
+
+    /// The states of `job_ids` from ONE run of the lane's own poll command, `line`: its
+    /// `qstat_cmd_tpl` rendered with `cluster_job_id` = the ids joined by commas, made by
+    /// [`poll_command`] and wrapped in its `send_cmd_tpl`; run with `/bin/sh -c` as `account`
+    /// (so a site whose SLURM is reached through a profile, a wrapper, `ssh loginnode` or
+    /// `-M cluster` is polled the way it submits). Every id asked for is in the answer; those
+    /// the output does not list are [`JobState::Gone`]. An answer in which cryowarden finds
+    /// neither its format nor nothing at all (a qstat template with its own `-o`, or not
+    /// `squeue`) is `BadOutput`: no job is taken for gone on output it cannot read.
+    pub async fn poll_as(
+        &self,
+        runner: &Runner,
+        account: &Account,
+        line: &str,
+        cwd: &Path,
+        job_ids: &[String],
+    ) -> Result<HashMap<String, ClusterState>, SlurmError> {
+        let ids = check_ids(job_ids)?;
+        if ids.is_empty() {
+            return Ok(HashMap::new());
         }
-        for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-            let mut parts = line.splitn(3, '|');
-            let (Some(id), Some(state)) = (parts.next(), parts.next()) else {
-                return Err(SlurmError::BadOutput(format!("squeue printed {line:?}")));
-            };
-            let reason = parts.next().unwrap_or("").trim();
-            let reason = if reason == "None" { "" } else { reason };
-            if let Some(entry) = states.get_mut(id.trim()) {
-                *entry = ClusterState {
-                    state: JobState::from_slurm(state.trim()),
-                    slurm_state: state.trim().to_owned(),
-                    reason: reason.to_owned(),
-                };
-            }
-        }
-        Ok(states)
+        let out = self.run_line(runner, account, line, cwd, self.poll_timeout).await?;
+        parse_poll(&ids, out.success(), out.exit_code, &out.stdout, &out.stderr, true)
     }
 
     /// The ids of the jobs of `user` named `job_name` that SLURM still knows (one `squeue` call):
@@ -389,6 +399,90 @@ impl Slurm {
             .filter(|l| !l.is_empty())
             .collect())
     }
+}
+
+/// The header `squeue` prints for [`SQUEUE_FORMAT`].
+const SQUEUE_HEADER: &str = "JOBID|STATE|REASON";
+
+/// The poll command of a lane: its rendered `qstat_cmd_tpl` (with the ids joined by commas as
+/// `cluster_job_id`, which `squeue -j` takes) run after exporting `SQUEUE_FORMAT` and
+/// `SQUEUE_STATES=all`, which `squeue` reads as `-o` and `-t` unless the template gives its own.
+/// The exports are part of the command line, so they also reach a remote shell through
+/// `send_cmd_tpl` (`ssh loginnode ...`).
+pub fn poll_command(rendered_qstat: &str) -> String {
+    format!("export SQUEUE_FORMAT='{SQUEUE_FORMAT}' SQUEUE_STATES=all; {rendered_qstat}")
+}
+
+/// What a command printed, both streams: stderr (SLURM's errors) and stdout, each named when
+/// both have something.
+pub fn what_it_said(out: &CommandOutput) -> String {
+    match (out.stderr.trim(), out.stdout.trim()) {
+        ("", "") => format!("nothing on stdout or stderr (exit {:?})", out.exit_code),
+        (err, "") => err.to_owned(),
+        ("", stdout) => stdout.to_owned(),
+        (err, stdout) => format!("{err} (stdout: {stdout})"),
+    }
+}
+
+/// The states of `ids` from squeue's output in [`SQUEUE_FORMAT`]. `strict`: the output may come
+/// from a site's own qstat template, so lines that are not cryowarden's format (squeue's
+/// `CLUSTER: name` lines with `-M`, the header) are skipped, and an output with none of its
+/// lines and no header is refused rather than read as "every job gone".
+fn parse_poll(
+    ids: &[String],
+    success: bool,
+    exit_code: Option<i32>,
+    stdout: &str,
+    stderr: &str,
+    strict: bool,
+) -> Result<HashMap<String, ClusterState>, SlurmError> {
+    let mut states: HashMap<String, ClusterState> = ids.iter().map(|id| (id.clone(), ClusterState::gone())).collect();
+    if !success {
+        // One id that SLURM has forgotten: squeue fails rather than listing nothing.
+        if stderr.contains("Invalid job id specified") {
+            return Ok(states);
+        }
+        if says_unavailable(stderr) {
+            return Err(SlurmError::Unavailable(stderr.trim().to_owned()));
+        }
+        let message = format!("squeue: {}", stderr.trim());
+        return Err(SlurmError::Rejected { exit_code, message });
+    }
+    let mut understood = false;
+    for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line == SQUEUE_HEADER {
+            understood = true;
+            continue;
+        }
+        let mut parts = line.splitn(3, '|');
+        let (Some(id), Some(state)) = (parts.next(), parts.next()) else {
+            if strict {
+                continue;
+            }
+            return Err(SlurmError::BadOutput(format!("squeue printed {line:?}")));
+        };
+        let reason = parts.next().unwrap_or("").trim();
+        let reason = if reason == "None" { "" } else { reason };
+        let (id, state) = (id.trim(), state.trim());
+        let known = !state.is_empty() && state.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+        if let Some(entry) = states.get_mut(id).filter(|_| known) {
+            understood = true;
+            *entry = ClusterState {
+                state: JobState::from_slurm(state),
+                slurm_state: state.to_owned(),
+                reason: reason.to_owned(),
+            };
+        }
+    }
+    let nothing = stdout.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with("CLUSTER:"));
+    if strict && !understood && !nothing {
+        return Err(SlurmError::BadOutput(format!(
+            "the lane's qstat command printed no line cryowarden can read ({}): qstat_cmd_tpl should run \
+             `squeue -j {{{{ cluster_job_id }}}}` without its own -o/--format",
+            stdout.lines().next().unwrap_or("").trim()
+        )));
+    }
+    Ok(states)
 }
 
 /// A finished job's line of the jobcomp file (`JobCompType=jobcomp/filetxt`).

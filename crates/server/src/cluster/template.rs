@@ -2,9 +2,9 @@
 //!
 //! **Values are data, never code.** Every value a template inserts goes through this module's
 //! formatter, which writes numbers and booleans bare and quotes every string for the shell
-//! ([`shell_quote`]): a value holding `$(...)`, backticks, quotes, `;` or newlines stays one
-//! inert word. The formatter ignores minijinja's "safe" marking, so no filter (`safe`, `e`,
-//! `tojson`, ...) can turn a value into code; the only text inserted verbatim is the command
+//! ([`shell_quote`], [`sh_quote`]): a value holding `$(...)`, backticks, quotes, `;` or newlines
+//! stays one inert word. The formatter ignores minijinja's "safe" marking, so no filter (`safe`,
+//! `e`, `tojson`, ...) can turn a value into code; the only text inserted verbatim is the command
 //! lines cryowarden builds itself (`run_cmd`, `run_args`, `command`: [`Builtins`], quote their
 //! words with [`shell_join`]).
 //!
@@ -12,9 +12,13 @@
 //! may put a value bare, inside its own double or single quotes, in a `#` comment or on an
 //! `#SBATCH` line: [`shell_quote`] writes a value that stays inert in every one of these places
 //! (a value with shell metacharacters becomes `$'\x..'`, which no newline, quote or `$` can
-//! leave). Command lines are split into words as a POSIX shell would ([`split_command`]) and run
-//! without a shell; there plain single quotes suffice (a template that hands its words to
-//! another shell, as `ssh host {{ command }}` does, should only be given plain values).
+//! leave). Command lines are shell command lines, as in CryoSPARC (`. /etc/profile.d/slurm.sh ;
+//! sbatch ...`, pipes, `VAR=value sbatch ...`): they run with `/bin/sh -c` (dash on Debian, which
+//! has no `$'...'`), so their values are quoted by [`sh_quote`]: bare when plain, `'...'` when
+//! that is inert anywhere, else `"$(printf '\NNN...')"`, which any POSIX shell decodes to the
+//! exact value and which holds no quote, `$(` or backtick a template's own quotes could free.
+//! `send_cmd_tpl` receives the command line as ONE word ([`send_line`]), which `ssh host
+//! {{ command }}` hands whole to the remote shell.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -150,12 +154,11 @@ impl CustomValues {
     }
 }
 
-/// How strings are quoted: for the bash script, or for a command line split by
-/// [`split_command`].
+/// How strings are quoted: for the bash script, or for a command line run by `/bin/sh -c`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Quoting {
     Script,
-    Command,
+    Sh,
 }
 
 /// True when `s` needs no quotes in a shell word: ASCII letters, digits and `_@%+=:,./-`, and
@@ -196,15 +199,43 @@ pub fn shell_quote(s: &str) -> Cow<'_, str> {
     quote(s, Quoting::Script)
 }
 
-/// `s` as one word of a POSIX command line for [`split_command`]: bare when plain, else in
-/// single quotes (a newline inside them is part of the word). No shell reads it.
-pub fn command_quote(s: &str) -> Cow<'_, str> {
-    quote(s, Quoting::Command)
+/// `s` as one inert word of a POSIX `sh` command line, whatever the template put around it:
+/// bare when plain; `'...'` when [`single_quotable`]; otherwise `"$(printf '\NNN...')"`, every
+/// byte that is not plain written as an octal escape (`%` as `%%`): any POSIX shell prints the
+/// exact value back (a command substitution drops trailing newlines, so a value that ends with
+/// one is refused by [`render_command`]); inside the template's own single quotes it is literal
+/// text holding no quote, and inside its double quotes an expansion whose result is not code.
+pub fn sh_quote(s: &str) -> Cow<'_, str> {
+    quote(s, Quoting::Sh)
+}
+
+/// `s` as one word for a POSIX shell, in single quotes (`'\''` for a quote): how the command
+/// line is given to `send_cmd_tpl`.
+pub fn posix_word(s: &str) -> String {
+    if is_plain_word(s) {
+        return s.to_owned();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 fn quote(s: &str, quoting: Quoting) -> Cow<'_, str> {
     if is_plain_word(s) {
         return Cow::Borrowed(s);
+    }
+    if quoting == Quoting::Sh && !single_quotable(s) {
+        let mut out = String::with_capacity(s.len() * 4 + 16);
+        out.push_str("\"$(printf '");
+        for b in s.bytes() {
+            if b == b'%' {
+                out.push_str("%%");
+            } else if is_plain_byte(b) {
+                out.push(char::from(b));
+            } else {
+                let _ = write!(out, "\\{b:03o}");
+            }
+        }
+        out.push_str("')\"");
+        return Cow::Owned(out);
     }
     if quoting == Quoting::Script && !single_quotable(s) {
         let mut out = String::with_capacity(s.len() * 2 + 3);
@@ -226,22 +257,6 @@ fn quote(s: &str, quoting: Quoting) -> Cow<'_, str> {
 /// `run_cmd` should be.
 pub fn shell_join<S: AsRef<str>>(argv: &[S]) -> String {
     argv.iter().map(|a| shell_quote(a.as_ref()).into_owned()).collect::<Vec<_>>().join(" ")
-}
-
-/// Splits a rendered command line into words as a POSIX shell would (quotes, backslashes; a
-/// `#` starting a word begins a comment). Pipes, redirections and `$` are not interpreted: the
-/// words are run without a shell.
-pub fn split_command(field: &'static str, line: &str) -> Result<Vec<String>, StoreError> {
-    let words = shlex::split(line).ok_or_else(|| {
-        StoreError::invalid(
-            field,
-            format!("the rendered command has an unclosed quote or a trailing backslash: {line}"),
-        )
-    })?;
-    if words.is_empty() {
-        return Err(StoreError::invalid(field, "the rendered command is empty"));
-    }
-    Ok(words)
 }
 
 /// A command line built by cryowarden, inserted verbatim.
@@ -272,7 +287,16 @@ fn environment(quoting: Quoting) -> Environment<'static> {
         match value.kind() {
             ValueKind::Number | ValueKind::Bool => write!(out, "{value}")?,
             // Whether or not minijinja calls it safe: a filter must not make a value code.
-            ValueKind::String => out.write_str(&quote(value.as_str().unwrap_or_default(), quoting))?,
+            ValueKind::String => {
+                let text = value.as_str().unwrap_or_default();
+                if quoting == Quoting::Sh && text.ends_with('\n') {
+                    return Err(Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        "a value ending with a newline cannot be given to a command line",
+                    ));
+                }
+                out.write_str(&quote(text, quoting))?
+            }
             _ => out.write_str(&quote(&value.to_string(), quoting))?,
         }
         Ok(())
@@ -288,7 +312,7 @@ fn template_error(field: &'static str, e: &Error) -> StoreError {
 
 /// Checks that `template` compiles.
 pub fn check(template: &str, field: &'static str) -> Result<(), StoreError> {
-    let env = environment(Quoting::Command);
+    let env = environment(Quoting::Sh);
     env.template_from_str(template).map(drop).map_err(|e| template_error(field, &e))
 }
 
@@ -303,7 +327,7 @@ pub fn check_script(script: &str) -> Result<(), StoreError> {
 /// The custom variables a template uses: every variable it names that it does not set itself
 /// and that is neither built in nor one of minijinja's globals (`range`, `namespace`...).
 pub fn custom_variables(template: &str) -> Result<BTreeSet<String>, StoreError> {
-    let env = environment(Quoting::Command);
+    let env = environment(Quoting::Sh);
     let compiled = env.template_from_str(template).map_err(|e| template_error("template", &e))?;
     let globals: BTreeSet<&str> = env.globals().map(|(name, _)| name).collect();
     Ok(compiled
@@ -372,16 +396,110 @@ pub fn render_script(script: &str, builtins: &Builtins, custom: &CustomValues) -
     render(script, "cluster_script", Quoting::Script, builtins, custom)
 }
 
-/// Renders one of the `*_cmd_tpl` templates into a command line (split it with
-/// [`split_command`]).
+/// Renders one of the `*_cmd_tpl` templates into a command line for `/bin/sh -c` (wrap it in
+/// `send_cmd_tpl` with [`send_line`]).
 pub fn render_command(
     template: &str,
     field: &'static str,
     builtins: &Builtins,
     custom: &CustomValues,
 ) -> Result<String, StoreError> {
-    let line = render(template, field, Quoting::Command, builtins, custom)?;
-    Ok(line.trim().to_owned())
+    let line = render(template, field, Quoting::Sh, builtins, custom)?;
+    let line = line.trim();
+    if line.is_empty() {
+        return Err(StoreError::invalid(field, "the rendered command is empty"));
+    }
+    Ok(line.to_owned())
+}
+
+/// True when `send_cmd_tpl` is just `{{ command }}` (the default): the command runs as it is.
+pub fn sends_as_is(send_cmd_tpl: &str) -> bool {
+    let compact: String = send_cmd_tpl.chars().filter(|c| !c.is_whitespace()).collect();
+    matches!(compact.as_str(), "{{command}}" | "{{-command}}" | "{{command-}}" | "{{-command-}}")
+}
+
+/// The command line that runs `line` through `send_cmd_tpl` (CryoSPARC's `ssh loginnode
+/// {{ command }}`): `line` itself for the default template, else the template rendered with
+/// `command` = `line` as ONE shell word (what `ssh` hands to the remote shell, or a local
+/// wrapper gets as `$1`), every other value quoted as in any command template.
+pub fn send_line(
+    send_cmd_tpl: &str,
+    line: &str,
+    builtins: &Builtins,
+    custom: &CustomValues,
+) -> Result<String, StoreError> {
+    if sends_as_is(send_cmd_tpl) {
+        return Ok(line.to_owned());
+    }
+    let b = Builtins { command: Some(posix_word(line)), ..builtins.clone() };
+    render_command(send_cmd_tpl, "send_cmd_tpl", &b, custom)
+}
+
+/// True when `template` uses the variable `name` (outside what it sets itself).
+pub fn uses_variable(template: &str, name: &str) -> bool {
+    let env = environment(Quoting::Sh);
+    env.template_from_str(template).is_ok_and(|t| t.undeclared_variables(false).contains(name))
+}
+
+/// Built-ins with sample values, for rendering every template once when a cluster is connected.
+pub fn sample_builtins() -> Builtins {
+    let dir = "/cryowarden/sample/projects/P1/J1";
+    Builtins {
+        script_path_abs: format!("{dir}/queue_sub_script.sh"),
+        run_cmd: "/bin/true --sample".into(),
+        num_cpu: 2,
+        num_gpu: 1,
+        ram_gb: 8.0,
+        job_dir_abs: dir.into(),
+        project_dir_abs: "/cryowarden/sample/projects/P1".into(),
+        job_log_path_abs: format!("{dir}/job.log"),
+        worker_bin_path: "/cryowarden/sample/bin/cryosparcw".into(),
+        run_args: "--sample".into(),
+        project_uid: "P1".into(),
+        job_uid: "J1".into(),
+        job_creator: "sample".into(),
+        cryosparc_username: "sample".into(),
+        job_type: "validation".into(),
+        cluster_job_id: Some("1".into()),
+        command: Some("true".into()),
+    }
+}
+
+/// Renders the script and every command template once with sample values (each custom
+/// variable "1" unless `known` gives it a value), so that a construct cryowarden cannot render
+/// (Python's string methods such as `.split()`, a filter it lacks) is refused when the cluster is
+/// connected, naming the field, rather than when a job is launched.
+pub fn check_renders(
+    script: &str,
+    templates: &[(&'static str, &str)],
+    known: &BTreeMap<String, String>,
+) -> Result<(), StoreError> {
+    let mut names = custom_variables(script).map_err(|e| rename_field(e, "cluster_script"))?;
+    for &(field, tpl) in templates {
+        names.extend(custom_variables(tpl).map_err(|e| rename_field(e, field))?);
+    }
+    let sample: BTreeMap<String, String> = names
+        .into_iter()
+        .filter(|n| check_custom("custom_variables", n, "1").is_ok())
+        .map(|n| {
+            let value = known.get(&n).cloned().unwrap_or_else(|| "1".to_owned());
+            (n, value)
+        })
+        .collect();
+    let custom = CustomValues { instance: sample, ..Default::default() };
+    let b = sample_builtins();
+    render_script(script, &b, &custom)?;
+    for &(field, tpl) in templates {
+        render_command(tpl, field, &b, &custom)?;
+    }
+    Ok(())
+}
+
+fn rename_field(e: StoreError, field: &'static str) -> StoreError {
+    match e {
+        StoreError::Invalid { message, .. } => StoreError::Invalid { field, message },
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -409,18 +527,39 @@ mod tests {
         assert_eq!(shell_quote("$(x) y"), r"$'\x24\x28x\x29\x20y'");
         assert_eq!(shell_quote("é"), "'é'");
         assert_eq!(shell_quote("é;"), r"$'\xc3\xa9\x3b'");
-        assert_eq!(command_quote("it's"), r"'it'\''s'");
-        assert_eq!(command_quote("a\nb"), "'a\nb'");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's 100%"), r#""$(printf 'it\047s\040100%%')""#);
+        assert_eq!(posix_word("it's"), r"'it'\''s'");
         assert_eq!(shell_join(&["echo", "a b", "$x"]), r"echo 'a b' $'\x24x'");
     }
 
+    /// The words `/bin/sh -c line` passes to printf, NUL-separated.
+    fn sh_words(line: &str) -> Vec<String> {
+        let script = format!("printf '%s\\0' {line}");
+        let out = std::process::Command::new("/bin/sh").arg("-c").arg(script).output().unwrap();
+        assert!(out.status.success(), "{line}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.strip_suffix('\0').unwrap_or(&text).split('\0').map(str::to_owned).collect()
+    }
+
     #[test]
-    fn command_lines_split_back_into_the_words() {
-        let nasty = ["plain", "a b", "it's", "$(touch PWNED)", "`id`", "a\nb", "x;y", "\"q\"", "", "#c"];
-        let line = nasty.iter().map(|w| command_quote(w).into_owned()).collect::<Vec<_>>().join(" ");
-        assert_eq!(split_command("f", &line).unwrap(), nasty);
-        assert_eq!(field_and_message(split_command("qsub_cmd_tpl", "sbatch 'x").unwrap_err()).0, "qsub_cmd_tpl");
-        assert!(split_command("f", "  ").is_err());
+    fn command_lines_give_sh_the_exact_words() {
+        let nasty = ["plain", "a b", "it's", "$(touch PWNED)", "`id`", "a\nb", "x;y", "\"q\"", "", "#c", "100% \\n é;"];
+        let line = nasty.iter().map(|w| sh_quote(w).into_owned()).collect::<Vec<_>>().join(" ");
+        assert_eq!(sh_words(&line), nasty);
+        let line = nasty.iter().map(|w| posix_word(w)).collect::<Vec<_>>().join(" ");
+        assert_eq!(sh_words(&line), nasty);
+        let b = Builtins::default();
+        let (field, _) = field_and_message(render_command("  ", "qsub_cmd_tpl", &b, &Default::default()).unwrap_err());
+        assert_eq!(field, "qsub_cmd_tpl");
+        let trailing = CustomValues { job: BTreeMap::from([("v".into(), "x\n".into())]), ..Default::default() };
+        let (field, message) =
+            field_and_message(render_command("echo {{ v }}", "qdel_cmd_tpl", &b, &trailing).unwrap_err());
+        assert!(field == "qdel_cmd_tpl" && message.contains("newline"), "{message}");
+        // send_cmd_tpl gets the command line as one word.
+        let sent = send_line("ssh login {{ command }}", ". /etc/x ; sbatch 'a b'", &b, &Default::default()).unwrap();
+        assert_eq!(sent, r"ssh login '. /etc/x ; sbatch '\''a b'\'''");
+        assert_eq!(send_line(" {{command}} ", "sbatch x | cut", &b, &Default::default()).unwrap(), "sbatch x | cut");
     }
 
     #[test]
@@ -463,14 +602,14 @@ mod tests {
         let custom =
             CustomValues { job: BTreeMap::from([("v".into(), "$(touch PWNED)".into())]), ..Default::default() };
         let t = "{{ num_cpu }} {{ ram_gb }} {{ (ram_gb*1000)|int }} {{ ram_gb / 3 > 2 }} {{ job_creator }} {{ run_cmd }} \
-                 {{ v|safe }} {{ v|e }} {{ v|string }} {{ v|upper }} {{ missing }}|{{ none }}|";
-        let out = render(t, "t", Quoting::Command, &b, &custom).unwrap();
-        let words = split_command("t", &out).unwrap();
+                 {{ v|safe }} {{ v|e }} {{ v|string }} {{ v|upper }} x{{ missing }}y{{ none }}z";
+        let out = render(t, "t", Quoting::Sh, &b, &custom).unwrap();
+        let words = sh_words(&out);
         assert_eq!(
             words,
             ["4", "8", "8000", "True", "Ada Lovelace", "echo", "hi there", "$(touch PWNED)", "$(touch PWNED)"]
                 .into_iter()
-                .chain(["$(touch PWNED)", "$(TOUCH PWNED)", "||"])
+                .chain(["$(touch PWNED)", "$(TOUCH PWNED)", "xyz"])
                 .collect::<Vec<_>>(),
             "{out}"
         );

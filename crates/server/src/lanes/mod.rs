@@ -440,14 +440,62 @@ pub struct ConnectCluster {
     pub script: String,
 }
 
-/// Adds or updates a cluster target (and its lane, named after it): `cluster connect`.
-pub async fn connect_cluster(db: &Db, ctx: &Ctx, req: ConnectCluster) -> Result<Lane, StoreError> {
+/// A connected cluster's lane, and what will not work as the files expect.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ConnectedCluster {
+    #[serde(flatten)]
+    pub lane: Lane,
+    /// Things that will not work as the files seem to expect (a script that never runs
+    /// `{{ run_cmd }}`...); empty when none.
+    pub warnings: Vec<String>,
+}
+
+/// What a connected cluster's files will not do as they seem to expect.
+fn cluster_warnings(info: &crate::cluster::ClusterInfo, script: &str) -> Vec<String> {
+    use crate::cluster::template::uses_variable;
+    let mut warnings = Vec::new();
+    if !uses_variable(script, "run_cmd") {
+        warnings.push(
+            "cluster_script.sh never uses {{ run_cmd }}: its jobs will not run the job's command (put \
+             {{ run_cmd }} where CryoSPARC's worker command would go)"
+                .to_owned(),
+        );
+    }
+    for (field, tpl) in [("qstat_cmd_tpl", &info.qstat_cmd_tpl), ("qdel_cmd_tpl", &info.qdel_cmd_tpl)] {
+        if !uses_variable(tpl, "cluster_job_id") {
+            warnings.push(format!("{field} never uses {{{{ cluster_job_id }}}}: it cannot name the job it is for"));
+        }
+    }
+    if info.name != info.lane_name() {
+        warnings.push(format!(
+            "the name {:?} cannot be a lane name: the lane is `{}` (the name stays its title)",
+            info.name,
+            info.lane_name()
+        ));
+    }
+    warnings
+}
+
+/// Adds or updates a cluster target (and its lane, named after it): `cluster connect`. Refuses
+/// only what cannot work: a template that does not render (each is rendered once with sample
+/// values), a `send_cmd_tpl` that never sends the command, another scheduler's commands.
+pub async fn connect_cluster(db: &Db, ctx: &Ctx, req: ConnectCluster) -> Result<ConnectedCluster, StoreError> {
     let info = crate::cluster::ClusterInfo::from_value(req.info)?;
     crate::cluster::template::check_script(&req.script)?;
     for (field, tpl) in info.cmd_templates() {
         crate::cluster::template::check(tpl, field)?;
     }
-    let name = check_name(&info.name)?;
+    info.check_scheduler()?;
+    if !crate::cluster::template::uses_variable(&info.send_cmd_tpl, "command") {
+        return Err(StoreError::invalid(
+            "send_cmd_tpl",
+            "never uses {{ command }}: it must run the command it is given, e.g. `ssh loginnode {{ command }}`",
+        ));
+    }
+    let templates: Vec<(&'static str, &str)> = info.cmd_templates().to_vec();
+    crate::cluster::template::check_renders(&req.script, &templates, &BTreeMap::new())?;
+    let warnings = cluster_warnings(&info, &req.script);
+    let name = check_name(&info.lane_name())?;
     let target = AuditTarget { kind: "lane", id: None, name: Some(name.clone()) };
     let proof = ctx.authorize(db, COMPUTE, Resource::instance(), &target).await?;
     let mut tx = db.begin_write().await?;
@@ -459,6 +507,24 @@ pub async fn connect_cluster(db: &Db, ctx: &Ctx, req: ConnectCluster) -> Result<
         .await?
         .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("kind")?)))
         .transpose()?;
+    if let Some((id, _)) = &existing {
+        // The lane of another cluster whose name maps to the same lane name: refuse, never merge.
+        let configs: Vec<String> = sqlx::query_scalar("SELECT config FROM targets WHERE lane_id = $1")
+            .bind(*id)
+            .fetch_all(&mut *tx.tx)
+            .await?;
+        let other = configs.iter().find_map(|c| {
+            let v: serde_json::Value = serde_json::from_str(c).ok()?;
+            let theirs = v.get("name")?.as_str()?.to_owned();
+            (theirs != info.name).then_some(theirs)
+        });
+        if let Some(other) = other {
+            return Err(StoreError::invalid(
+                "name",
+                format!("lane `{name}` already holds the cluster {other:?}: give this cluster another name"),
+            ));
+        }
+    }
     let lane_id = match existing {
         Some((_, kind)) if kind != "cluster" => {
             return Err(StoreError::invalid("name", format!("`{name}` is a node lane: give the cluster another name")));
@@ -515,7 +581,7 @@ pub async fn connect_cluster(db: &Db, ctx: &Ctx, req: ConnectCluster) -> Result<
     ctx.audit_ok(&mut tx, "connect-cluster", &target, None, Some(json!({ "info": info, "script": req.script })))
         .await?;
     tx.commit().await?;
-    get(db, lane_id).await
+    Ok(ConnectedCluster { lane: get(db, lane_id).await?, warnings })
 }
 
 /// The custom variables of one target, replacing its current ones (`cluster-custom-variables`).
