@@ -322,17 +322,20 @@ pub async fn create(db: &Db, runner: &Runner, ctx: &Ctx, new: NewJob) -> Result<
             return Err(StoreError::invalid("workspace_id", "is not a workspace of this project"));
         }
     }
+    // A refused import path or root is an attempt worth recording, as browsing records it.
+    if new.job_type.is_import()
+        && let Some(root) = new.params.get("root").and_then(|v| v.as_str())
+        && !lab.data_roots.iter().any(|r| r == root)
+    {
+        let message = "`root` is not one of the lab's data roots";
+        record_import_refusal(db, ctx, &project.audit_target(), root, "not-a-data-root", message).await?;
+        return Err(StoreError::invalid("params", message));
+    }
     let (cpu, gpu, ram) = match check_params(db, new.job_type, &new.params, &lab).await {
         Err(StoreError::Path(e)) => {
-            // A refused import path is an attempt worth recording, as browsing records it.
             let path = new.params.get("path").and_then(|v| v.as_str()).unwrap_or_default();
             record_import_refusal(db, ctx, &project.audit_target(), path, e.code(), &e.to_string()).await?;
             return Err(StoreError::Path(e));
-        }
-        Err(StoreError::Invalid { field: "params", message }) if message.contains("data roots") => {
-            let root = new.params.get("root").and_then(|v| v.as_str()).unwrap_or_default();
-            record_import_refusal(db, ctx, &project.audit_target(), root, "not-a-data-root", &message).await?;
-            return Err(StoreError::Invalid { field: "params", message });
         }
         other => other?,
     };
