@@ -435,7 +435,8 @@ fn oracle(who: &Who, req: Req, tgt: Tgt, target: Option<(i64, SiteRole, bool)>) 
             let d = authorize(&actor, setting, &instance);
             let row = activity(Activity::UpdateSitePermissions, &instance);
             assert_eq!(d.is_allowed(), row.is_allowed(), "{}: lane-restrictions disagrees with §2", who.label);
-            (d, true)
+            // A user the actor may not see is "not found", like every /users/{id} route.
+            (d, sees_user)
         }
         (Req::CreateProject, _) => {
             // In lab2, where no actor but staff has a part: the data rule must agree with §2.

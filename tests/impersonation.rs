@@ -307,3 +307,153 @@ async fn the_time_limit_ends_an_impersonation_sqlite() {
 async fn the_time_limit_ends_an_impersonation_postgres() {
     time_limit(Backend::Postgres).await;
 }
+
+/// The rows of a table, as the database holds them (what no response can hide).
+async fn rows(app: &TestApp, table: &str) -> i64 {
+    sqlx::query_scalar::<sqlx::Any, i64>(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(&app.state.db.pool)
+        .await
+        .expect("count")
+}
+
+/// Issue 11, item 1: a Folder Admin impersonating a Project Admin of the project (or a Site
+/// Admin who administers a project) does not borrow the other side's project-admin fact: no
+/// user is created, no registration token is issued or returned, and the refusal is audited
+/// under both names.
+async fn scoped_facts_stay_with_their_side(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let w = world(&app).await;
+    let (head, _) = app.user(&w.admin, "head", "site_admin").await;
+    // carol creates `shared` (its project admin); head, a Site Admin, joins lab1 and administers
+    // `shared` too; dave is folder admin of its workspace `screening`.
+    let shared = create_project(&app, &w.carol.1, w.lab1, "shared").await["id"].as_i64().unwrap();
+    let (s, v) = app
+        .post(&format!("/api/v1/labs/{}/members", w.lab1), &w.admin, json!({ "user_id": head, "role": "member" }))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{shared}/members"),
+            &w.carol.1,
+            json!({ "user_id": head, "role": "project_admin" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) =
+        app.post(&format!("/api/v1/projects/{shared}/workspaces"), &w.carol.1, json!({ "name": "screening" })).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ws = v["id"].as_i64().unwrap();
+    let (s, v) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/projects/{shared}/workspaces/{ws}/admins"),
+            Some(&w.carol.1),
+            Some(json!({ "user_ids": [w.dave.0] })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // dave on his own may not create users.
+    let (s, _) = app.post("/api/v1/users", &w.dave.1, json!({ "username": "mole0", "email": "m0@x.example" })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let dave = Session::login(&app, "dave", USER_PASSWORD).await;
+    for (i, (target, name)) in [(w.carol.0, "carol"), (head, "head")].into_iter().enumerate() {
+        let status = impersonate(&dave, json!({ "user": target, "workspace": ws })).await;
+        assert_eq!((status["scope"].as_str(), status["acting_as"].as_str()), (Some("scoped"), Some(name)), "{status}");
+        let (users, tokens) = (rows(&app, "users").await, rows(&app, "user_tokens").await);
+        let mole = format!("mole{}", i + 1);
+        let (s, v) =
+            dave.post("/api/v1/users", json!({ "username": mole, "email": format!("{mole}@x.example") })).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "a folder admin impersonating {name} creates nobody: {v}");
+        assert!(v.get("registration").is_none() && !v.to_string().contains("cwr_"), "no token in the answer: {v}");
+        assert_eq!((rows(&app, "users").await, rows(&app, "user_tokens").await), (users, tokens), "nothing written");
+        let refused = events(&app, &w.admin, &format!("action=create-user&outcome=denied&actor={name}")).await;
+        assert_eq!(refused[0]["impersonator"], "dave", "{refused:?}");
+        stop(&dave).await;
+    }
+    // What both sides may do is still done: dave, as carol, reads `shared`.
+    impersonate(&dave, json!({ "user": w.carol.0, "workspace": ws })).await;
+    let (s, v) = dave.get(&format!("/api/v1/projects/{shared}")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    stop(&dave).await;
+}
+
+#[tokio::test]
+async fn impersonating_borrows_no_scoped_fact_of_the_other_side_sqlite() {
+    scoped_facts_stay_with_their_side(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn impersonating_borrows_no_scoped_fact_of_the_other_side_postgres() {
+    scoped_facts_stay_with_their_side(Backend::Postgres).await;
+}
+
+/// Issue 11, item 2: while impersonating, nothing may be done to the impersonator's own account
+/// — an Impersonating Troubleshooter breaking glass as a Site Admin cannot make itself a Site
+/// Admin, nor touch its status, password, lanes or existence. Each refusal is a 403 with the
+/// code `impersonator-own-account`, changes nothing and is audited under both names.
+async fn break_glass_cannot_reach_its_own_account(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let admin = app.site_admin().await;
+    let (bob, _) = app.user(&admin, "bob", "none").await;
+    let (it, _) = app.user(&admin, "it", "impersonating_troubleshooter").await;
+    let (head, _) = app.user(&admin, "head", "site_admin").await;
+    let (s, v) = app.post("/api/v1/lanes", &admin, json!({ "name": "gpu", "kind": "node" })).await;
+    assert!(s.is_success(), "{v}");
+    let session = Session::login(&app, "it", USER_PASSWORD).await;
+    let status = impersonate(&session, json!({ "user": head })).await;
+    assert_eq!(status["scope"], "break-glass");
+    let snapshot = || async {
+        let (_, user) = app.get(&format!("/api/v1/users/{it}"), &admin).await;
+        let (_, lanes) = app.get(&format!("/api/v1/users/{it}/lanes"), &admin).await;
+        (user, lanes, rows(&app, "user_tokens").await)
+    };
+    let before = snapshot().await;
+    assert_eq!(before.0["site_role"], "impersonating_troubleshooter");
+    let attempts: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::PATCH, format!("/api/v1/users/{it}"), Some(json!({ "site_role": "site_admin" }))),
+        (Method::PATCH, format!("/api/v1/users/{it}"), Some(json!({ "site_role": "none" }))),
+        (Method::PATCH, format!("/api/v1/users/{it}"), Some(json!({ "status": "deactivated" }))),
+        (Method::PATCH, format!("/api/v1/users/{it}"), Some(json!({ "first_name": "Boss" }))),
+        (Method::PATCH, format!("/api/v1/users/{it}"), Some(json!({ "job_priority_management": true }))),
+        (Method::POST, format!("/api/v1/users/{it}/reset-token"), Some(json!(null))),
+        (Method::PUT, format!("/api/v1/users/{it}/lanes"), Some(json!({ "not_allowed": ["gpu"] }))),
+        (Method::DELETE, format!("/api/v1/users/{it}"), None),
+    ];
+    for (method, path, body) in attempts {
+        let audited = app.audit_len().await;
+        let (s, v) = session.call(method.clone(), &path, body.clone()).await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("impersonator-own-account")),
+            "{method} {path} {body:?}: {v}"
+        );
+        assert_eq!(snapshot().await, before, "{method} {path}: nothing changed");
+        assert_eq!(app.audit_len().await, audited + 1, "{method} {path}: the refusal is audited");
+    }
+    let refused = events(&app, &admin, "outcome=denied&actor=head").await;
+    assert!(
+        refused.iter().any(|e| e["action"] == "change-site-role:impersonating_troubleshooter->site_admin"
+            && e["target"] == "it"
+            && e["impersonator"] == "it"),
+        "{refused:?}"
+    );
+    // Seeing its own account is harmless; the break-glass still acts on others as the Site Admin.
+    let (s, _) = session.get(&format!("/api/v1/users/{it}")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = session.patch(&format!("/api/v1/users/{bob}"), json!({ "site_role": "troubleshooter" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    stop(&session).await;
+    let (_, v) = app.get(&format!("/api/v1/users/{it}"), &admin).await;
+    assert_eq!(v["site_role"], "impersonating_troubleshooter", "still not permanent: {v}");
+}
+
+#[tokio::test]
+async fn break_glass_cannot_reach_its_own_account_sqlite() {
+    break_glass_cannot_reach_its_own_account(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn break_glass_cannot_reach_its_own_account_postgres() {
+    break_glass_cannot_reach_its_own_account(Backend::Postgres).await;
+}

@@ -827,3 +827,166 @@ on_both_backends!(bzip2_imports_and_the_cli_says_what_it_means, |app: TestApp| a
     assert!(text.contains("submits with: sbatch"), "{text}");
     assert!(text.contains("target gpu-node-7"), "{text}");
 });
+
+/// The audit events matching `query`, newest first, as a Site Admin reads them.
+async fn audit_events(app: &TestApp, admin: &str, query: &str) -> Vec<Value> {
+    let (s, v) = app.get(&format!("/api/v1/audit?{query}"), admin).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["events"].as_array().unwrap().clone()
+}
+
+/// A job as the database holds it: status, queue state, priority, lane.
+async fn job_row(app: &TestApp, id: i64) -> (String, Option<String>, i64, Option<i64>, Option<i64>) {
+    sqlx::query_as("SELECT status, queue_state, priority, requested_priority, lane_id FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap()
+}
+
+// Issue 11, item 4: the lab's import policy is asked again when an import job is queued (queue,
+// queue_many, and a re-queue after clear), not only when it was built.
+on_both_backends!(the_import_policy_holds_at_queue_time_too, |app: TestApp| async move {
+    let (w, project) = setup(&app).await;
+    // carol (lab1 manager) edits alice's project.
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{project}/members"),
+            &w.alice.1,
+            json!({ "user_id": w.carol.0, "role": "editor" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let import = json!({ "job_type": "import_movies", "params": { "path": "nothing/here_*.mrc" } });
+    let first = job(&app, &w.alice.1, project, import.clone()).await;
+    let second = job(&app, &w.alice.1, project, import.clone()).await;
+    let cleared = job(&app, &w.alice.1, project, import.clone()).await;
+    let validation = job(&app, &w.alice.1, project, json!({ "job_type": "validation" })).await;
+    // The third runs once while every member may import, and is cleared back to building.
+    let (s, v) = queue(&app, &w.alice.1, cleared, json!({ "lane": "default" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_job(&app, &w.alice.1, cleared, terminal).await;
+    let (s, v) = app.post(&format!("/api/v1/jobs/{cleared}/clear"), &w.alice.1, json!(null)).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("building")), "{v}");
+    // Now only managers import.
+    let (s, _) = app.patch(&format!("/api/v1/labs/{}", w.lab1), &w.admin, json!({ "import_policy": "managers" })).await;
+    assert_eq!(s, StatusCode::OK);
+    let rows = |ids: Vec<i64>| {
+        let app = &app;
+        async move {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push(job_row(app, id).await);
+            }
+            out
+        }
+    };
+    let all = vec![first, second, cleared, validation];
+    let before = rows(all.clone()).await;
+    for id in [first, cleared] {
+        let denied = audit_events(&app, &w.admin, "action=import-data&outcome=denied&actor=alice").await.len();
+        let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "default" })).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "job {id}: {v}");
+        assert!(v["detail"].as_str().unwrap_or_default().contains("managers"), "{v}");
+        let events = audit_events(&app, &w.admin, "action=import-data&outcome=denied&actor=alice").await;
+        assert_eq!(events.len(), denied + 1, "the refusal is audited: {events:?}");
+        assert_eq!(events[0]["target_kind"], "job");
+    }
+    let (s, v) =
+        app.post("/api/v1/jobs/queue", &w.alice.1, json!({ "job_ids": [validation, second], "lane": "default" })).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "one import among the batch refuses it all: {v}");
+    assert_eq!(rows(all.clone()).await, before, "nothing was queued");
+    // Someone outside the lab does not learn the job exists.
+    let (s, v) = queue(&app, &w.bob.1, first, json!({ "lane": "default" })).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    // A manager may.
+    let (s, v) = queue(&app, &w.carol.1, first, json!({ "lane": "default" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+});
+
+// Issue 11, item 4: every refused import path is a denied audit event, whether refused when the
+// job is created (4xx, no job) or found by the import as the lab's account (the job fails with
+// the reason, and the event is written).
+on_both_backends!(refused_import_paths_are_audited_at_creation_and_at_run_time, |app: TestApp| async move {
+    let (w, project) = setup(&app).await;
+    let jobs_before = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs").fetch_one(&app.state.db.pool).await;
+    let jobs_before = jobs_before.unwrap();
+    for (params, status, code) in [
+        (json!({ "path": "/etc/passwd" }), StatusCode::BAD_REQUEST, "path-absolute"),
+        (json!({ "path": "raw\u{0}x.mrc" }), StatusCode::BAD_REQUEST, "path-nul-byte"),
+        (json!({ "path": "a\u{7}b.mrc" }), StatusCode::BAD_REQUEST, "path-control-character"),
+        (json!({ "root": "/etc", "path": "passwd" }), StatusCode::UNPROCESSABLE_ENTITY, "invalid-field"),
+    ] {
+        let seen = audit_events(&app, &w.admin, "action=import-data&outcome=denied&actor=alice").await.len();
+        let body = json!({ "project_id": project, "job_type": "import_movies", "params": params });
+        let (s, v) = app.post("/api/v1/jobs", &w.alice.1, body).await;
+        assert_eq!((s, v["code"].as_str()), (status, Some(code)), "{params}: {v}");
+        let events = audit_events(&app, &w.admin, "action=import-data&outcome=denied&actor=alice").await;
+        assert_eq!(events.len(), seen + 1, "{params}: audited {events:?}");
+        assert_eq!(events[0]["target_kind"], "project", "{:?}", events[0]);
+    }
+    let jobs_after = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs").fetch_one(&app.state.db.pool).await;
+    assert_eq!(jobs_after.unwrap(), jobs_before, "no job was created");
+    // Paths that only the kernel refuses, as cwlab1: `..` out of the root, a symlink to lab2's
+    // file, a glob through a symlink to lab2's root.
+    let leak = w.disk.raw1.join("leak.mrc");
+    std::os::unix::fs::symlink("../lab2/secret.mrc", &leak).unwrap();
+    std::os::unix::fs::lchown(&leak, Some(2101), Some(2101)).unwrap();
+    for path in ["../lab2/secret.mrc", "leak.mrc", "escape-dir/*.mrc"] {
+        let seen = audit_events(&app, &w.admin, "action=import-data&outcome=denied&actor=alice").await.len();
+        let id =
+            job(&app, &w.alice.1, project, json!({ "job_type": "import_movies", "params": { "path": path } })).await;
+        let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "default" })).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let v = wait_job(&app, &w.alice.1, id, terminal).await;
+        assert_eq!(v["status"], "failed", "{path}: {v}");
+        let failure = v["failure"].as_str().unwrap_or_default();
+        assert!(
+            failure.contains("refused") && failure.contains("path-escapes-root"),
+            "{path}: {failure}; log: {}",
+            log_of(&app, &w.alice.1, id).await
+        );
+        let events = audit_events(&app, &w.admin, "action=import-data&outcome=denied&actor=alice").await;
+        assert_eq!(events.len(), seen + 1, "{path}: audited {events:?}");
+        assert_eq!(
+            (events[0]["target_id"].as_str(), events[0]["source"].as_str()),
+            (Some(id.to_string().as_str()), Some("scheduler"))
+        );
+        assert!(events[0]["reason"].as_str().unwrap_or_default().contains("path-escapes-root"), "{:?}", events[0]);
+    }
+    let (s, v) = app.get("/api/v1/audit/verify", &w.admin).await;
+    assert_eq!((s, v["ok"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+});
+
+// Issue 11, item 5: a priority out of 0..=100 is refused with 422 naming the field, and
+// changes nothing, on every route that takes one.
+on_both_backends!(a_priority_out_of_range_is_refused_not_clamped, |app: TestApp| async move {
+    let (w, project) = setup(&app).await;
+    let (s, v) =
+        app.patch(&format!("/api/v1/users/{}", w.alice.0), &w.admin, json!({ "job_priority_management": true })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = job(&app, &w.alice.1, project, json!({ "job_type": "validation" })).await;
+    let before = job_row(&app, id).await;
+    for bad in [101, -1, i64::MAX] {
+        let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "default", "priority": bad })).await;
+        assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("priority")), "{bad}: {v}");
+        let (s, v) = app
+            .post("/api/v1/jobs/queue", &w.alice.1, json!({ "job_ids": [id], "lane": "default", "priority": bad }))
+            .await;
+        assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("priority")), "{bad}: {v}");
+        assert_eq!(job_row(&app, id).await, before, "{bad}: the job is untouched");
+        // The user's own default and the instance default.
+        let (s, v) =
+            app.patch(&format!("/api/v1/users/{}", w.alice.0), &w.admin, json!({ "default_job_priority": bad })).await;
+        assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("default_job_priority")), "{v}");
+        let (s, v) = app.patch("/api/v1/settings/instance", &w.admin, json!({ "default_job_priority": bad })).await;
+        assert_eq!((s, v["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("default_job_priority")), "{v}");
+    }
+    let (_, v) = app.get(&format!("/api/v1/users/{}", w.alice.0), &w.admin).await;
+    assert!(v["default_job_priority"].is_null(), "{v}");
+    let (_, v) = app.get("/api/v1/settings/instance", &w.admin).await;
+    assert_eq!(v["default_job_priority"], 0, "{v}");
+    // The bounds themselves are accepted.
+    let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "default", "priority": 100 })).await;
+    assert_eq!((s, v["priority"].as_i64()), (StatusCode::OK, Some(100)), "{v}");
+});

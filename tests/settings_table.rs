@@ -480,8 +480,21 @@ async fn change_case(
             }
         }
     } else {
-        if (status, v["code"].as_str()) != (StatusCode::FORBIDDEN, Some("forbidden")) {
-            mismatches.push(format!("{case}: expected refused (403 forbidden), got {status} {v}"));
+        // A user the actor may not see (pm, for someone outside P) is "not found", like every
+        // /users/{id} route; otherwise the refusal is a 403.
+        let sees_pm = authorize(
+            &who.actor(),
+            Activity::ViewUser.into(),
+            &Resource::user(UserId(bed.pm), SiteRole::None).scoped(who.pa, who.fa),
+        )
+        .is_allowed();
+        let expected = if c.req == Req::LaneRestrictions && !sees_pm {
+            (StatusCode::NOT_FOUND, Some("not-found"))
+        } else {
+            (StatusCode::FORBIDDEN, Some("forbidden"))
+        };
+        if (status, v["code"].as_str()) != expected {
+            mismatches.push(format!("{case}: expected refused ({expected:?}), got {status} {v}"));
         }
         if before != after {
             mismatches.push(format!("{case}: refused, but the state changed: before {before}, after {after}"));
@@ -660,7 +673,7 @@ fn hand_read_cells(outcomes: &[Outcome], mismatches: &mut Vec<String>) {
         assert_eq!(found.len(), 1, "no single case for {setting} {field:?} / {column}");
         let o = found[0];
         assert_eq!(o.allowed, *allowed, "{setting} {field:?} / {column}: the table says \"{cell}\"");
-        let refused = o.status == StatusCode::FORBIDDEN;
+        let refused = o.status == StatusCode::FORBIDDEN || o.status == StatusCode::NOT_FOUND;
         if refused == *allowed {
             mismatches.push(format!(
                 "{setting} {field:?} / {column}: the table says \"{cell}\", the server answered {}",

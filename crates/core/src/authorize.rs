@@ -30,6 +30,25 @@ impl Actor {
     pub fn impersonator(&self) -> Option<UserId> {
         self.impersonation.map(|i| i.by)
     }
+
+    /// The people whose own decisions [`authorize`] intersects for this actor, each as an actor
+    /// of its own: the acting side, and while a site or scoped impersonation runs the
+    /// impersonator (site-wide roles off on both sides for a scoped one). The break-glass has
+    /// one side, the Site Admin acted as. Each side is to be judged on its own facts.
+    pub fn sides(&self) -> (Actor, Option<Actor>) {
+        let Some(imp) = self.impersonation else { return (*self, None) };
+        match imp.scope {
+            ImpersonationScope::BreakGlass => (Actor { impersonation: None, ..*self }, None),
+            ImpersonationScope::Site | ImpersonationScope::Scoped => {
+                let scoped = imp.scope == ImpersonationScope::Scoped;
+                let role = |r: SiteRole| if scoped { SiteRole::None } else { r };
+                (
+                    Actor { user: self.user, site_role: role(self.site_role), impersonation: None },
+                    Some(Actor { user: imp.by, site_role: role(imp.by_role), impersonation: None }),
+                )
+            }
+        }
+    }
 }
 
 /// An impersonation in progress (`spec/roles.md` §2, "impersonate users, roles, groups").
@@ -93,6 +112,19 @@ pub struct Resource {
     pub folder_admin: bool,
     /// For a data action: the actor's standing in the lab and project.
     pub data: DataScope,
+    /// While the actor is impersonated: the impersonator's *own* project/folder admin facts over
+    /// the same thing, looked up for the impersonator. The impersonated side's facts
+    /// (`project_admin`, `folder_admin` above) never count for the impersonator's check, so a
+    /// Folder Admin impersonating a Project Admin does not borrow the Project Admin column.
+    /// Unset (the default), the impersonator holds no scoped fact.
+    pub impersonator: ScopedFacts,
+}
+
+/// The project/folder admin facts of §2 of one person over a resource.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScopedFacts {
+    pub project_admin: bool,
+    pub folder_admin: bool,
 }
 
 impl Resource {
@@ -103,6 +135,7 @@ impl Resource {
             project_admin: false,
             folder_admin: false,
             data: DataScope::lab(None, ImportPolicy::AllMembers),
+            impersonator: ScopedFacts { project_admin: false, folder_admin: false },
         }
     }
 
@@ -112,17 +145,36 @@ impl Resource {
             project_admin: false,
             folder_admin: false,
             data: DataScope::lab(None, ImportPolicy::AllMembers),
+            impersonator: ScopedFacts { project_admin: false, folder_admin: false },
         }
     }
 
+    /// The acting side's scoped facts (while impersonating: the impersonated user's).
     pub const fn scoped(mut self, project_admin: bool, folder_admin: bool) -> Self {
         self.project_admin = project_admin;
         self.folder_admin = folder_admin;
         self
     }
 
+    /// The impersonator's own scoped facts over the same resource (see [`Resource::impersonator`]).
+    pub const fn impersonator_scoped(mut self, project_admin: bool, folder_admin: bool) -> Self {
+        self.impersonator = ScopedFacts { project_admin, folder_admin };
+        self
+    }
+
+    /// The resource as the impersonator's own check sees it: the impersonator's facts in place
+    /// of the acting side's.
+    const fn for_impersonator(&self) -> Resource {
+        let mut r = *self;
+        r.project_admin = self.impersonator.project_admin;
+        r.folder_admin = self.impersonator.folder_admin;
+        r.impersonator = ScopedFacts { project_admin: false, folder_admin: false };
+        r
+    }
+
     /// A lab's data or a project, with the actor's standing in it. A project admin also holds
-    /// the Project Admin column of §2 for that project.
+    /// the Project Admin column of §2 for that project (for the acting side only: an
+    /// impersonator's own project role is set with [`Resource::impersonator_scoped`]).
     pub const fn data(data: DataScope) -> Self {
         let mut r = Resource::instance();
         r.project_admin = matches!(data.project_role, Some(ProjectRole::ProjectAdmin));
@@ -257,6 +309,17 @@ pub fn authorize(actor: &Actor, action: Action, resource: &Resource) -> Decision
     if action == Action::Activity(Activity::Impersonate) {
         return deny(action, "impersonate", "nobody may start an impersonation while impersonating".into());
     }
+    // Nothing done while impersonating may reach the real person's own account (its role,
+    // status, password, lanes...): a break-glass could otherwise make itself permanent, and a
+    // role change raise the impersonator. Seeing it is harmless.
+    let reads = matches!(action, Action::Activity(Activity::ViewUser) | Action::ReadSetting(_));
+    if resource.target.is_some_and(|t| t.id == imp.by) && !reads {
+        return deny(
+            action,
+            "impersonator-own-account",
+            "while impersonating, nothing may be changed on the impersonator's own account".into(),
+        );
+    }
     let stamp = |mut a: Allowed, extra: u16| {
         a.impersonator = Some(imp.by);
         a.bounds |= extra;
@@ -269,14 +332,14 @@ pub fn authorize(actor: &Actor, action: Action, resource: &Resource) -> Decision
         },
         ImpersonationScope::Site | ImpersonationScope::Scoped => {
             let scoped = imp.scope == ImpersonationScope::Scoped;
-            let role = |r: SiteRole| if scoped { SiteRole::None } else { r };
-            let target = Actor { user: actor.user, site_role: role(actor.site_role), impersonation: None };
+            let (target, own) = actor.sides();
+            let own = own.expect("a site or scoped impersonation has two sides");
             let allowed = match decide(&target, action, resource) {
                 Decision::Allow(a) => a,
                 deny => return deny,
             };
-            let own = Actor { user: imp.by, site_role: role(imp.by_role), impersonation: None };
-            match decide(&own, action, resource) {
+            // The impersonator is judged on their own facts, never on the impersonated side's.
+            match decide(&own, action, &resource.for_impersonator()) {
                 Decision::Allow(_) => stamp(allowed, if scoped { Bound::SiteRolesOff.bit() } else { 0 }),
                 Decision::Deny(d) => Decision::Deny(Denied {
                     rule: "impersonation-ceiling",
@@ -298,7 +361,7 @@ fn decide(actor: &Actor, action: Action, resource: &Resource) -> Decision {
                 return deny(
                     action,
                     setting.as_str(),
-                    format!("{} has no access to the {setting} setting", role_name(actor.site_role)),
+                    format!("{} has no access to the {} setting", role_name(actor.site_role), words(setting.as_str())),
                 );
             }
             allow(actor, action, resource, column, 0)
@@ -310,7 +373,12 @@ fn decide(actor: &Actor, action: Action, resource: &Resource) -> Decision {
                 return deny(
                     action,
                     setting.as_str(),
-                    format!("{} may not change the {setting} setting ({access})", role_name(actor.site_role)),
+                    format!(
+                        "{} may not change the {} setting ({})",
+                        role_name(actor.site_role),
+                        words(setting.as_str()),
+                        if access == Access::ReadOnly { "they may only read it" } else { "they have no access to it" }
+                    ),
                 );
             }
             let mut bounds = 0;
@@ -319,7 +387,11 @@ fn decide(actor: &Actor, action: Action, resource: &Resource) -> Decision {
                     return deny(
                         action,
                         setting.as_str(),
-                        format!("{} may not change {f} in the {setting} setting", role_name(actor.site_role)),
+                        format!(
+                            "{} may not change {f} in the {} setting",
+                            role_name(actor.site_role),
+                            words(setting.as_str())
+                        ),
                     );
                 }
                 None if !read_only.is_empty() => bounds |= Bound::SomeFieldsReadOnly.bit(),
@@ -387,7 +459,7 @@ fn decide_activity(actor: &Actor, activity: Activity, resource: &Resource, actio
     let on_self = is_self(actor, resource);
     let (row_bound, row_key) = t.row_bounds[i];
     if on_self && row_bound == Some(RowBound::NeverSelf) {
-        return deny(action, row_key, format!("nobody may {activity} themselves"));
+        return deny(action, row_key, format!("nobody may {} themselves", words(activity.as_str())));
     }
     let site_column = match actor.site_role {
         SiteRole::SiteAdmin => Column::SiteAdmin,
@@ -413,6 +485,7 @@ fn decide_activity(actor: &Actor, activity: Activity, resource: &Resource, actio
         }
     }
     let cell = t.cell_text[i][site_column.index()];
+    let activity = words(activity.as_str());
     let reason = match t.activities[i][site_column.index()].grant {
         Grant::UnlessTargetSiteAdmin => {
             format!("{} may not {activity} when the target is a Site Admin (\"{cell}\")", role_name(actor.site_role))
@@ -457,6 +530,85 @@ fn allow(actor: &Actor, action: Action, resource: &Resource, column: Option<Colu
 
 fn deny(action: Action, rule: &'static str, reason: String) -> Decision {
     Decision::Deny(Denied { action, rule, reason, conceal: false })
+}
+
+/// A stable kebab-case name as words: `delete-user` → `delete user`.
+fn words(name: &str) -> String {
+    name.replace(['-', '_'], " ")
+}
+
+impl Column {
+    /// The column as people name it.
+    pub const fn words(self) -> &'static str {
+        match self {
+            Column::SiteAdmin => "a Site Admin",
+            Column::ApplicationAdmin => "an Application Admin",
+            Column::Troubleshooter => "a Troubleshooter",
+            Column::ImpersonatingTroubleshooter => "an Impersonating Troubleshooter",
+            Column::ProjectAdmin => "a project admin",
+            Column::FolderAdmin => "a folder admin",
+            Column::User => "a user",
+        }
+    }
+}
+
+impl Bound {
+    /// The limit as people say it.
+    pub const fn words(self) -> &'static str {
+        match self {
+            Bound::NoCustomFileRoot => "but never with a custom file root",
+            Bound::NoSiteAdminRights => "but never gaining Site Admin rights by it",
+            Bound::SiteRolesOff => "with site-wide roles off on both sides while impersonating",
+            Bound::BreakGlass => "as a break-glass, recorded as such on every action",
+            Bound::RequiresConfirmation => "after confirming, since it is their own",
+            Bound::SomeFieldsReadOnly => "except its read-only fields",
+        }
+    }
+}
+
+/// Why an allowed decision was allowed, in words for people: the role or column that granted
+/// it and what the permission table's cell says, then its bounds. (A data action is granted by
+/// the actor's standing in the lab and project, which the caller describes.)
+pub fn explain_allowed(proof: &Allowed) -> String {
+    let t = table::table();
+    let mut out = match (proof.action, proof.column) {
+        (Action::Activity(a), Some(c)) => {
+            let cell = t.cell_text[a.index()][c.index()];
+            format!("allowed: {} may {} (the permission table says \"{cell}\")", c.words(), words(a.as_str()))
+        }
+        (Action::ReadSetting(setting), Some(c)) => {
+            format!("allowed: {} may see the {} setting", c.words(), words(setting.as_str()))
+        }
+        (Action::ChangeSetting { setting, field }, Some(c)) => format!(
+            "allowed: {} may change {}the {} setting",
+            c.words(),
+            field.map(|f| format!("{} in ", words(f))).unwrap_or_default(),
+            words(setting.as_str())
+        ),
+        (Action::ChangeSiteRole { from, to }, Some(c)) => {
+            format!("allowed: {} may change a site role from {} to {}", c.words(), role_title(from), role_title(to))
+        }
+        (Action::ChangeSiteRole { from, to }, None) => {
+            format!("allowed: the site role may change from {} to {}", role_title(from), role_title(to))
+        }
+        (Action::Data(d), _) => format!("allowed to {} by their standing in the lab and project", words(d.as_str())),
+        (_, None) => "allowed".to_owned(),
+    };
+    for b in proof.bounds() {
+        out.push_str(", ");
+        out.push_str(b.words());
+    }
+    out
+}
+
+fn role_title(role: SiteRole) -> &'static str {
+    match role {
+        SiteRole::SiteAdmin => "Site Admin",
+        SiteRole::ApplicationAdmin => "Application Admin",
+        SiteRole::ImpersonatingTroubleshooter => "Impersonating Troubleshooter",
+        SiteRole::Troubleshooter => "Troubleshooter",
+        SiteRole::None => "no site role",
+    }
 }
 
 fn role_name(role: SiteRole) -> &'static str {

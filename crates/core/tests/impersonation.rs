@@ -1,12 +1,15 @@
-//! Impersonation never adds rights (`spec/roles.md` §2, issue 6): for random chains of
+//! Impersonation never adds rights (`spec/roles.md` §2, issues 6 and 11): for random chains of
 //! (impersonator, target, actions), every decision taken while impersonating is allowed only if
-//! the impersonator, acting as themselves on the same resource, would be allowed too — and only
-//! if the impersonated side would be — except the break-glass of the Impersonating
-//! Troubleshooter, whose every allowed decision carries `Bound::BreakGlass`.
+//! the impersonator, acting as themselves on the same resource *with their own scoped facts*,
+//! would be allowed too — and only if the impersonated side would be, with *its* facts — except
+//! the break-glass of the Impersonating Troubleshooter, whose every allowed decision carries
+//! `Bound::BreakGlass`. Each side's project/folder admin facts are drawn independently, so a
+//! scoped fact of one side can never satisfy the other side's check. And while impersonating,
+//! nothing but viewing may be aimed at the impersonator's own account.
 
 use cryowarden_core::{
     Action, Activity, Actor, Bound, DataAction, DataScope, Impersonation, ImpersonationScope, ImportPolicy, LabRole,
-    ProjectRole, Resource, Setting, SiteRole, TargetUser, UserId, authorize,
+    ProjectRole, Resource, ScopedFacts, Setting, SiteRole, TargetUser, UserId, authorize,
 };
 use proptest::prelude::*;
 
@@ -56,17 +59,27 @@ fn data_scope() -> impl Strategy<Value = DataScope> {
         })
 }
 
-/// Any resource: no target, or a target among users 1..=4 with any role; any scope flags and
-/// data standing.
+/// Any resource: no target, or a target among users 1..=4 with any role; any scope flags of
+/// the acting side and, independently, of the impersonator; any data standing.
 fn resource() -> impl Strategy<Value = Resource> {
-    (proptest::option::of((1i64..=4, role())), any::<bool>(), any::<bool>(), data_scope()).prop_map(
-        |(target, project_admin, folder_admin, data)| Resource {
+    (proptest::option::of((1i64..=4, role())), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), data_scope())
+        .prop_map(|(target, project_admin, folder_admin, by_pa, by_fa, data)| Resource {
             target: target.map(|(id, site_role)| TargetUser { id: UserId(id), site_role }),
             project_admin,
             folder_admin,
             data,
-        },
-    )
+            impersonator: ScopedFacts { project_admin: by_pa, folder_admin: by_fa },
+        })
+}
+
+/// The resource as one side alone sees it: that side's scoped facts only.
+fn with_facts(resource: &Resource, facts: ScopedFacts) -> Resource {
+    Resource {
+        project_admin: facts.project_admin,
+        folder_admin: facts.folder_admin,
+        impersonator: ScopedFacts::default(),
+        ..*resource
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -126,9 +139,16 @@ proptest! {
             let decision = authorize(&effective, action, resource);
             let Ok(allowed) = decision.into_result() else { continue };
             prop_assert_eq!(allowed.impersonator(), Some(BY), "every decision names the impersonator");
+            let theirs = with_facts(resource, ScopedFacts { project_admin: resource.project_admin, folder_admin: resource.folder_admin });
+            let mine = with_facts(resource, resource.impersonator);
             prop_assert!(
-                authorize(&alone, action, resource).is_allowed(),
+                authorize(&alone, action, &theirs).is_allowed(),
                 "{:?} as {:?} allowed {} beyond the impersonated side's own rights", c.by_role, c.target_role, action.name()
+            );
+            prop_assert!(
+                resource.target.is_none_or(|t| t.id != BY)
+                    || matches!(action, Action::Activity(Activity::ViewUser) | Action::ReadSetting(_)),
+                "{:?} as {:?} ({:?}) allowed {} on the impersonator's own account", c.by_role, c.target_role, scope, action.name()
             );
             if scope == ImpersonationScope::BreakGlass {
                 prop_assert!(allowed.has(Bound::BreakGlass), "break-glass decisions must say so");
@@ -136,8 +156,9 @@ proptest! {
                 prop_assert_eq!(c.by_role, SiteRole::ImpersonatingTroubleshooter);
             } else {
                 prop_assert!(
-                    authorize(&me, action, resource).is_allowed(),
-                    "{:?} impersonating {:?} ({:?}) gained {} on {:?}", c.by_role, c.target_role, scope, action.name(), resource
+                    authorize(&me, action, &mine).is_allowed(),
+                    "{:?} impersonating {:?} ({:?}) gained {} on {:?}: the other side's scoped facts served the impersonator",
+                    c.by_role, c.target_role, scope, action.name(), resource
                 );
             }
         }

@@ -180,6 +180,21 @@ async fn scope_facts(
     ))
 }
 
+/// What `impersonate` of user `target` by `me` is decided on: the target with `me`'s facts
+/// (project admin of one of the target's projects, folder admin of a workspace of one; only
+/// `project` / `workspace`'s when named), and the project the impersonation would be confined
+/// to. [`start`] decides with it, and so does the permission explainer.
+pub async fn user_resource(
+    db: &Db,
+    me: i64,
+    target: &User,
+    project: Option<i64>,
+    workspace: Option<i64>,
+) -> Result<(Resource, Option<i64>), StoreError> {
+    let (pa, fa) = scope_facts(db, me, target.id, project, workspace).await?;
+    Ok((target.target().scoped(pa.is_some(), fa.is_some()), pa.or(fa)))
+}
+
 /// Starts impersonating for the caller's browser session.
 pub async fn start(
     db: &Db,
@@ -209,9 +224,8 @@ pub async fn start(
             if target.status != UserStatus::Active {
                 return Err(StoreError::invalid("user", "only an active user can be impersonated"));
             }
-            let (pa, fa) = scope_facts(db, me.id, target.id, req.project, req.workspace).await?;
-            let resource = target.target().scoped(pa.is_some(), fa.is_some());
-            (Some(target), None, resource, pa.or(fa))
+            let (resource, project) = user_resource(db, me.id, &target, req.project, req.workspace).await?;
+            (Some(target), None, resource, project)
         }
         (None, Some(r), None) => {
             let role = SiteRole::parse(r).ok_or_else(|| {

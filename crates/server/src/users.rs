@@ -361,22 +361,43 @@ pub async fn scope(db: &Db, me: i64, target: Option<i64>) -> Result<Scope, Store
 
 /// The resource of an action on `user` by the caller, with the caller's scoped facts.
 pub async fn scoped_target(db: &Db, ctx: &Ctx, user: &User) -> Result<Resource, StoreError> {
-    let Some(actor) = ctx.actor else { return Ok(user.target()) };
-    if actor.user.0 == user.id {
-        // Oneself: the scoped columns add nothing the user column does not decide.
-        return Ok(user.target());
+    match ctx.actor {
+        Some(actor) => with_facts(db, &actor, user.target(), Some(user.id)).await,
+        None => Ok(user.target()),
     }
-    let s = scope(db, actor.user.0, Some(user.id)).await?;
-    Ok(user.target().scoped(s.project_admin, s.folder_admin))
+}
+
+/// `resource` with the [`Scope`] of each side of `actor` over `target` (a user id, or the whole
+/// instance): the acting side's own facts, and while impersonating the impersonator's own,
+/// each looked up for its own person — never one side's facts for the other (issue 11).
+pub async fn with_facts(
+    db: &Db,
+    actor: &Actor,
+    resource: Resource,
+    target: Option<i64>,
+) -> Result<Resource, StoreError> {
+    let facts = |me: i64| async move {
+        if target == Some(me) {
+            // Oneself: the scoped columns add nothing the user column does not decide.
+            return Ok::<_, StoreError>(Scope::default());
+        }
+        scope(db, me, target).await
+    };
+    let mine = facts(actor.user.0).await?;
+    let mut resource = resource.scoped(mine.project_admin, mine.folder_admin);
+    if let Some(by) = actor.impersonator() {
+        let theirs = if by == actor.user { mine } else { facts(by.0).await? };
+        resource = resource.impersonator_scoped(theirs.project_admin, theirs.folder_admin);
+    }
+    Ok(resource)
 }
 
 /// Creates an invited user and the registration token an admin delivers to them.
 pub async fn create(db: &Db, ctx: &Ctx, new: NewUser, register_ttl_ms: i64) -> Result<(User, IssuedToken), StoreError> {
     let role = new.site_role.unwrap_or(SiteRole::None);
     let target = Target { kind: "user", id: None, name: Some(new.username.clone()) };
-    let me = ctx.actor.map(|a| a.user.0).ok_or_else(|| StoreError::Internal("create a user with no actor".into()))?;
-    let s = scope(db, me, None).await?;
-    let instance = Resource::instance().scoped(s.project_admin, s.folder_admin);
+    let actor = ctx.actor.ok_or_else(|| StoreError::Internal("create a user with no actor".into()))?;
+    let instance = with_facts(db, &actor, Resource::instance(), None).await?;
     let proof = ctx.authorize(db, Activity::CreateUser.into(), instance, &target).await?;
     // Creating someone with a site role also needs the right to grant that role.
     let role_proof = if role == SiteRole::None {
@@ -443,13 +464,28 @@ pub struct UserPage {
 /// Count and pages are computed over exactly those users.
 pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreError> {
     let actor = ctx.actor.ok_or_else(|| StoreError::Internal("list users with no actor".into()))?;
-    let sees_all = cryowarden_core::authorize(&actor, Activity::ViewUser.into(), &Resource::instance()).is_allowed();
-    // Whether the Project Admin / Folder Admin column lets this actor see someone else of their
-    // scope (display question: asked of authorize(), not audited).
-    let other = Resource::user(UserId(0), SiteRole::None);
-    let column_sees = |pa: bool, fa: bool| {
-        cryowarden_core::authorize(&actor, Activity::ViewUser.into(), &other.scoped(pa, fa)).is_allowed()
+    // Who is visible to each side of the caller, on that side's own facts (while impersonating,
+    // the users both sides may see): display questions asked of authorize(), not audited.
+    let (acting, impersonator) = actor.sides();
+    let visible_to = |side: Actor| -> Option<String> {
+        let sees = |r: &Resource| cryowarden_core::authorize(&side, Activity::ViewUser.into(), r).is_allowed();
+        if sees(&Resource::instance()) {
+            return None;
+        }
+        // Whether the Project Admin / Folder Admin column lets this side see someone else of
+        // their scope.
+        let other = Resource::user(UserId(0), SiteRole::None);
+        let me = side.user.0;
+        let mut routes = vec![format!("id = {me}")];
+        if sees(&other.scoped(true, false)) {
+            routes.push(format!("id IN ({})", project_users_sql(&projects_of_sql(me, Standing::ProjectAdmin))));
+        }
+        if sees(&other.scoped(false, true)) {
+            routes.push(format!("id IN ({})", project_users_sql(&projects_of_sql(me, Standing::FolderAdmin))));
+        }
+        Some(format!("({})", routes.join(" OR ")))
     };
+    let visible: Vec<String> = std::iter::once(acting).chain(impersonator).filter_map(visible_to).collect();
     let per_page = q.per_page.unwrap_or(50);
     if !(1..=500).contains(&per_page) {
         return Err(StoreError::invalid("per_page", "must be between 1 and 500"));
@@ -487,16 +523,8 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreEr
     }
     let mut where_sql = String::from(" WHERE 1 = 1");
     let mut binds: Vec<String> = Vec::new();
-    if !sees_all {
-        let me = actor.user.0;
-        let mut routes = vec![format!("id = {me}")];
-        if column_sees(true, false) {
-            routes.push(format!("id IN ({})", project_users_sql(&projects_of_sql(me, Standing::ProjectAdmin))));
-        }
-        if column_sees(false, true) {
-            routes.push(format!("id IN ({})", project_users_sql(&projects_of_sql(me, Standing::FolderAdmin))));
-        }
-        where_sql.push_str(&format!(" AND ({})", routes.join(" OR ")));
+    for routes in &visible {
+        where_sql.push_str(&format!(" AND {routes}"));
     }
     if let Some(text) = q.q.as_deref().filter(|t| !t.is_empty()) {
         if text.len() > 200 {
@@ -544,7 +572,7 @@ pub async fn show(db: &Db, ctx: &Ctx, id: i64) -> Result<User, StoreError> {
 /// A user the caller may see, with the resource (and the caller's scoped facts) that every
 /// further decision about them uses. Someone the caller may not see is "not found" (the
 /// refusal is still audited).
-async fn visible(db: &Db, ctx: &Ctx, id: i64) -> Result<(User, Resource), StoreError> {
+pub(crate) async fn visible(db: &Db, ctx: &Ctx, id: i64) -> Result<(User, Resource), StoreError> {
     let user = get(db, id).await?;
     let resource = scoped_target(db, ctx, &user).await?;
     match ctx.authorize(db, Activity::ViewUser.into(), resource, &user.audit_target()).await {

@@ -95,6 +95,11 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::BAD_GATEWAY, "smtp-failed", format!("the mail server said: {reply}"))
             }
             StoreError::Denied(d) if d.conceal => ApiError::not_found(concealed_what(d.action)),
+            // While impersonating, the real person's own account is out of reach (issue 11):
+            // a 403 with its own stable code, so that a client can tell it from a role bound.
+            StoreError::Denied(d) if d.rule == "impersonator-own-account" => {
+                ApiError::new(StatusCode::FORBIDDEN, "impersonator-own-account", format!("denied: {}", d.reason))
+            }
             StoreError::Denied(d) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("denied: {}", d.reason)),
             StoreError::Path(e) => {
                 let code = e.code();

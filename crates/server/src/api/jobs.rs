@@ -301,6 +301,7 @@ pub struct ClusterInfoOutput {
 
 /// Which lab's account runs a cluster's `qinfo_cmd_tpl`.
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterInfoQuery {
     /// A project whose lab's Unix account runs the command (required: cluster commands run as a

@@ -322,7 +322,23 @@ pub async fn create(db: &Db, runner: &Runner, ctx: &Ctx, new: NewJob) -> Result<
             return Err(StoreError::invalid("workspace_id", "is not a workspace of this project"));
         }
     }
-    let (cpu, gpu, ram) = check_params(db, new.job_type, &new.params, &lab).await?;
+    // A refused import path or root is an attempt worth recording, as browsing records it.
+    if new.job_type.is_import()
+        && let Some(root) = new.params.get("root").and_then(|v| v.as_str())
+        && !lab.data_roots.iter().any(|r| r == root)
+    {
+        let message = "`root` is not one of the lab's data roots";
+        record_import_refusal(db, ctx, &project.audit_target(), root, "not-a-data-root", message).await?;
+        return Err(StoreError::invalid("params", message));
+    }
+    let (cpu, gpu, ram) = match check_params(db, new.job_type, &new.params, &lab).await {
+        Err(StoreError::Path(e)) => {
+            let path = new.params.get("path").and_then(|v| v.as_str()).unwrap_or_default();
+            record_import_refusal(db, ctx, &project.audit_target(), path, e.code(), &e.to_string()).await?;
+            return Err(StoreError::Path(e));
+        }
+        other => other?,
+    };
     let (num_cpu, num_gpu, ram_gb) =
         (new.num_cpu.unwrap_or(cpu), new.num_gpu.unwrap_or(gpu), new.ram_gb.unwrap_or(ram));
     for (field, v, max) in [("num_cpu", num_cpu, 1024), ("num_gpu", num_gpu, 64), ("ram_gb", ram_gb, 65536)] {
@@ -370,6 +386,33 @@ pub async fn create(db: &Db, runner: &Runner, ctx: &Ctx, new: NewJob) -> Result<
     get(db, id).await
 }
 
+/// Records an import path (or root) refused for what it is or where it leads as a denied
+/// `import-data` event of the caller.
+async fn record_import_refusal(
+    db: &Db,
+    ctx: &Ctx,
+    target: &Target,
+    path: &str,
+    code: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    let after = json!({ "path": projects::data::shown_path(path) });
+    let reason = Some(format!("{code}: {message}"));
+    ctx.record(db, "import-data", target, crate::audit::Outcome::Denied, reason, None, Some(after)).await
+}
+
+/// The lab's import policy, asked again when an import job is queued: a job built before the
+/// policy changed cannot be queued by someone it no longer lets import (refused and audited).
+async fn check_import_policy(db: &Db, ctx: &Ctx, scope: DataScope, jobs: &[&Job]) -> Result<(), StoreError> {
+    let Some(job) = jobs.iter().find(|j| j.job_type.is_import()) else { return Ok(()) };
+    match ctx.authorize(db, DataAction::ImportData.into(), Resource::data(scope), &job.audit_target()).await {
+        Ok(_may_import) => Ok(()),
+        // Someone with no standing in the lab: the job does not exist for them.
+        Err(StoreError::Denied(d)) if d.conceal => Err(StoreError::NotFound { what: "job" }),
+        Err(e) => Err(e),
+    }
+}
+
 /// Where and how to queue a job.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -399,7 +442,8 @@ pub async fn queue(
     id: i64,
     req: QueueRequest,
 ) -> Result<Job, StoreError> {
-    let (job, _project, _, proof) = access(db, ctx, id, DataAction::EditProject).await?;
+    let (job, _project, scope, proof) = access(db, ctx, id, DataAction::EditProject).await?;
+    check_import_policy(db, ctx, scope, &[&job]).await?;
     let plan = prepare(db, settings, ctx, &req).await?;
     check(db, ctx, &plan, &req, &job).await?;
     let mut tx = db.begin_write().await?;
@@ -429,6 +473,13 @@ async fn prepare(
     req: &QueueRequest,
 ) -> Result<Plan, StoreError> {
     let actor = projects::actor(ctx)?;
+    // Out of range is refused, never clamped (issue 11), whoever asks: the value is stored as
+    // the job's requested priority either way.
+    if let Some(p) = req.priority
+        && !(0..=cryowarden_core::limits::PRIORITY_MAX).contains(&p)
+    {
+        return Err(StoreError::invalid("priority", "must be an integer from 0 to 100"));
+    }
     let lane = lanes::find(db, &req.lane)
         .await
         .map_err(|_| StoreError::invalid("lane", format!("there is no lane `{}`", req.lane)))?;
@@ -601,10 +652,12 @@ pub async fn queue_many(
     let mut seen = std::collections::BTreeSet::new();
     for j in &jobs {
         if seen.insert(j.project_id) {
-            let (_, _, proof) = match projects::access(db, ctx, j.project_id, DataAction::EditProject).await {
+            let (_, scope, proof) = match projects::access(db, ctx, j.project_id, DataAction::EditProject).await {
                 Err(StoreError::Denied(d)) if d.conceal => return Err(StoreError::NotFound { what: "job" }),
                 other => other?,
             };
+            let of_project: Vec<&Job> = jobs.iter().filter(|x| x.project_id == j.project_id).collect();
+            check_import_policy(db, ctx, scope, &of_project).await?;
             proofs.push(proof);
         }
     }

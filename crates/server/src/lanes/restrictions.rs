@@ -49,9 +49,10 @@ pub struct SetRestrictions {
 
 /// A user's allowed and not-allowed lanes.
 pub async fn get(db: &Db, ctx: &Ctx, user_id: i64) -> Result<UserLanes, StoreError> {
-    let user = crate::users::get(db, user_id).await?;
+    // Someone the caller may not see is "not found", exactly as a missing id (issue 11).
+    let (user, resource) = crate::users::visible(db, ctx, user_id).await?;
     let target = Target::user(user.id, &user.username);
-    let _may_read = ctx.authorize(db, READ, Resource::instance(), &target).await?;
+    let _may_read = ctx.authorize(db, READ, resource, &target).await?;
     let denied: HashSet<i64> =
         sqlx::query_scalar::<sqlx::Any, i64>("SELECT lane_id FROM lane_denials WHERE user_id = $1")
             .bind(user_id)
@@ -68,9 +69,11 @@ pub async fn get(db: &Db, ctx: &Ctx, user_id: i64) -> Result<UserLanes, StoreErr
 
 /// Replaces the lanes a user may not queue to.
 pub async fn set(db: &Db, ctx: &Ctx, user_id: i64, req: SetRestrictions) -> Result<UserLanes, StoreError> {
-    let user = crate::users::get(db, user_id).await?;
+    let (user, resource) = crate::users::visible(db, ctx, user_id).await?;
     let target = Target::user(user.id, &user.username);
-    let proof = ctx.authorize(db, ACTION, Resource::instance(), &target).await?;
+    // The target is part of the resource: while impersonating, the impersonator's own lanes are
+    // out of reach.
+    let proof = ctx.authorize(db, ACTION, resource, &target).await?;
     let lanes = super::all(db).await?;
     let mut ids = Vec::new();
     for name in &req.not_allowed {

@@ -44,17 +44,10 @@ pub async fn browse(db: &Db, runner: &Runner, ctx: &Ctx, id: i64, q: &BrowseQuer
     Ok(result?)
 }
 
-/// Records a path the runner refused as a denied attempt in the audit chain.
-pub(crate) async fn audit_refusal<T>(
-    db: &Db,
-    ctx: &Ctx,
-    action: &str,
-    target: &crate::context::Target,
-    path: &str,
-    result: &Result<T, RunnerError>,
-) -> Result<(), StoreError> {
-    // Paths refused for what they are or where they lead, and the kernel refusing the lab's
-    // account, are attempts worth an audit event; an absent file is not.
+/// Whether a path code (the runner's or `cryowarden-paths`') is a refusal for what the path is
+/// or where it leads, or the kernel refusing the lab's account: an attempt worth an audit event;
+/// an absent file is not.
+pub(crate) fn is_refusal(code: &str) -> bool {
     const REFUSALS: &[&str] = &[
         "path-absolute",
         "path-nul-byte",
@@ -68,10 +61,27 @@ pub(crate) async fn audit_refusal<T>(
         "path-permission-denied",
         "permission-denied",
     ];
+    REFUSALS.contains(&code)
+}
+
+/// A path as an audit event shows it: no control characters, at most 300 characters.
+pub(crate) fn shown_path(path: &str) -> String {
+    path.chars().filter(|c| !c.is_control()).take(300).collect()
+}
+
+/// Records a path the runner refused as a denied attempt in the audit chain.
+pub(crate) async fn audit_refusal<T>(
+    db: &Db,
+    ctx: &Ctx,
+    action: &str,
+    target: &crate::context::Target,
+    path: &str,
+    result: &Result<T, RunnerError>,
+) -> Result<(), StoreError> {
     if let Err(RunnerError::Refused { code, message }) = result
-        && REFUSALS.contains(&code.as_str())
+        && is_refusal(code)
     {
-        let shown: String = path.chars().filter(|c| !c.is_control()).take(300).collect();
+        let shown = shown_path(path);
         ctx.record(
             db,
             action,

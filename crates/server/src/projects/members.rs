@@ -80,6 +80,7 @@ async fn authorize_on(
     let mut resource = Resource::user(cryowarden_core::UserId(user.id), user.site_role);
     resource.data = scope;
     let resource = resource.scoped(scope.project_role == Some(ProjectRole::ProjectAdmin), false);
+    let resource = super::with_impersonator_facts(db, ctx, &project, None, resource).await?;
     let proof = ctx.authorize(db, ACTION, resource, &target).await?;
     if ctx.actor.is_some_and(|a| a.user.0 == user.id) {
         ctx.record(
@@ -251,7 +252,7 @@ async fn authorize_groups(
     target: impl Fn(&Project) -> Target,
 ) -> Result<(Project, cryowarden_core::Allowed), StoreError> {
     let (project, scope, _) = access(db, ctx, id, DataAction::ViewProject).await?;
-    let resource = Resource::data(scope);
+    let resource = super::with_impersonator_facts(db, ctx, &project, None, Resource::data(scope)).await?;
     let proof = ctx.authorize(db, ACTION, resource, &target(&project)).await?;
     Ok((project, proof))
 }

@@ -187,6 +187,26 @@ pub async fn standing_for(db: &Db, ctx: &Ctx, project: &Project) -> Result<DataS
     }
 }
 
+/// `resource` (about `project`, and `workspace` when given) with the impersonator's own §2 facts
+/// while the caller impersonates: project admin of `project` by their own standing, folder
+/// admin of `workspace` by their own assignment. The acting side's facts never serve the
+/// impersonator's check (issue 11).
+pub(crate) async fn with_impersonator_facts(
+    db: &Db,
+    ctx: &Ctx,
+    project: &Project,
+    workspace: Option<i64>,
+    resource: Resource,
+) -> Result<Resource, StoreError> {
+    let Some(by) = ctx.actor.and_then(|a| a.impersonator()) else { return Ok(resource) };
+    let own = standing(db, by.0, project).await?;
+    let folder_admin = match workspace {
+        Some(w) => workspaces::is_folder_admin_of(db, w, by.0).await?,
+        None => false,
+    };
+    Ok(resource.impersonator_scoped(own.project_role == Some(ProjectRole::ProjectAdmin), folder_admin))
+}
+
 /// Looks a project up by id, whoever asks (for the server's own use).
 pub async fn get(db: &Db, id: i64) -> Result<Project, StoreError> {
     let row = sqlx::query::<Any>(&format!("SELECT {COLUMNS} FROM {FROM} WHERE p.id = $1"))
@@ -635,6 +655,7 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: ProjectPatch) -> Result<
     // The Folder Admin column applies within the admin's workspace (see `workspaces`): a
     // workspace's own settings are changed there; the project's are outside it.
     let resource = Resource::data(scope).scoped(scope.project_role == Some(ProjectRole::ProjectAdmin), false);
+    let resource = with_impersonator_facts(db, ctx, &before, None, resource).await?;
     let target = before.audit_target();
     if patch.file_root.is_some() {
         let _may_set_root = ctx.authorize(db, Activity::SetCustomFileRoot.into(), resource, &target).await?;
@@ -686,7 +707,8 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: ProjectPatch) -> Result<
 pub async fn delete(db: &Db, ctx: &Ctx, id: i64, keep_data: bool) -> Result<Project, StoreError> {
     let (project, scope, _) = access(db, ctx, id, DataAction::ViewProject).await?;
     let action: Action = Activity::DeleteProject.into();
-    let proof = ctx.authorize(db, action, Resource::data(scope), &project.audit_target()).await?;
+    let resource = with_impersonator_facts(db, ctx, &project, None, Resource::data(scope)).await?;
+    let proof = ctx.authorize(db, action, resource, &project.audit_target()).await?;
     if project.status != ProjectStatus::DataDeleted && !keep_data {
         return Err(StoreError::InUse {
             field: "project",

@@ -66,7 +66,7 @@ fn target(p: &Project, name: &str) -> Target {
 }
 
 /// Whether `user` is folder admin of `workspace` or of one of its ancestors.
-async fn is_folder_admin_of(db: &Db, workspace: i64, user: i64) -> Result<bool, StoreError> {
+pub(super) async fn is_folder_admin_of(db: &Db, workspace: i64, user: i64) -> Result<bool, StoreError> {
     let mut current = Some(workspace);
     let mut depth = 0;
     while let Some(w) = current {
@@ -149,6 +149,7 @@ async fn authorize_in(
         None => false,
     };
     let resource = Resource::data(scope).scoped(scope.project_role == Some(ProjectRole::ProjectAdmin), folder_admin);
+    let resource = super::with_impersonator_facts(db, ctx, &p, workspace, resource).await?;
     let proof = ctx.authorize(db, action, resource, &target(&p, name)).await?;
     Ok((p, proof))
 }

@@ -22,11 +22,15 @@ pub const MAX_FILES: usize = 100_000;
 pub async fn run(state: Arc<AppState>, job: Job) {
     let result = import(&state, &job).await;
     let ended = match result {
-        Ok((imported, damaged)) if imported > 0 || damaged == 0 => {
+        Err(Refused(reason)) => finish(&state, &job, JobStatus::Failed, Some(&reason)).await,
+        Ok(Imported { imported: 0, damaged: _, refused: Some(reason) }) => {
+            finish(&state, &job, JobStatus::Failed, Some(&reason)).await
+        }
+        Ok(Imported { imported, damaged, .. }) if imported > 0 || damaged == 0 => {
             let note = (damaged > 0).then(|| format!("{damaged} file(s) could not be read: see the job's log"));
             finish(&state, &job, JobStatus::Completed, note.as_deref()).await
         }
-        Ok((_, damaged)) => {
+        Ok(Imported { damaged, .. }) => {
             finish(
                 &state,
                 &job,
@@ -35,7 +39,7 @@ pub async fn run(state: Arc<AppState>, job: Job) {
             )
             .await
         }
-        Err(e) => finish(&state, &job, JobStatus::Failed, Some(&e.to_string())).await,
+        Err(Failed(e)) => finish(&state, &job, JobStatus::Failed, Some(&e.to_string())).await,
     };
     if let Err(e) = ended {
         tracing::error!(target: "scheduler", job = job.id, error = %e, "cannot record the import's end");
@@ -46,14 +50,71 @@ fn is_glob(pattern: &str) -> bool {
     pattern.contains(['*', '?', '['])
 }
 
-/// Runs the import; answers (files imported, files that could not be read).
-async fn import(state: &AppState, job: &Job) -> Result<(usize, usize), StoreError> {
+/// What an import did.
+struct Imported {
+    imported: usize,
+    /// Files that could not be read (refused ones included).
+    damaged: usize,
+    /// Why the first refused path was refused, when one was (recorded as a denied event).
+    refused: Option<String>,
+}
+
+/// Why an import stopped.
+enum Stopped {
+    /// The path was refused for what it is or where it leads (recorded as a denied event).
+    Refused(String),
+    Failed(StoreError),
+}
+use Stopped::{Failed, Refused};
+
+impl From<StoreError> for Stopped {
+    fn from(e: StoreError) -> Self {
+        Failed(e)
+    }
+}
+
+impl From<sqlx::Error> for Stopped {
+    fn from(e: sqlx::Error) -> Self {
+        Failed(e.into())
+    }
+}
+
+/// Records paths of `job` refused for what they are or where they lead (an escape from the
+/// root, an absolute path, the kernel refusing the lab's account) as one denied `import-data`
+/// event of the job's creator, as browsing records its refusals.
+async fn record_refusal(state: &AppState, job: &Job, refused: &[(String, String)], reason: &str) {
+    let paths: Vec<String> = refused.iter().take(20).map(|(p, _)| crate::projects::data::shown_path(p)).collect();
+    let event = crate::audit::NewEvent {
+        actor: crate::audit::Who {
+            id: job.creator_id,
+            name: job.creator.clone().unwrap_or_else(|| "(deleted user)".to_owned()),
+        },
+        impersonator: None,
+        action: "import-data".to_owned(),
+        target_kind: "job",
+        target_id: Some(job.id.to_string()),
+        target: job.audit_target().name,
+        outcome: crate::audit::Outcome::Denied,
+        reason: Some(reason.to_owned()),
+        before: None,
+        after: Some(serde_json::json!({ "paths": paths, "refused": refused.len() })),
+        source: "scheduler".to_owned(),
+    };
+    if let Err(e) = crate::audit::record(&state.db, event).await {
+        tracing::error!(target: "scheduler", job = job.id, error = %e, "cannot record a refused import path");
+    }
+}
+
+/// Runs the import.
+async fn import(state: &AppState, job: &Job) -> Result<Imported, Stopped> {
     running(state, job, None, None).await?;
     let lab = crate::labs::get(&state.db, job.lab_id).await?;
     let account = crate::projects::lab_account(&lab)?;
     let root = match job.params["root"].as_str() {
         Some(r) if lab.data_roots.iter().any(|d| d == r) => r.to_owned(),
-        Some(_) => return Err(StoreError::invalid("params", "`root` is no longer one of the lab's data roots")),
+        Some(_) => {
+            return Err(Failed(StoreError::invalid("params", "`root` is no longer one of the lab's data roots")));
+        }
         None => {
             lab.data_roots.first().cloned().ok_or_else(|| StoreError::invalid("params", "the lab has no data roots"))?
         }
@@ -62,15 +123,25 @@ async fn import(state: &AppState, job: &Job) -> Result<(usize, usize), StoreErro
     let pattern = job.params["path"].as_str().unwrap_or_default().to_owned();
     let started = std::time::Instant::now();
     let paths = if is_glob(&pattern) {
-        let found = state.runner.glob(&account, &root, &pattern, MAX_FILES).await?;
+        let found = match state.runner.glob(&account, &root, &pattern, MAX_FILES).await {
+            Err(crate::runner::RunnerError::Refused { code, message }) if crate::projects::data::is_refusal(&code) => {
+                let reason = format!(
+                    "the import path `{}` was refused: {message} ({code})",
+                    crate::projects::data::shown_path(&pattern)
+                );
+                record_refusal(state, job, &[(pattern.clone(), code)], &reason).await;
+                return Err(Refused(reason));
+            }
+            other => other.map_err(StoreError::from)?,
+        };
         if found.total > found.paths.len() {
-            return Err(StoreError::invalid(
+            return Err(Failed(StoreError::invalid(
                 "params",
                 format!(
                     "`{pattern}` matches {} files, more than the {MAX_FILES} one import reads: split it",
                     found.total
                 ),
-            ));
+            )));
         }
         found.paths
     } else {
@@ -81,14 +152,29 @@ async fn import(state: &AppState, job: &Job) -> Result<(usize, usize), StoreErro
     let now = now_ms();
     let mut rows = Vec::new();
     let mut damaged = 0;
+    let mut refused = Vec::new();
+    let mut refused_reason = None;
     for (path, header) in &headers {
         match header {
             Ok(h) => rows.push((path, h)),
             Err(e) => {
                 damaged += 1;
                 log.push_str(&format!("could not read {path}: {} ({e})\n", e.code()));
+                if crate::projects::data::is_refusal(e.code()) {
+                    refused_reason.get_or_insert_with(|| {
+                        format!(
+                            "the import path `{}` was refused: {e} ({})",
+                            crate::projects::data::shown_path(path),
+                            e.code()
+                        )
+                    });
+                    refused.push((path.clone(), e.code().to_owned()));
+                }
             }
         }
+    }
+    if let Some(reason) = &refused_reason {
+        record_refusal(state, job, &refused, reason).await;
     }
     let mut tx = state.db.begin_write().await?;
     sqlx::query("DELETE FROM exposures WHERE job_id = $1").bind(job.id).execute(&mut *tx.tx).await?;
@@ -134,7 +220,7 @@ async fn import(state: &AppState, job: &Job) -> Result<(usize, usize), StoreErro
         started.elapsed().as_secs_f64()
     ));
     append_log(state, job, &account, &log).await;
-    Ok((rows.len(), damaged))
+    Ok(Imported { imported: rows.len(), damaged, refused: refused_reason })
 }
 
 /// Appends text to the job's log, as the lab's account.
