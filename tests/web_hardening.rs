@@ -228,7 +228,7 @@ on_both_backends!(a_flood_of_refusals_is_counted_and_real_changes_still_land, |m
     let written = v["events"].as_array().unwrap().len();
     eprintln!("{FLOOD} refusals in {elapsed:?}: {written} written, {changes} real changes landed meanwhile");
     let first = cryowarden_server::audit::WRITTEN_REPEATS as usize;
-    assert_eq!(written, first, "the first refusals are written, the repeats counted: {v}");
+    assert_eq!(written, first, "the first refusals are written, the repeats counted");
     assert_eq!(cryowarden_server::audit::pending_refusals(&app.state.db), (FLOOD - first) as u64);
     // The chain grew by the changes' events and those refusals, not by the flood.
     let grew = app.audit_len().await - before;
@@ -461,7 +461,8 @@ async fn until_closed(mut s: tokio::net::TcpStream, limit: Duration) -> Duration
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_connections_are_closed_and_normal_requests_go_through() {
-    let timeout = 2;
+    // Long enough that 500 connections and 50 requests fit in it on a loaded machine.
+    let timeout = 4;
     let Some(app) = TestApp::start_with(Backend::Sqlite, |c| c.header_read_timeout_secs = timeout).await else {
         return;
     };
