@@ -4,11 +4,14 @@
 # byte a second (ratio in the same run; target p99 <= 100 ms), and when the server closed the
 # slow connections (header_read_timeout_secs, default 10).
 # Usage: bench/slowloris.sh [slow connections, default 500] [requests per phase, default 500]
+# CRYOWARDEN_BIN=path runs that binary instead of building the release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SLOW=${1:-500}; REQS=${2:-500}
-cargo build --release --quiet --bin cryowarden
-BIN=$PWD/target/release/cryowarden
+if [ -n "${CRYOWARDEN_BIN:-}" ]; then BIN=$CRYOWARDEN_BIN; else
+  cargo build --release --quiet --bin cryowarden
+  BIN=$PWD/target/release/cryowarden
+fi
 WORK=$(mktemp -d); trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT

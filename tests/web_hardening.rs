@@ -227,11 +227,12 @@ on_both_backends!(a_flood_of_refusals_is_counted_and_real_changes_still_land, |m
     let (_, v) = app.get("/api/v1/audit?actor=flooder&outcome=denied&limit=500", &admin).await;
     let written = v["events"].as_array().unwrap().len();
     eprintln!("{FLOOD} refusals in {elapsed:?}: {written} written, {changes} real changes landed meanwhile");
-    assert_eq!(written, 1, "the first refusal is written, the repeats counted: {v}");
-    assert_eq!(cryowarden_server::audit::pending_refusals(&app.state.db), FLOOD as u64 - 1);
-    // The chain grew by the changes' events and one refusal, not by the flood.
+    let first = cryowarden_server::audit::WRITTEN_REPEATS as usize;
+    assert_eq!(written, first, "the first refusals are written, the repeats counted");
+    assert_eq!(cryowarden_server::audit::pending_refusals(&app.state.db), (FLOOD - first) as u64);
+    // The chain grew by the changes' events and those refusals, not by the flood.
     let grew = app.audit_len().await - before;
-    assert!(grew <= 1 + 2 * changes as i64, "the flood wrote {grew} events");
+    assert!(grew <= (first + 2 * changes) as i64, "the flood wrote {grew} events");
     // A clean shutdown writes the count: nothing is lost, and the chain verifies.
     app.shut_down().await;
     assert_eq!(cryowarden_server::audit::pending_refusals(&app.state.db), 0);
@@ -244,10 +245,10 @@ on_both_backends!(a_flood_of_refusals_is_counted_and_real_changes_still_land, |m
     };
     let (events, _) = cryowarden_server::audit::list(db, &filter).await.expect("list");
     let events: Vec<Value> = events.iter().map(|e| serde_json::to_value(e).unwrap()).collect();
-    assert_eq!(events.len(), 2, "the first refusal and the count: {events:?}");
+    assert_eq!(events.len(), first + 1, "the first refusals and the count: {events:?}");
     let repeated: u64 = events.iter().filter_map(|e| e["after"]["repeated"].as_u64()).sum();
-    assert_eq!(repeated + 1, FLOOD as u64, "every refusal accounted for: {events:?}");
-    assert!(events[0]["reason"].as_str().unwrap().contains(&format!("repeated {} more times", FLOOD - 1)));
+    assert_eq!(repeated as usize + first, FLOOD, "every refusal accounted for: {events:?}");
+    assert!(events[0]["reason"].as_str().unwrap().contains(&format!("repeated {} more times", FLOOD - first)));
     let check = cryowarden_server::audit::verify(db).await.unwrap();
     assert!(check.ok, "{check:?}");
 });
@@ -460,7 +461,8 @@ async fn until_closed(mut s: tokio::net::TcpStream, limit: Duration) -> Duration
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_connections_are_closed_and_normal_requests_go_through() {
-    let timeout = 2;
+    // Long enough that 500 connections and 50 requests fit in it on a loaded machine.
+    let timeout = 4;
     let Some(app) = TestApp::start_with(Backend::Sqlite, |c| c.header_read_timeout_secs = timeout).await else {
         return;
     };

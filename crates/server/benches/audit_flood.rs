@@ -78,6 +78,9 @@ async fn phase(db: &Db, path: Path, distinct: bool, secs: u64) -> (f64, f64, Dur
                 }
                 done.fetch_add(1, Ordering::Relaxed);
                 i += 1;
+                // A refusal that is only counted never waits for I/O; a server's request would
+                // (reading the next request), so the flood yields like one.
+                tokio::task::yield_now().await;
             }
         }));
     }

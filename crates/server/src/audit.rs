@@ -18,8 +18,8 @@ pub use archive::{
 pub use checkpoint::{PageVerification, verify_for_page};
 pub use filter::{ExportFormat, Filter, export_stream, list};
 pub use repeats::{
-    ACTOR_BUDGET, Repeats, WINDOW as REPEAT_WINDOW, flush as flush_refusals, pending as pending_refusals,
-    record_refusal, run_flusher,
+    ACTOR_BUDGET, Repeats, WINDOW as REPEAT_WINDOW, WRITTEN_REPEATS, flush as flush_refusals,
+    pending as pending_refusals, record_refusal, run_flusher,
 };
 
 use serde::{Deserialize, Serialize};

@@ -133,8 +133,9 @@ impl Ctx {
     }
 
     /// Records an event in a transaction of its own. A refusal (`Denied`) that repeats one
-    /// written within the last minute, or whose actor is past their budget of refusals, is
-    /// counted and written with its count when the window ends (`audit/repeats.rs`).
+    /// already written ten times within the minute, or whose actor is past their budget of
+    /// refusals, is counted and written with its count when the window ends
+    /// (`audit/repeats.rs`).
     #[allow(clippy::too_many_arguments)]
     pub async fn record(
         &self,

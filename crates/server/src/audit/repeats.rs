@@ -2,10 +2,11 @@
 //! hidden ids in a loop (each a concealed 404, each a denied event) could otherwise grow the
 //! chain by thousands of events a second and hold the write lock that real changes need.
 //!
-//! - **Repeats are counted.** The first refusal of a kind (same actor, impersonator, action,
-//!   target, source) is written at once; the same refusal again within [`WINDOW`] is only
-//!   counted in memory, and one `denied` event "repeated N more times" (with `after` =
-//!   `{repeated, first_at, last_at}`) is written when the window ends — or at shutdown.
+//! - **Repeats are counted.** A refusal (same actor, impersonator, action, target, reason,
+//!   details and source) is written at once the first [`WRITTEN_REPEATS`] times within
+//!   [`WINDOW`] — a person retrying is recorded attempt by attempt — and beyond that only
+//!   counted in memory: one `denied` event "repeated N more times" (with `after` =
+//!   `{repeated, first_at, last_at}`) is written when the window ends, or at shutdown.
 //! - **Each actor has a budget.** At most [`ACTOR_BUDGET`] refusals of one actor are written
 //!   per window; past it they are counted per action, and one `refusals-throttled` event says
 //!   how many, of which actions and which targets first, when the window ends.
@@ -25,6 +26,8 @@ use crate::error::StoreError;
 
 /// How long the same refusal is counted before its count is written.
 pub const WINDOW: Duration = Duration::from_secs(60);
+/// The same refusal is written one by one this many times per window before it is counted.
+pub const WRITTEN_REPEATS: u32 = 10;
 /// Refusals of one actor written one by one per window (10 a second on average).
 pub const ACTOR_BUDGET: u32 = 600;
 /// Targets named in a `refusals-throttled` event.
@@ -39,6 +42,9 @@ struct Key {
     target_kind: &'static str,
     target_id: Option<String>,
     target: Option<String>,
+    reason: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
     source: String,
 }
 
@@ -54,6 +60,9 @@ struct ActorKey {
 struct Repeat {
     opened: Instant,
     event: NewEvent,
+    /// Written one by one in this window.
+    written: u32,
+    /// Counted, not yet written.
     count: u64,
     first_ms: i64,
     last_ms: i64,
@@ -93,6 +102,9 @@ fn key(e: &NewEvent) -> Key {
         target_kind: e.target_kind,
         target_id: e.target_id.clone(),
         target: e.target.clone(),
+        reason: e.reason.clone(),
+        before: e.before.as_ref().map(|v| v.to_string()),
+        after: e.after.as_ref().map(|v| v.to_string()),
         source: e.source.clone(),
     }
 }
@@ -173,13 +185,16 @@ impl Repeats {
         let s = &mut *guard;
         let ms = now_ms();
         let k = key(e);
+        let mut again = false;
         if let Some(r) = s.repeats.get_mut(&k) {
             if now.duration_since(r.opened) < WINDOW {
-                r.count += 1;
-                r.last_ms = ms;
-                return false;
-            }
-            if let Some(summary) = s.repeats.remove(&k).and_then(repeat_summary) {
+                if r.written >= WRITTEN_REPEATS {
+                    r.count += 1;
+                    r.last_ms = ms;
+                    return false;
+                }
+                again = true;
+            } else if let Some(summary) = s.repeats.remove(&k).and_then(repeat_summary) {
                 s.ready.push(summary);
             }
         }
@@ -206,7 +221,13 @@ impl Repeats {
             return false;
         }
         b.written += 1;
-        s.repeats.insert(k, Repeat { opened: now, event: e.clone(), count: 0, first_ms: ms, last_ms: ms });
+        match s.repeats.get_mut(&k) {
+            Some(r) if again => r.written += 1,
+            _ => {
+                let r = Repeat { opened: now, event: e.clone(), written: 1, count: 0, first_ms: ms, last_ms: ms };
+                s.repeats.insert(k, r);
+            }
+        }
         true
     }
 
@@ -307,10 +328,15 @@ mod tests {
     fn repeats_are_counted_until_the_window_ends_and_each_actor_has_a_budget() {
         let r = Repeats::default();
         let t0 = Instant::now();
-        assert!(r.admit(&refusal(1, "a"), t0), "the first is written");
-        for _ in 0..99 {
-            assert!(!r.admit(&refusal(1, "a"), t0), "repeats are counted");
+        for _ in 0..WRITTEN_REPEATS {
+            assert!(r.admit(&refusal(1, "a"), t0), "the first ones are written");
         }
+        for _ in 0..99 {
+            assert!(!r.admit(&refusal(1, "a"), t0), "further repeats are counted");
+        }
+        let mut other_reason = refusal(1, "a");
+        other_reason.reason = Some("another reason".into());
+        assert!(r.admit(&other_reason, t0), "another reason is another refusal");
         assert!(r.admit(&refusal(1, "b"), t0), "another target is another refusal");
         assert!(r.admit(&refusal(2, "a"), t0), "another actor's refusal is written");
         assert_eq!(r.pending(), 99);
@@ -337,7 +363,9 @@ mod tests {
         assert_eq!(throttled[0].after.as_ref().unwrap()["actions"]["view-user"], 50);
         // A window that ended is summarised even if the same refusal comes before the flush.
         let r = Repeats::default();
-        assert!(r.admit(&refusal(1, "a"), t0));
+        for _ in 0..WRITTEN_REPEATS {
+            assert!(r.admit(&refusal(1, "a"), t0));
+        }
         assert!(!r.admit(&refusal(1, "a"), t0));
         assert!(r.admit(&refusal(1, "a"), t0 + WINDOW), "the next window's first");
         let due = r.due(t0 + WINDOW, false);
