@@ -9,36 +9,12 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
+use common::jobs::{log_of, terminal, wait_job};
 use common::world::{World, create_project, world};
 use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// Polls a job until `done` says so (or 90 s pass).
-async fn wait_job(app: &TestApp, token: &str, id: i64, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let (s, v) = app.get(&format!("/api/v1/jobs/{id}"), token).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        if done(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "job {id} never got there: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn terminal(v: &Value) -> bool {
-    matches!(v["status"].as_str(), Some("completed" | "failed" | "killed"))
-}
-
-async fn log_of(app: &TestApp, token: &str, id: i64) -> String {
-    let (s, v) = app.get(&format!("/api/v1/jobs/{id}/log"), token).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    v["text"].as_str().unwrap_or_default().to_owned()
-}
 
 async fn job(app: &TestApp, token: &str, project: i64, body: Value) -> i64 {
     let mut body = body;

@@ -5,36 +5,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
 
+use common::jobs::{log_of, terminal, wait_job};
 use common::world::{World, create_project, world};
 use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// Polls a job until `done` says so (or 60 s pass): the condition, not a fixed delay, ends the wait.
-async fn wait_job(app: &TestApp, token: &str, id: i64, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (s, v) = app.get(&format!("/api/v1/jobs/{id}"), token).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        if done(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "job {id} never got there: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn terminal(v: &Value) -> bool {
-    matches!(v["status"].as_str(), Some("completed" | "failed" | "killed"))
-}
-
-async fn log_of(app: &TestApp, token: &str, id: i64) -> String {
-    let (s, v) = app.get(&format!("/api/v1/jobs/{id}/log"), token).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    v["text"].as_str().unwrap_or_default().to_owned()
-}
 
 async fn node_lane(app: &TestApp, admin: &str, name: &str, cpus: u32, gpus: &[u32]) -> i64 {
     let (s, v) = app.post("/api/v1/lanes", admin, json!({ "name": name, "kind": "node" })).await;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod jobs;
 pub mod openapi;
 pub mod process;
 pub mod session;
