@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use common::jobs::{log_of, terminal, wait_job};
 use common::world::{World, create_project, world};
 use common::{Backend, TestApp};

@@ -28,9 +28,11 @@ pub mod scheduler;
 pub use cryowarden_paths as paths;
 pub mod secrets;
 pub mod settings;
+pub mod state;
 pub mod throttle;
 pub mod users;
 pub mod web;
 
-pub use app::{AppState, router, serve};
+pub use app::{router, serve};
 pub use config::Config;
+pub use state::AppState;

@@ -13,13 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, ApiQuery, Caller, parse_id};
-use crate::app::AppState;
 use crate::audit::{
     self, ArchiveOutcome, ArchiveRequest, ArchiveVerification, Event, ExportFormat, Filter, Maintenance, Policy,
     Verification,
 };
 use crate::context::{Ctx, Target};
 use crate::error::StoreError;
+use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct EventPage {

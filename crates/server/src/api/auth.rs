@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, Caller, SESSION_COOKIE, Source};
-use crate::app::AppState;
 use crate::auth::{LoginOutcome, RegisterRequest, Via};
 use crate::db::format_ms;
+use crate::state::AppState;
 use crate::users::User;
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiQuery, Caller};
-use crate::app::AppState;
 use crate::context::Target;
 use crate::impersonation;
+use crate::state::AppState;
 use crate::users::{self, User};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

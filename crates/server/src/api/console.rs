@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, Caller};
-use crate::app::AppState;
 use crate::console::{self, Row};
 use crate::error::StoreError;
+use crate::state::AppState;
 
 fn setting(key: &str) -> ApiResult<Setting> {
     Setting::parse(key).ok_or_else(|| ApiError::not_found("setting"))

@@ -12,8 +12,8 @@ use axum::http::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::app::AppState;
 use crate::auth::{Principal, Via};
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "cw_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";

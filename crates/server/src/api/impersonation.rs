@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, Caller};
-use crate::app::AppState;
 use crate::impersonation::{self, StartRequest, Status};
+use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Current {

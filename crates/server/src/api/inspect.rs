@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Caller, parse_json};
-use crate::app::AppState;
 use crate::inspect;
+use crate::state::AppState;
 
 fn diagnostic(key: &str) -> Result<Setting, ApiError> {
     Setting::parse(key).filter(|s| inspect::SETTINGS.contains(s)).ok_or_else(|| ApiError::not_found("diagnostic"))

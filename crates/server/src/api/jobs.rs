@@ -8,11 +8,11 @@ use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiQuery, Caller, Id};
-use crate::app::AppState;
 use crate::jobs::commands::{self, CommandTemplate};
 use crate::jobs::{self, Job, JobQuery, NewJob, QueueRequest};
 use crate::lanes::restrictions::{self, SetRestrictions, UserLanes};
 use crate::lanes::{self, Lane, NewLane, NewNodeTarget};
+use crate::state::AppState;
 
 /// The lanes the caller may queue to (all of them for admins), with their targets.
 #[utoipa::path(get, path = "/api/v1/lanes", tag = "jobs", responses((status = 200, body = Vec<Lane>)))]

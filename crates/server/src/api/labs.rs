@@ -8,11 +8,11 @@ use axum::response::IntoResponse;
 
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, Caller, Id, parse_id};
-use crate::app::AppState;
 use crate::labs::members::{self, Member, SetMember};
 use crate::labs::roots::{self, SetRoots};
 use crate::labs::unix::{self, SetUnixAccount};
 use crate::labs::{self, Lab, LabPatch, NewLab};
+use crate::state::AppState;
 
 /// Labs the caller may see: all of them for admins and troubleshooters, else their own.
 #[utoipa::path(get, path = "/api/v1/labs", tag = "labs", responses((status = 200, body = Vec<Lab>), (status = 401, body = Problem)))]

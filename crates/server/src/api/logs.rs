@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiQuery, Caller};
-use crate::app::AppState;
 use crate::audit::Outcome;
 use crate::context::{Ctx, Target};
 use crate::logs::{self, LINE_COUNTS, Service};
+use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

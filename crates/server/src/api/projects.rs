@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiQuery, Caller, Id, parse_id};
-use crate::app::AppState;
 use crate::audit::Outcome;
 use crate::context::Target;
 use crate::labs;
@@ -17,6 +16,7 @@ use crate::projects::data::{self, ConfirmDelete, DataChange};
 use crate::projects::members::{self, NewGroup, ProjectGroup, ProjectMember, SetProjectMember};
 use crate::projects::workspaces::{self, NewWorkspace, SetFolderAdmins, Workspace, WorkspacePatch};
 use crate::projects::{self, ListQuery, NewProject, Project, ProjectPage, ProjectPatch};
+use crate::state::AppState;
 
 /// Projects the caller may see: all for admins and troubleshooters; else those of their labs
 /// that lab members may read, and those they are members of.

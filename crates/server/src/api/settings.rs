@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, Caller};
-use crate::app::AppState;
 use crate::settings::{self, Banner, InstanceSettings, Maintenance, SettingsPatch, VisibleSettings};
+use crate::state::AppState;
 
 /// The instance settings the caller may see (groups they have no access to are left out).
 #[utoipa::path(get, path = "/api/v1/settings/instance", tag = "settings", responses((status = 200, body = VisibleSettings)))]

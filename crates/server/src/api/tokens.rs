@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, Caller, Id};
-use crate::app::AppState;
 use crate::auth::{ApiToken, NewApiToken};
+use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {

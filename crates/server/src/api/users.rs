@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::error::{ApiResult, Problem};
 use super::extract::{ApiJson, ApiQuery, Caller, Id};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::users::{self, IssuedToken, ListQuery, NewUser, User, UserPage, UserPatch};
 
 /// The signed-in user.

@@ -14,10 +14,10 @@ use sqlx::{Any, Row};
 
 use super::store::{self, Stored};
 use super::{Field, Kind};
-use crate::app::AppState;
 use crate::context::{Ctx, Target};
 use crate::db::{Db, WriteTx, now_ms};
 use crate::error::StoreError;
+use crate::state::AppState;
 
 pub const FIELDS: &[Field] = &[
     super::f("max_active_users", "Most users with an account in use (active or invited; 0 = no cap)", Kind::Number),

@@ -21,10 +21,10 @@ use cryowarden_core::{Action, Actor, Resource, Setting, authorize};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::context::{Ctx, Target};
 use crate::error::StoreError;
 use crate::settings::{self, SettingsPatch};
+use crate::state::AppState;
 
 /// The console's three groups, in the order the page shows them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]

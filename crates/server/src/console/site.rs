@@ -8,11 +8,11 @@ use serde_json::{Map, Value, json};
 
 use super::store::{self, Stored};
 use super::{Field, Kind};
-use crate::app::AppState;
 use crate::auth::Lifetimes;
 use crate::context::Ctx;
 use crate::db::Db;
 use crate::error::StoreError;
+use crate::state::AppState;
 
 pub const FIELDS: &[Field] = &[
     super::f("base_url", "Base URL (configuration file; restart to change)", Kind::Info),

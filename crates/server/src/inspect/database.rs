@@ -16,11 +16,11 @@ use serde_json::{Value, json};
 use sqlx::{Any, Row};
 
 use super::{Setting, audit_action, target};
-use crate::app::AppState;
 use crate::audit::Outcome;
 use crate::context::Ctx;
 use crate::db::{Backend, Db, format_ms, now_ms};
 use crate::error::StoreError;
+use crate::state::AppState;
 
 /// How long `pg_dump` may run.
 const PG_DUMP_TIMEOUT: Duration = Duration::from_secs(600);

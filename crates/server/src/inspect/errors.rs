@@ -16,12 +16,12 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
 use super::{Setting, audit_action, target};
-use crate::app::AppState;
 use crate::audit::Outcome;
 use crate::context::Ctx;
 use crate::db::{format_ms, now_ms};
 use crate::error::StoreError;
 use crate::logs::Service;
+use crate::state::AppState;
 
 /// Errors kept; older ones fall off.
 pub const CAPACITY: usize = 500;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// How long `nvidia-smi` may take (a wedged driver makes it hang).
 const NVIDIA_SMI_TIMEOUT: Duration = Duration::from_secs(5);

@@ -17,11 +17,11 @@ use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::{Setting, audit_action, target};
-use crate::app::AppState;
 use crate::audit::Outcome;
 use crate::context::Ctx;
 use crate::error::StoreError;
 use crate::logs::Service;
+use crate::state::AppState;
 
 /// The levels one may set.
 pub const LEVELS: [&str; 5] = ["trace", "debug", "info", "warn", "error"];

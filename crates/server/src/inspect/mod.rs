@@ -25,9 +25,9 @@ pub mod validation;
 
 use cryowarden_core::{Action, Resource, Setting};
 
-use crate::app::AppState;
 use crate::context::{Ctx, Target};
 use crate::error::StoreError;
+use crate::state::AppState;
 
 /// The settings whose content this module provides.
 pub const SETTINGS: &[Setting] = &[

@@ -15,11 +15,11 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
 use super::{Setting, audit_action, target};
-use crate::app::AppState;
 use crate::audit::Outcome;
 use crate::context::Ctx;
 use crate::db::{format_ms, now_ms};
 use crate::error::StoreError;
+use crate::state::AppState;
 
 /// The target of sqlx's statement events.
 pub const SQLX_TARGET: &str = "sqlx::query";

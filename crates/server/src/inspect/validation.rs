@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 use sqlx::Any;
 
 use super::{Setting, audit_action, target};
-use crate::app::AppState;
 use crate::audit::Outcome;
 use crate::context::Ctx;
 use crate::error::StoreError;
 use crate::jobs::{self, NewJob, QueueRequest};
 use crate::lanes;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -16,7 +16,6 @@ use sqlx::Row;
 
 use super::node::{LOG, VALIDATION_SCRIPT, account_of};
 use super::{finish, running};
-use crate::app::AppState;
 use crate::cluster::slurm;
 use crate::cluster::template::{render_command, render_script, send_line, shell_join};
 use crate::cluster::{Builtins, ClusterInfo, ClusterState, CustomValues, JobState, Slurm, SlurmError};
@@ -24,6 +23,7 @@ use crate::db::now_ms;
 use crate::error::StoreError;
 use crate::jobs::{self, Job, commands};
 use crate::lanes::{self, LaneTarget};
+use crate::state::AppState;
 
 /// How often cluster jobs are polled.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(1000);

@@ -10,11 +10,11 @@ use std::time::Duration;
 use cryowarden_core::jobs::JobStatus;
 
 use super::{finish, running};
-use crate::app::AppState;
 use crate::db::now_ms;
 use crate::error::StoreError;
 use crate::import::read_headers;
 use crate::jobs::Job;
+use crate::state::AppState;
 
 /// Most files one import reads.
 pub const MAX_FILES: usize = 100_000;

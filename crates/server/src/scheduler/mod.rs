@@ -21,11 +21,11 @@ use cryowarden_core::jobs::{JobStatus, JobType, QueueIndex, QueueState, QueuedJo
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::app::AppState;
 use crate::db::now_ms;
 use crate::error::StoreError;
 use crate::jobs::{self, Job};
 use crate::lanes::{self, Lane, LaneKind, LaneTarget};
+use crate::state::AppState;
 
 /// What a launched job holds on a node target.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -9,11 +9,11 @@ use std::time::Duration;
 use cryowarden_core::jobs::{JobStatus, JobType};
 
 use super::{Hold, finish, running};
-use crate::app::AppState;
 use crate::error::StoreError;
 use crate::jobs::{self, Job, commands};
 use crate::projects;
 use crate::runner::{Account, JobStatus as ExitStatus};
+use crate::state::AppState;
 
 pub const LOG: &str = "job.log";
 pub const STATUS: &str = "job.status.json";

@@ -14,9 +14,9 @@ use serde::Deserialize;
 
 use super::pages::form_error;
 use super::{PageCaller, base_context, message, render, with};
-use crate::app::AppState;
 use crate::context::Target;
 use crate::settings::{self, Banner, LoginMessage, Maintenance, SettingsPatch, field_action};
+use crate::state::AppState;
 use crate::users::{self, ListQuery, NewUser};
 
 fn allowed(actor: &Actor, action: Action, resource: Resource) -> bool {

@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 use super::admin::gate;
 use super::{PageCaller, allows, render, urlencode, with};
-use crate::app::AppState;
 use crate::audit::{self, ArchiveRequest, Filter, Policy};
+use crate::state::AppState;
 
 const READ: Action = Action::ReadSetting(Setting::AuditLog);
 const READ_MAINT: Action = Action::ReadSetting(Setting::AuditLogMaintenance);

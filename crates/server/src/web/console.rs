@@ -14,8 +14,8 @@ use minijinja::{Value, context};
 use serde_json::Value as Json;
 
 use super::{PageCaller, base_context, message, render, with};
-use crate::app::AppState;
 use crate::console::{self, Group, Kind, Location};
+use crate::state::AppState;
 
 fn lookup<'a>(v: &'a Json, dotted: &str) -> &'a Json {
     dotted.split('.').fold(v, |v, k| &v[k])

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{PageCaller, base_context, error_page, message};
-use crate::app::AppState;
 use crate::impersonation::{self, StartRequest};
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct StartForm {

@@ -17,7 +17,6 @@ use minijinja::{Value, context};
 use serde::Deserialize;
 
 use super::{PageCaller, allows, base_context, error_page, message, opens_admin_panel, page_id, render, with};
-use crate::app::AppState;
 use crate::cluster::ClusterInfo;
 use crate::cluster::template::custom_variables;
 use crate::context::{Ctx, Target};
@@ -25,6 +24,7 @@ use crate::error::StoreError;
 use crate::jobs::{self, Job, JobQuery};
 use crate::lanes::{self, LaneKind, LaneTarget, restrictions};
 use crate::projects::{self, Project, ProjectStatus};
+use crate::state::AppState;
 use crate::users::{self, ListQuery};
 
 const READ_VARS: Action = Action::ReadSetting(Setting::ClusterCustomVariables);

@@ -13,9 +13,9 @@ use cryowarden_core::{Activity, Actor, DataAction, DataScope, ImportPolicy, LabR
 use minijinja::{Value, context};
 
 use super::{PageCaller, allows, base_context, error_page, page_id, render, with};
-use crate::app::AppState;
 use crate::error::StoreError;
 use crate::labs::{self, members, roots};
+use crate::state::AppState;
 
 /// Whether the viewer manages labs: creates, renames, deletes them and exports their members.
 fn manages_labs(actor: &Actor) -> bool {

@@ -21,8 +21,8 @@ use minijinja::{Environment, Value, context};
 
 use crate::api::extract::{Source, constant_time_eq, session_cookie};
 use crate::api::settings::PublicInstance;
-use crate::app::AppState;
 use crate::auth::{Principal, Via};
+use crate::state::AppState;
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();

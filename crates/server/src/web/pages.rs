@@ -11,10 +11,10 @@ use serde::Deserialize;
 
 use super::{PageCaller, base_context, message, render, with};
 use crate::api::extract::{Source, constant_time_eq};
-use crate::app::AppState;
 use crate::auth::{LoginOutcome, RegisterRequest};
 use crate::error::StoreError;
 use crate::secrets::BOOTSTRAP_PREFIX;
+use crate::state::AppState;
 
 #[derive(Deserialize, Default)]
 pub struct LoginQuery {

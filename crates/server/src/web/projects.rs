@@ -16,11 +16,11 @@ use minijinja::{Value, context};
 use serde::Deserialize;
 
 use super::{PageCaller, allows, base_context, error_page, page_id, render, with};
-use crate::app::AppState;
 use crate::context::Ctx;
 use crate::error::StoreError;
 use crate::labs::{self, Lab};
 use crate::projects::{self, ListQuery, Project, ProjectStatus, members, workspaces};
+use crate::state::AppState;
 
 pub const PER_PAGE: i64 = 50;
 
