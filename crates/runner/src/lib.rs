@@ -17,6 +17,7 @@
 //!    `cryowarden_paths` (the kernel's EACCES/EPERM become `permission-denied`).
 
 pub mod account;
+pub mod error;
 pub mod ops;
 pub mod ops_exec;
 pub mod ops_import;

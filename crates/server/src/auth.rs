@@ -13,6 +13,7 @@ use serde_json::json;
 use sqlx::{Any, Row};
 
 use crate::audit::Outcome;
+use crate::config::Lifetimes;
 use crate::context::{Ctx, Target};
 use crate::db::{Db, format_ms, now_ms};
 use crate::error::StoreError;
@@ -21,16 +22,6 @@ use crate::passwords::Hasher;
 use crate::secrets::{API_TOKEN_PREFIX, SESSION_PREFIX, Secret, hash_token};
 use crate::throttle::Throttle;
 use crate::users::{self, NewUser, USER_COLUMNS, User, user_from_row};
-
-/// Lifetimes of tokens and sessions, from the configuration.
-#[derive(Clone, Copy, Debug)]
-pub struct Lifetimes {
-    pub register_ms: i64,
-    pub reset_ms: i64,
-    pub bootstrap_ms: i64,
-    pub session_idle_ms: i64,
-    pub session_absolute_ms: i64,
-}
 
 /// How a request proved who it is.
 #[derive(Clone, Debug)]

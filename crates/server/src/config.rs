@@ -6,7 +6,16 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Lifetimes;
+/// Lifetimes of tokens and sessions, from the configuration (used by `auth`; kept here so that
+/// the configuration depends on nothing of the service).
+#[derive(Clone, Copy, Debug)]
+pub struct Lifetimes {
+    pub register_ms: i64,
+    pub reset_ms: i64,
+    pub bootstrap_ms: i64,
+    pub session_idle_ms: i64,
+    pub session_absolute_ms: i64,
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -37,10 +37,10 @@ pub enum StoreError {
     LaneNotAllowed { lane: String },
     /// A user-supplied path refused before any file was touched.
     #[error(transparent)]
-    Path(#[from] crate::paths::PathError),
+    Path(#[from] cryowarden_paths::PathError),
     /// The runner (acting as a lab's Unix account) refused or could not run.
     #[error(transparent)]
-    Runner(#[from] crate::runner::RunnerError),
+    Runner(#[from] cryowarden_runner::error::RunnerError),
     /// Refused while the session impersonates (API tokens, a second impersonation): says why.
     #[error("{0}")]
     Impersonating(&'static str),

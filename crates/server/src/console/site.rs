@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::store::{self, Stored};
 use super::{Field, Kind};
-use crate::auth::Lifetimes;
+use crate::config::Lifetimes;
 use crate::context::Ctx;
 use crate::db::Db;
 use crate::error::StoreError;
