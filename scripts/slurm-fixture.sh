@@ -74,6 +74,10 @@ case "$CMD" in
 esac
 
 [ "$(id -u)" = 0 ] || { echo "$0: needs root" >&2; exit 1; }
+# The daemons outlive the checkout that started them: they must not keep its directory as their
+# working directory (slurmstepd inherits it; once the checkout is removed every job step prints
+# "Unable to get current working directory" into the job's output).
+cd /
 for bin in /usr/sbin/slurmctld /usr/sbin/slurmd /usr/sbin/slurmdbd /usr/sbin/munged /usr/sbin/mungekey \
   /usr/sbin/mariadbd mariadb-install-db sinfo sacctmgr; do
   command -v "$bin" >/dev/null || {
