@@ -88,7 +88,7 @@ fn raw_names(text: &str) -> Vec<&'static str> {
 // and it says why in words.
 on_both_backends!(the_explainer_agrees_with_enforcement_and_speaks_in_words, |app: TestApp| async move {
     use common::session::Session;
-    use common::world::{create_project, world};
+    use common::world::{create_project, workspace_with_admins, world};
     use reqwest::Method;
     use serde_json::json;
     let w = world(&app).await;
@@ -103,18 +103,7 @@ on_both_backends!(the_explainer_agrees_with_enforcement_and_speaks_in_words, |ap
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v) = app.post(&format!("/api/v1/projects/{shared}/workspaces"), &w.carol.1, json!({ "name": "ws" })).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let ws = v["id"].as_i64().unwrap();
-    let (s, v) = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/projects/{shared}/workspaces/{ws}/admins"),
-            Some(&w.carol.1),
-            Some(json!({ "user_ids": [w.dave.0] })),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    workspace_with_admins(&app, &w.carol.1, shared, "ws", &[w.dave.0]).await;
     let other = create_project(&app, &w.bob.1, w.lab2, "other").await["id"].as_i64().unwrap();
     let people: Vec<(&str, i64, String, &str)> = vec![
         ("root-admin", root, w.admin.clone(), common::ADMIN_PASSWORD),

@@ -10,29 +10,11 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::jobs::{log_of, terminal, wait_job};
-use common::world::{World, create_project, world};
+use common::jobs::{job, log_of, queue, setup, terminal, wait_job};
+use common::world::world;
 use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-async fn job(app: &TestApp, token: &str, project: i64, body: Value) -> i64 {
-    let mut body = body;
-    body["project_id"] = json!(project);
-    let (s, v) = app.post("/api/v1/jobs", token, body).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    v["id"].as_i64().unwrap()
-}
-
-async fn queue(app: &TestApp, token: &str, id: i64, body: Value) -> (StatusCode, Value) {
-    app.post(&format!("/api/v1/jobs/{id}/queue"), token, body).await
-}
-
-async fn setup(app: &TestApp) -> (World, i64) {
-    let w = world(app).await;
-    let p = create_project(app, &w.alice.1, w.lab1, "apoferritin").await;
-    (w, p["id"].as_i64().unwrap())
-}
 
 async fn connect(app: &TestApp, admin: &str, info: Value, script: &str) -> (StatusCode, Value) {
     app.post("/api/v1/clusters", admin, json!({ "info": info, "script": script })).await

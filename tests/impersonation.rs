@@ -6,7 +6,7 @@
 mod common;
 
 use common::session::Session;
-use common::world::{create_project, world};
+use common::world::{create_project, workspace_with_admins, world};
 use common::{Backend, TestApp, USER_PASSWORD};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -339,19 +339,7 @@ async fn scoped_facts_stay_with_their_side(backend: Backend) {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v) =
-        app.post(&format!("/api/v1/projects/{shared}/workspaces"), &w.carol.1, json!({ "name": "screening" })).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let ws = v["id"].as_i64().unwrap();
-    let (s, v) = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/projects/{shared}/workspaces/{ws}/admins"),
-            Some(&w.carol.1),
-            Some(json!({ "user_ids": [w.dave.0] })),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let ws = workspace_with_admins(&app, &w.carol.1, shared, "screening", &[w.dave.0]).await;
     // dave on his own may not create users.
     let (s, _) = app.post("/api/v1/users", &w.dave.1, json!({ "username": "mole0", "email": "m0@x.example" })).await;
     assert_eq!(s, StatusCode::FORBIDDEN);

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::jobs::{log_of, terminal, wait_job};
-use common::world::{World, create_project, world};
+use common::jobs::{job, log_of, queue, setup, terminal, wait_job};
+use common::world::{create_project, world};
 use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -20,24 +20,6 @@ async fn node_lane(app: &TestApp, admin: &str, name: &str, cpus: u32, gpus: &[u3
     let (s, v) = app.post(&format!("/api/v1/lanes/{id}/targets"), admin, target).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     id
-}
-
-async fn job(app: &TestApp, token: &str, project: i64, body: Value) -> i64 {
-    let mut body = body;
-    body["project_id"] = json!(project);
-    let (s, v) = app.post("/api/v1/jobs", token, body).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    v["id"].as_i64().unwrap()
-}
-
-async fn queue(app: &TestApp, token: &str, id: i64, body: Value) -> (StatusCode, Value) {
-    app.post(&format!("/api/v1/jobs/{id}/queue"), token, body).await
-}
-
-async fn setup(app: &TestApp) -> (World, i64) {
-    let w = world(app).await;
-    let p = create_project(app, &w.alice.1, w.lab1, "apoferritin").await;
-    (w, p["id"].as_i64().unwrap())
 }
 
 on_both_backends!(a_validation_job_runs_as_the_labs_account_with_its_gpus, |app: TestApp| async move {

@@ -72,3 +72,21 @@ pub async fn create_project(app: &TestApp, token: &str, lab: i64, name: &str) ->
     assert_eq!(s, StatusCode::CREATED, "{v}");
     v
 }
+
+/// A workspace `name` of `project`, made by `token` (a project admin), with `admins` as its folder
+/// admins; its id.
+pub async fn workspace_with_admins(app: &TestApp, token: &str, project: i64, name: &str, admins: &[i64]) -> i64 {
+    let (s, v) = app.post(&format!("/api/v1/projects/{project}/workspaces"), token, json!({ "name": name })).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ws = v["id"].as_i64().unwrap();
+    let (s, v) = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/projects/{project}/workspaces/{ws}/admins"),
+            Some(token),
+            Some(json!({ "user_ids": admins })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    ws
+}
