@@ -55,40 +55,35 @@ on_both_backends!(priorities_and_fifo_are_the_launch_order, |app: TestApp| async
                         "argv": ["/bin/sleep", "{{ seconds }}"], "num_cpu": 1, "num_gpu": 0, "ram_gb": 1 });
     let (s, v) = app.call(Method::PUT, "/api/v1/commands", Some(&w.admin), Some(sleep)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    // alice may set priorities; a blocker holds the lane's only CPU while the others queue.
+    // alice may set priorities; the lane has one CPU, so its jobs run one at a time.
     let (s, _) =
         app.patch(&format!("/api/v1/users/{}", w.alice.0), &w.admin, json!({ "job_priority_management": true })).await;
     assert_eq!(s, StatusCode::OK);
     let command =
         |secs: f64| json!({ "job_type": "command", "params": { "template": "sleep", "values": { "seconds": secs } } });
-    // Every job exists before the blocker runs, so that queueing them all is quick (no
-    // directory to make); the blocker's end is checked below to come after the last queueing.
-    let blocker = job(&app, &w.alice.1, project, command(2.0)).await;
+    // Launches are held (maintenance) while every job is queued, so that the launch order is read
+    // from the whole queue at once and never depends on how fast the queueing was.
+    let on = json!({ "maintenance": { "active": true, "message": "" } });
+    assert_eq!(app.patch("/api/v1/settings/instance", &w.admin, on).await.0, StatusCode::OK);
     let names = [("a", 10), ("b", 50), ("c", 50), ("d", 10), ("e", 90)];
-    let mut waiting = Vec::new();
+    let mut ids = Vec::new();
     for (name, priority) in names {
-        waiting.push((name, priority, job(&app, &w.alice.1, project, command(0.05)).await));
+        let id = job(&app, &w.alice.1, project, command(0.05)).await;
+        let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "single", "priority": priority })).await;
+        assert_eq!((s, v["priority"].as_i64()), (StatusCode::OK, Some(priority)), "{v}");
+        assert_eq!(v["queue_state"].as_str(), Some("waiting_maintenance"), "{v}");
+        ids.push((name, id));
     }
     // dave (an editor) may not set priorities: his 99 counts as the instance default, 0.
     let editor = json!({ "user_id": w.dave.0, "role": "editor" });
     let (s, v) = app.post(&format!("/api/v1/projects/{project}/members"), &w.alice.1, editor).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let daves = job(&app, &w.dave.1, project, command(0.05)).await;
-    let (s, v) = queue(&app, &w.alice.1, blocker, json!({ "lane": "single" })).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    wait_job(&app, &w.alice.1, blocker, |v| v["status"] == "running").await;
-    let mut ids = Vec::new();
-    for (name, priority, id) in waiting {
-        let (s, v) = queue(&app, &w.alice.1, id, json!({ "lane": "single", "priority": priority })).await;
-        assert_eq!((s, v["priority"].as_i64()), (StatusCode::OK, Some(priority)), "{v}");
-        ids.push((name, id));
-    }
     let (s, v) = queue(&app, &w.dave.1, daves, json!({ "lane": "single", "priority": 99 })).await;
     assert_eq!((s, v["priority"].as_i64()), (StatusCode::OK, Some(0)), "{v}");
-    let last_queued = v["queued_at"].as_str().unwrap().to_owned();
     ids.push(("f", daves));
-    let b = wait_job(&app, &w.alice.1, blocker, terminal).await;
-    assert!(last_queued.as_str() < b["finished_at"].as_str().unwrap(), "all were queued while the blocker ran: {b}");
+    let off = json!({ "maintenance": { "active": false, "message": "" } });
+    assert_eq!(app.patch("/api/v1/settings/instance", &w.admin, off).await.0, StatusCode::OK);
     let mut launched = Vec::new();
     for (name, id) in &ids {
         let v = wait_job(&app, &w.alice.1, *id, terminal).await;
