@@ -15,9 +15,21 @@ use serde_json::Value;
 
 async fn sign_in_at(c: &Client, url: &str, username: &str, password: &str) {
     c.goto(url).await.unwrap();
-    find(c, "#username").await.send_keys(username).await.unwrap();
-    find(c, "#password").await.send_keys(password).await.unwrap();
-    find(c, "form button[type=submit]").await.click().await.unwrap();
+    find(c, "#username")
+        .await
+        .send_keys(username)
+        .await
+        .unwrap();
+    find(c, "#password")
+        .await
+        .send_keys(password)
+        .await
+        .unwrap();
+    find(c, "form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
 }
 
 /// Polls the browser's URL until `ok`, at most 10 s.
@@ -35,7 +47,9 @@ async fn wait_url(c: &Client, ok: impl Fn(&url::Url) -> bool) -> url::Url {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_next_that_tries_to_leave_ends_on_the_instance() {
-    let Some(driver) = Driver::start().await else { return };
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
     let app = TestApp::start(Backend::Sqlite).await.unwrap();
     app.site_admin().await;
     let own = url::Url::parse(&app.url).unwrap();
@@ -47,10 +61,20 @@ async fn a_next_that_tries_to_leave_ends_on_the_instance() {
         "%2F%0A%2Fevil.example",
     ] {
         let c = driver.browser().await;
-        sign_in_at(&c, &format!("{}/login?next={next}", app.url), "root-admin", ADMIN_PASSWORD).await;
+        sign_in_at(
+            &c,
+            &format!("{}/login?next={next}", app.url),
+            "root-admin",
+            ADMIN_PASSWORD,
+        )
+        .await;
         find(&c, "nav.side").await;
         let at = wait_url(&c, |u| u.path() == "/").await;
-        assert_eq!((at.host_str(), at.port()), (own.host_str(), own.port()), "next={next} led to {at}");
+        assert_eq!(
+            (at.host_str(), at.port()),
+            (own.host_str(), own.port()),
+            "next={next} led to {at}"
+        );
         c.close().await.unwrap();
     }
 }
@@ -65,7 +89,10 @@ async fn attacker_site(target: &str) -> String {
          <input name=next value=/><input name=_login value=guessed></form>\
          <script>document.getElementById('f').submit()</script>"
     );
-    let app = axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(page) }));
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move { axum::response::Html(page) }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -74,11 +101,16 @@ async fn attacker_site(target: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_site_cannot_sign_the_browser_in() {
-    let Some(driver) = Driver::start().await else { return };
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
     let app = TestApp::start(Backend::Sqlite).await.unwrap();
     app.site_admin().await;
     let sessions = || async {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions").fetch_one(&app.state.db.pool).await.unwrap()
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap()
     };
     let before = sessions().await;
     let c = driver.browser().await;
@@ -95,25 +127,50 @@ async fn another_site_cannot_sign_the_browser_in() {
     c.goto(&format!("{}/", app.url)).await.unwrap();
     wait_url(&c, |u| u.path() == "/login").await;
     // The real form still works.
-    sign_in_at(&c, &format!("{}/login", app.url), "root-admin", ADMIN_PASSWORD).await;
+    sign_in_at(
+        &c,
+        &format!("{}/login", app.url),
+        "root-admin",
+        ADMIN_PASSWORD,
+    )
+    .await;
     find(&c, "nav.side").await;
     assert_eq!(sessions().await, before + 1);
 }
 
 /// The errors.js list of this tab's client errors; CSP violations carry `csp: true`.
 async fn csp_violations(c: &Client) -> Vec<Value> {
-    let v = c.execute("return JSON.parse(sessionStorage.getItem('cw-client-errors') || '[]')", vec![]).await.unwrap();
-    v.as_array().cloned().unwrap_or_default().into_iter().filter(|e| e["csp"] == true).collect()
+    let v = c
+        .execute(
+            "return JSON.parse(sessionStorage.getItem('cw-client-errors') || '[]')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    v.as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["csp"] == true)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_loads_with_no_csp_violation() {
-    let Some(driver) = Driver::start().await else { return };
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
     let app = TestApp::start(Backend::Sqlite).await.unwrap();
     let w = common::world::world(&app).await;
     let project = common::world::create_project(&app, &w.carol.1, w.lab1, "csp-project").await;
     let c = driver.browser().await;
-    sign_in_at(&c, &format!("{}/login", app.url), "root-admin", ADMIN_PASSWORD).await;
+    sign_in_at(
+        &c,
+        &format!("{}/login", app.url),
+        "root-admin",
+        ADMIN_PASSWORD,
+    )
+    .await;
     find(&c, "nav.side").await;
     let pages = [
         "/".to_owned(),
@@ -146,12 +203,25 @@ async fn every_page_loads_with_no_csp_violation() {
     }
     assert!(csp_violations(&anon).await.is_empty());
     // The listener does catch a violation (so "none" above means none): an inline style.
-    c.execute("document.querySelector('main').setAttribute('style', 'color: red')", vec![]).await.unwrap();
+    c.execute(
+        "document.querySelector('main').setAttribute('style', 'color: red')",
+        vec![],
+    )
+    .await
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while csp_violations(&c).await.is_empty() {
-        assert!(Instant::now() < deadline, "the CSP did not report an inline style");
+        assert!(
+            Instant::now() < deadline,
+            "the CSP did not report an inline style"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let resp = app.http.get(format!("{}/login", app.url)).send().await.unwrap();
+    let resp = app
+        .http
+        .get(format!("{}/login", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }

@@ -16,7 +16,11 @@ fn offline_and_remote_commands_work_end_to_end() {
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
     let home = dir.path().join("home");
-    let env = [("XDG_CONFIG_HOME", home.to_str().unwrap()), ("CRYOWARDEN_URL", ""), ("CRYOWARDEN_TOKEN", "")];
+    let env = [
+        ("XDG_CONFIG_HOME", home.to_str().unwrap()),
+        ("CRYOWARDEN_URL", ""),
+        ("CRYOWARDEN_TOKEN", ""),
+    ];
 
     let example = run(&["config", "example"], "", &env);
     assert!(example.status.success());
@@ -53,7 +57,11 @@ fn offline_and_remote_commands_work_end_to_end() {
         &format!("{PASSWORD}\n"),
         &env,
     );
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(stdout(&ok).contains("created Site Admin head"));
     let again = run(
         &[
@@ -78,24 +86,65 @@ fn offline_and_remote_commands_work_end_to_end() {
 
     let server = Server::start(&data, None);
     let url = server.url.as_str();
-    let login = run(&["login", "--url", url, "--username", "head", "--password-stdin"], PASSWORD, &env);
-    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    let login = run(
+        &[
+            "login",
+            "--url",
+            url,
+            "--username",
+            "head",
+            "--password-stdin",
+        ],
+        PASSWORD,
+        &env,
+    );
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
     let creds = home.join("cryowarden/credentials.json");
     let mode = std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the saved token is private");
 
-    let created =
-        run(&["user", "create", "--username", "bob", "--email", "bob@lab.example", "--first-name", "Bob"], "", &env);
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let created = run(
+        &[
+            "user",
+            "create",
+            "--username",
+            "bob",
+            "--email",
+            "bob@lab.example",
+            "--first-name",
+            "Bob",
+        ],
+        "",
+        &env,
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     assert!(stdout(&created).contains("registration token"));
     assert!(stdout(&created).contains("/register?token=cwr_"));
 
     let listed = run(&["user", "list", "--json"], "", &env);
     let page: Value = serde_json::from_str(&stdout(&listed)).unwrap();
     assert_eq!(page["total"], 2);
-    assert!(page["users"].as_array().unwrap().iter().any(|u| u["username"] == "bob"));
+    assert!(
+        page["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == "bob")
+    );
 
-    let role = run(&["user", "set-role", "bob", "troubleshooter", "--json"], "", &env);
+    let role = run(
+        &["user", "set-role", "bob", "troubleshooter", "--json"],
+        "",
+        &env,
+    );
     let bob: Value = serde_json::from_str(&stdout(&role)).unwrap();
     assert_eq!(bob["site_role"], "troubleshooter");
     let self_demote = run(&["user", "set-role", "head", "none"], "", &env);
@@ -109,7 +158,11 @@ fn offline_and_remote_commands_work_end_to_end() {
         stdout(&reset)
     );
     let off = run(&["user", "deactivate", "bob", "--json"], "", &env);
-    assert!(off.status.success(), "{}", String::from_utf8_lossy(&off.stderr));
+    assert!(
+        off.status.success(),
+        "{}",
+        String::from_utf8_lossy(&off.stderr)
+    );
     assert!(String::from_utf8_lossy(&off.stderr).is_empty());
 
     let token = run(&["token", "create", "nightly", "--json"], "", &env);
@@ -121,33 +174,65 @@ fn offline_and_remote_commands_work_end_to_end() {
     let with_new = run(
         &["user", "show", "head", "--json"],
         "",
-        &[("XDG_CONFIG_HOME", "/nonexistent"), ("CRYOWARDEN_URL", url), ("CRYOWARDEN_TOKEN", &secret)],
+        &[
+            ("XDG_CONFIG_HOME", "/nonexistent"),
+            ("CRYOWARDEN_URL", url),
+            ("CRYOWARDEN_TOKEN", &secret),
+        ],
     );
-    assert!(with_new.status.success(), "the environment's token works: {}", String::from_utf8_lossy(&with_new.stderr));
+    assert!(
+        with_new.status.success(),
+        "the environment's token works: {}",
+        String::from_utf8_lossy(&with_new.stderr)
+    );
     assert!(run(&["token", "revoke", &id], "", &env).status.success());
     let revoked = run(
         &["user", "show", "head"],
         "",
-        &[("XDG_CONFIG_HOME", "/nonexistent"), ("CRYOWARDEN_URL", url), ("CRYOWARDEN_TOKEN", &secret)],
+        &[
+            ("XDG_CONFIG_HOME", "/nonexistent"),
+            ("CRYOWARDEN_URL", url),
+            ("CRYOWARDEN_TOKEN", &secret),
+        ],
     );
     assert!(String::from_utf8_lossy(&revoked.stderr).contains("401"));
 
     let refuse = run(&["user", "delete", "bob"], "", &env);
     assert!(!refuse.status.success() && String::from_utf8_lossy(&refuse.stderr).contains("--yes"));
-    assert!(run(&["user", "delete", "bob", "--yes"], "", &env).status.success());
+    assert!(
+        run(&["user", "delete", "bob", "--yes"], "", &env)
+            .status
+            .success()
+    );
     let gone = run(&["user", "show", "bob"], "", &env);
     assert!(!gone.status.success());
     drop(server);
 
     // The offline report, for when the server is down: the server's own logs are in it.
     let zip = dir.path().join("report.zip");
-    let report = run(&["report", "--data-dir", data_s, "-o", zip.to_str().unwrap()], "", &env);
-    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let report = run(
+        &["report", "--data-dir", data_s, "-o", zip.to_str().unwrap()],
+        "",
+        &env,
+    );
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
     let entries = common::unzip(&std::fs::read(&zip).unwrap());
-    for name in
-        ["logs/app.log", "logs/api.log", "logs/audit.log", "runtime-diagnostics.json", "browser-diagnostics.json"]
-    {
-        assert!(entries.contains_key(name), "{name} missing from {:?}", entries.keys());
+    for name in [
+        "logs/app.log",
+        "logs/api.log",
+        "logs/audit.log",
+        "runtime-diagnostics.json",
+        "browser-diagnostics.json",
+    ] {
+        assert!(
+            entries.contains_key(name),
+            "{name} missing from {:?}",
+            entries.keys()
+        );
     }
     let runtime: Value = serde_json::from_str(&entries["runtime-diagnostics.json"]).unwrap();
     assert_eq!(runtime["database"]["reachable"], true);
@@ -160,7 +245,10 @@ fn offline_and_remote_commands_work_end_to_end() {
     let verify = run(&["audit", "verify", "--data-dir", data_s], "", &env);
     assert!(verify.status.success());
     let text = stdout(&verify);
-    assert!(text.starts_with("ok, ") && text.trim_end().ends_with(" events"), "{text}");
+    assert!(
+        text.starts_with("ok, ") && text.trim_end().ends_with(" events"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -168,14 +256,26 @@ fn remote_commands_say_what_is_missing() {
     let out = run(
         &["user", "list"],
         "",
-        &[("XDG_CONFIG_HOME", "/nonexistent"), ("CRYOWARDEN_URL", ""), ("CRYOWARDEN_TOKEN", "")],
+        &[
+            ("XDG_CONFIG_HOME", "/nonexistent"),
+            ("CRYOWARDEN_URL", ""),
+            ("CRYOWARDEN_TOKEN", ""),
+        ],
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no server URL"));
     let out = run(
         &["user", "list"],
         "",
-        &[("XDG_CONFIG_HOME", "/nonexistent"), ("CRYOWARDEN_URL", "http://127.0.0.1:9"), ("CRYOWARDEN_TOKEN", "cwt_x")],
+        &[
+            ("XDG_CONFIG_HOME", "/nonexistent"),
+            ("CRYOWARDEN_URL", "http://127.0.0.1:9"),
+            ("CRYOWARDEN_TOKEN", "cwt_x"),
+        ],
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -16,18 +16,36 @@ const PASSWORD: &str = "durability passphrase 1";
 const USERS: usize = 1000;
 const CLIENTS: usize = 4;
 
-async fn create_all(url: String, token: String, pending: Arc<Mutex<Vec<usize>>>, acked: Arc<Mutex<BTreeSet<String>>>) {
+async fn create_all(
+    url: String,
+    token: String,
+    pending: Arc<Mutex<Vec<usize>>>,
+    acked: Arc<Mutex<BTreeSet<String>>>,
+) {
     let http = reqwest::Client::new();
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
-        let (http, url, token, pending, acked) =
-            (http.clone(), url.clone(), token.clone(), pending.clone(), acked.clone());
+        let (http, url, token, pending, acked) = (
+            http.clone(),
+            url.clone(),
+            token.clone(),
+            pending.clone(),
+            acked.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
-                let Some(i) = pending.lock().unwrap().pop() else { return };
+                let Some(i) = pending.lock().unwrap().pop() else {
+                    return;
+                };
                 let name = format!("user{i:04}");
                 let body = json!({ "username": name, "email": format!("{name}@lab.example") });
-                match http.post(format!("{url}/api/v1/users")).bearer_auth(&token).json(&body).send().await {
+                match http
+                    .post(format!("{url}/api/v1/users"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status().is_success() => {
                         acked.lock().unwrap().insert(name);
                     }
@@ -65,7 +83,11 @@ async fn existing_usernames(url: &str, token: &str) -> BTreeSet<String> {
         if users.is_empty() {
             break;
         }
-        names.extend(users.iter().map(|u| u["username"].as_str().unwrap().to_owned()));
+        names.extend(
+            users
+                .iter()
+                .map(|u| u["username"].as_str().unwrap().to_owned()),
+        );
     }
     names
 }
@@ -79,7 +101,13 @@ async fn login(url: &str) -> String {
         .await
         .unwrap();
     assert!(resp.status().is_success());
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let session: Value = resp.json().await.unwrap();
     let created: Value = http
         .post(format!("{url}/api/v1/tokens"))
@@ -97,7 +125,9 @@ async fn login(url: &str) -> String {
 
 async fn acknowledged_writes_survive_sigkill(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(database_url) = fresh_database(backend, dir.path()).await else { return };
+    let Some(database_url) = fresh_database(backend, dir.path()).await else {
+        return;
+    };
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
     let boot = run(
@@ -117,7 +147,11 @@ async fn acknowledged_writes_survive_sigkill(backend: Backend) {
         PASSWORD,
         &[],
     );
-    assert!(boot.status.success(), "{}", String::from_utf8_lossy(&boot.stderr));
+    assert!(
+        boot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&boot.stderr)
+    );
 
     let server = Server::start(&data, Some(&database_url));
     let token = login(&server.url).await;
@@ -125,7 +159,12 @@ async fn acknowledged_writes_survive_sigkill(backend: Backend) {
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let kill_at = rand::rng().random_range(50..USERS * 3 / 4);
     // Create until `kill_at` are acknowledged, with requests still in flight, then SIGKILL.
-    let creating = tokio::spawn(create_all(server.url.clone(), token.clone(), pending.clone(), acked.clone()));
+    let creating = tokio::spawn(create_all(
+        server.url.clone(),
+        token.clone(),
+        pending.clone(),
+        acked.clone(),
+    ));
     loop {
         tokio::task::yield_now().await;
         if acked.lock().unwrap().len() >= kill_at {
@@ -141,19 +180,48 @@ async fn acknowledged_writes_survive_sigkill(backend: Backend) {
     let server = Server::start(&data, Some(&database_url));
     let present = existing_usernames(&server.url, &token).await;
     let lost: Vec<_> = acked_before_kill.difference(&present).collect();
-    assert!(lost.is_empty(), "acknowledged before SIGKILL but missing after restart: {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "acknowledged before SIGKILL but missing after restart: {lost:?}"
+    );
 
     // Finish the rest; the pending ones that were in fact committed answer 409 and exist.
-    create_all(server.url.clone(), token.clone(), pending.clone(), acked.clone()).await;
+    create_all(
+        server.url.clone(),
+        token.clone(),
+        pending.clone(),
+        acked.clone(),
+    )
+    .await;
     let present = existing_usernames(&server.url, &token).await;
-    assert_eq!(present.len(), USERS + 1, "every user exists exactly once, plus the admin");
+    assert_eq!(
+        present.len(),
+        USERS + 1,
+        "every user exists exactly once, plus the admin"
+    );
     assert!(acked.lock().unwrap().is_subset(&present));
     drop(server);
 
-    let verify = run(&["audit", "verify", "--data-dir", data_s, "--database-url", &database_url], "", &[]);
+    let verify = run(
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            data_s,
+            "--database-url",
+            &database_url,
+        ],
+        "",
+        &[],
+    );
     let text = stdout(&verify);
     assert!(verify.status.success(), "{text}");
-    let events: usize = text.trim().trim_start_matches("ok, ").trim_end_matches(" events").parse().unwrap();
+    let events: usize = text
+        .trim()
+        .trim_start_matches("ok, ")
+        .trim_end_matches(" events")
+        .parse()
+        .unwrap();
     assert!(events > USERS, "{text}");
 }
 

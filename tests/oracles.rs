@@ -35,11 +35,15 @@ fn body_for(method: &Method, path: &str, bob: i64) -> Option<Value> {
         ("PUT", "/api/v1/labs/{id}/roots") => json!({ "data_roots": [], "project_root": null }),
         ("PUT", "/api/v1/labs/{id}/unix-account") => json!({ "user": "cwlab2" }),
         ("PATCH", "/api/v1/projects/{id}") => json!({ "title": "mine now" }),
-        ("POST", "/api/v1/projects/{id}/members") => json!({ "user_id": bob, "role": "project_admin" }),
+        ("POST", "/api/v1/projects/{id}/members") => {
+            json!({ "user_id": bob, "role": "project_admin" })
+        }
         ("POST", "/api/v1/projects/{id}/groups") => json!({ "name": "mine", "role": "reader" }),
         ("POST", "/api/v1/projects/{id}/workspaces") => json!({ "name": "mine" }),
         ("PATCH", "/api/v1/projects/{id}/workspaces/{workspace_id}") => json!({ "title": "mine" }),
-        ("PUT", "/api/v1/projects/{id}/workspaces/{workspace_id}/admins") => json!({ "user_ids": [bob] }),
+        ("PUT", "/api/v1/projects/{id}/workspaces/{workspace_id}/admins") => {
+            json!({ "user_ids": [bob] })
+        }
         ("POST", "/api/v1/projects/{id}/data/delete") => json!({ "confirm": "apoferritin" }),
         ("POST", "/api/v1/jobs/{id}/queue") => json!({ "lane": "default" }),
         ("GET" | "DELETE", _) => return None,
@@ -48,8 +52,17 @@ fn body_for(method: &Method, path: &str, bob: i64) -> Option<Value> {
     Some(body)
 }
 
-async fn raw(app: &TestApp, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, String) {
-    let mut req = app.http.request(method, format!("{}{path}", app.url)).bearer_auth(token);
+async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, String) {
+    let mut req = app
+        .http
+        .request(method, format!("{}{path}", app.url))
+        .bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -57,69 +70,111 @@ async fn raw(app: &TestApp, method: Method, path: &str, token: &str, body: Optio
     (resp.status(), resp.text().await.expect("body"))
 }
 
-on_both_backends!(a_hidden_id_answers_exactly_like_a_missing_one, |app: TestApp| async move {
-    let w = world(&app).await;
-    // lab1's things, which bob (lab2) may not see.
-    let project = create_project(&app, &w.alice.1, w.lab1, "apoferritin").await["id"].as_i64().unwrap();
-    let (s, v) = app.post(&format!("/api/v1/projects/{project}/workspaces"), &w.alice.1, json!({ "name": "ws" })).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let workspace = v["id"].as_i64().unwrap();
-    let (s, v) = app
-        .post(&format!("/api/v1/projects/{project}/groups"), &w.alice.1, json!({ "name": "g", "role": "reader" }))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let group = v[0]["id"].as_i64().expect("the project's groups");
-    let (s, v) = app.post("/api/v1/jobs", &w.alice.1, json!({ "project_id": project, "job_type": "validation" })).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let job = v["id"].as_i64().unwrap();
-    let (s, v) = app.get("/api/v1/tokens", &w.alice.1).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let token = v.as_array().and_then(|t| t.first()).and_then(|t| t["id"].as_i64()).expect("alice's token");
+on_both_backends!(
+    a_hidden_id_answers_exactly_like_a_missing_one,
+    |app: TestApp| async move {
+        let w = world(&app).await;
+        // lab1's things, which bob (lab2) may not see.
+        let project = create_project(&app, &w.alice.1, w.lab1, "apoferritin").await["id"]
+            .as_i64()
+            .unwrap();
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/projects/{project}/workspaces"),
+                &w.alice.1,
+                json!({ "name": "ws" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let workspace = v["id"].as_i64().unwrap();
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/projects/{project}/groups"),
+                &w.alice.1,
+                json!({ "name": "g", "role": "reader" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let group = v[0]["id"].as_i64().expect("the project's groups");
+        let (s, v) = app
+            .post(
+                "/api/v1/jobs",
+                &w.alice.1,
+                json!({ "project_id": project, "job_type": "validation" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let job = v["id"].as_i64().unwrap();
+        let (s, v) = app.get("/api/v1/tokens", &w.alice.1).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let token = v
+            .as_array()
+            .and_then(|t| t.first())
+            .and_then(|t| t["id"].as_i64())
+            .expect("alice's token");
 
-    let (s, doc) = app.get("/api/v1/openapi.json", &w.bob.1).await;
-    assert_eq!(s, StatusCode::OK);
-    let mut compared = Vec::new();
-    let mut skipped = Vec::new();
-    for (path, item) in doc["paths"].as_object().expect("paths") {
-        if !path.contains("{id}") {
-            continue;
+        let (s, doc) = app.get("/api/v1/openapi.json", &w.bob.1).await;
+        assert_eq!(s, StatusCode::OK);
+        let mut compared = Vec::new();
+        let mut skipped = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            if !path.contains("{id}") {
+                continue;
+            }
+            for (method, _) in item.as_object().unwrap() {
+                let method: Method = method.to_uppercase().parse().unwrap();
+                let route = format!("{method} {path}");
+                let hidden = match path.split('/').nth(3) {
+                    Some("users") => w.alice.0,
+                    Some("labs") => w.lab1,
+                    Some("projects") => project,
+                    Some("jobs") => job,
+                    Some("tokens") => token,
+                    _ => {
+                        skipped.push(route);
+                        continue;
+                    }
+                };
+                let fill = |id: i64| {
+                    path.replace("{id}", &id.to_string())
+                        .replace("{user_id}", &w.alice.0.to_string())
+                        .replace("{group_id}", &group.to_string())
+                        .replace("{workspace_id}", &workspace.to_string())
+                };
+                let body = body_for(&method, path, w.bob.0);
+                let missing =
+                    raw(&app, method.clone(), &fill(MISSING), &w.bob.1, body.clone()).await;
+                let existing =
+                    raw(&app, method.clone(), &fill(hidden), &w.bob.1, body.clone()).await;
+                assert_eq!(
+                    missing.0,
+                    StatusCode::NOT_FOUND,
+                    "{route}: a missing id is not found: {}",
+                    missing.1
+                );
+                assert_eq!(
+                    existing, missing,
+                    "{route}: an existing hidden id must answer like a missing one"
+                );
+                compared.push(route);
+            }
         }
-        for (method, _) in item.as_object().unwrap() {
-            let method: Method = method.to_uppercase().parse().unwrap();
-            let route = format!("{method} {path}");
-            let hidden = match path.split('/').nth(3) {
-                Some("users") => w.alice.0,
-                Some("labs") => w.lab1,
-                Some("projects") => project,
-                Some("jobs") => job,
-                Some("tokens") => token,
-                _ => {
-                    skipped.push(route);
-                    continue;
-                }
-            };
-            let fill = |id: i64| {
-                path.replace("{id}", &id.to_string())
-                    .replace("{user_id}", &w.alice.0.to_string())
-                    .replace("{group_id}", &group.to_string())
-                    .replace("{workspace_id}", &workspace.to_string())
-            };
-            let body = body_for(&method, path, w.bob.0);
-            let missing = raw(&app, method.clone(), &fill(MISSING), &w.bob.1, body.clone()).await;
-            let existing = raw(&app, method.clone(), &fill(hidden), &w.bob.1, body.clone()).await;
-            assert_eq!(missing.0, StatusCode::NOT_FOUND, "{route}: a missing id is not found: {}", missing.1);
-            assert_eq!(existing, missing, "{route}: an existing hidden id must answer like a missing one");
-            compared.push(route);
-        }
+        skipped.sort();
+        let mut expected: Vec<String> = NOT_HIDDEN.iter().map(|r| (*r).to_owned()).collect();
+        expected.sort();
+        assert_eq!(
+            skipped, expected,
+            "every {{id}} route is compared or classified"
+        );
+        assert!(compared.len() >= 30, "{compared:?}");
+        // Nothing bob tried changed alice's things.
+        let (_, v) = app
+            .get(&format!("/api/v1/projects/{project}"), &w.alice.1)
+            .await;
+        assert_eq!(v["title"], "apoferritin", "{v}");
+        let (_, v) = app
+            .get(&format!("/api/v1/users/{}", w.alice.0), &w.admin)
+            .await;
+        assert_eq!(v["first_name"], "", "{v}");
     }
-    skipped.sort();
-    let mut expected: Vec<String> = NOT_HIDDEN.iter().map(|r| (*r).to_owned()).collect();
-    expected.sort();
-    assert_eq!(skipped, expected, "every {{id}} route is compared or classified");
-    assert!(compared.len() >= 30, "{compared:?}");
-    // Nothing bob tried changed alice's things.
-    let (_, v) = app.get(&format!("/api/v1/projects/{project}"), &w.alice.1).await;
-    assert_eq!(v["title"], "apoferritin", "{v}");
-    let (_, v) = app.get(&format!("/api/v1/users/{}", w.alice.0), &w.admin).await;
-    assert_eq!(v["first_name"], "", "{v}");
-});
+);

@@ -8,20 +8,41 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
-    let resp = app.http.get(format!("{}{path}", app.url)).header("cookie", cookie).send().await.unwrap();
+    let resp = app
+        .http
+        .get(format!("{}{path}", app.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
     (resp.status(), resp.text().await.unwrap())
 }
 
-async fn post_form(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
-    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let resp =
-        no_redirects.post(format!("{}{path}", app.url)).header("cookie", cookie).form(form).send().await.unwrap();
+async fn post_form(
+    app: &TestApp,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects
+        .post(format!("{}{path}", app.url))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
     (resp.status(), resp.text().await.unwrap())
 }
 
 /// The `<tr>` of `username` in the user table.
 fn row<'a>(html: &'a str, username: &str) -> &'a str {
-    let start = html.find(&format!("data-username=\"{username}\"")).unwrap_or_else(|| panic!("no row for {username}"));
+    let start = html
+        .find(&format!("data-username=\"{username}\""))
+        .unwrap_or_else(|| panic!("no row for {username}"));
     let end = html[start..].find("</tr>").unwrap() + start;
     &html[start..end]
 }
@@ -49,8 +70,16 @@ async fn what_admins_type_is_escaped_on_every_page() {
         html.matches("&lt;script&gt;").count() >= 4,
         "title, nav, banner and login message are all shown, escaped: {html}"
     );
-    let (_, login) =
-        app.http.get(format!("{}/login", app.url)).send().await.unwrap().text().await.map(|t| ((), t)).unwrap();
+    let (_, login) = app
+        .http
+        .get(format!("{}/login", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| ((), t))
+        .unwrap();
     assert!(!login.contains("<script>alert"));
 }
 
@@ -81,15 +110,26 @@ async fn the_settings_form_refuses_bad_input_and_changes_nothing() {
         form.push((field, value));
         let (s, html) = post_form(&app, &cookie, "/admin/settings", &form).await;
         assert!(s.is_client_error(), "{field}={value}: {s}");
-        assert!(html.contains("role=\"alert\"") && html.contains(says), "{field}={value}: the page says why: {html}");
+        assert!(
+            html.contains("role=\"alert\"") && html.contains(says),
+            "{field}={value}: the page says why: {html}"
+        );
     }
-    assert_eq!(app.get("/api/v1/settings/instance", &admin).await.1, before, "nothing changed");
+    assert_eq!(
+        app.get("/api/v1/settings/instance", &admin).await.1,
+        before,
+        "nothing changed"
+    );
     // A good submission works and shows the name everywhere.
     let (s, _) = post_form(
         &app,
         &cookie,
         "/admin/settings",
-        &[("_csrf", &csrf), ("instance_name", "Facility North"), ("default_job_priority", "40")],
+        &[
+            ("_csrf", &csrf),
+            ("instance_name", "Facility North"),
+            ("default_job_priority", "40"),
+        ],
     )
     .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
@@ -108,32 +148,66 @@ async fn an_application_admin_gets_no_controls_over_a_site_admin() {
     let (s, html) = page(&app, &cookie, "/admin/users").await;
     assert_eq!(s, StatusCode::OK);
     let head = row(&html, "root-admin");
-    for control in ["class=\"delete", "class=\"edit", "class=\"issue-token", "class=\"set-status", "<select"] {
-        assert!(!head.contains(control), "no {control} on a Site Admin's row for an Application Admin: {head}");
+    for control in [
+        "class=\"delete",
+        "class=\"edit",
+        "class=\"issue-token",
+        "class=\"set-status",
+        "<select",
+    ] {
+        assert!(
+            !head.contains(control),
+            "no {control} on a Site Admin's row for an Application Admin: {head}"
+        );
     }
     // "update site permissions" (priority toggles) has no Site Admin exception in spec/roles.md §2.
     assert!(head.contains("class=\"toggle"), "{head}");
     let student = row(&html, "student");
-    for control in
-        ["class=\"delete", "class=\"edit", "class=\"toggle", "class=\"issue-token", "class=\"set-status", "<select"]
-    {
-        assert!(student.contains(control), "{control} on an ordinary user's row: {student}");
+    for control in [
+        "class=\"delete",
+        "class=\"edit",
+        "class=\"toggle",
+        "class=\"issue-token",
+        "class=\"set-status",
+        "<select",
+    ] {
+        assert!(
+            student.contains(control),
+            "{control} on an ordinary user's row: {student}"
+        );
     }
-    assert!(!student.contains("value=\"site_admin\""), "an Application Admin cannot make anyone a Site Admin");
+    assert!(
+        !student.contains("value=\"site_admin\""),
+        "an Application Admin cannot make anyone a Site Admin"
+    );
     let own = row(&html, "hpc");
-    assert!(own.contains("disabled"), "the own role control is disabled: {own}");
+    assert!(
+        own.contains("disabled"),
+        "the own role control is disabled: {own}"
+    );
     // The Instance Settings tab: look-and-feel editable except system email and login message.
     let (_, html) = page(&app, &cookie, "/admin/settings").await;
     let field = |id: &str| {
-        let at = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
+        let at = html
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no #{id}"));
         let end = html[at..].find('>').unwrap() + at;
         html[at..end].contains("disabled")
     };
     assert!(!field("instance_name") && !field("banner_text") && !field("default_job_priority"));
-    assert!(field("system_email_address") && field("login_message_body") && field("maintenance_message"));
+    assert!(
+        field("system_email_address")
+            && field("login_message_body")
+            && field("maintenance_message")
+    );
     // Ordinary users reaching an admin URL get a 403 page, not a blank one.
     let (student_cookie, _) = app.login("student", USER_PASSWORD).await;
-    for path in ["/admin/settings", "/admin/users", "/admin/users/new", "/admin/logs"] {
+    for path in [
+        "/admin/settings",
+        "/admin/users",
+        "/admin/users/new",
+        "/admin/logs",
+    ] {
         let (s, html) = page(&app, &student_cookie, path).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{path}");
         assert!(html.contains("Not allowed"), "{path}");

@@ -13,7 +13,8 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let root = manifest_dir.join("../..");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=Cargo.toml");
@@ -27,7 +28,8 @@ fn main() {
             json!({ "error": e, "crates": [] })
         }
     };
-    std::fs::write(&out, serde_json::to_string(&credits).expect("json")).expect("write credits.json");
+    std::fs::write(&out, serde_json::to_string(&credits).expect("json"))
+        .expect("write credits.json");
 }
 
 fn credits(root: &std::path::Path) -> Result<Value, String> {
@@ -35,17 +37,37 @@ fn credits(root: &std::path::Path) -> Result<Value, String> {
     let target = std::env::var("TARGET").map_err(|e| format!("TARGET: {e}"))?;
     let output = Command::new(cargo)
         .current_dir(root)
-        .args(["metadata", "--format-version", "1", "--offline", "--locked", "--filter-platform", &target])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--locked",
+            "--filter-platform",
+            &target,
+        ])
         .output()
         .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
     if !output.status.success() {
-        return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
     }
-    let meta: Value = serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
-    let packages: BTreeMap<&str, &Value> =
-        meta["packages"].as_array().into_iter().flatten().filter_map(|p| Some((p["id"].as_str()?, p))).collect();
-    let workspace: BTreeSet<&str> =
-        meta["workspace_members"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let meta: Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    let packages: BTreeMap<&str, &Value> = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p["id"].as_str()?, p)))
+        .collect();
+    let workspace: BTreeSet<&str> = meta["workspace_members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     let nodes: BTreeMap<&str, &Value> = meta["resolve"]["nodes"]
         .as_array()
         .into_iter()
@@ -66,7 +88,11 @@ fn credits(root: &std::path::Path) -> Result<Value, String> {
         }
         let Some(node) = nodes.get(id) else { continue };
         for dep in node["deps"].as_array().into_iter().flatten() {
-            let linked = dep["dep_kinds"].as_array().into_iter().flatten().any(|k| k["kind"].as_str() != Some("dev"));
+            let linked = dep["dep_kinds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|k| k["kind"].as_str() != Some("dev"));
             if linked && let Some(pkg) = dep["pkg"].as_str() {
                 todo.push(pkg);
             }
@@ -86,7 +112,9 @@ fn credits(root: &std::path::Path) -> Result<Value, String> {
             })
         })
         .collect();
-    crates
-        .sort_by(|a, b| (a["name"].as_str(), a["version"].as_str()).cmp(&(b["name"].as_str(), b["version"].as_str())));
+    crates.sort_by(|a, b| {
+        (a["name"].as_str(), a["version"].as_str())
+            .cmp(&(b["name"].as_str(), b["version"].as_str()))
+    });
     Ok(json!({ "crates": crates }))
 }

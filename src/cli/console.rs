@@ -93,11 +93,16 @@ impl AuditFilter {
 fn parse_fields(fields: &[String]) -> anyhow::Result<Value> {
     let mut body = Map::new();
     for f in fields {
-        let (k, v) = f.split_once('=').with_context(|| format!("`{f}`: write FIELD=VALUE"))?;
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("`{f}`: write FIELD=VALUE"))?;
         if k.is_empty() {
             bail!("`{f}`: the field name is empty");
         }
-        body.insert(k.to_owned(), serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned())));
+        body.insert(
+            k.to_owned(),
+            serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned())),
+        );
     }
     Ok(Value::Object(body))
 }
@@ -114,7 +119,10 @@ fn print_value(v: &Value) {
                 }
             }
         }
-        other => println!("{}", serde_json::to_string_pretty(other).unwrap_or_default()),
+        other => println!(
+            "{}",
+            serde_json::to_string_pretty(other).unwrap_or_default()
+        ),
     }
 }
 
@@ -128,7 +136,12 @@ pub async fn console(cmd: ConsoleCommand) -> anyhow::Result<ExitCode> {
                     let partial = r["read_only_fields"]
                         .as_array()
                         .filter(|a| !a.is_empty())
-                        .map(|a| format!(" (read-only: {})", a.iter().map(s).collect::<Vec<_>>().join(", ")));
+                        .map(|a| {
+                            format!(
+                                " (read-only: {})",
+                                a.iter().map(s).collect::<Vec<_>>().join(", ")
+                            )
+                        });
                     println!(
                         "{:<15} {:<26} {:<10} {}{}",
                         s(&r["group"]),
@@ -142,19 +155,40 @@ pub async fn console(cmd: ConsoleCommand) -> anyhow::Result<ExitCode> {
         }
         ConsoleCommand::Show { remote, key } => {
             let c = Client::new(&remote)?;
-            let row = c.send(Method::GET, &format!("/api/v1/console/{}", urlencode(&key)), None).await?;
+            let row = c
+                .send(
+                    Method::GET,
+                    &format!("/api/v1/console/{}", urlencode(&key)),
+                    None,
+                )
+                .await?;
             emit(c.json, &row, |row| {
                 println!("{} ({})", s(&row["key"]), s(&row["access"]));
                 print_value(&row["value"]);
             });
         }
-        ConsoleCommand::Set { remote, key, fields } => {
+        ConsoleCommand::Set {
+            remote,
+            key,
+            fields,
+        } => {
             let body = parse_fields(&fields)?;
             let c = Client::new(&remote)?;
-            let row = c.send(Method::PUT, &format!("/api/v1/console/{}", urlencode(&key)), Some(body)).await?;
+            let row = c
+                .send(
+                    Method::PUT,
+                    &format!("/api/v1/console/{}", urlencode(&key)),
+                    Some(body),
+                )
+                .await?;
             emit(c.json, &row, |row| print_value(&row["value"]));
         }
-        ConsoleCommand::Run { remote, key, action, body } => {
+        ConsoleCommand::Run {
+            remote,
+            key,
+            action,
+            body,
+        } => {
             let body: Value = match body {
                 Some(b) => serde_json::from_str(&b).context("--body must be JSON")?,
                 None => Value::Object(Map::new()),
@@ -169,10 +203,20 @@ pub async fn console(cmd: ConsoleCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// `audit log`: events newest first, filtered, `limit` of them.
-pub async fn audit_log(remote: Remote, filter: AuditFilter, limit: i64) -> anyhow::Result<ExitCode> {
+pub async fn audit_log(
+    remote: Remote,
+    filter: AuditFilter,
+    limit: i64,
+) -> anyhow::Result<ExitCode> {
     let c = Client::new(&remote)?;
     let q = filter.query();
-    let page = c.send(Method::GET, &format!("/api/v1/audit?limit={limit}&{q}"), None).await?;
+    let page = c
+        .send(
+            Method::GET,
+            &format!("/api/v1/audit?limit={limit}&{q}"),
+            None,
+        )
+        .await?;
     emit(c.json, &page["events"], |events| {
         for e in events.as_array().into_iter().flatten() {
             let who = match e["impersonator"].as_str() {
@@ -194,9 +238,19 @@ pub async fn audit_log(remote: Remote, filter: AuditFilter, limit: i64) -> anyho
 }
 
 /// `audit export`: the whole filtered log as CSV or JSON on standard output.
-pub async fn audit_export(remote: Remote, filter: AuditFilter, format: String) -> anyhow::Result<ExitCode> {
+pub async fn audit_export(
+    remote: Remote,
+    filter: AuditFilter,
+    format: String,
+) -> anyhow::Result<ExitCode> {
     let c = Client::new(&remote)?;
-    let text = c.send_text(&format!("/api/v1/audit/export?format={}&{}", urlencode(&format), filter.query())).await?;
+    let text = c
+        .send_text(&format!(
+            "/api/v1/audit/export?format={}&{}",
+            urlencode(&format),
+            filter.query()
+        ))
+        .await?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

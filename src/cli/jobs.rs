@@ -127,7 +127,13 @@ pub enum JobCommand {
 }
 
 fn print_lane(l: &Value) {
-    println!("{:>4}  {:<20} {:<8} {}", l["id"], s(&l["name"]), s(&l["kind"]), s(&l["title"]));
+    println!(
+        "{:>4}  {:<20} {:<8} {}",
+        l["id"],
+        s(&l["name"]),
+        s(&l["kind"]),
+        s(&l["title"])
+    );
     for t in l["targets"].as_array().into_iter().flatten() {
         let c = &t["config"];
         if t["kind"] == "cluster" {
@@ -137,11 +143,18 @@ fn print_lane(l: &Value) {
                 "        cluster {:<15} {}submits with: {}",
                 s(&t["name"]),
                 title.map(|title| format!("({title}) ")).unwrap_or_default(),
-                c["qsub_cmd_tpl"].as_str().unwrap_or("sbatch {{ script_path_abs }}")
+                c["qsub_cmd_tpl"]
+                    .as_str()
+                    .unwrap_or("sbatch {{ script_path_abs }}")
             );
             continue;
         }
-        let gpus: Vec<String> = c["gpus"].as_array().into_iter().flatten().map(|g| g["id"].to_string()).collect();
+        let gpus: Vec<String> = c["gpus"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|g| g["id"].to_string())
+            .collect();
         println!(
             "        target {:<16} cpus {} ram {} GB gpus [{}]",
             s(&t["name"]),
@@ -171,9 +184,19 @@ pub async fn lane(cmd: LaneCommand) -> anyhow::Result<ExitCode> {
         LaneCommand::List { remote } => {
             let c = Client::new(&remote)?;
             let v = c.send(Method::GET, "/api/v1/lanes", None).await?;
-            emit(c.json, &v, |v| v.as_array().into_iter().flatten().for_each(print_lane));
+            emit(c.json, &v, |v| {
+                v.as_array().into_iter().flatten().for_each(print_lane)
+            });
         }
-        LaneCommand::Add { remote, name, title, target, cpus, ram_gb, gpus } => {
+        LaneCommand::Add {
+            remote,
+            name,
+            title,
+            target,
+            cpus,
+            ram_gb,
+            gpus,
+        } => {
             let c = Client::new(&remote)?;
             // The lane and its first target in one request: all or nothing.
             let gpus: Vec<Value> = gpus.iter().map(|g| json!({ "id": g })).collect();
@@ -196,7 +219,15 @@ pub async fn lane(cmd: LaneCommand) -> anyhow::Result<ExitCode> {
             let report = json!({ "lanes": results, "ok": all_ok });
             emit(c.json, &report, |r| {
                 for l in r["lanes"].as_array().into_iter().flatten() {
-                    println!("{:<20} {}", s(&l["lane"]), if l["ok"] == true { "valid" } else { "NOT valid" });
+                    println!(
+                        "{:<20} {}",
+                        s(&l["lane"]),
+                        if l["ok"] == true {
+                            "valid"
+                        } else {
+                            "NOT valid"
+                        }
+                    );
                 }
             });
             if !all_ok {
@@ -210,13 +241,19 @@ pub async fn lane(cmd: LaneCommand) -> anyhow::Result<ExitCode> {
                 .as_array()
                 .and_then(|ls| {
                     ls.iter().find(|l| {
-                        l["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&lane)) || l["id"].to_string() == lane
+                        l["name"]
+                            .as_str()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(&lane))
+                            || l["id"].to_string() == lane
                     })
                 })
                 .map(|l| l["id"].clone())
                 .ok_or_else(|| anyhow::anyhow!("no lane {lane} that you can see"))?;
-            c.send(Method::DELETE, &format!("/api/v1/lanes/{id}"), None).await?;
-            emit(c.json, &json!({ "removed": id }), |_| println!("removed lane {lane}"));
+            c.send(Method::DELETE, &format!("/api/v1/lanes/{id}"), None)
+                .await?;
+            emit(c.json, &json!({ "removed": id }), |_| {
+                println!("removed lane {lane}")
+            });
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -224,40 +261,87 @@ pub async fn lane(cmd: LaneCommand) -> anyhow::Result<ExitCode> {
 
 pub async fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        JobCommand::Create { remote, project, job_type, params, title, gpus } => {
+        JobCommand::Create {
+            remote,
+            project,
+            job_type,
+            params,
+            title,
+            gpus,
+        } => {
             let c = Client::new(&remote)?;
             let project_id = c.project_id(&project).await?;
-            let params: Value =
-                serde_json::from_str(&params).map_err(|e| anyhow::anyhow!("--params is not JSON: {e}"))?;
+            let params: Value = serde_json::from_str(&params)
+                .map_err(|e| anyhow::anyhow!("--params is not JSON: {e}"))?;
             let body = json!({ "project_id": project_id, "job_type": job_type, "params": params, "title": title, "num_gpu": gpus });
             let v = c.send(Method::POST, "/api/v1/jobs", Some(body)).await?;
-            emit(c.json, &v, |v| println!("created {} (id {}) in {}", s(&v["uid"]), v["id"], s(&v["project"])));
+            emit(c.json, &v, |v| {
+                println!(
+                    "created {} (id {}) in {}",
+                    s(&v["uid"]),
+                    v["id"],
+                    s(&v["project"])
+                )
+            });
         }
-        JobCommand::Queue { remote, job, lane, target, gpu_ids, priority, vars } => {
+        JobCommand::Queue {
+            remote,
+            job,
+            lane,
+            target,
+            gpu_ids,
+            priority,
+            vars,
+        } => {
             let c = Client::new(&remote)?;
             let mut custom = serde_json::Map::new();
             for v in vars {
-                let (k, val) = v.split_once('=').ok_or_else(|| anyhow::anyhow!("--var takes NAME=VALUE, got {v}"))?;
+                let (k, val) = v
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--var takes NAME=VALUE, got {v}"))?;
                 custom.insert(k.to_owned(), json!(val));
             }
             let gpu_ids = (!gpu_ids.is_empty()).then_some(gpu_ids);
             let body = json!({ "lane": lane, "target": target, "gpu_ids": gpu_ids, "priority": priority, "custom_vars": custom });
-            let v = c.send(Method::POST, &format!("/api/v1/jobs/{job}/queue"), Some(body)).await?;
+            let v = c
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/jobs/{job}/queue"),
+                    Some(body),
+                )
+                .await?;
             emit(c.json, &v, |v| {
-                println!("{} queued on {} with priority {}", s(&v["uid"]), s(&v["lane"]), v["priority"])
+                println!(
+                    "{} queued on {} with priority {}",
+                    s(&v["uid"]),
+                    s(&v["lane"]),
+                    v["priority"]
+                )
             });
         }
         JobCommand::Kill { remote, job } => {
             let c = Client::new(&remote)?;
-            let v = c.send(Method::POST, &format!("/api/v1/jobs/{job}/kill"), None).await?;
-            emit(c.json, &v, |v| println!("{}: {}", s(&v["uid"]), s(&v["status"])));
+            let v = c
+                .send(Method::POST, &format!("/api/v1/jobs/{job}/kill"), None)
+                .await?;
+            emit(c.json, &v, |v| {
+                println!("{}: {}", s(&v["uid"]), s(&v["status"]))
+            });
         }
         JobCommand::Clear { remote, job } => {
             let c = Client::new(&remote)?;
-            let v = c.send(Method::POST, &format!("/api/v1/jobs/{job}/clear"), None).await?;
-            emit(c.json, &v, |v| println!("{}: {}", s(&v["uid"]), s(&v["status"])));
+            let v = c
+                .send(Method::POST, &format!("/api/v1/jobs/{job}/clear"), None)
+                .await?;
+            emit(c.json, &v, |v| {
+                println!("{}: {}", s(&v["uid"]), s(&v["status"]))
+            });
         }
-        JobCommand::List { remote, project, status } => {
+        JobCommand::List {
+            remote,
+            project,
+            status,
+        } => {
             let c = Client::new(&remote)?;
             let mut url = "/api/v1/jobs?limit=1000".to_owned();
             if let Some(p) = project {
@@ -267,26 +351,44 @@ pub async fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                 url.push_str(&format!("&status={st}"));
             }
             let v = c.send(Method::GET, &url, None).await?;
-            emit(c.json, &v, |v| v.as_array().into_iter().flatten().for_each(print_job));
+            emit(c.json, &v, |v| {
+                v.as_array().into_iter().flatten().for_each(print_job)
+            });
         }
         JobCommand::Show { remote, job } => {
             let c = Client::new(&remote)?;
-            let v = c.send(Method::GET, &format!("/api/v1/jobs/{job}"), None).await?;
+            let v = c
+                .send(Method::GET, &format!("/api/v1/jobs/{job}"), None)
+                .await?;
             emit(c.json, &v, |v| {
                 print_job(v);
                 println!("        dir {}", s(&v["job_dir"]));
                 if !v["failure"].is_null() {
                     // A completed job's note (an import's unreadable files) is not a failure.
-                    let label = if v["status"] == "completed" { "note" } else { "failure" };
+                    let label = if v["status"] == "completed" {
+                        "note"
+                    } else {
+                        "failure"
+                    };
                     println!("        {label}: {}", s(&v["failure"]));
                 }
             });
         }
-        JobCommand::Log { remote, job, follow } => {
+        JobCommand::Log {
+            remote,
+            job,
+            follow,
+        } => {
             let c = Client::new(&remote)?;
             let mut offset = 0u64;
             loop {
-                let chunk = c.send(Method::GET, &format!("/api/v1/jobs/{job}/log?offset={offset}"), None).await?;
+                let chunk = c
+                    .send(
+                        Method::GET,
+                        &format!("/api/v1/jobs/{job}/log?offset={offset}"),
+                        None,
+                    )
+                    .await?;
                 let text = chunk["text"].as_str().unwrap_or("");
                 if c.json {
                     // One JSON object a line ({text, offset, next_offset}), also when following.
@@ -301,8 +403,13 @@ pub async fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                     break;
                 }
                 if text.is_empty() {
-                    let j = c.send(Method::GET, &format!("/api/v1/jobs/{job}"), None).await?;
-                    if matches!(j["status"].as_str(), Some("completed" | "failed" | "killed" | "building")) {
+                    let j = c
+                        .send(Method::GET, &format!("/api/v1/jobs/{job}"), None)
+                        .await?;
+                    if matches!(
+                        j["status"].as_str(),
+                        Some("completed" | "failed" | "killed" | "building")
+                    ) {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -365,7 +472,15 @@ async fn find_lane(c: &Client, name: &str) -> anyhow::Result<Value> {
     let lanes = c.send(Method::GET, "/api/v1/lanes", None).await?;
     lanes
         .as_array()
-        .and_then(|ls| ls.iter().find(|l| l["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name))).cloned())
+        .and_then(|ls| {
+            ls.iter()
+                .find(|l| {
+                    l["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+                .cloned()
+        })
         .ok_or_else(|| anyhow::anyhow!("no lane {name} that you can see"))
 }
 
@@ -376,14 +491,31 @@ async fn validation_job(c: &Client, project: &str, lane: &str) -> anyhow::Result
     let body = json!({ "project_id": project_id, "job_type": "validation", "title": format!("validation of {lane}") });
     let job = c.send(Method::POST, "/api/v1/jobs", Some(body)).await?;
     let id = job["id"].clone();
-    c.send(Method::POST, &format!("/api/v1/jobs/{id}/queue"), Some(json!({ "lane": lane }))).await?;
+    c.send(
+        Method::POST,
+        &format!("/api/v1/jobs/{id}/queue"),
+        Some(json!({ "lane": lane })),
+    )
+    .await?;
     let started = std::time::Instant::now();
     loop {
-        let j = c.send(Method::GET, &format!("/api/v1/jobs/{id}"), None).await?;
-        if matches!(j["status"].as_str(), Some("completed" | "failed" | "killed")) {
-            let log = c.send(Method::GET, &format!("/api/v1/jobs/{id}/log"), None).await?;
+        let j = c
+            .send(Method::GET, &format!("/api/v1/jobs/{id}"), None)
+            .await?;
+        if matches!(
+            j["status"].as_str(),
+            Some("completed" | "failed" | "killed")
+        ) {
+            let log = c
+                .send(Method::GET, &format!("/api/v1/jobs/{id}/log"), None)
+                .await?;
             if !c.json {
-                println!("{} on {lane}: {}\n{}", s(&j["uid"]), s(&j["status"]), log["text"].as_str().unwrap_or(""));
+                println!(
+                    "{} on {lane}: {}\n{}",
+                    s(&j["uid"]),
+                    s(&j["status"]),
+                    log["text"].as_str().unwrap_or("")
+                );
             }
             let ok = j["status"] == "completed";
             let mut j = j;
@@ -410,39 +542,77 @@ pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
             std::fs::write(dir.join("cluster_info.json"), info)?;
             std::fs::write(dir.join("cluster_script.sh"), script)?;
             let written = json!({ "info": dir.join("cluster_info.json"), "script": dir.join("cluster_script.sh") });
-            emit(json, &written, |_| println!("wrote cluster_info.json and cluster_script.sh in {}", dir.display()));
+            emit(json, &written, |_| {
+                println!(
+                    "wrote cluster_info.json and cluster_script.sh in {}",
+                    dir.display()
+                )
+            });
         }
-        ClusterCommand::Connect { remote, info, script } => {
+        ClusterCommand::Connect {
+            remote,
+            info,
+            script,
+        } => {
             let c = Client::new(&remote)?;
-            let info_text = std::fs::read_to_string(&info).map_err(|e| anyhow::anyhow!("{}: {e}", info.display()))?;
-            let info_json: Value =
-                serde_json::from_str(&info_text).map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", info.display()))?;
-            let script = std::fs::read_to_string(&script).map_err(|e| anyhow::anyhow!("{}: {e}", script.display()))?;
-            let v =
-                c.send(Method::POST, "/api/v1/clusters", Some(json!({ "info": info_json, "script": script }))).await?;
+            let info_text = std::fs::read_to_string(&info)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", info.display()))?;
+            let info_json: Value = serde_json::from_str(&info_text)
+                .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", info.display()))?;
+            let script = std::fs::read_to_string(&script)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", script.display()))?;
+            let v = c
+                .send(
+                    Method::POST,
+                    "/api/v1/clusters",
+                    Some(json!({ "info": info_json, "script": script })),
+                )
+                .await?;
             for warning in v["warnings"].as_array().into_iter().flatten() {
                 eprintln!("warning: {}", warning.as_str().unwrap_or_default());
             }
-            emit(c.json, &v, |v| println!("cluster lane {} ready", s(&v["name"])));
+            emit(c.json, &v, |v| {
+                println!("cluster lane {} ready", s(&v["name"]))
+            });
         }
         ClusterCommand::Dump { remote, name, dir } => {
             let c = Client::new(&remote)?;
             let lane = find_lane(&c, &name).await?;
-            let target = lane["targets"].as_array().and_then(|t| t.first()).cloned().unwrap_or(Value::Null);
+            let target = lane["targets"]
+                .as_array()
+                .and_then(|t| t.first())
+                .cloned()
+                .unwrap_or(Value::Null);
             if lane["kind"] != "cluster" || target.is_null() {
                 anyhow::bail!("{name} is not a cluster lane");
             }
-            std::fs::write(dir.join("cluster_info.json"), serde_json::to_string_pretty(&target["config"])?)?;
-            std::fs::write(dir.join("cluster_script.sh"), target["script"].as_str().unwrap_or(""))?;
+            std::fs::write(
+                dir.join("cluster_info.json"),
+                serde_json::to_string_pretty(&target["config"])?,
+            )?;
+            std::fs::write(
+                dir.join("cluster_script.sh"),
+                target["script"].as_str().unwrap_or(""),
+            )?;
             emit(c.json, &target, |_| {
-                println!("wrote cluster_info.json and cluster_script.sh of {name} in {}", dir.display())
+                println!(
+                    "wrote cluster_info.json and cluster_script.sh of {name} in {}",
+                    dir.display()
+                )
             });
         }
-        ClusterCommand::Validate { remote, name, project } => {
+        ClusterCommand::Validate {
+            remote,
+            name,
+            project,
+        } => {
             let c = Client::new(&remote)?;
             let lane = find_lane(&c, &name).await?;
             let project_id = c.project_id(&project).await?;
-            let path = format!("/api/v1/lanes/{}/cluster-info?project={project_id}", lane["id"]);
+            let path = format!(
+                "/api/v1/lanes/{}/cluster-info?project={project_id}",
+                lane["id"]
+            );
             let info = c.send(Method::POST, &path, None).await?;
             if !c.json {
                 println!(
@@ -456,7 +626,16 @@ pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
             let info_ok = info["exit_code"] == 0;
             let (job, job_ok) = validation_job(&c, &project, &name).await?;
             report["job"] = job;
-            emit(c.json, &report, |_| println!("{name}: {}", if info_ok && job_ok { "valid" } else { "NOT valid" }));
+            emit(c.json, &report, |_| {
+                println!(
+                    "{name}: {}",
+                    if info_ok && job_ok {
+                        "valid"
+                    } else {
+                        "NOT valid"
+                    }
+                )
+            });
             if !(info_ok && job_ok) {
                 return Ok(ExitCode::FAILURE);
             }
@@ -464,8 +643,15 @@ pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
         ClusterCommand::Remove { remote, name } => {
             let c = Client::new(&remote)?;
             let lane = find_lane(&c, &name).await?;
-            c.send(Method::DELETE, &format!("/api/v1/lanes/{}", lane["id"]), None).await?;
-            emit(c.json, &json!({ "removed": lane["id"] }), |_| println!("removed cluster {name}"));
+            c.send(
+                Method::DELETE,
+                &format!("/api/v1/lanes/{}", lane["id"]),
+                None,
+            )
+            .await?;
+            emit(c.json, &json!({ "removed": lane["id"] }), |_| {
+                println!("removed cluster {name}")
+            });
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -91,7 +91,13 @@ impl Client {
         }
         let labs = self.send(Method::GET, "/api/v1/labs", None).await?;
         labs.as_array()
-            .and_then(|ls| ls.iter().find(|l| l["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(lab))))
+            .and_then(|ls| {
+                ls.iter().find(|l| {
+                    l["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(lab))
+                })
+            })
             .and_then(|l| l["id"].as_i64())
             .with_context(|| format!("no lab named {lab} that you can see"))
     }
@@ -117,13 +123,24 @@ fn print_lab_details(l: &Value) {
         println!("       project root  {}", s(&l["project_root"]));
     }
     if !l["unix_user"].is_null() {
-        println!("       runs as       {} ({}) : {} ({})", s(&l["unix_user"]), l["uid"], s(&l["unix_group"]), l["gid"]);
+        println!(
+            "       runs as       {} ({}) : {} ({})",
+            s(&l["unix_user"]),
+            l["uid"],
+            s(&l["unix_group"]),
+            l["gid"]
+        );
     }
 }
 
 pub async fn lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        LabCommand::Create { remote, name, title, import_policy } => {
+        LabCommand::Create {
+            remote,
+            name,
+            title,
+            import_policy,
+        } => {
             let c = Client::new(&remote)?;
             let mut body = json!({ "name": name });
             if let Some(t) = title {
@@ -133,58 +150,124 @@ pub async fn lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 body["import_policy"] = json!(p);
             }
             let v = c.send(Method::POST, "/api/v1/labs", Some(body)).await?;
-            emit(c.json, &v, |v| println!("created lab {} (id {})", s(&v["name"]), v["id"]));
+            emit(c.json, &v, |v| {
+                println!("created lab {} (id {})", s(&v["name"]), v["id"])
+            });
         }
         LabCommand::List { remote } => {
             let c = Client::new(&remote)?;
             let v = c.send(Method::GET, "/api/v1/labs", None).await?;
-            emit(c.json, &v, |v| v.as_array().into_iter().flatten().for_each(print_lab));
+            emit(c.json, &v, |v| {
+                v.as_array().into_iter().flatten().for_each(print_lab)
+            });
         }
         LabCommand::Show { remote, lab } => {
             let c = Client::new(&remote)?;
             let id = c.lab_id(&lab).await?;
-            let mut v = c.send(Method::GET, &format!("/api/v1/labs/{id}"), None).await?;
-            v["members"] = c.send(Method::GET, &format!("/api/v1/labs/{id}/members"), None).await?;
+            let mut v = c
+                .send(Method::GET, &format!("/api/v1/labs/{id}"), None)
+                .await?;
+            v["members"] = c
+                .send(Method::GET, &format!("/api/v1/labs/{id}/members"), None)
+                .await?;
             emit(c.json, &v, |v| {
                 print_lab_details(v);
                 for m in v["members"].as_array().into_iter().flatten() {
-                    println!("       {:<8} {:<20} {}", s(&m["lab_role"]), s(&m["username"]), s(&m["email"]));
+                    println!(
+                        "       {:<8} {:<20} {}",
+                        s(&m["lab_role"]),
+                        s(&m["username"]),
+                        s(&m["email"])
+                    );
                 }
             });
         }
-        LabCommand::AddMember { remote, lab, user, role } => {
+        LabCommand::AddMember {
+            remote,
+            lab,
+            user,
+            role,
+        } => {
             let c = Client::new(&remote)?;
             let (id, user_id) = (c.lab_id(&lab).await?, c.user_id(&user).await?);
             let body = json!({ "user_id": user_id, "role": role });
-            let v = c.send(Method::POST, &format!("/api/v1/labs/{id}/members"), Some(body)).await?;
-            emit(c.json, &v, |v| println!("{user} is a {role} of {}", s(&v["name"])));
+            let v = c
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/labs/{id}/members"),
+                    Some(body),
+                )
+                .await?;
+            emit(c.json, &v, |v| {
+                println!("{user} is a {role} of {}", s(&v["name"]))
+            });
         }
         LabCommand::RemoveMember { remote, lab, user } => {
             let c = Client::new(&remote)?;
             let (id, user_id) = (c.lab_id(&lab).await?, c.user_id(&user).await?);
-            c.send(Method::DELETE, &format!("/api/v1/labs/{id}/members/{user_id}"), None).await?;
-            emit(c.json, &json!({ "lab": id, "removed": user_id }), |_| println!("removed {user} from {lab}"));
+            c.send(
+                Method::DELETE,
+                &format!("/api/v1/labs/{id}/members/{user_id}"),
+                None,
+            )
+            .await?;
+            emit(c.json, &json!({ "lab": id, "removed": user_id }), |_| {
+                println!("removed {user} from {lab}")
+            });
         }
-        LabCommand::SetRoots { remote, lab, data_roots, project_root } => {
+        LabCommand::SetRoots {
+            remote,
+            lab,
+            data_roots,
+            project_root,
+        } => {
             let c = Client::new(&remote)?;
             let id = c.lab_id(&lab).await?;
             let body = json!({ "data_roots": data_roots, "project_root": project_root });
-            let v = c.send(Method::PUT, &format!("/api/v1/labs/{id}/roots"), Some(body)).await?;
+            let v = c
+                .send(Method::PUT, &format!("/api/v1/labs/{id}/roots"), Some(body))
+                .await?;
             emit(c.json, &v, print_lab_details);
         }
-        LabCommand::SetUnixAccount { remote, lab, user, group } => {
+        LabCommand::SetUnixAccount {
+            remote,
+            lab,
+            user,
+            group,
+        } => {
             let c = Client::new(&remote)?;
             let id = c.lab_id(&lab).await?;
             let body = json!({ "user": user, "group": group });
-            let v = c.send(Method::PUT, &format!("/api/v1/labs/{id}/unix-account"), Some(body)).await?;
+            let v = c
+                .send(
+                    Method::PUT,
+                    &format!("/api/v1/labs/{id}/unix-account"),
+                    Some(body),
+                )
+                .await?;
             emit(c.json, &v, print_lab_details);
         }
-        LabCommand::SetImportPolicy { remote, lab, policy } => {
+        LabCommand::SetImportPolicy {
+            remote,
+            lab,
+            policy,
+        } => {
             let c = Client::new(&remote)?;
             let id = c.lab_id(&lab).await?;
-            let v =
-                c.send(Method::PATCH, &format!("/api/v1/labs/{id}"), Some(json!({ "import_policy": policy }))).await?;
-            emit(c.json, &v, |v| println!("{}: import policy {}", s(&v["name"]), s(&v["import_policy"])));
+            let v = c
+                .send(
+                    Method::PATCH,
+                    &format!("/api/v1/labs/{id}"),
+                    Some(json!({ "import_policy": policy })),
+                )
+                .await?;
+            emit(c.json, &v, |v| {
+                println!(
+                    "{}: import policy {}",
+                    s(&v["name"]),
+                    s(&v["import_policy"])
+                )
+            });
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -15,7 +15,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cryowarden", version, about = "Control plane of a shared cryo-EM processing facility")]
+#[command(
+    name = "cryowarden",
+    version,
+    about = "Control plane of a shared cryo-EM processing facility"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -187,7 +191,10 @@ enum AuditCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -211,16 +218,43 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", cryowarden_server::Config::example());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Admin(AdminCommand::Bootstrap { offline, username, email, first_name, last_name, password_stdin }) => {
-            offline::bootstrap(offline, username, email, first_name, last_name, password_stdin).await
+        Command::Admin(AdminCommand::Bootstrap {
+            offline,
+            username,
+            email,
+            first_name,
+            last_name,
+            password_stdin,
+        }) => {
+            offline::bootstrap(
+                offline,
+                username,
+                email,
+                first_name,
+                last_name,
+                password_stdin,
+            )
+            .await
         }
-        Command::Audit(AuditCommand::Verify { offline, json }) => offline::audit_verify(offline, json).await,
-        Command::Audit(AuditCommand::Log { remote, filter, limit }) => console::audit_log(remote, filter, limit).await,
-        Command::Audit(AuditCommand::Export { remote, filter, format }) => {
-            console::audit_export(remote, filter, format).await
+        Command::Audit(AuditCommand::Verify { offline, json }) => {
+            offline::audit_verify(offline, json).await
         }
+        Command::Audit(AuditCommand::Log {
+            remote,
+            filter,
+            limit,
+        }) => console::audit_log(remote, filter, limit).await,
+        Command::Audit(AuditCommand::Export {
+            remote,
+            filter,
+            format,
+        }) => console::audit_export(remote, filter, format).await,
         Command::Console(cmd) => console::console(cmd).await,
-        Command::Login { remote, username, password_stdin } => remote::login(remote, username, password_stdin).await,
+        Command::Login {
+            remote,
+            username,
+            password_stdin,
+        } => remote::login(remote, username, password_stdin).await,
         Command::Report { offline, output } => offline::report(offline, output).await,
         Command::User(cmd) => remote::user(cmd).await,
         Command::Token(cmd) => remote::token(cmd).await,

@@ -29,7 +29,10 @@ async fn open(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-pub async fn serve(offline: Offline, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
+pub async fn serve(
+    offline: Offline,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitCode> {
     let mut config = load(&offline)?;
     if let Some(l) = listen {
         config.listen = l;
@@ -40,7 +43,11 @@ pub async fn serve(offline: Offline, listen: Option<std::net::SocketAddr>) -> an
     // reach it, and everything the server creates in it private.
     cryowarden_server::datadir::prepare_for_serve(&config.data_dir)?;
     cryowarden_server::datadir::private_umask();
-    let _logs = cryowarden_server::logs::init(&cryowarden_server::logs::log_dir(&config.data_dir), &config.log, true)?;
+    let _logs = cryowarden_server::logs::init(
+        &cryowarden_server::logs::log_dir(&config.data_dir),
+        &config.log,
+        true,
+    )?;
     cryowarden_server::serve(config).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -50,7 +57,10 @@ pub async fn migrate(offline: Offline, status: bool) -> anyhow::Result<ExitCode>
     let db = open(&config).await?;
     if status {
         for (version, description, applied) in db.migration_status().await? {
-            println!("{version:>4}  {}  {description}", if applied { "applied" } else { "pending" });
+            println!(
+                "{version:>4}  {}  {description}",
+                if applied { "applied" } else { "pending" }
+            );
         }
     } else {
         println!("migrations applied to {}", config.redacted_database_url());
@@ -72,12 +82,20 @@ pub async fn bootstrap(
         );
     }
     let mut password = String::new();
-    std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from standard input")?;
     let password = password.trim_end_matches(['\n', '\r']).to_owned();
     let config = load(&offline)?;
     let db = open(&config).await?;
     let hasher = passwords::Hasher::new(1);
-    let new = NewUser { username, email, first_name, last_name, site_role: None };
+    let new = NewUser {
+        username,
+        email,
+        first_name,
+        last_name,
+        site_role: None,
+    };
     match auth::bootstrap_site_admin(&db, &hasher, new, password).await {
         Ok(user) => {
             println!("created Site Admin {} (id {})", user.username, user.id);
@@ -99,15 +117,22 @@ pub async fn audit_verify(offline: Offline, json: bool) -> anyhow::Result<ExitCo
     } else {
         println!("{report}");
     }
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 pub async fn report(offline: Offline, output: std::path::PathBuf) -> anyhow::Result<ExitCode> {
     use cryowarden_server::logs;
     let config = load(&offline)?;
     // The database may be down: that is often why the offline report is wanted.
-    let database = match tokio::time::timeout(std::time::Duration::from_secs(5), Db::connect(&config.database_url()))
-        .await
+    let database = match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        Db::connect(&config.database_url()),
+    )
+    .await
     {
         Ok(Ok(db)) => {
             serde_json::json!({ "backend": db.backend.name(), "url": config.redacted_database_url(), "reachable": true })
@@ -122,7 +147,8 @@ pub async fn report(offline: Offline, output: std::path::PathBuf) -> anyhow::Res
     let runtime = logs::runtime_diagnostics(
         serde_json::json!({ "database": database, "lanes": [], "generated_by": "cryowarden report (offline)" }),
     );
-    let browser = serde_json::json!({ "note": "generated offline by the CLI: no browser involved" });
+    let browser =
+        serde_json::json!({ "note": "generated offline by the CLI: no browser involved" });
     let dir = logs::log_dir(&config.data_dir);
     // Logs name users and addresses: the report file is its owner's alone.
     let file = cryowarden_server::datadir::private_file()
@@ -142,7 +168,13 @@ pub async fn report(offline: Offline, output: std::path::PathBuf) -> anyhow::Res
             bar.set_length(total);
             bar.set_position(done);
         };
-        let result = logs::write_report(std::io::BufWriter::new(file), &dir, &runtime, &browser, &mut progress);
+        let result = logs::write_report(
+            std::io::BufWriter::new(file),
+            &dir,
+            &runtime,
+            &browser,
+            &mut progress,
+        );
         bar.finish_and_clear();
         result
     })

@@ -78,14 +78,29 @@ impl Client {
         if let Ok(id) = project.parse() {
             return Ok(id);
         }
-        let (lab, name) = project.split_once('/').context("name a project by id or as LAB/NAME")?;
+        let (lab, name) = project
+            .split_once('/')
+            .context("name a project by id or as LAB/NAME")?;
         let lab_id = self.lab_id(lab).await?;
         let v = self
-            .send(Method::GET, &format!("/api/v1/projects?lab={lab_id}&q={}&per_page=500", encode(name)), None)
+            .send(
+                Method::GET,
+                &format!(
+                    "/api/v1/projects?lab={lab_id}&q={}&per_page=500",
+                    encode(name)
+                ),
+                None,
+            )
             .await?;
         v["projects"]
             .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name))))
+            .and_then(|ps| {
+                ps.iter().find(|p| {
+                    p["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+            })
             .and_then(|p| p["id"].as_i64())
             .with_context(|| format!("no project {project} that you can see"))
     }
@@ -98,13 +113,32 @@ impl Client {
         if let Ok(id) = user.parse() {
             return Ok(id);
         }
-        let p = self.send(Method::GET, &format!("/api/v1/projects/{project}"), None).await?;
-        let members = self.send(Method::GET, &format!("/api/v1/labs/{}/members", p["lab_id"]), None).await?;
+        let p = self
+            .send(Method::GET, &format!("/api/v1/projects/{project}"), None)
+            .await?;
+        let members = self
+            .send(
+                Method::GET,
+                &format!("/api/v1/labs/{}/members", p["lab_id"]),
+                None,
+            )
+            .await?;
         members
             .as_array()
-            .and_then(|ms| ms.iter().find(|m| m["username"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(user))))
+            .and_then(|ms| {
+                ms.iter().find(|m| {
+                    m["username"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(user))
+                })
+            })
             .and_then(|m| m["user_id"].as_i64())
-            .with_context(|| format!("{user} is not a member of the project's lab {}", s(&p["lab_name"])))
+            .with_context(|| {
+                format!(
+                    "{user} is not a member of the project's lab {}",
+                    s(&p["lab_name"])
+                )
+            })
     }
 }
 
@@ -134,7 +168,15 @@ fn print_project(p: &Value) {
 
 pub async fn project(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ProjectCommand::Create { remote, lab, name, title, description, members_only, file_root } => {
+        ProjectCommand::Create {
+            remote,
+            lab,
+            name,
+            title,
+            description,
+            members_only,
+            file_root,
+        } => {
             let c = Client::new(&remote)?;
             let lab_id = c.lab_id(&lab).await?;
             let body = json!({
@@ -142,9 +184,22 @@ pub async fn project(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
                 "lab_members_read": !members_only, "file_root": file_root,
             });
             let v = c.send(Method::POST, "/api/v1/projects", Some(body)).await?;
-            emit(c.json, &v, |v| println!("created project {} (id {}) at {}", s(&v["name"]), v["id"], s(&v["path"])));
+            emit(c.json, &v, |v| {
+                println!(
+                    "created project {} (id {}) at {}",
+                    s(&v["name"]),
+                    v["id"],
+                    s(&v["path"])
+                )
+            });
         }
-        ProjectCommand::List { remote, lab, search, page, per_page } => {
+        ProjectCommand::List {
+            remote,
+            lab,
+            search,
+            page,
+            per_page,
+        } => {
             let c = Client::new(&remote)?;
             let mut url = format!("/api/v1/projects?page={page}&per_page={per_page}");
             if let Some(lab) = lab {
@@ -155,16 +210,30 @@ pub async fn project(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
             }
             let v = c.send(Method::GET, &url, None).await?;
             emit(c.json, &v, |v| {
-                v["projects"].as_array().into_iter().flatten().for_each(print_project);
+                v["projects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .for_each(print_project);
                 println!("page {} of {} project(s)", v["page"], v["total"]);
             });
         }
         ProjectCommand::Show { remote, project } => {
             let c = Client::new(&remote)?;
             let id = c.project_id(&project).await?;
-            let mut v = c.send(Method::GET, &format!("/api/v1/projects/{id}"), None).await?;
-            v["members"] = c.send(Method::GET, &format!("/api/v1/projects/{id}/members"), None).await?;
-            v["workspaces"] = c.send(Method::GET, &format!("/api/v1/projects/{id}/workspaces"), None).await?;
+            let mut v = c
+                .send(Method::GET, &format!("/api/v1/projects/{id}"), None)
+                .await?;
+            v["members"] = c
+                .send(Method::GET, &format!("/api/v1/projects/{id}/members"), None)
+                .await?;
+            v["workspaces"] = c
+                .send(
+                    Method::GET,
+                    &format!("/api/v1/projects/{id}/workspaces"),
+                    None,
+                )
+                .await?;
             emit(c.json, &v, |v| {
                 print_project(v);
                 println!("        path  {}", s(&v["path"]));
@@ -176,20 +245,44 @@ pub async fn project(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
                 }
             });
         }
-        ProjectCommand::AddMember { remote, project, user, role } => {
+        ProjectCommand::AddMember {
+            remote,
+            project,
+            user,
+            role,
+        } => {
             let c = Client::new(&remote)?;
             let id = c.project_id(&project).await?;
             let user_id = c.lab_member_id(id, &user).await?;
             let body = json!({ "user_id": user_id, "role": role });
-            let v = c.send(Method::POST, &format!("/api/v1/projects/{id}/members"), Some(body)).await?;
+            let v = c
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/projects/{id}/members"),
+                    Some(body),
+                )
+                .await?;
             emit(c.json, &v, |_| println!("{user} is {role} of {project}"));
         }
-        ProjectCommand::RemoveMember { remote, project, user } => {
+        ProjectCommand::RemoveMember {
+            remote,
+            project,
+            user,
+        } => {
             let c = Client::new(&remote)?;
             let id = c.project_id(&project).await?;
             let user_id = c.lab_member_id(id, &user).await?;
-            c.send(Method::DELETE, &format!("/api/v1/projects/{id}/members/{user_id}"), None).await?;
-            emit(c.json, &json!({ "project": id, "removed": user_id }), |_| println!("removed {user} from {project}"));
+            c.send(
+                Method::DELETE,
+                &format!("/api/v1/projects/{id}/members/{user_id}"),
+                None,
+            )
+            .await?;
+            emit(
+                c.json,
+                &json!({ "project": id, "removed": user_id }),
+                |_| println!("removed {user} from {project}"),
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -126,9 +126,15 @@ pub(super) struct Client {
 
 impl Client {
     pub(super) fn new(remote: &Remote) -> anyhow::Result<Client> {
-        let saved: Option<Value> =
-            std::fs::read_to_string(credentials_path()).ok().and_then(|t| serde_json::from_str(&t).ok());
-        let from_saved = |k: &str| saved.as_ref().and_then(|v| v[k].as_str()).map(str::to_owned);
+        let saved: Option<Value> = std::fs::read_to_string(credentials_path())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let from_saved = |k: &str| {
+            saved
+                .as_ref()
+                .and_then(|v| v[k].as_str())
+                .map(str::to_owned)
+        };
         let url = remote
             .url()
             .or_else(|| from_saved("url"))
@@ -137,15 +143,31 @@ impl Client {
             .token()
             .or_else(|| from_saved("token"))
             .context("no API token: set CRYOWARDEN_TOKEN or run `cryowarden login`")?;
-        Ok(Client { http: reqwest::Client::new(), url: url.trim_end_matches('/').to_owned(), token, json: remote.json })
+        Ok(Client {
+            http: reqwest::Client::new(),
+            url: url.trim_end_matches('/').to_owned(),
+            token,
+            json: remote.json,
+        })
     }
 
-    pub(super) async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut req = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+    pub(super) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.with_context(|| format!("cannot reach {}: is the server running?", self.url))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}: is the server running?", self.url))?;
         answer(resp).await
     }
 
@@ -169,11 +191,22 @@ impl Client {
         if let Ok(id) = user.parse() {
             return Ok(id);
         }
-        let page =
-            self.send(reqwest::Method::GET, &format!("/api/v1/users?q={}&per_page=500", urlencode(user)), None).await?;
+        let page = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/v1/users?q={}&per_page=500", urlencode(user)),
+                None,
+            )
+            .await?;
         page["users"]
             .as_array()
-            .and_then(|us| us.iter().find(|u| u["username"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(user))))
+            .and_then(|us| {
+                us.iter().find(|u| {
+                    u["username"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(user))
+                })
+            })
             .and_then(|u| u["id"].as_i64())
             .with_context(|| format!("no user named {user} that you can see"))
     }
@@ -194,8 +227,11 @@ pub(super) fn urlencode(s: &str) -> String {
 async fn answer(resp: reqwest::Response) -> anyhow::Result<Value> {
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
-    let value: Value =
-        if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let value: Value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     if status.is_success() {
         return Ok(value);
     }
@@ -226,17 +262,29 @@ pub(super) fn s(v: &Value) -> String {
 
 pub(super) fn emit(json: bool, value: &Value, text: impl FnOnce(&Value)) {
     if json {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
     } else {
         text(value);
     }
 }
 
-pub async fn login(remote: Remote, username: String, password_stdin: bool) -> anyhow::Result<ExitCode> {
+pub async fn login(
+    remote: Remote,
+    username: String,
+    password_stdin: bool,
+) -> anyhow::Result<ExitCode> {
     if !password_stdin {
         bail!("pass --password-stdin and send the password on standard input");
     }
-    let url = remote.url.clone().context("pass --url or set CRYOWARDEN_URL")?.trim_end_matches('/').to_owned();
+    let url = remote
+        .url
+        .clone()
+        .context("pass --url or set CRYOWARDEN_URL")?
+        .trim_end_matches('/')
+        .to_owned();
     let mut password = String::new();
     std::io::stdin().read_to_string(&mut password)?;
     let password = password.trim_end_matches(['\n', '\r']).to_owned();
@@ -255,7 +303,10 @@ pub async fn login(remote: Remote, username: String, password_stdin: bool) -> an
         .map(str::to_owned);
     let session = answer(resp).await?;
     let cookie = cookie.context("the server set no session cookie")?;
-    let csrf = session["csrf_token"].as_str().unwrap_or_default().to_owned();
+    let csrf = session["csrf_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "cli".into());
     let created = answer(
         http.post(format!("{url}/api/v1/tokens"))
@@ -272,10 +323,18 @@ pub async fn login(remote: Remote, username: String, password_stdin: bool) -> an
         .header("X-CSRF-Token", &csrf)
         .send()
         .await;
-    let token = created["secret"].as_str().context("the server returned no token")?;
+    let token = created["secret"]
+        .as_str()
+        .context("the server returned no token")?;
     let path = credentials_path();
-    save_private(&path, &serde_json::to_string_pretty(&json!({ "url": url, "token": token }))?)?;
-    println!("signed in as {username}; API token saved to {}", path.display());
+    save_private(
+        &path,
+        &serde_json::to_string_pretty(&json!({ "url": url, "token": token }))?,
+    )?;
+    println!(
+        "signed in as {username}; API token saved to {}",
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -287,7 +346,12 @@ fn save_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -297,11 +361,22 @@ fn save_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
     use reqwest::Method;
     match cmd {
-        UserCommand::Create { remote, username, email, first_name, last_name, role } => {
+        UserCommand::Create {
+            remote,
+            username,
+            email,
+            first_name,
+            last_name,
+            role,
+        } => {
             let c = Client::new(&remote)?;
             let v = c.send(Method::POST, "/api/v1/users", Some(json!({ "username": username, "email": email, "first_name": first_name, "last_name": last_name, "site_role": role }))).await?;
             emit(c.json, &v, |v| {
-                println!("created user {} (id {})", s(&v["user"]["username"]), v["user"]["id"]);
+                println!(
+                    "created user {} (id {})",
+                    s(&v["user"]["username"]),
+                    v["user"]["id"]
+                );
                 println!(
                     "registration token (deliver it; expires {}): {}",
                     s(&v["registration"]["expires_at"]),
@@ -310,7 +385,12 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
                 println!("register at: {}{}", c.url, s(&v["registration"]["path"]));
             });
         }
-        UserCommand::List { remote, filter, page, per_page } => {
+        UserCommand::List {
+            remote,
+            filter,
+            page,
+            per_page,
+        } => {
             let c = Client::new(&remote)?;
             let mut path = format!("/api/v1/users?page={page}&per_page={per_page}");
             if let Some(f) = filter {
@@ -327,14 +407,21 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
         UserCommand::Show { remote, user } => {
             let c = Client::new(&remote)?;
             let id = c.user_id(&user).await?;
-            let v = c.send(Method::GET, &format!("/api/v1/users/{id}"), None).await?;
+            let v = c
+                .send(Method::GET, &format!("/api/v1/users/{id}"), None)
+                .await?;
             emit(c.json, &v, |v| {
                 for (k, val) in v.as_object().into_iter().flatten() {
                     println!("{k:<24} {}", s(val));
                 }
             });
         }
-        UserCommand::SetRole { remote, user, role, confirm } => {
+        UserCommand::SetRole {
+            remote,
+            user,
+            role,
+            confirm,
+        } => {
             let c = Client::new(&remote)?;
             let id = c.user_id(&user).await?;
             let v = c
@@ -344,7 +431,9 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
                     Some(json!({ "site_role": role, "confirm": confirm })),
                 )
                 .await?;
-            emit(c.json, &v, |v| println!("{} is now {}", s(&v["username"]), s(&v["site_role"])));
+            emit(c.json, &v, |v| {
+                println!("{} is now {}", s(&v["username"]), s(&v["site_role"]))
+            });
         }
         UserCommand::Deactivate { remote, user } => set_status(remote, user, "deactivated").await?,
         UserCommand::Activate { remote, user } => set_status(remote, user, "active").await?,
@@ -354,15 +443,29 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             }
             let c = Client::new(&remote)?;
             let id = c.user_id(&user).await?;
-            c.send(Method::DELETE, &format!("/api/v1/users/{id}"), None).await?;
-            emit(c.json, &json!({ "deleted": id }), |_| println!("deleted user {user}"));
+            c.send(Method::DELETE, &format!("/api/v1/users/{id}"), None)
+                .await?;
+            emit(c.json, &json!({ "deleted": id }), |_| {
+                println!("deleted user {user}")
+            });
         }
         UserCommand::ResetToken { remote, user } => {
             let c = Client::new(&remote)?;
             let id = c.user_id(&user).await?;
-            let v = c.send(Method::POST, &format!("/api/v1/users/{id}/reset-token"), None).await?;
+            let v = c
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/users/{id}/reset-token"),
+                    None,
+                )
+                .await?;
             emit(c.json, &v, |v| {
-                println!("{} token (deliver it; expires {}): {}", s(&v["kind"]), s(&v["expires_at"]), s(&v["token"]));
+                println!(
+                    "{} token (deliver it; expires {}): {}",
+                    s(&v["kind"]),
+                    s(&v["expires_at"]),
+                    s(&v["token"])
+                );
                 println!("at: {}{}", c.url, s(&v["path"]));
             });
         }
@@ -373,27 +476,53 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
 async fn set_status(remote: Remote, user: String, status: &str) -> anyhow::Result<()> {
     let c = Client::new(&remote)?;
     let id = c.user_id(&user).await?;
-    let v = c.send(reqwest::Method::PATCH, &format!("/api/v1/users/{id}"), Some(json!({ "status": status }))).await?;
-    emit(c.json, &v, |v| println!("{} is now {}", s(&v["username"]), s(&v["status"])));
+    let v = c
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(json!({ "status": status })),
+        )
+        .await?;
+    emit(c.json, &v, |v| {
+        println!("{} is now {}", s(&v["username"]), s(&v["status"]))
+    });
     Ok(())
 }
 
 pub async fn token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
     use reqwest::Method;
     match cmd {
-        TokenCommand::Create { remote, name, expires_in_days } => {
+        TokenCommand::Create {
+            remote,
+            name,
+            expires_in_days,
+        } => {
             let c = Client::new(&remote)?;
             let v = c
-                .send(Method::POST, "/api/v1/tokens", Some(json!({ "name": name, "expires_in_days": expires_in_days })))
+                .send(
+                    Method::POST,
+                    "/api/v1/tokens",
+                    Some(json!({ "name": name, "expires_in_days": expires_in_days })),
+                )
                 .await?;
-            emit(c.json, &v, |v| println!("token {} created; its secret, shown once:\n{}", v["id"], s(&v["secret"])));
+            emit(c.json, &v, |v| {
+                println!(
+                    "token {} created; its secret, shown once:\n{}",
+                    v["id"],
+                    s(&v["secret"])
+                )
+            });
         }
         TokenCommand::List { remote } => {
             let c = Client::new(&remote)?;
             let v = c.send(Method::GET, "/api/v1/tokens", None).await?;
             emit(c.json, &v, |v| {
                 for t in v.as_array().into_iter().flatten() {
-                    let state = if t["revoked"].as_bool() == Some(true) { "revoked" } else { "active" };
+                    let state = if t["revoked"].as_bool() == Some(true) {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
                     println!(
                         "{:>5}  {:<32} {}…  {:<8} created {}  last used {}",
                         t["id"],
@@ -408,8 +537,11 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
         }
         TokenCommand::Revoke { remote, id } => {
             let c = Client::new(&remote)?;
-            c.send(Method::DELETE, &format!("/api/v1/tokens/{id}"), None).await?;
-            emit(c.json, &json!({ "revoked": id }), |_| println!("revoked token {id}"));
+            c.send(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+                .await?;
+            emit(c.json, &json!({ "revoked": id }), |_| {
+                println!("revoked token {id}")
+            });
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -19,12 +19,20 @@ impl Driver {
         let exists = |p: &str| std::path::Path::new(p).exists();
         if !exists("/usr/bin/chromedriver") || !exists("/usr/bin/chromium") {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but chromium/chromedriver are missing: run the suite through scripts/test");
+                panic!(
+                    "CI=true but chromium/chromedriver are missing: run the suite through scripts/test"
+                );
             }
-            eprintln!("chromium or chromedriver missing: browser test not run (scripts/test installs them)");
+            eprintln!(
+                "chromium or chromedriver missing: browser test not run (scripts/test installs them)"
+            );
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         // Its own process group, so that dropping the driver also ends every browser it started.
         let child = Command::new("/usr/bin/chromedriver")
             .process_group(0)
@@ -36,7 +44,12 @@ impl Driver {
         let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         for _ in 0..200 {
-            if http.get(format!("{url}/status")).send().await.is_ok_and(|r| r.status().is_success()) {
+            if http
+                .get(format!("{url}/status"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Some(Driver { child, url });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -113,7 +126,10 @@ pub async fn wait_text(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> Stri
         {
             return text;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for the text of {css}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for the text of {css}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

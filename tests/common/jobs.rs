@@ -26,7 +26,8 @@ pub async fn job(app: &TestApp, token: &str, project: i64, body: Value) -> i64 {
 
 /// Queues a job; the answer as it comes.
 pub async fn queue(app: &TestApp, token: &str, id: i64, body: Value) -> (StatusCode, Value) {
-    app.post(&format!("/api/v1/jobs/{id}/queue"), token, body).await
+    app.post(&format!("/api/v1/jobs/{id}/queue"), token, body)
+        .await
 }
 
 /// Polls a job until `done` says so (or 90 s pass): the condition, not a fixed delay, ends the wait.
@@ -45,7 +46,10 @@ pub async fn wait_job(app: &TestApp, token: &str, id: i64, done: impl Fn(&Value)
 
 /// The job has ended (completed, failed or killed).
 pub fn terminal(v: &Value) -> bool {
-    matches!(v["status"].as_str(), Some("completed" | "failed" | "killed"))
+    matches!(
+        v["status"].as_str(),
+        Some("completed" | "failed" | "killed")
+    )
 }
 
 /// The job's log as its reader gets it.

@@ -30,10 +30,14 @@ pub fn postgres_url() -> Option<String> {
     match std::env::var("CRYOWARDEN_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but CRYOWARDEN_TEST_POSTGRES_URL is unset: run the suite through scripts/test")
+            panic!(
+                "CI=true but CRYOWARDEN_TEST_POSTGRES_URL is unset: run the suite through scripts/test"
+            )
         }
         _ => {
-            eprintln!("CRYOWARDEN_TEST_POSTGRES_URL unset: PostgreSQL half not run (scripts/test provides it)");
+            eprintln!(
+                "CRYOWARDEN_TEST_POSTGRES_URL unset: PostgreSQL half not run (scripts/test provides it)"
+            );
             None
         }
     }
@@ -47,8 +51,13 @@ pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<S
             let base = postgres_url()?;
             let schema = format!("t_{}", hex(rand::random::<u64>()));
             sqlx::any::install_default_drivers();
-            let pool = sqlx::AnyPool::connect(&base).await.expect("connect to the test PostgreSQL");
-            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.expect("create schema");
+            let pool = sqlx::AnyPool::connect(&base)
+                .await
+                .expect("connect to the test PostgreSQL");
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&pool)
+                .await
+                .expect("create schema");
             pool.close().await;
             let sep = if base.contains('?') { '&' } else { '?' };
             Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
@@ -75,9 +84,17 @@ pub struct TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let violations = self.openapi_violations.lock().map(|v| v.clone()).unwrap_or_default();
+        let violations = self
+            .openapi_violations
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
         if !violations.is_empty() && !std::thread::panicking() {
-            panic!("{} API answer(s) contradict the OpenAPI document:\n{}", violations.len(), violations.join("\n"));
+            panic!(
+                "{} API answer(s) contradict the OpenAPI document:\n{}",
+                violations.len(),
+                violations.join("\n")
+            );
         }
     }
 }
@@ -109,7 +126,9 @@ impl TestApp {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ..Config::default()
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         config.listen = addr;
         // File operations of labs go through the real runner, allowed the test lab accounts.
@@ -117,7 +136,9 @@ impl TestApp {
         config.runner.policy = Some(unix::runner_policy(dir.path()));
         tweak(&mut config);
         let state = AppState::open(config).await.expect("open the app");
-        cryowarden_server::scheduler::start(state.clone()).await.expect("start the scheduler");
+        cryowarden_server::scheduler::start(state.clone())
+            .await
+            .expect("start the scheduler");
         let openapi_violations = openapi::Violations::default();
         let (shutdown, served) = serve(listener, state.clone(), &openapi_violations);
         Some(TestApp {
@@ -138,10 +159,14 @@ impl TestApp {
     pub async fn restart(&mut self) {
         self.state.scheduler.halt();
         let mut config = self.state.config.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         config.listen = listener.local_addr().expect("addr");
         let state = AppState::open(config).await.expect("reopen the app");
-        cryowarden_server::scheduler::start(state.clone()).await.expect("restart the scheduler");
+        cryowarden_server::scheduler::start(state.clone())
+            .await
+            .expect("restart the scheduler");
         self.url = format!("http://{}", state.config.listen);
         let (shutdown, served) = serve(listener, state.clone(), &self.openapi_violations);
         self.shutdown = Some(shutdown);
@@ -166,8 +191,11 @@ impl TestApp {
         let resp = req.send().await.expect("request");
         let status = resp.status();
         let text = resp.text().await.expect("body");
-        let value =
-            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value)
     }
 
@@ -178,7 +206,8 @@ impl TestApp {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::PATCH, path, Some(token), Some(body)).await
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
     pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
         self.call(Method::DELETE, path, Some(token), None).await
@@ -193,9 +222,17 @@ impl TestApp {
 
     /// Registers `root-admin` with the bootstrap token.
     pub async fn register_first_site_admin(&self) {
-        let token = self.state.auth.bootstrap_token(&self.state.db).await.expect("bootstrap").expect("no users yet");
+        let token = self
+            .state
+            .auth
+            .bootstrap_token(&self.state.db)
+            .await
+            .expect("bootstrap")
+            .expect("no users yet");
         let body = json!({ "token": token.expose(), "password": ADMIN_PASSWORD, "username": "root-admin", "email": "admin@facility.example" });
-        let (s, v) = self.call(Method::POST, "/api/v1/auth/register", None, Some(body)).await;
+        let (s, v) = self
+            .call(Method::POST, "/api/v1/auth/register", None, Some(body))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
     }
 
@@ -226,7 +263,13 @@ impl TestApp {
             .await
             .expect("login");
         assert_eq!(resp.status(), StatusCode::OK, "login of {username}");
-        let cookie = resp.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+        let cookie = resp.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_owned();
         let v: Value = resp.json().await.expect("json");
         (cookie, v["csrf_token"].as_str().expect("csrf").to_owned())
     }
@@ -234,8 +277,19 @@ impl TestApp {
     /// What a browser gets from `GET /login`: the pre-session cookie (`cw_login=...`) and the
     /// form's `_login` token, which a form post to `/login` must carry.
     pub async fn login_form_token(&self) -> (String, String) {
-        let resp = self.http.get(format!("{}/login", self.url)).send().await.expect("login page");
-        let cookie = resp.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+        let resp = self
+            .http
+            .get(format!("{}/login", self.url))
+            .send()
+            .await
+            .expect("login page");
+        let cookie = resp.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_owned();
         let html = resp.text().await.expect("html");
         let token = html
             .split("name=\"_login\" value=\"")
@@ -243,7 +297,11 @@ impl TestApp {
             .and_then(|r| r.split('"').next())
             .expect("the form's _login field")
             .to_owned();
-        assert_eq!(cookie.strip_prefix("cw_login="), Some(token.as_str()), "the field echoes the cookie");
+        assert_eq!(
+            cookie.strip_prefix("cw_login="),
+            Some(token.as_str()),
+            "the field echoes the cookie"
+        );
         (cookie, token)
     }
 
@@ -258,7 +316,10 @@ impl TestApp {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let id = v["user"]["id"].as_i64().expect("id");
-        let token = v["registration"]["token"].as_str().expect("token").to_owned();
+        let token = v["registration"]["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
         let (s, v) = self
             .call(
                 Method::POST,
@@ -276,7 +337,11 @@ impl TestApp {
     pub async fn cli(&self, token: &str, args: &[&str]) -> (bool, Value, String) {
         let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
         let (ok, text, stderr) = self.cli_text(token, &args).await;
-        (ok, serde_json::from_str(&text).unwrap_or(Value::Null), stderr)
+        (
+            ok,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            stderr,
+        )
     }
 
     /// Runs the real `cryowarden` binary as [`TestApp::cli`] does, without `--json`: whether it
@@ -296,7 +361,11 @@ impl TestApp {
         })
         .await
         .unwrap();
-        (out.status.success(), process::stdout(&out), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            process::stdout(&out),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// A clean shutdown, as on SIGTERM: stops accepting, lets requests finish, writes what the
@@ -312,7 +381,10 @@ impl TestApp {
 
     /// The number of audit events so far.
     pub async fn audit_len(&self) -> i64 {
-        cryowarden_server::audit::verify(&self.state.db).await.expect("verify").events
+        cryowarden_server::audit::verify(&self.state.db)
+            .await
+            .expect("verify")
+            .events
     }
 }
 
@@ -322,7 +394,10 @@ fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     violations: &openapi::Violations,
-) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = checked_router(state.clone(), violations);
     let served = tokio::spawn(async move {

@@ -38,16 +38,28 @@ pub struct Document {
 pub fn document() -> &'static Document {
     static DOC: OnceLock<Document> = OnceLock::new();
     DOC.get_or_init(|| {
-        let spec = serde_json::to_value(cryowarden_server::api::openapi()).expect("the document is JSON");
+        let spec =
+            serde_json::to_value(cryowarden_server::api::openapi()).expect("the document is JSON");
         let mut operations = Vec::new();
         for (path, item) in spec["paths"].as_object().expect("paths") {
-            let methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
-            for method in item.as_object().expect("path item").keys().filter(|k| methods.contains(&k.as_str())) {
+            let methods = [
+                "get", "put", "post", "delete", "options", "head", "patch", "trace",
+            ];
+            for method in item
+                .as_object()
+                .expect("path item")
+                .keys()
+                .filter(|k| methods.contains(&k.as_str()))
+            {
                 let segments = path.split('/').map(str::to_owned).collect();
                 operations.push((method.to_uppercase(), segments, path.clone()));
             }
         }
-        Document { spec, operations, validators: Mutex::new(HashMap::new()) }
+        Document {
+            spec,
+            operations,
+            validators: Mutex::new(HashMap::new()),
+        }
     })
 }
 
@@ -64,7 +76,10 @@ impl Document {
             .filter(|(m, template, _)| {
                 m == method
                     && template.len() == segments.len()
-                    && template.iter().zip(&segments).all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+                    && template
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
             })
             .min_by_key(|(_, template, _)| template.iter().filter(|t| t.starts_with('{')).count())
             .map(|(_, _, path)| path.as_str())
@@ -76,7 +91,10 @@ impl Document {
         if let Some(v) = self.validators.lock().unwrap().get(pointer) {
             return Ok(v.clone());
         }
-        let schema = self.spec.pointer(pointer).ok_or_else(|| format!("no schema at {pointer}"))?;
+        let schema = self
+            .spec
+            .pointer(pointer)
+            .ok_or_else(|| format!("no schema at {pointer}"))?;
         let root = json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "components": self.spec["components"],
@@ -88,7 +106,10 @@ impl Document {
                 .build(&root)
                 .map_err(|e| format!("the schema at {pointer} does not compile: {e}"))?,
         );
-        self.validators.lock().unwrap().insert(pointer.to_owned(), validator.clone());
+        self.validators
+            .lock()
+            .unwrap()
+            .insert(pointer.to_owned(), validator.clone());
         Ok(validator)
     }
 
@@ -99,9 +120,16 @@ impl Document {
 
     fn validate(&self, pointer: &str, instance: &Value) -> Result<(), String> {
         let validator = self.validator(pointer)?;
-        let errors: Vec<String> =
-            validator.iter_errors(instance).take(5).map(|e| format!("{} at `{}`", e, e.instance_path())).collect();
-        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+        let errors: Vec<String> = validator
+            .iter_errors(instance)
+            .take(5)
+            .map(|e| format!("{} at `{}`", e, e.instance_path()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
     }
 
     /// What the document says against one exchange, if anything.
@@ -119,7 +147,9 @@ impl Document {
             return if matches!(status, 404 | 405) {
                 Ok(())
             } else {
-                Err(format!("{method} {path} answered {status}, but the document has no such operation"))
+                Err(format!(
+                    "{method} {path} answered {status}, but the document has no such operation"
+                ))
             };
         };
         let op_pointer = format!("/paths/{}/{}", escape(template), method.to_lowercase());
@@ -129,10 +159,13 @@ impl Document {
         let key = [code.as_str(), class.as_str(), "default"]
             .into_iter()
             .find(|k| responses.get(*k).is_some())
-            .ok_or_else(|| format!("{method} {template} answered {status}, which the document does not list"))?;
+            .ok_or_else(|| {
+                format!("{method} {template} answered {status}, which the document does not list")
+            })?;
         let response_pointer = format!("{op_pointer}/responses/{key}");
         let content = &self.spec.pointer(&response_pointer).expect("response")["content"];
-        let media = content_type.map(|c| c.split(';').next().unwrap_or(c).trim().to_ascii_lowercase());
+        let media =
+            content_type.map(|c| c.split(';').next().unwrap_or(c).trim().to_ascii_lowercase());
         let empty = body.is_some_and(<[u8]>::is_empty);
         match (&media, content.as_object()) {
             (None, _) if empty => {}
@@ -140,9 +173,11 @@ impl Document {
             (Some(media), Some(listed)) if listed.contains_key(media.as_str()) => {
                 let json_media = media == "application/json" || media.ends_with("+json");
                 let schema = format!("{response_pointer}/content/{}/schema", escape(media));
-                if let (true, Some(bytes), Some(_)) = (json_media, body, self.spec.pointer(&schema)) {
-                    let value: Value = serde_json::from_slice(bytes)
-                        .map_err(|e| format!("{method} {template} {status}: the {media} body is not JSON: {e}"))?;
+                if let (true, Some(bytes), Some(_)) = (json_media, body, self.spec.pointer(&schema))
+                {
+                    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+                        format!("{method} {template} {status}: the {media} body is not JSON: {e}")
+                    })?;
                     self.validate(&schema, &value).map_err(|e| {
                         format!("{method} {template} answered {status} with a body the document's schema refuses: {e}\n  body: {}", clip(&value))
                     })?;
@@ -159,12 +194,15 @@ impl Document {
         if let (Some(request), true) = (request, (200..300).contains(&status)) {
             let schema = format!("{op_pointer}/requestBody/content/application~1json/schema");
             // An operation that takes no body ignores an empty one (`{}`), as clients send.
-            let empty = request.is_null() || request.as_object().is_some_and(serde_json::Map::is_empty);
+            let empty =
+                request.is_null() || request.as_object().is_some_and(serde_json::Map::is_empty);
             if self.spec.pointer(&schema).is_none() && empty {
                 return Ok(());
             }
             if self.spec.pointer(&schema).is_none() {
-                return Err(format!("{method} {template} accepted a JSON body the document does not describe"));
+                return Err(format!(
+                    "{method} {template} accepted a JSON body the document does not describe"
+                ));
             }
             self.validate(&schema, request).map_err(|e| {
                 format!(
@@ -184,7 +222,11 @@ fn escape(token: &str) -> String {
 
 fn clip(v: &Value) -> String {
     let text = v.to_string();
-    if text.len() > 600 { format!("{}…", &text[..text.floor_char_boundary(600)]) } else { text }
+    if text.len() > 600 {
+        format!("{}…", &text[..text.floor_char_boundary(600)])
+    } else {
+        text
+    }
 }
 
 /// The layer: checks each `/api/v1` exchange and records what contradicts the document.
@@ -200,22 +242,47 @@ pub async fn check_exchange(violations: Violations, request: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("application/json"));
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_CHECKED_BODY).await.unwrap_or_default();
-    let sent: Option<Value> = if is_json { serde_json::from_slice(&bytes).ok() } else { None };
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let bytes = axum::body::to_bytes(body, MAX_CHECKED_BODY)
+        .await
+        .unwrap_or_default();
+    let sent: Option<Value> = if is_json {
+        serde_json::from_slice(&bytes).ok()
+    } else {
+        None
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
 
     let status = response.status().as_u16();
-    let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let buffered = content_type.as_deref().is_some_and(|c| c.contains("json")) || content_type.is_none();
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let buffered =
+        content_type.as_deref().is_some_and(|c| c.contains("json")) || content_type.is_none();
     let (response, body): (Response, Option<Bytes>) = if buffered {
         let (parts, body) = response.into_parts();
-        let bytes = axum::body::to_bytes(body, MAX_CHECKED_BODY).await.unwrap_or_default();
-        (Response::from_parts(parts, Body::from(bytes.clone())), Some(bytes))
+        let bytes = axum::body::to_bytes(body, MAX_CHECKED_BODY)
+            .await
+            .unwrap_or_default();
+        (
+            Response::from_parts(parts, Body::from(bytes.clone())),
+            Some(bytes),
+        )
     } else {
         // Streams (CSV, zip, text) are checked by their content type only.
         (response, None)
     };
-    if let Err(e) = document().check(&method, &path, sent.as_ref(), status, content_type.as_deref(), body.as_deref()) {
+    if let Err(e) = document().check(
+        &method,
+        &path,
+        sent.as_ref(),
+        status,
+        content_type.as_deref(),
+        body.as_deref(),
+    ) {
         eprintln!("OpenAPI: {e}");
         violations.lock().unwrap().push(e);
     }

@@ -12,12 +12,20 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_cryowarden");
 /// Runs `cryowarden ARGS` to completion, with `stdin` sent on standard input.
 pub fn run(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn cryowarden");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
     child.wait_with_output().expect("wait")
 }
 
@@ -35,11 +43,14 @@ impl Server {
     /// Starts `serve` on a free port and waits for the line that says where it listens.
     pub fn start(data_dir: &Path, database_url: Option<&str>) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir);
         if let Some(url) = database_url {
             cmd.args(["--database-url", url]);
         }
-        cmd.env("CRYOWARDEN_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::null());
+        cmd.env("CRYOWARDEN_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawn serve");
         let out = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
@@ -50,7 +61,9 @@ impl Server {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(30)).expect("the server announces its address");
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server announces its address");
         Server { child, url }
     }
 

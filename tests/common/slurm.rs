@@ -7,7 +7,9 @@ use std::path::PathBuf;
 /// `CRYOWARDEN_TEST_SLURM=1`. Missing: a failure under CI, else `None` (the SLURM part of a test
 /// then says so and passes only outside CI).
 pub fn slurm_conf() -> Option<PathBuf> {
-    let conf = std::env::var_os("SLURM_CONF").map(PathBuf::from).filter(|p| p.is_file());
+    let conf = std::env::var_os("SLURM_CONF")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file());
     let provided = std::env::var("CRYOWARDEN_TEST_SLURM").is_ok_and(|v| v == "1");
     match conf {
         Some(conf) if provided => Some(conf),

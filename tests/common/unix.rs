@@ -13,13 +13,22 @@ pub fn unix_accounts() {
     let lock = std::fs::File::create("/tmp/cryowarden-test-accounts.lock").expect("lock file");
     lock.lock().expect("lock");
     for (name, uid) in LAB_ACCOUNTS {
-        let exists = std::process::Command::new("id").arg("-u").arg(name).output().unwrap().status.success();
+        let exists = std::process::Command::new("id")
+            .arg("-u")
+            .arg(name)
+            .output()
+            .unwrap()
+            .status
+            .success();
         if !exists {
             let out = std::process::Command::new("useradd")
                 .args(["-M", "-u", &uid.to_string(), "-U", name])
                 .output()
                 .expect("useradd (the tests run as root)");
-            assert!(out.status.success() || out.status.code() == Some(9), "useradd {name}: {out:?}");
+            assert!(
+                out.status.success() || out.status.code() == Some(9),
+                "useradd {name}: {out:?}"
+            );
         }
     }
 }
@@ -28,7 +37,11 @@ pub fn unix_accounts() {
 /// requires; returns its path.
 pub fn runner_policy(dir: &Path) -> PathBuf {
     let path = dir.join("runner.toml");
-    std::fs::write(&path, "min_uid = 1000\nallowed_users = [\"cwlab1\", \"cwlab2\"]\n").expect("policy");
+    std::fs::write(
+        &path,
+        "min_uid = 1000\nallowed_users = [\"cwlab1\", \"cwlab2\"]\n",
+    )
+    .expect("policy");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod policy");
     path
 }
@@ -38,7 +51,11 @@ pub fn runner_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("cryowarden-runner");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p cryowarden-runner`", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p cryowarden-runner`",
+        bin.display()
+    );
     bin
 }
 
@@ -74,7 +91,12 @@ impl TwoLabs {
         for d in [&labs.raw1, &labs.raw2, &labs.projects1, &labs.projects2] {
             std::fs::create_dir_all(d).expect("mkdir");
         }
-        for d in [&base, &base.join("raw"), &base.join("projects"), base.parent().unwrap()] {
+        for d in [
+            &base,
+            &base.join("raw"),
+            &base.join("projects"),
+            base.parent().unwrap(),
+        ] {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         }
         std::fs::create_dir_all(labs.raw1.join("sub/deep")).unwrap();
@@ -89,7 +111,11 @@ impl TwoLabs {
                 std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
             }
         };
-        for p in [&labs.raw1, &labs.raw1.join("sub"), &labs.raw1.join("sub/deep")] {
+        for p in [
+            &labs.raw1,
+            &labs.raw1.join("sub"),
+            &labs.raw1.join("sub/deep"),
+        ] {
             own(p, 2101, 0o750);
         }
         own(&labs.raw1.join("movie_001.tif"), 2101, 0o640);

@@ -24,10 +24,13 @@ pub async fn world(app: &TestApp) -> World {
     let disk = TwoLabs::create(app.dir.path());
     let admin = app.site_admin().await;
     let mut labs = Vec::new();
-    for (name, account, raw, projects) in
-        [("lab1", "cwlab1", &disk.raw1, &disk.projects1), ("lab2", "cwlab2", &disk.raw2, &disk.projects2)]
-    {
-        let (s, v) = app.post("/api/v1/labs", &admin, json!({ "name": name })).await;
+    for (name, account, raw, projects) in [
+        ("lab1", "cwlab1", &disk.raw1, &disk.projects1),
+        ("lab2", "cwlab2", &disk.raw2, &disk.projects2),
+    ] {
+        let (s, v) = app
+            .post("/api/v1/labs", &admin, json!({ "name": name }))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let id = v["id"].as_i64().unwrap();
         let (s, v) = app
@@ -60,23 +63,55 @@ pub async fn world(app: &TestApp) -> World {
         (labs[0], dave.0, "member"),
         (labs[1], bob.0, "member"),
     ] {
-        let (s, v) =
-            app.post(&format!("/api/v1/labs/{lab}/members"), &admin, json!({ "user_id": user, "role": role })).await;
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/labs/{lab}/members"),
+                &admin,
+                json!({ "user_id": user, "role": role }),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
-    World { admin, lab1: labs[0], lab2: labs[1], alice, carol, dave, bob, disk }
+    World {
+        admin,
+        lab1: labs[0],
+        lab2: labs[1],
+        alice,
+        carol,
+        dave,
+        bob,
+        disk,
+    }
 }
 
 pub async fn create_project(app: &TestApp, token: &str, lab: i64, name: &str) -> Value {
-    let (s, v) = app.post("/api/v1/projects", token, json!({ "lab_id": lab, "name": name })).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/projects",
+            token,
+            json!({ "lab_id": lab, "name": name }),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     v
 }
 
 /// A workspace `name` of `project`, made by `token` (a project admin), with `admins` as its folder
 /// admins; its id.
-pub async fn workspace_with_admins(app: &TestApp, token: &str, project: i64, name: &str, admins: &[i64]) -> i64 {
-    let (s, v) = app.post(&format!("/api/v1/projects/{project}/workspaces"), token, json!({ "name": name })).await;
+pub async fn workspace_with_admins(
+    app: &TestApp,
+    token: &str,
+    project: i64,
+    name: &str,
+    admins: &[i64],
+) -> i64 {
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{project}/workspaces"),
+            token,
+            json!({ "name": name }),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let ws = v["id"].as_i64().unwrap();
     let (s, v) = app

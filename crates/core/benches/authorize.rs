@@ -8,10 +8,13 @@ use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cedar_policy::{Authorizer, Context, Entities, EntityUid, PolicySet, Request, RestrictedExpression};
+use cedar_policy::{
+    Authorizer, Context, Entities, EntityUid, PolicySet, Request, RestrictedExpression,
+};
 use criterion::Criterion;
 use cryowarden_core::{
-    Action, Activity, Actor, Impersonation, ImpersonationScope, Resource, Setting, SiteRole, UserId, authorize,
+    Action, Activity, Actor, Impersonation, ImpersonationScope, Resource, Setting, SiteRole,
+    UserId, authorize,
 };
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -87,12 +90,18 @@ impl Directory {
     fn facts(&self, req: &Req) -> (Actor, Action, Resource) {
         let actor = Actor::new(req.actor, self.roles[&req.actor]);
         let resource = match req.target {
-            None => Resource::instance()
-                .scoped(self.any_project_admin.contains(&req.actor), self.any_folder_admin.contains(&req.actor)),
+            None => Resource::instance().scoped(
+                self.any_project_admin.contains(&req.actor),
+                self.any_folder_admin.contains(&req.actor),
+            ),
             Some(t) => {
                 let projects = self.memberships.get(&t).map_or(&[][..], Vec::as_slice);
-                let pa = projects.iter().any(|p| self.project_admins.contains(&(*p, req.actor)));
-                let fa = projects.iter().any(|p| self.folder_admins.contains(&(*p, req.actor)));
+                let pa = projects
+                    .iter()
+                    .any(|p| self.project_admins.contains(&(*p, req.actor)));
+                let fa = projects
+                    .iter()
+                    .any(|p| self.folder_admins.contains(&(*p, req.actor)));
                 Resource::user(t, self.roles[&t]).scoped(pa, fa)
             }
         };
@@ -124,8 +133,13 @@ struct Req {
     target: Option<UserId>,
 }
 
-const FIELDS: &[Option<&str>] =
-    &[None, Some("instance_name"), Some("banner"), Some("login_message"), Some("system_email_address")];
+const FIELDS: &[Option<&str>] = &[
+    None,
+    Some("instance_name"),
+    Some("banner"),
+    Some("login_message"),
+    Some("system_email_address"),
+];
 
 fn requests(dir: &Directory, rng: &mut StdRng) -> Vec<Req> {
     (0..REQUESTS)
@@ -151,10 +165,16 @@ fn requests(dir: &Directory, rng: &mut StdRng) -> Vec<Req> {
                 35..90 => ReqAction::Plain(Action::Activity(*Activity::ALL.choose(rng).unwrap())),
                 _ => {
                     target = target.or(Some(UserId(rng.random_range(0..USERS))));
-                    ReqAction::ChangeRole { to: *SiteRole::ALL.choose(rng).unwrap() }
+                    ReqAction::ChangeRole {
+                        to: *SiteRole::ALL.choose(rng).unwrap(),
+                    }
                 }
             };
-            Req { actor, action, target }
+            Req {
+                actor,
+                action,
+                target,
+            }
         })
         .collect()
 }
@@ -182,7 +202,10 @@ impl Cedar {
             principal,
             resource: uid(r#"Resource::"r""#),
             entities,
-            activity_actions: Activity::ALL.iter().map(|a| uid(&format!("Action::{:?}", a.as_str()))).collect(),
+            activity_actions: Activity::ALL
+                .iter()
+                .map(|a| uid(&format!("Action::{:?}", a.as_str())))
+                .collect(),
             read_setting: uid(r#"Action::"read-setting""#),
             change_setting: uid(r#"Action::"change-setting""#),
             change_site_role: uid(r#"Action::"change-site-role""#),
@@ -193,12 +216,20 @@ impl Cedar {
         let (action_uid, setting, field, from, to) = match action {
             Action::Activity(a) => (&self.activity_actions[a.index()], "", "", "", ""),
             Action::ReadSetting(s) => (&self.read_setting, s.as_str(), "", "", ""),
-            Action::ChangeSetting { setting, field } => {
-                (&self.change_setting, setting.as_str(), field.unwrap_or(""), "", "")
+            Action::ChangeSetting { setting, field } => (
+                &self.change_setting,
+                setting.as_str(),
+                field.unwrap_or(""),
+                "",
+                "",
+            ),
+            Action::ChangeSiteRole { from, to } => {
+                (&self.change_site_role, "", "", from.as_str(), to.as_str())
             }
-            Action::ChangeSiteRole { from, to } => (&self.change_site_role, "", "", from.as_str(), to.as_str()),
             Action::Data(_) => {
-                unreachable!("the twin reads the tables of spec/roles.md; data rules: tests/data_rules.rs")
+                unreachable!(
+                    "the twin reads the tables of spec/roles.md; data rules: tests/data_rules.rs"
+                )
             }
         };
         let target_role = resource.target.map_or("", |t| t.site_role.as_str());
@@ -208,16 +239,35 @@ impl Cedar {
             ("setting".to_owned(), s(setting)),
             ("field".to_owned(), s(field)),
             ("target_role".to_owned(), s(target_role)),
-            ("target_is_self".to_owned(), RestrictedExpression::new_bool(target_is_self)),
-            ("project_admin".to_owned(), RestrictedExpression::new_bool(resource.project_admin)),
-            ("folder_admin".to_owned(), RestrictedExpression::new_bool(resource.folder_admin)),
+            (
+                "target_is_self".to_owned(),
+                RestrictedExpression::new_bool(target_is_self),
+            ),
+            (
+                "project_admin".to_owned(),
+                RestrictedExpression::new_bool(resource.project_admin),
+            ),
+            (
+                "folder_admin".to_owned(),
+                RestrictedExpression::new_bool(resource.folder_admin),
+            ),
             ("from_role".to_owned(), s(from)),
             ("to_role".to_owned(), s(to)),
         ])
         .expect("context");
-        let request = Request::new(self.principal.clone(), action_uid.clone(), self.resource.clone(), context, None)
-            .expect("request");
-        let response = self.authorizer.is_authorized(&request, &self.policies, &self.entities[&actor.site_role]);
+        let request = Request::new(
+            self.principal.clone(),
+            action_uid.clone(),
+            self.resource.clone(),
+            context,
+            None,
+        )
+        .expect("request");
+        let response = self.authorizer.is_authorized(
+            &request,
+            &self.policies,
+            &self.entities[&actor.site_role],
+        );
         response.decision() == cedar_policy::Decision::Allow
     }
 }
@@ -239,11 +289,18 @@ fn decide_table(w: &World, req: &Req) -> bool {
 fn decide_impersonating(w: &World, req: &Req) -> bool {
     let (mut actor, action, resource) = w.dir.facts(req);
     let (by_role, scope) = if actor.site_role == SiteRole::SiteAdmin {
-        (SiteRole::ImpersonatingTroubleshooter, ImpersonationScope::BreakGlass)
+        (
+            SiteRole::ImpersonatingTroubleshooter,
+            ImpersonationScope::BreakGlass,
+        )
     } else {
         (SiteRole::ApplicationAdmin, ImpersonationScope::Site)
     };
-    actor.impersonation = Some(Impersonation { by: UserId(0), by_role, scope });
+    actor.impersonation = Some(Impersonation {
+        by: UserId(0),
+        by_role,
+        scope,
+    });
     authorize(&actor, action, &resource).is_allowed()
 }
 
@@ -307,7 +364,11 @@ fn main() {
     let setup = Instant::now();
     let dir = Directory::new(&mut rng);
     let reqs = requests(&dir, &mut rng);
-    let w = World { dir, reqs, cedar: Cedar::new() };
+    let w = World {
+        dir,
+        reqs,
+        cedar: Cedar::new(),
+    };
     println!(
         "directory: {} users, {} projects, {} memberships; {} requests (built in {:.1?})",
         w.dir.roles.len(),
@@ -324,7 +385,10 @@ fn main() {
         assert_eq!(t, c, "table and Cedar disagree on {:?}", w.dir.facts(r));
         allowed += t as usize;
     }
-    println!("table and cedar agree on all {} requests ({allowed} allowed)", w.reqs.len());
+    println!(
+        "table and cedar agree on all {} requests ({allowed} allowed)",
+        w.reqs.len()
+    );
 
     let mut c = Criterion::default()
         .sample_size(20)
@@ -336,7 +400,11 @@ fn main() {
 
     // Our own timing, same requests, same run: outside bench mode (`cargo test --benches`) a
     // short pass only.
-    let reqs = if bench_mode { &w.reqs[..] } else { &w.reqs[..5 * BATCH] };
+    let reqs = if bench_mode {
+        &w.reqs[..]
+    } else {
+        &w.reqs[..5 * BATCH]
+    };
     let (table_p50, table_mean) = time_batches(&w, reqs, decide_table);
     let (cedar_p50, cedar_mean) = time_batches(&w, reqs, decide_cedar);
     println!(

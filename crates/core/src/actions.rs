@@ -35,7 +35,10 @@ pub enum Action {
     /// See a setting of the admin console (§1): allowed for `all` and `read-only`.
     ReadSetting(Setting),
     /// Change a setting, or one field of it where a row is partial (§1).
-    ChangeSetting { setting: Setting, field: Option<&'static str> },
+    ChangeSetting {
+        setting: Setting,
+        field: Option<&'static str>,
+    },
     /// Change a user's site role. Needs every §2 row the change touches (the set of Site Admins,
     /// the set of Application Admins, site permissions for the troubleshooter roles), and never
     /// applies to oneself (§3), except leaving the Application Admin role with confirmation.
@@ -50,8 +53,14 @@ impl Action {
         match self {
             Action::Activity(a) => a.as_str().to_owned(),
             Action::ReadSetting(s) => format!("read-setting:{s}"),
-            Action::ChangeSetting { setting, field: None } => format!("change-setting:{setting}"),
-            Action::ChangeSetting { setting, field: Some(f) } => {
+            Action::ChangeSetting {
+                setting,
+                field: None,
+            } => format!("change-setting:{setting}"),
+            Action::ChangeSetting {
+                setting,
+                field: Some(f),
+            } => {
                 format!("change-setting:{setting}.{f}")
             }
             Action::ChangeSiteRole { from, to } => format!("change-site-role:{from}->{to}"),
@@ -97,7 +106,10 @@ impl Action {
         }
         if let Some(rest) = name.strip_prefix("change-site-role:") {
             let (from, to) = rest.split_once("->")?;
-            return Some(Action::ChangeSiteRole { from: SiteRole::parse(from)?, to: SiteRole::parse(to)? });
+            return Some(Action::ChangeSiteRole {
+                from: SiteRole::parse(from)?,
+                to: SiteRole::parse(to)?,
+            });
         }
         None
     }

@@ -23,7 +23,11 @@ pub struct Actor {
 
 impl Actor {
     pub const fn new(user: UserId, site_role: SiteRole) -> Self {
-        Actor { user, site_role, impersonation: None }
+        Actor {
+            user,
+            site_role,
+            impersonation: None,
+        }
     }
 
     /// The real person behind the session while impersonating (recorded in every audit event).
@@ -36,15 +40,31 @@ impl Actor {
     /// impersonator (site-wide roles off on both sides for a scoped one). The break-glass has
     /// one side, the Site Admin acted as. Each side is to be judged on its own facts.
     pub fn sides(&self) -> (Actor, Option<Actor>) {
-        let Some(imp) = self.impersonation else { return (*self, None) };
+        let Some(imp) = self.impersonation else {
+            return (*self, None);
+        };
         match imp.scope {
-            ImpersonationScope::BreakGlass => (Actor { impersonation: None, ..*self }, None),
+            ImpersonationScope::BreakGlass => (
+                Actor {
+                    impersonation: None,
+                    ..*self
+                },
+                None,
+            ),
             ImpersonationScope::Site | ImpersonationScope::Scoped => {
                 let scoped = imp.scope == ImpersonationScope::Scoped;
                 let role = |r: SiteRole| if scoped { SiteRole::None } else { r };
                 (
-                    Actor { user: self.user, site_role: role(self.site_role), impersonation: None },
-                    Some(Actor { user: imp.by, site_role: role(imp.by_role), impersonation: None }),
+                    Actor {
+                        user: self.user,
+                        site_role: role(self.site_role),
+                        impersonation: None,
+                    },
+                    Some(Actor {
+                        user: imp.by,
+                        site_role: role(imp.by_role),
+                        impersonation: None,
+                    }),
                 )
             }
         }
@@ -135,7 +155,10 @@ impl Resource {
             project_admin: false,
             folder_admin: false,
             data: DataScope::lab(None, ImportPolicy::AllMembers),
-            impersonator: ScopedFacts { project_admin: false, folder_admin: false },
+            impersonator: ScopedFacts {
+                project_admin: false,
+                folder_admin: false,
+            },
         }
     }
 
@@ -145,7 +168,10 @@ impl Resource {
             project_admin: false,
             folder_admin: false,
             data: DataScope::lab(None, ImportPolicy::AllMembers),
-            impersonator: ScopedFacts { project_admin: false, folder_admin: false },
+            impersonator: ScopedFacts {
+                project_admin: false,
+                folder_admin: false,
+            },
         }
     }
 
@@ -158,7 +184,10 @@ impl Resource {
 
     /// The impersonator's own scoped facts over the same resource (see [`Resource::impersonator`]).
     pub const fn impersonator_scoped(mut self, project_admin: bool, folder_admin: bool) -> Self {
-        self.impersonator = ScopedFacts { project_admin, folder_admin };
+        self.impersonator = ScopedFacts {
+            project_admin,
+            folder_admin,
+        };
         self
     }
 
@@ -168,7 +197,10 @@ impl Resource {
         let mut r = *self;
         r.project_admin = self.impersonator.project_admin;
         r.folder_admin = self.impersonator.folder_admin;
-        r.impersonator = ScopedFacts { project_admin: false, folder_admin: false };
+        r.impersonator = ScopedFacts {
+            project_admin: false,
+            folder_admin: false,
+        };
         r
     }
 
@@ -249,12 +281,27 @@ impl Allowed {
     /// offline bootstrap of the first Site Admin, redeeming a registration or reset token that
     /// the caller has already verified. Every use names its purpose and is audited as `system`.
     pub fn system(action: Action, purpose: &'static str, target: Option<UserId>) -> Allowed {
-        Allowed { action, actor: None, impersonator: None, target, column: None, bounds: 0, system: Some(purpose) }
+        Allowed {
+            action,
+            actor: None,
+            impersonator: None,
+            target,
+            column: None,
+            bounds: 0,
+            system: Some(purpose),
+        }
     }
 
     /// Checks that this proof is for `action`: guarded writes call it first.
     pub fn require(&self, action: Action) -> Result<(), WrongProof> {
-        if self.action == action { Ok(()) } else { Err(WrongProof { expected: action, got: self.action }) }
+        if self.action == action {
+            Ok(())
+        } else {
+            Err(WrongProof {
+                expected: action,
+                got: self.action,
+            })
+        }
     }
 }
 
@@ -307,12 +354,19 @@ pub fn authorize(actor: &Actor, action: Action, resource: &Resource) -> Decision
         return decide(actor, action, resource);
     };
     if action == Action::Activity(Activity::Impersonate) {
-        return deny(action, "impersonate", "nobody may start an impersonation while impersonating".into());
+        return deny(
+            action,
+            "impersonate",
+            "nobody may start an impersonation while impersonating".into(),
+        );
     }
     // Nothing done while impersonating may reach the real person's own account (its role,
     // status, password, lanes...): a break-glass could otherwise make itself permanent, and a
     // role change raise the impersonator. Seeing it is harmless.
-    let reads = matches!(action, Action::Activity(Activity::ViewUser) | Action::ReadSetting(_));
+    let reads = matches!(
+        action,
+        Action::Activity(Activity::ViewUser) | Action::ReadSetting(_)
+    );
     if resource.target.is_some_and(|t| t.id == imp.by) && !reads {
         return deny(
             action,
@@ -326,7 +380,14 @@ pub fn authorize(actor: &Actor, action: Action, resource: &Resource) -> Decision
         Decision::Allow(a)
     };
     match imp.scope {
-        ImpersonationScope::BreakGlass => match decide(&Actor { impersonation: None, ..*actor }, action, resource) {
+        ImpersonationScope::BreakGlass => match decide(
+            &Actor {
+                impersonation: None,
+                ..*actor
+            },
+            action,
+            resource,
+        ) {
             Decision::Allow(a) => stamp(a, Bound::BreakGlass.bit()),
             deny => deny,
         },
@@ -340,10 +401,15 @@ pub fn authorize(actor: &Actor, action: Action, resource: &Resource) -> Decision
             };
             // The impersonator is judged on their own facts, never on the impersonated side's.
             match decide(&own, action, &resource.for_impersonator()) {
-                Decision::Allow(_) => stamp(allowed, if scoped { Bound::SiteRolesOff.bit() } else { 0 }),
+                Decision::Allow(_) => {
+                    stamp(allowed, if scoped { Bound::SiteRolesOff.bit() } else { 0 })
+                }
                 Decision::Deny(d) => Decision::Deny(Denied {
                     rule: "impersonation-ceiling",
-                    reason: format!("impersonation never adds rights, and the impersonator may not: {}", d.reason),
+                    reason: format!(
+                        "impersonation never adds rights, and the impersonator may not: {}",
+                        d.reason
+                    ),
                     ..d
                 }),
             }
@@ -361,14 +427,20 @@ fn decide(actor: &Actor, action: Action, resource: &Resource) -> Decision {
                 return deny(
                     action,
                     setting.as_str(),
-                    format!("{} has no access to the {} setting", role_name(actor.site_role), words(setting.as_str())),
+                    format!(
+                        "{} has no access to the {} setting",
+                        role_name(actor.site_role),
+                        words(setting.as_str())
+                    ),
                 );
             }
             allow(actor, action, resource, column, 0)
         }
         Action::ChangeSetting { setting, field } => {
             let column = actor.site_role.console_column();
-            let (access, read_only) = column.map_or((Access::None, &[][..]), |c| table::setting_access(setting, c));
+            let (access, read_only) = column.map_or((Access::None, &[][..]), |c| {
+                table::setting_access(setting, c)
+            });
             if access != Access::All {
                 return deny(
                     action,
@@ -377,7 +449,11 @@ fn decide(actor: &Actor, action: Action, resource: &Resource) -> Decision {
                         "{} may not change the {} setting ({})",
                         role_name(actor.site_role),
                         words(setting.as_str()),
-                        if access == Access::ReadOnly { "they may only read it" } else { "they have no access to it" }
+                        if access == Access::ReadOnly {
+                            "they may only read it"
+                        } else {
+                            "they have no access to it"
+                        }
                     ),
                 );
             }
@@ -399,10 +475,15 @@ fn decide(actor: &Actor, action: Action, resource: &Resource) -> Decision {
             }
             allow(actor, action, resource, column, bounds)
         }
-        Action::ChangeSiteRole { from, to } => decide_role_change(actor, from, to, resource, action),
+        Action::ChangeSiteRole { from, to } => {
+            decide_role_change(actor, from, to, resource, action)
+        }
         Action::Data(data_action) => {
             let staff = actor.site_role.is_admin();
-            let oversight = matches!(actor.site_role, SiteRole::Troubleshooter | SiteRole::ImpersonatingTroubleshooter);
+            let oversight = matches!(
+                actor.site_role,
+                SiteRole::Troubleshooter | SiteRole::ImpersonatingTroubleshooter
+            );
             match data::decide(staff, oversight, data_action, &resource.data) {
                 Ok(()) => allow(actor, action, resource, None, 0),
                 Err((rule, reason, conceal)) => Decision::Deny(Denied {
@@ -416,16 +497,31 @@ fn decide(actor: &Actor, action: Action, resource: &Resource) -> Decision {
     }
 }
 
-fn decide_role_change(actor: &Actor, from: SiteRole, to: SiteRole, resource: &Resource, action: Action) -> Decision {
+fn decide_role_change(
+    actor: &Actor,
+    from: SiteRole,
+    to: SiteRole,
+    resource: &Resource,
+    action: Action,
+) -> Decision {
     // The target's recorded role is authoritative: a caller's stale or wrong `from` must not let
     // an Application Admin demote a Site Admin.
     let from = resource.target.map_or(from, |t| t.site_role);
     let on_self = is_self(actor, resource);
     let leaving_application_admin = from == SiteRole::ApplicationAdmin && to == SiteRole::None;
     if on_self && !leaving_application_admin {
-        return deny(action, "own-role", "the role of the person editing cannot be changed by themselves".into());
+        return deny(
+            action,
+            "own-role",
+            "the role of the person editing cannot be changed by themselves".into(),
+        );
     }
-    let troubleshooting = |r: SiteRole| matches!(r, SiteRole::Troubleshooter | SiteRole::ImpersonatingTroubleshooter);
+    let troubleshooting = |r: SiteRole| {
+        matches!(
+            r,
+            SiteRole::Troubleshooter | SiteRole::ImpersonatingTroubleshooter
+        )
+    };
     let mut needed = [None; 3];
     if from == SiteRole::SiteAdmin || to == SiteRole::SiteAdmin {
         needed[0] = Some(Activity::UpdateSiteAdmins);
@@ -453,13 +549,22 @@ fn decide_role_change(actor: &Actor, from: SiteRole, to: SiteRole, resource: &Re
     allow(actor, action, resource, column, bounds)
 }
 
-fn decide_activity(actor: &Actor, activity: Activity, resource: &Resource, action: Action) -> Decision {
+fn decide_activity(
+    actor: &Actor,
+    activity: Activity,
+    resource: &Resource,
+    action: Action,
+) -> Decision {
     let t = table::table();
     let i = activity.index();
     let on_self = is_self(actor, resource);
     let (row_bound, row_key) = t.row_bounds[i];
     if on_self && row_bound == Some(RowBound::NeverSelf) {
-        return deny(action, row_key, format!("nobody may {} themselves", words(activity.as_str())));
+        return deny(
+            action,
+            row_key,
+            format!("nobody may {} themselves", words(activity.as_str())),
+        );
     }
     let site_column = match actor.site_role {
         SiteRole::SiteAdmin => Column::SiteAdmin,
@@ -488,16 +593,31 @@ fn decide_activity(actor: &Actor, activity: Activity, resource: &Resource, actio
     let activity = words(activity.as_str());
     let reason = match t.activities[i][site_column.index()].grant {
         Grant::UnlessTargetSiteAdmin => {
-            format!("{} may not {activity} when the target is a Site Admin (\"{cell}\")", role_name(actor.site_role))
+            format!(
+                "{} may not {activity} when the target is a Site Admin (\"{cell}\")",
+                role_name(actor.site_role)
+            )
         }
-        Grant::SelfOnly => format!("{} may {activity} only for themselves", role_name(actor.site_role)),
+        Grant::SelfOnly => format!(
+            "{} may {activity} only for themselves",
+            role_name(actor.site_role)
+        ),
         Grant::OnlyTargetSiteAdmin => {
-            format!("{} may {activity} only a Site Admin (\"{cell}\")", role_name(actor.site_role))
+            format!(
+                "{} may {activity} only a Site Admin (\"{cell}\")",
+                role_name(actor.site_role)
+            )
         }
         _ if resource.project_admin || resource.folder_admin => {
-            format!("{} may not {activity}, not even as project or folder admin here", role_name(actor.site_role))
+            format!(
+                "{} may not {activity}, not even as project or folder admin here",
+                role_name(actor.site_role)
+            )
         }
-        _ => format!("{} may not {activity} (\"{cell}\")", role_name(actor.site_role)),
+        _ => format!(
+            "{} may not {activity} (\"{cell}\")",
+            role_name(actor.site_role)
+        ),
     };
     deny(action, row_key, reason)
 }
@@ -506,9 +626,13 @@ fn grants(grant: Grant, actor: &Actor, resource: &Resource) -> bool {
     match grant {
         Grant::Yes => true,
         Grant::No => false,
-        Grant::UnlessTargetSiteAdmin => resource.target.is_none_or(|t| t.site_role != SiteRole::SiteAdmin),
+        Grant::UnlessTargetSiteAdmin => resource
+            .target
+            .is_none_or(|t| t.site_role != SiteRole::SiteAdmin),
         Grant::SelfOnly => is_self(actor, resource),
-        Grant::OnlyTargetSiteAdmin => resource.target.is_some_and(|t| t.site_role == SiteRole::SiteAdmin),
+        Grant::OnlyTargetSiteAdmin => resource
+            .target
+            .is_some_and(|t| t.site_role == SiteRole::SiteAdmin),
     }
 }
 
@@ -516,7 +640,13 @@ fn is_self(actor: &Actor, resource: &Resource) -> bool {
     resource.target.is_some_and(|t| t.id == actor.user)
 }
 
-fn allow(actor: &Actor, action: Action, resource: &Resource, column: Option<Column>, bounds: u16) -> Decision {
+fn allow(
+    actor: &Actor,
+    action: Action,
+    resource: &Resource,
+    column: Option<Column>,
+    bounds: u16,
+) -> Decision {
     Decision::Allow(Allowed {
         action,
         actor: Some(actor.user),
@@ -529,7 +659,12 @@ fn allow(actor: &Actor, action: Action, resource: &Resource, column: Option<Colu
 }
 
 fn deny(action: Action, rule: &'static str, reason: String) -> Decision {
-    Decision::Deny(Denied { action, rule, reason, conceal: false })
+    Decision::Deny(Denied {
+        action,
+        rule,
+        reason,
+        conceal: false,
+    })
 }
 
 /// A stable kebab-case name as words: `delete-user` → `delete user`.
@@ -574,24 +709,46 @@ pub fn explain_allowed(proof: &Allowed) -> String {
     let mut out = match (proof.action, proof.column) {
         (Action::Activity(a), Some(c)) => {
             let cell = t.cell_text[a.index()][c.index()];
-            format!("allowed: {} may {} (the permission table says \"{cell}\")", c.words(), words(a.as_str()))
+            format!(
+                "allowed: {} may {} (the permission table says \"{cell}\")",
+                c.words(),
+                words(a.as_str())
+            )
         }
         (Action::ReadSetting(setting), Some(c)) => {
-            format!("allowed: {} may see the {} setting", c.words(), words(setting.as_str()))
+            format!(
+                "allowed: {} may see the {} setting",
+                c.words(),
+                words(setting.as_str())
+            )
         }
         (Action::ChangeSetting { setting, field }, Some(c)) => format!(
             "allowed: {} may change {}the {} setting",
             c.words(),
-            field.map(|f| format!("{} in ", words(f))).unwrap_or_default(),
+            field
+                .map(|f| format!("{} in ", words(f)))
+                .unwrap_or_default(),
             words(setting.as_str())
         ),
         (Action::ChangeSiteRole { from, to }, Some(c)) => {
-            format!("allowed: {} may change a site role from {} to {}", c.words(), role_title(from), role_title(to))
+            format!(
+                "allowed: {} may change a site role from {} to {}",
+                c.words(),
+                role_title(from),
+                role_title(to)
+            )
         }
         (Action::ChangeSiteRole { from, to }, None) => {
-            format!("allowed: the site role may change from {} to {}", role_title(from), role_title(to))
+            format!(
+                "allowed: the site role may change from {} to {}",
+                role_title(from),
+                role_title(to)
+            )
         }
-        (Action::Data(d), _) => format!("allowed to {} by their standing in the lab and project", words(d.as_str())),
+        (Action::Data(d), _) => format!(
+            "allowed to {} by their standing in the lab and project",
+            words(d.as_str())
+        ),
         (_, None) => "allowed".to_owned(),
     };
     for b in proof.bounds() {
@@ -629,7 +786,10 @@ mod tests {
     fn a_role_change_is_judged_by_the_targets_recorded_role_not_the_callers_claim() {
         let aa = Actor::new(UserId(1), SiteRole::ApplicationAdmin);
         let head = Resource::user(UserId(2), SiteRole::SiteAdmin);
-        let claimed = Action::ChangeSiteRole { from: SiteRole::None, to: SiteRole::Troubleshooter };
+        let claimed = Action::ChangeSiteRole {
+            from: SiteRole::None,
+            to: SiteRole::Troubleshooter,
+        };
         assert!(
             !authorize(&aa, claimed, &head).is_allowed(),
             "an AA may not demote a Site Admin by misstating their role"

@@ -92,7 +92,13 @@ impl DataScope {
     }
 
     pub const fn lab(lab_role: Option<LabRole>, import_policy: ImportPolicy) -> Self {
-        DataScope { lab_role, import_policy, project_role: None, lab_members_read: false, live_data_management: false }
+        DataScope {
+            lab_role,
+            import_policy,
+            project_role: None,
+            lab_members_read: false,
+            live_data_management: false,
+        }
     }
 }
 
@@ -112,29 +118,47 @@ pub(crate) fn decide(
     let refuse = |rule: &'static str, reason: String, conceal: bool| Err((rule, reason, conceal));
     match action {
         DataAction::ViewProject if sees_project || oversight => Ok(()),
-        DataAction::ViewProject => refuse("project-members", "not a member of this project".into(), true),
+        DataAction::ViewProject => refuse(
+            "project-members",
+            "not a member of this project".into(),
+            true,
+        ),
         DataAction::ImportData | DataAction::CreateLabProject if s.lab_role.is_none() => {
             refuse("lab-members", "not a member of this lab".into(), !oversight)
         }
         DataAction::CreateLabProject => Ok(()),
         DataAction::ImportData => match (s.import_policy, s.lab_role) {
-            (ImportPolicy::AllMembers, _) | (ImportPolicy::Managers, Some(LabRole::Manager)) => Ok(()),
-            (ImportPolicy::Managers, _) => {
-                refuse("import-policy", "this lab's import policy lets only its managers import data".into(), false)
+            (ImportPolicy::AllMembers, _) | (ImportPolicy::Managers, Some(LabRole::Manager)) => {
+                Ok(())
             }
+            (ImportPolicy::Managers, _) => refuse(
+                "import-policy",
+                "this lab's import policy lets only its managers import data".into(),
+                false,
+            ),
             (ImportPolicy::FacilityStaff, _) => refuse(
                 "import-policy",
                 "this lab's import policy lets only facility staff (admins) import data".into(),
                 false,
             ),
         },
-        _ if !sees_project => refuse("project-members", "not a member of this project".into(), !oversight),
+        _ if !sees_project => refuse(
+            "project-members",
+            "not a member of this project".into(),
+            !oversight,
+        ),
         DataAction::EditProject => match s.project_role {
             Some(ProjectRole::ProjectAdmin | ProjectRole::Editor) => Ok(()),
-            _ => refuse("project-editors", "only the project's admins and editors may change it".into(), false),
+            _ => refuse(
+                "project-editors",
+                "only the project's admins and editors may change it".into(),
+                false,
+            ),
         },
         DataAction::ManageProjectData => {
-            if s.project_role == Some(ProjectRole::ProjectAdmin) || (s.live_data_management && s.lab_role.is_some()) {
+            if s.project_role == Some(ProjectRole::ProjectAdmin)
+                || (s.live_data_management && s.lab_role.is_some())
+            {
                 Ok(())
             } else {
                 refuse(

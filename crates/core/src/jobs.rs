@@ -24,7 +24,10 @@ named_enum! {
 impl JobStatus {
     /// Finished one way or another.
     pub const fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Killed)
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Killed
+        )
     }
 
     /// Whether a job may go from `self` to `to`. Clearing takes any non-active job back to
@@ -156,7 +159,11 @@ impl QueueIndex {
 
     /// The jobs of `lane` in launch order.
     pub fn in_order(&self, lane: i64) -> impl Iterator<Item = QueuedJob> + '_ {
-        self.lanes.get(&lane).into_iter().flatten().map(move |k| self.lane_of[&k.2])
+        self.lanes
+            .get(&lane)
+            .into_iter()
+            .flatten()
+            .map(move |k| self.lane_of[&k.2])
     }
 
     /// The first job of `lane`, in queue order, that `fits` accepts (e.g. whose resources are
@@ -167,7 +174,10 @@ impl QueueIndex {
 
     /// The lanes that have queued jobs.
     pub fn lanes(&self) -> impl Iterator<Item = i64> + '_ {
-        self.lanes.iter().filter(|(_, s)| !s.is_empty()).map(|(l, _)| *l)
+        self.lanes
+            .iter()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(l, _)| *l)
     }
 
     /// Position (0-based) of a job in its lane's order.
@@ -185,29 +195,76 @@ mod tests {
     fn higher_priority_first_then_first_in_first_out() {
         let mut q = QueueIndex::new();
         for (job, priority, seq) in [(1, 5, 1), (2, 9, 2), (3, 5, 3), (4, 9, 4), (5, 0, 5)] {
-            q.push(QueuedJob { priority, seq, job, lane: 1 });
+            q.push(QueuedJob {
+                priority,
+                seq,
+                job,
+                lane: 1,
+            });
         }
         let order: Vec<i64> = q.in_order(1).map(|j| j.job).collect();
         assert_eq!(order, [2, 4, 1, 3, 5]);
-        assert_eq!(q.next(1, |j| j.job != 2).map(|j| j.job), Some(4), "a job that does not fit is skipped");
+        assert_eq!(
+            q.next(1, |j| j.job != 2).map(|j| j.job),
+            Some(4),
+            "a job that does not fit is skipped"
+        );
         assert_eq!(q.position(3), Some(3));
         assert!(q.remove(2));
         assert_eq!(q.next(1, |_| true).map(|j| j.job), Some(4));
         // A re-queued job takes a new sequence number: it goes behind its level.
-        q.push(QueuedJob { priority: 9, seq: 6, job: 2, lane: 1 });
-        assert_eq!(q.in_order(1).map(|j| j.job).collect::<Vec<_>>(), [4, 2, 1, 3, 5]);
+        q.push(QueuedJob {
+            priority: 9,
+            seq: 6,
+            job: 2,
+            lane: 1,
+        });
+        assert_eq!(
+            q.in_order(1).map(|j| j.job).collect::<Vec<_>>(),
+            [4, 2, 1, 3, 5]
+        );
         assert_eq!(q.len(), 5);
     }
 
     #[test]
     fn the_job_value_counts_only_with_priority_management() {
-        let f =
-            PriorityFacts { requested: Some(90), may_set_priority: false, user_default: None, instance_default: 10 };
+        let f = PriorityFacts {
+            requested: Some(90),
+            may_set_priority: false,
+            user_default: None,
+            instance_default: 10,
+        };
         assert_eq!(effective_priority(f), 10);
-        assert_eq!(effective_priority(PriorityFacts { user_default: Some(40), ..f }), 40);
-        assert_eq!(effective_priority(PriorityFacts { may_set_priority: true, ..f }), 90);
-        assert_eq!(effective_priority(PriorityFacts { requested: None, may_set_priority: true, ..f }), 10);
-        assert_eq!(effective_priority(PriorityFacts { requested: Some(500), may_set_priority: true, ..f }), 100);
+        assert_eq!(
+            effective_priority(PriorityFacts {
+                user_default: Some(40),
+                ..f
+            }),
+            40
+        );
+        assert_eq!(
+            effective_priority(PriorityFacts {
+                may_set_priority: true,
+                ..f
+            }),
+            90
+        );
+        assert_eq!(
+            effective_priority(PriorityFacts {
+                requested: None,
+                may_set_priority: true,
+                ..f
+            }),
+            10
+        );
+        assert_eq!(
+            effective_priority(PriorityFacts {
+                requested: Some(500),
+                may_set_priority: true,
+                ..f
+            }),
+            100
+        );
         assert_eq!(effective_priority(PriorityFacts::default()), 0);
     }
 

@@ -17,8 +17,8 @@ mod user;
 
 pub use actions::{Action, Activity};
 pub use authorize::{
-    Actor, Allowed, Bound, Decision, Denied, Impersonation, ImpersonationScope, Resource, ScopedFacts, TargetUser,
-    WrongProof, authorize, explain_allowed,
+    Actor, Allowed, Bound, Decision, Denied, Impersonation, ImpersonationScope, Resource,
+    ScopedFacts, TargetUser, WrongProof, authorize, explain_allowed,
 };
 pub use data::{DataAction, DataScope, ImportPolicy, LabRole, ProjectRole};
 pub use ids::UserId;

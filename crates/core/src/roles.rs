@@ -22,7 +22,9 @@ impl SiteRole {
         match self {
             SiteRole::SiteAdmin => Some(Column::SiteAdmin),
             SiteRole::ApplicationAdmin => Some(Column::ApplicationAdmin),
-            SiteRole::ImpersonatingTroubleshooter | SiteRole::Troubleshooter => Some(Column::Troubleshooter),
+            SiteRole::ImpersonatingTroubleshooter | SiteRole::Troubleshooter => {
+                Some(Column::Troubleshooter)
+            }
             SiteRole::None => None,
         }
     }

@@ -38,7 +38,10 @@ pub struct SettingRow {
 #[serde(untagged)]
 pub enum AccessCell {
     Plain(Access),
-    Partial { access: Access, read_only_fields: Vec<String> },
+    Partial {
+        access: Access,
+        read_only_fields: Vec<String>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,17 +137,29 @@ pub(crate) fn compile(file: &PermissionFile) -> Result<Table, TableError> {
     let bad = |m: String| TableError::Content(m);
     let mut settings: Vec<Option<[CompiledAccess; 3]>> = vec![None; Setting::ALL.len()];
     for row in &file.setting {
-        let s = Setting::parse(&row.key).ok_or_else(|| bad(format!("unknown setting {}", row.key)))?;
+        let s =
+            Setting::parse(&row.key).ok_or_else(|| bad(format!("unknown setting {}", row.key)))?;
         let cell = |c: &AccessCell| match c {
-            AccessCell::Plain(a) => CompiledAccess { access: *a, read_only_fields: vec![] },
-            AccessCell::Partial { access, read_only_fields } => {
-                CompiledAccess { access: *access, read_only_fields: read_only_fields.iter().map(|f| leak(f)).collect() }
-            }
+            AccessCell::Plain(a) => CompiledAccess {
+                access: *a,
+                read_only_fields: vec![],
+            },
+            AccessCell::Partial {
+                access,
+                read_only_fields,
+            } => CompiledAccess {
+                access: *access,
+                read_only_fields: read_only_fields.iter().map(|f| leak(f)).collect(),
+            },
         };
         if settings[s.index()].is_some() {
             return Err(bad(format!("setting {} appears twice", row.key)));
         }
-        settings[s.index()] = Some([cell(&row.site_admin), cell(&row.application_admin), cell(&row.troubleshooter)]);
+        settings[s.index()] = Some([
+            cell(&row.site_admin),
+            cell(&row.application_admin),
+            cell(&row.troubleshooter),
+        ]);
     }
     let settings = settings
         .into_iter()
@@ -158,7 +173,10 @@ pub(crate) fn compile(file: &PermissionFile) -> Result<Table, TableError> {
     let mut cell_text = vec![[""; 7]; n];
     for row in &file.activity {
         if row.bounds.len() > 1 {
-            return Err(bad(format!("activity {} has more than one row bound", row.key)));
+            return Err(bad(format!(
+                "activity {} has more than one row bound",
+                row.key
+            )));
         }
         let row_key = leak(&row.key);
         for (name, cells) in &row.actions {
@@ -175,14 +193,18 @@ pub(crate) fn compile(file: &PermissionFile) -> Result<Table, TableError> {
                             .bit();
                     }
                 }
-                Ok(Some(CompiledGrant { grant: c.grant(), bounds: bits }))
+                Ok(Some(CompiledGrant {
+                    grant: c.grant(),
+                    bounds: bits,
+                }))
             };
             for key in cells.keys() {
                 if Column::parse(key).is_none() {
                     return Err(bad(format!("unknown column {key} in {name}")));
                 }
             }
-            let user = get(Column::User)?.ok_or_else(|| bad(format!("{name} has no user column")))?;
+            let user =
+                get(Column::User)?.ok_or_else(|| bad(format!("{name} has no user column")))?;
             let mut compiled = [user; 7];
             for col in Column::ALL {
                 compiled[col.index()] = match get(*col)? {
@@ -201,7 +223,9 @@ pub(crate) fn compile(file: &PermissionFile) -> Result<Table, TableError> {
             row_bounds[a.index()] = (row.bounds.first().copied(), row_key);
             for col in Column::ALL {
                 let text = match col {
-                    Column::Troubleshooter | Column::ImpersonatingTroubleshooter => row.cells.get("user"),
+                    Column::Troubleshooter | Column::ImpersonatingTroubleshooter => {
+                        row.cells.get("user")
+                    }
                     _ => row.cells.get(col.as_str()),
                 };
                 cell_text[a.index()][col.index()] = leak(text.map(String::as_str).unwrap_or(""));
@@ -213,7 +237,12 @@ pub(crate) fn compile(file: &PermissionFile) -> Result<Table, TableError> {
         .enumerate()
         .map(|(i, a)| a.ok_or_else(|| bad(format!("action {} has no row", Activity::ALL[i]))))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Table { settings, activities, row_bounds, cell_text })
+    Ok(Table {
+        settings,
+        activities,
+        row_bounds,
+        cell_text,
+    })
 }
 
 static TABLE: OnceLock<Table> = OnceLock::new();

@@ -29,10 +29,17 @@ pub fn username_problem(name: &str) -> Option<&'static str> {
     if name.chars().count() > limits::USERNAME_MAX {
         return Some("must be at most 64 characters");
     }
-    if !name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+    if !name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+    {
         return Some("must start with a letter or digit");
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
         return Some("may hold only letters, digits, '.', '_' and '-'");
     }
     None

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use cedar_policy::{Authorizer, Context, Entities, EntityUid, PolicySet, Request, RestrictedExpression};
+use cedar_policy::{
+    Authorizer, Context, Entities, EntityUid, PolicySet, Request, RestrictedExpression,
+};
 use cryowarden_core::{Action, Activity, Actor, Resource, Setting, SiteRole, UserId, authorize};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -18,8 +20,13 @@ const ME: UserId = UserId(1);
 const OTHER: UserId = UserId(2);
 
 /// The fields a change of look-and-feel may name (what the row `holds`), and none.
-const FIELDS: &[Option<&str>] =
-    &[None, Some("instance_name"), Some("banner"), Some("login_message"), Some("system_email_address")];
+const FIELDS: &[Option<&str>] = &[
+    None,
+    Some("instance_name"),
+    Some("banner"),
+    Some("login_message"),
+    Some("system_email_address"),
+];
 
 #[derive(Clone, Copy, Debug)]
 enum Target {
@@ -64,9 +71,15 @@ impl Twin {
         let policies = policies();
         let principal = uid(r#"User::"actor""#);
         let entities = role_entities(&principal);
-        let mut names: Vec<String> = Activity::ALL.iter().map(|a| a.as_str().to_owned()).collect();
+        let mut names: Vec<String> = Activity::ALL
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect();
         names.extend(["read-setting", "change-setting", "change-site-role"].map(String::from));
-        let actions = names.into_iter().map(|n| (n.clone(), uid(&format!("Action::{n:?}")))).collect();
+        let actions = names
+            .into_iter()
+            .map(|n| (n.clone(), uid(&format!("Action::{n:?}"))))
+            .collect();
         Twin {
             policies,
             authorizer: Authorizer::new(),
@@ -81,12 +94,20 @@ impl Twin {
         let (name, setting, field, from, to) = match case.action {
             Action::Activity(a) => (a.as_str(), "", "", "", ""),
             Action::ReadSetting(s) => ("read-setting", s.as_str(), "", "", ""),
-            Action::ChangeSetting { setting, field } => {
-                ("change-setting", setting.as_str(), field.unwrap_or(""), "", "")
+            Action::ChangeSetting { setting, field } => (
+                "change-setting",
+                setting.as_str(),
+                field.unwrap_or(""),
+                "",
+                "",
+            ),
+            Action::ChangeSiteRole { from, to } => {
+                ("change-site-role", "", "", from.as_str(), to.as_str())
             }
-            Action::ChangeSiteRole { from, to } => ("change-site-role", "", "", from.as_str(), to.as_str()),
             Action::Data(_) => {
-                unreachable!("the twin reads the tables of spec/roles.md; data rules: tests/data_rules.rs")
+                unreachable!(
+                    "the twin reads the tables of spec/roles.md; data rules: tests/data_rules.rs"
+                )
             }
         };
         let (target_role, target_is_self) = match case.target {
@@ -99,30 +120,60 @@ impl Twin {
             ("setting".to_owned(), s(setting)),
             ("field".to_owned(), s(field)),
             ("target_role".to_owned(), s(target_role)),
-            ("target_is_self".to_owned(), RestrictedExpression::new_bool(target_is_self)),
-            ("project_admin".to_owned(), RestrictedExpression::new_bool(case.project_admin)),
-            ("folder_admin".to_owned(), RestrictedExpression::new_bool(case.folder_admin)),
+            (
+                "target_is_self".to_owned(),
+                RestrictedExpression::new_bool(target_is_self),
+            ),
+            (
+                "project_admin".to_owned(),
+                RestrictedExpression::new_bool(case.project_admin),
+            ),
+            (
+                "folder_admin".to_owned(),
+                RestrictedExpression::new_bool(case.folder_admin),
+            ),
             ("from_role".to_owned(), s(from)),
             ("to_role".to_owned(), s(to)),
         ])
         .expect("context");
-        Request::new(self.principal.clone(), self.actions[name].clone(), self.resource.clone(), context, None)
-            .expect("request")
+        Request::new(
+            self.principal.clone(),
+            self.actions[name].clone(),
+            self.resource.clone(),
+            context,
+            None,
+        )
+        .expect("request")
     }
 
     /// Cedar's decision, or a description of why it cannot be trusted (an evaluation error).
     fn allows(&self, case: &Case) -> Result<(bool, Vec<String>), String> {
-        let response = self.authorizer.is_authorized(&self.request(case), &self.policies, &self.entities[&case.role]);
-        let errors: Vec<String> = response.diagnostics().errors().map(|e| e.to_string()).collect();
+        let response = self.authorizer.is_authorized(
+            &self.request(case),
+            &self.policies,
+            &self.entities[&case.role],
+        );
+        let errors: Vec<String> = response
+            .diagnostics()
+            .errors()
+            .map(|e| e.to_string())
+            .collect();
         if !errors.is_empty() {
             return Err(format!("Cedar evaluation errors: {errors:?}"));
         }
         let reasons = response
             .diagnostics()
             .reason()
-            .map(|id| self.policies.annotation(id, "id").map_or_else(|| id.to_string(), str::to_owned))
+            .map(|id| {
+                self.policies
+                    .annotation(id, "id")
+                    .map_or_else(|| id.to_string(), str::to_owned)
+            })
             .collect();
-        Ok((response.decision() == cedar_policy::Decision::Allow, reasons))
+        Ok((
+            response.decision() == cedar_policy::Decision::Allow,
+            reasons,
+        ))
     }
 }
 
@@ -148,7 +199,12 @@ fn compare(twin: &Twin, cases: impl IntoIterator<Item = Case>) -> (usize, usize)
         mismatches.is_empty(),
         "{} of {checked} requests: tests/policies.cedar and authorize() disagree (first 30):\n{}",
         mismatches.len(),
-        mismatches.iter().take(30).cloned().collect::<Vec<_>>().join("\n")
+        mismatches
+            .iter()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     (checked, allowed)
 }
@@ -158,7 +214,10 @@ fn all_actions() -> Vec<Action> {
     for setting in Setting::ALL.iter().copied() {
         actions.push(Action::ReadSetting(setting));
         for field in FIELDS {
-            actions.push(Action::ChangeSetting { setting, field: *field });
+            actions.push(Action::ChangeSetting {
+                setting,
+                field: *field,
+            });
         }
     }
     actions
@@ -171,7 +230,9 @@ fn cedar_twin_agrees_on_the_whole_request_space() {
     targets.extend(SiteRole::ALL.iter().map(|r| Target::Other(*r)));
     let mut cases = Vec::new();
     for role in SiteRole::ALL.iter().copied() {
-        for (project_admin, folder_admin) in [(false, false), (true, false), (false, true), (true, true)] {
+        for (project_admin, folder_admin) in
+            [(false, false), (true, false), (false, true), (true, true)]
+        {
             for target in &targets {
                 let mut actions = all_actions();
                 // A site-role change is of a user, from the role they hold.
@@ -181,10 +242,20 @@ fn cedar_twin_agrees_on_the_whole_request_space() {
                     Target::Other(r) => Some(*r),
                 };
                 if let Some(from) = from {
-                    actions.extend(SiteRole::ALL.iter().map(|to| Action::ChangeSiteRole { from, to: *to }));
+                    actions.extend(
+                        SiteRole::ALL
+                            .iter()
+                            .map(|to| Action::ChangeSiteRole { from, to: *to }),
+                    );
                 }
                 for action in actions {
-                    cases.push(Case { role, action, target: *target, project_admin, folder_admin });
+                    cases.push(Case {
+                        role,
+                        action,
+                        target: *target,
+                        project_admin,
+                        folder_admin,
+                    });
                 }
             }
         }
@@ -223,14 +294,26 @@ fn cedar_twin_agrees_on_100k_random_requests() {
                     Target::Other(r) => r,
                     _ => role,
                 };
-                Action::ChangeSiteRole { from, to: *SiteRole::ALL.choose(&mut rng).unwrap() }
+                Action::ChangeSiteRole {
+                    from,
+                    to: *SiteRole::ALL.choose(&mut rng).unwrap(),
+                }
             }
         };
-        Case { role, action, target, project_admin: rng.random_bool(0.3), folder_admin: rng.random_bool(0.3) }
+        Case {
+            role,
+            action,
+            target,
+            project_admin: rng.random_bool(0.3),
+            folder_admin: rng.random_bool(0.3),
+        }
     });
     let (checked, allowed) = compare(&twin, cases);
     println!("cedar twin, random: {checked} requests agree ({allowed} allowed)");
     assert_eq!(checked, N);
     // Both answers are well represented, or the comparison would say little.
-    assert!(allowed > N / 10 && allowed < N * 9 / 10, "{allowed} of {N} allowed");
+    assert!(
+        allowed > N / 10 && allowed < N * 9 / 10,
+        "{allowed} of {N} allowed"
+    );
 }

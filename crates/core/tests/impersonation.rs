@@ -8,8 +8,9 @@
 //! nothing but viewing may be aimed at the impersonator's own account.
 
 use cryowarden_core::{
-    Action, Activity, Actor, Bound, DataAction, DataScope, Impersonation, ImpersonationScope, ImportPolicy, LabRole,
-    ProjectRole, Resource, ScopedFacts, Setting, SiteRole, TargetUser, UserId, authorize,
+    Action, Activity, Actor, Bound, DataAction, DataScope, Impersonation, ImpersonationScope,
+    ImportPolicy, LabRole, ProjectRole, Resource, ScopedFacts, Setting, SiteRole, TargetUser,
+    UserId, authorize,
 };
 use proptest::prelude::*;
 
@@ -22,15 +23,29 @@ fn every_action() -> Vec<Action> {
     let mut actions: Vec<Action> = Activity::ALL.iter().map(|a| Action::Activity(*a)).collect();
     for s in Setting::ALL {
         actions.push(Action::ReadSetting(*s));
-        actions.push(Action::ChangeSetting { setting: *s, field: None });
+        actions.push(Action::ChangeSetting {
+            setting: *s,
+            field: None,
+        });
     }
-    for f in ["instance_name", "banner", "login_message", "system_email_address"] {
-        actions.push(Action::ChangeSetting { setting: Setting::LookAndFeel, field: Some(f) });
+    for f in [
+        "instance_name",
+        "banner",
+        "login_message",
+        "system_email_address",
+    ] {
+        actions.push(Action::ChangeSetting {
+            setting: Setting::LookAndFeel,
+            field: Some(f),
+        });
     }
     for from in SiteRole::ALL {
         for to in SiteRole::ALL {
             if from != to {
-                actions.push(Action::ChangeSiteRole { from: *from, to: *to });
+                actions.push(Action::ChangeSiteRole {
+                    from: *from,
+                    to: *to,
+                });
             }
         }
     }
@@ -50,26 +65,45 @@ fn data_scope() -> impl Strategy<Value = DataScope> {
         any::<bool>(),
         any::<bool>(),
     )
-        .prop_map(|(lab_role, import_policy, project_role, lab_members_read, live_data_management)| DataScope {
-            lab_role,
-            import_policy,
-            project_role,
-            lab_members_read,
-            live_data_management,
-        })
+        .prop_map(
+            |(lab_role, import_policy, project_role, lab_members_read, live_data_management)| {
+                DataScope {
+                    lab_role,
+                    import_policy,
+                    project_role,
+                    lab_members_read,
+                    live_data_management,
+                }
+            },
+        )
 }
 
 /// Any resource: no target, or a target among users 1..=4 with any role; any scope flags of
 /// the acting side and, independently, of the impersonator; any data standing.
 fn resource() -> impl Strategy<Value = Resource> {
-    (proptest::option::of((1i64..=4, role())), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), data_scope())
-        .prop_map(|(target, project_admin, folder_admin, by_pa, by_fa, data)| Resource {
-            target: target.map(|(id, site_role)| TargetUser { id: UserId(id), site_role }),
-            project_admin,
-            folder_admin,
-            data,
-            impersonator: ScopedFacts { project_admin: by_pa, folder_admin: by_fa },
-        })
+    (
+        proptest::option::of((1i64..=4, role())),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        data_scope(),
+    )
+        .prop_map(
+            |(target, project_admin, folder_admin, by_pa, by_fa, data)| Resource {
+                target: target.map(|(id, site_role)| TargetUser {
+                    id: UserId(id),
+                    site_role,
+                }),
+                project_admin,
+                folder_admin,
+                data,
+                impersonator: ScopedFacts {
+                    project_admin: by_pa,
+                    folder_admin: by_fa,
+                },
+            },
+        )
 }
 
 /// The resource as one side alone sees it: that side's scoped facts only.
@@ -172,29 +206,56 @@ proptest! {
 fn an_application_admin_impersonating_a_site_admin_does_not_gain_site_admin_rights() {
     let me = Actor::new(BY, SiteRole::ApplicationAdmin);
     let head = Resource::user(UserId(2), SiteRole::SiteAdmin);
-    let proof = authorize(&me, Activity::Impersonate.into(), &head).into_result().expect("AAs impersonate");
+    let proof = authorize(&me, Activity::Impersonate.into(), &head)
+        .into_result()
+        .expect("AAs impersonate");
     assert!(proof.has(Bound::NoSiteAdminRights));
     let scope = ImpersonationScope::granted_by(&proof).unwrap();
     let as_head = Actor {
         user: UserId(2),
         site_role: SiteRole::SiteAdmin,
-        impersonation: Some(Impersonation { by: BY, by_role: SiteRole::ApplicationAdmin, scope }),
+        impersonation: Some(Impersonation {
+            by: BY,
+            by_role: SiteRole::ApplicationAdmin,
+            scope,
+        }),
     };
     // A Site Admin sets storage roots; an Application Admin has no access to them, so neither
     // has the AA impersonating the Site Admin.
-    let roots = Action::ChangeSetting { setting: Setting::StorageRoots, field: None };
-    assert!(authorize(&Actor::new(UserId(2), SiteRole::SiteAdmin), roots, &Resource::instance()).is_allowed());
-    let denied = authorize(&as_head, roots, &Resource::instance()).into_result().unwrap_err();
+    let roots = Action::ChangeSetting {
+        setting: Setting::StorageRoots,
+        field: None,
+    };
+    assert!(
+        authorize(
+            &Actor::new(UserId(2), SiteRole::SiteAdmin),
+            roots,
+            &Resource::instance()
+        )
+        .is_allowed()
+    );
+    let denied = authorize(&as_head, roots, &Resource::instance())
+        .into_result()
+        .unwrap_err();
     assert_eq!(denied.rule, "impersonation-ceiling");
-    assert!(denied.reason.contains("Application Admin"), "{}", denied.reason);
+    assert!(
+        denied.reason.contains("Application Admin"),
+        "{}",
+        denied.reason
+    );
 }
 
 #[test]
 fn the_impersonating_troubleshooter_breaks_glass_and_every_decision_says_so() {
     let me = Actor::new(BY, SiteRole::ImpersonatingTroubleshooter);
     let head = Resource::user(UserId(2), SiteRole::SiteAdmin);
-    let proof = authorize(&me, Activity::Impersonate.into(), &head).into_result().expect("break-glass");
-    assert_eq!(ImpersonationScope::granted_by(&proof), Some(ImpersonationScope::BreakGlass));
+    let proof = authorize(&me, Activity::Impersonate.into(), &head)
+        .into_result()
+        .expect("break-glass");
+    assert_eq!(
+        ImpersonationScope::granted_by(&proof),
+        Some(ImpersonationScope::BreakGlass)
+    );
     let as_head = Actor {
         user: UserId(2),
         site_role: SiteRole::SiteAdmin,
@@ -204,13 +265,28 @@ fn the_impersonating_troubleshooter_breaks_glass_and_every_decision_says_so() {
             scope: ImpersonationScope::BreakGlass,
         }),
     };
-    let change = Action::ChangeSetting { setting: Setting::LookAndFeel, field: Some("system_email_address") };
-    assert!(!authorize(&me, change, &Resource::instance()).is_allowed(), "not by the troubleshooter's own right");
-    let allowed = authorize(&as_head, change, &Resource::instance()).into_result().expect("acts as the Site Admin");
+    let change = Action::ChangeSetting {
+        setting: Setting::LookAndFeel,
+        field: Some("system_email_address"),
+    };
+    assert!(
+        !authorize(&me, change, &Resource::instance()).is_allowed(),
+        "not by the troubleshooter's own right"
+    );
+    let allowed = authorize(&as_head, change, &Resource::instance())
+        .into_result()
+        .expect("acts as the Site Admin");
     assert!(allowed.has(Bound::BreakGlass));
     assert_eq!(allowed.impersonator(), Some(BY));
     // An ordinary user cannot be the way in.
-    assert!(!authorize(&me, Activity::Impersonate.into(), &Resource::user(UserId(3), SiteRole::None)).is_allowed());
+    assert!(
+        !authorize(
+            &me,
+            Activity::Impersonate.into(),
+            &Resource::user(UserId(3), SiteRole::None)
+        )
+        .is_allowed()
+    );
 }
 
 #[test]
@@ -219,8 +295,13 @@ fn a_project_admin_impersonating_loses_site_roles_and_keeps_only_shared_standing
     // Troubleshooter's site-wide sight is off while they do.
     let me = Actor::new(BY, SiteRole::Troubleshooter);
     let member = Resource::user(UserId(3), SiteRole::None).scoped(true, false);
-    let proof = authorize(&me, Activity::Impersonate.into(), &member).into_result().expect("project admins may");
-    assert_eq!(ImpersonationScope::granted_by(&proof), Some(ImpersonationScope::Scoped));
+    let proof = authorize(&me, Activity::Impersonate.into(), &member)
+        .into_result()
+        .expect("project admins may");
+    assert_eq!(
+        ImpersonationScope::granted_by(&proof),
+        Some(ImpersonationScope::Scoped)
+    );
     let as_member = Actor {
         user: UserId(3),
         site_role: SiteRole::None,
@@ -230,8 +311,22 @@ fn a_project_admin_impersonating_loses_site_roles_and_keeps_only_shared_standing
             scope: ImpersonationScope::Scoped,
         }),
     };
-    assert!(authorize(&me, Action::ReadSetting(Setting::AuditLog), &Resource::instance()).is_allowed());
-    assert!(!authorize(&as_member, Action::ReadSetting(Setting::AuditLog), &Resource::instance()).is_allowed());
+    assert!(
+        authorize(
+            &me,
+            Action::ReadSetting(Setting::AuditLog),
+            &Resource::instance()
+        )
+        .is_allowed()
+    );
+    assert!(
+        !authorize(
+            &as_member,
+            Action::ReadSetting(Setting::AuditLog),
+            &Resource::instance()
+        )
+        .is_allowed()
+    );
     // Standing both share: the weaker role of each kind.
     let target = DataScope {
         lab_role: Some(LabRole::Manager),
@@ -240,12 +335,34 @@ fn a_project_admin_impersonating_loses_site_roles_and_keeps_only_shared_standing
         lab_members_read: true,
         ..DataScope::default()
     };
-    let mine = DataScope { lab_role: Some(LabRole::Member), project_role: Some(ProjectRole::ProjectAdmin), ..target };
+    let mine = DataScope {
+        lab_role: Some(LabRole::Member),
+        project_role: Some(ProjectRole::ProjectAdmin),
+        ..target
+    };
     let shared = target.intersect(mine);
-    assert_eq!((shared.lab_role, shared.project_role), (Some(LabRole::Member), Some(ProjectRole::Editor)));
-    let outsider = DataScope { lab_role: None, project_role: None, ..DataScope::default() };
+    assert_eq!(
+        (shared.lab_role, shared.project_role),
+        (Some(LabRole::Member), Some(ProjectRole::Editor))
+    );
+    let outsider = DataScope {
+        lab_role: None,
+        project_role: None,
+        ..DataScope::default()
+    };
     let none = target.intersect(outsider);
-    assert_eq!((none.lab_role, none.project_role, none.live_data_management), (None, None, false));
-    let view = authorize(&as_member, DataAction::ViewProject.into(), &Resource::data(none)).into_result();
-    assert!(view.is_err_and(|d| d.conceal), "outside the impersonator's standing the project does not exist");
+    assert_eq!(
+        (none.lab_role, none.project_role, none.live_data_management),
+        (None, None, false)
+    );
+    let view = authorize(
+        &as_member,
+        DataAction::ViewProject.into(),
+        &Resource::data(none),
+    )
+    .into_result();
+    assert!(
+        view.is_err_and(|d| d.conceal),
+        "outside the impersonator's standing the project does not exist"
+    );
 }

@@ -13,7 +13,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cryowarden_core::table::{AccessCell, Grant, GrantCell, PERMISSIONS_TOML, PermissionFile, RowBound, parse};
+use cryowarden_core::table::{
+    AccessCell, Grant, GrantCell, PERMISSIONS_TOML, PermissionFile, RowBound, parse,
+};
 use cryowarden_core::{Access, Action, Actor, Resource, Setting, SiteRole, UserId, authorize};
 
 const ROLES_MD: &str = include_str!("../../../spec/roles.md");
@@ -62,11 +64,19 @@ fn md_table(doc: &str, first_header_cell: &str) -> MdTable {
                 && md_cells(lines[i]).first().map(String::as_str) == Some(first_header_cell)
         })
         .collect();
-    assert_eq!(starts.len(), 1, "spec/roles.md should hold exactly one table headed `| {first_header_cell} |`");
+    assert_eq!(
+        starts.len(),
+        1,
+        "spec/roles.md should hold exactly one table headed `| {first_header_cell} |`"
+    );
     let start = starts[0];
     let header = md_cells(lines[start]);
     let separator = md_cells(lines.get(start + 1).copied().unwrap_or(""));
-    assert_eq!(separator.len(), header.len(), "table `{first_header_cell}`: separator line does not match the header");
+    assert_eq!(
+        separator.len(),
+        header.len(),
+        "table `{first_header_cell}`: separator line does not match the header"
+    );
     for s in &separator {
         let dashes = s.trim_matches(':');
         assert!(
@@ -75,7 +85,11 @@ fn md_table(doc: &str, first_header_cell: &str) -> MdTable {
         );
     }
     let mut rows = Vec::new();
-    for (n, line) in lines[start + 2..].iter().take_while(|l| is_table_line(l)).enumerate() {
+    for (n, line) in lines[start + 2..]
+        .iter()
+        .take_while(|l| is_table_line(l))
+        .enumerate()
+    {
         let cells = md_cells(line);
         assert_eq!(
             cells.len(),
@@ -99,8 +113,18 @@ fn columns(table: &MdTable, expected: &[&str]) -> BTreeMap<String, usize> {
         got, want,
         "the Markdown table header changed: update tests/spec_agreement.rs and spec/permissions.toml"
     );
-    assert_eq!(table.header.len(), expected.len(), "duplicate header cells in {:?}", table.header);
-    table.header.iter().enumerate().map(|(i, h)| (h.clone(), i)).collect()
+    assert_eq!(
+        table.header.len(),
+        expected.len(),
+        "duplicate header cells in {:?}",
+        table.header
+    );
+    table
+        .header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.clone(), i))
+        .collect()
 }
 
 fn toml_file() -> PermissionFile {
@@ -135,10 +159,12 @@ fn setting_reading(text: &str) -> Option<AccessCell> {
         // site-errors: "VIEW ALL SITE ERRORS, RESET SITE ERRORS" both granted = all; viewing only = read-only.
         "view all, reset all" => AccessCell::Plain(Access::All),
         "view only" => AccessCell::Plain(Access::ReadOnly),
-        "read all; change all except system email address and login message" => AccessCell::Partial {
-            access: Access::All,
-            read_only_fields: vec!["system_email_address".into(), "login_message".into()],
-        },
+        "read all; change all except system email address and login message" => {
+            AccessCell::Partial {
+                access: Access::All,
+                read_only_fields: vec!["system_email_address".into(), "login_message".into()],
+            }
+        }
         _ => return None,
     })
 }
@@ -146,35 +172,57 @@ fn setting_reading(text: &str) -> Option<AccessCell> {
 #[test]
 fn settings_rows_match_the_markdown_verbatim() {
     let md = md_table(ROLES_MD, "setting (cryowarden)");
-    let col = columns(&md, &SETTING_COLUMNS.iter().map(|(h, _)| *h).collect::<Vec<_>>());
+    let col = columns(
+        &md,
+        &SETTING_COLUMNS.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
+    );
     let file = toml_file();
 
-    let md_keys: Vec<&str> = md.rows.iter().map(|r| r[col["setting (cryowarden)"]].as_str()).collect();
+    let md_keys: Vec<&str> = md
+        .rows
+        .iter()
+        .map(|r| r[col["setting (cryowarden)"]].as_str())
+        .collect();
     let toml_keys: Vec<&str> = file.setting.iter().map(|s| s.key.as_str()).collect();
-    assert_eq!(md_keys, toml_keys, "§1 rows differ (set or order) between spec/roles.md and spec/permissions.toml");
+    assert_eq!(
+        md_keys, toml_keys,
+        "§1 rows differ (set or order) between spec/roles.md and spec/permissions.toml"
+    );
 
     let mut problems = Vec::new();
     for (md_row, row) in md.rows.iter().zip(&file.setting) {
         let cell = |h: &str| md_row[col[h]].as_str();
         let mut check = |what: &str, toml_text: Option<&str>, md_text: &str| {
             if toml_text != Some(md_text) {
-                problems
-                    .push(format!("setting {}: {what} is {toml_text:?} in the toml, {md_text:?} in roles.md", row.key));
+                problems.push(format!(
+                    "setting {}: {what} is {toml_text:?} in the toml, {md_text:?} in roles.md",
+                    row.key
+                ));
             }
         };
         check("holds", Some(&row.holds), cell("holds"));
         check("labkey", Some(&row.labkey), cell("LabKey analog"));
-        for (header, field) in SETTING_COLUMNS.iter().filter(|(_, f)| f.starts_with("cells.")) {
+        for (header, field) in SETTING_COLUMNS
+            .iter()
+            .filter(|(_, f)| f.starts_with("cells."))
+        {
             let key = &field["cells.".len()..];
             check(field, row.cells.get(key).map(String::as_str), cell(header));
         }
         let keys: BTreeSet<&str> = row.cells.keys().map(String::as_str).collect();
         let want: BTreeSet<&str> = ["site_admin", "application_admin", "troubleshooter"].into();
         if keys != want {
-            problems.push(format!("setting {}: cells has keys {keys:?}, expected {want:?}", row.key));
+            problems.push(format!(
+                "setting {}: cells has keys {keys:?}, expected {want:?}",
+                row.key
+            ));
         }
     }
-    assert!(problems.is_empty(), "spec/permissions.toml disagrees with spec/roles.md §1:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "spec/permissions.toml disagrees with spec/roles.md §1:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -190,7 +238,11 @@ fn settings_structured_reading_matches_the_cell_text() {
             ("application_admin", &row.application_admin),
             ("troubleshooter", &row.troubleshooter),
         ] {
-            let text = row.cells.get(column).map(String::as_str).unwrap_or("<missing>");
+            let text = row
+                .cells
+                .get(column)
+                .map(String::as_str)
+                .unwrap_or("<missing>");
             match setting_reading(text) {
                 None => problems.push(format!(
                     "setting {} / {column}: cell text {text:?} is not in the §1 vocabulary of tests/spec_agreement.rs \
@@ -211,7 +263,8 @@ fn settings_structured_reading_matches_the_cell_text() {
 #[test]
 fn ordinary_users_and_scoped_admins_have_none_on_every_setting() {
     assert!(
-        roles_md_flat().contains("Ordinary users, project admins and folder admins have `none` on every row."),
+        roles_md_flat()
+            .contains("Ordinary users, project admins and folder admins have `none` on every row."),
         "the sentence this test checks is gone from spec/roles.md §1: update this test"
     );
     let file = toml_file();
@@ -257,7 +310,13 @@ const ACTIVITY_COLUMNS: &[(&str, &str)] = &[
 ];
 
 /// The grant columns of a §2 row, as the toml names them.
-const GRANT_COLUMNS: &[&str] = &["site_admin", "application_admin", "project_admin", "folder_admin", "user"];
+const GRANT_COLUMNS: &[&str] = &[
+    "site_admin",
+    "application_admin",
+    "project_admin",
+    "folder_admin",
+    "user",
+];
 
 /// One reading of a §2 cell text: in `column` (or any, "*"), for `action` of the row (or every
 /// action of the row, "*"), the text grants `grant` with the cell bounds `bounds`.
@@ -276,7 +335,13 @@ const fn r(
     grant: Grant,
     bounds: &'static [&'static str],
 ) -> Reading {
-    Reading { text, column, action, grant, bounds }
+    Reading {
+        text,
+        column,
+        action,
+        grant,
+        bounds,
+    }
 }
 
 /// The vocabulary of §2 cells. The project_admin and folder_admin columns only ever apply within
@@ -285,11 +350,41 @@ const fn r(
 const ACTIVITY_VOCABULARY: &[Reading] = &[
     r("yes", "*", "*", Grant::Yes, &[]),
     r("no", "*", "*", Grant::No, &[]),
-    r("yes, not a Site Admin", "application_admin", "*", Grant::UnlessTargetSiteAdmin, &[]),
-    r("yes, not a Site Admin's", "application_admin", "*", Grant::UnlessTargetSiteAdmin, &[]),
-    r("yes, not for Site Admins", "application_admin", "*", Grant::UnlessTargetSiteAdmin, &[]),
-    r("yes, but not the memberships of Site Admins", "application_admin", "*", Grant::UnlessTargetSiteAdmin, &[]),
-    r("yes, but not reset a Site Admin's password", "application_admin", "view-user", Grant::Yes, &[]),
+    r(
+        "yes, not a Site Admin",
+        "application_admin",
+        "*",
+        Grant::UnlessTargetSiteAdmin,
+        &[],
+    ),
+    r(
+        "yes, not a Site Admin's",
+        "application_admin",
+        "*",
+        Grant::UnlessTargetSiteAdmin,
+        &[],
+    ),
+    r(
+        "yes, not for Site Admins",
+        "application_admin",
+        "*",
+        Grant::UnlessTargetSiteAdmin,
+        &[],
+    ),
+    r(
+        "yes, but not the memberships of Site Admins",
+        "application_admin",
+        "*",
+        Grant::UnlessTargetSiteAdmin,
+        &[],
+    ),
+    r(
+        "yes, but not reset a Site Admin's password",
+        "application_admin",
+        "view-user",
+        Grant::Yes,
+        &[],
+    ),
     r(
         "yes, but not reset a Site Admin's password",
         "application_admin",
@@ -297,18 +392,84 @@ const ACTIVITY_VOCABULARY: &[Reading] = &[
         Grant::UnlessTargetSiteAdmin,
         &[],
     ),
-    r("see, for users of their project; no password change", "project_admin", "view-user", Grant::Yes, &[]),
-    r("see, for users of their project; no password change", "project_admin", "change-password", Grant::No, &[]),
-    r("see, for users of their workspace; no password change", "folder_admin", "view-user", Grant::Yes, &[]),
-    r("see, for users of their workspace; no password change", "folder_admin", "change-password", Grant::No, &[]),
+    r(
+        "see, for users of their project; no password change",
+        "project_admin",
+        "view-user",
+        Grant::Yes,
+        &[],
+    ),
+    r(
+        "see, for users of their project; no password change",
+        "project_admin",
+        "change-password",
+        Grant::No,
+        &[],
+    ),
+    r(
+        "see, for users of their workspace; no password change",
+        "folder_admin",
+        "view-user",
+        Grant::Yes,
+        &[],
+    ),
+    r(
+        "see, for users of their workspace; no password change",
+        "folder_admin",
+        "change-password",
+        Grant::No,
+        &[],
+    ),
     r("only themselves", "user", "*", Grant::SelfOnly, &[]),
-    r("yes, but never gain Site Admin rights by it", "application_admin", "*", Grant::Yes, &["no-site-admin-rights"]),
-    r("only users of their project", "project_admin", "*", Grant::Yes, &[]),
-    r("only users of their workspace", "folder_admin", "*", Grant::Yes, &[]),
-    r("yes, but no custom file root", "application_admin", "create-project", Grant::Yes, &["no-custom-file-root"]),
-    r("yes, but no custom file root", "application_admin", "delete-project", Grant::Yes, &[]),
-    r("yes, not the file root", "*", "update-project-settings", Grant::Yes, &["no-custom-file-root"]),
-    r("yes, not the file root", "*", "set-custom-file-root", Grant::No, &[]),
+    r(
+        "yes, but never gain Site Admin rights by it",
+        "application_admin",
+        "*",
+        Grant::Yes,
+        &["no-site-admin-rights"],
+    ),
+    r(
+        "only users of their project",
+        "project_admin",
+        "*",
+        Grant::Yes,
+        &[],
+    ),
+    r(
+        "only users of their workspace",
+        "folder_admin",
+        "*",
+        Grant::Yes,
+        &[],
+    ),
+    r(
+        "yes, but no custom file root",
+        "application_admin",
+        "create-project",
+        Grant::Yes,
+        &["no-custom-file-root"],
+    ),
+    r(
+        "yes, but no custom file root",
+        "application_admin",
+        "delete-project",
+        Grant::Yes,
+        &[],
+    ),
+    r(
+        "yes, not the file root",
+        "*",
+        "update-project-settings",
+        Grant::Yes,
+        &["no-custom-file-root"],
+    ),
+    r(
+        "yes, not the file root",
+        "*",
+        "set-custom-file-root",
+        Grant::No,
+        &[],
+    ),
 ];
 
 /// What a bounds-column text (or a sentence outside the tables) does to the reading of its row.
@@ -328,8 +489,14 @@ const BOUNDS_VOCABULARY: &[(&str, &[Effect])] = &[
         "delete is immediate and permanent; a user can never delete or demote themselves",
         &[Effect::Row(RowBound::NeverSelf)],
     ),
-    ("users may change their own details", &[Effect::SetGrant("edit-user", "user", Grant::SelfOnly)]),
-    ("removing oneself asks for confirmation", &[Effect::Row(RowBound::ConfirmSelf)]),
+    (
+        "users may change their own details",
+        &[Effect::SetGrant("edit-user", "user", Grant::SelfOnly)],
+    ),
+    (
+        "removing oneself asks for confirmation",
+        &[Effect::Row(RowBound::ConfirmSelf)],
+    ),
     (
         "site-wide roles are off while a project/folder admin impersonates",
         &[
@@ -365,7 +532,11 @@ const OUTSIDE_THE_TABLE: &[(&str, &str, Effect)] = &[
     (
         "plus the ability to impersonate a Site Admin and act as one until the impersonation ends",
         "impersonate",
-        Effect::SetGrant("impersonate", "impersonating_troubleshooter", Grant::OnlyTargetSiteAdmin),
+        Effect::SetGrant(
+            "impersonate",
+            "impersonating_troubleshooter",
+            Grant::OnlyTargetSiteAdmin,
+        ),
     ),
     (
         "Every action taken while impersonating is audited with both identities.",
@@ -410,25 +581,35 @@ fn apply(
         }
         Effect::SetGrant(action, column, grant) => match actions.get_mut(*action) {
             Some(cells) => {
-                cells.entry(column.to_string()).or_insert_with(|| (*grant, BTreeSet::new())).0 = *grant;
+                cells
+                    .entry(column.to_string())
+                    .or_insert_with(|| (*grant, BTreeSet::new()))
+                    .0 = *grant;
             }
-            None => {
-                problems.push(format!("row {row}: the vocabulary names action {action}, which the row does not have"))
-            }
+            None => problems.push(format!(
+                "row {row}: the vocabulary names action {action}, which the row does not have"
+            )),
         },
-        Effect::AddBound(action, column, bound) => match actions.get_mut(*action).and_then(|c| c.get_mut(*column)) {
-            Some(cell) => {
-                cell.1.insert(bound.to_string());
+        Effect::AddBound(action, column, bound) => {
+            match actions.get_mut(*action).and_then(|c| c.get_mut(*column)) {
+                Some(cell) => {
+                    cell.1.insert(bound.to_string());
+                }
+                None => problems.push(format!(
+                    "row {row}: the vocabulary bounds {action}/{column}, which has no cell"
+                )),
             }
-            None => problems.push(format!("row {row}: the vocabulary bounds {action}/{column}, which has no cell")),
-        },
+        }
     }
 }
 
 #[test]
 fn activity_rows_match_the_markdown_verbatim() {
     let md = md_table(ROLES_MD, "activity");
-    let col = columns(&md, &ACTIVITY_COLUMNS.iter().map(|(h, _)| *h).collect::<Vec<_>>());
+    let col = columns(
+        &md,
+        &ACTIVITY_COLUMNS.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
+    );
     let file = toml_file();
     assert_eq!(
         md.rows.len(),
@@ -453,10 +634,17 @@ fn activity_rows_match_the_markdown_verbatim() {
         let keys: BTreeSet<&str> = row.cells.keys().map(String::as_str).collect();
         let want: BTreeSet<&str> = ACTIVITY_COLUMNS.iter().skip(1).map(|(_, k)| *k).collect();
         if keys != want {
-            problems.push(format!("activity {}: cells has keys {keys:?}, expected {want:?}", row.key));
+            problems.push(format!(
+                "activity {}: cells has keys {keys:?}, expected {want:?}",
+                row.key
+            ));
         }
     }
-    assert!(problems.is_empty(), "spec/permissions.toml disagrees with spec/roles.md §2:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "spec/permissions.toml disagrees with spec/roles.md §2:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -467,10 +655,14 @@ fn activity_structured_reading_matches_the_cell_text() {
 
     for (sentence, row_key, _) in OUTSIDE_THE_TABLE {
         if !flat.contains(sentence) {
-            problems.push(format!("the sentence {sentence:?} is gone from spec/roles.md: revise OUTSIDE_THE_TABLE"));
+            problems.push(format!(
+                "the sentence {sentence:?} is gone from spec/roles.md: revise OUTSIDE_THE_TABLE"
+            ));
         }
         if !file.activity.iter().any(|a| a.key == *row_key) {
-            problems.push(format!("OUTSIDE_THE_TABLE names row {row_key}, which the toml does not have"));
+            problems.push(format!(
+                "OUTSIDE_THE_TABLE names row {row_key}, which the toml does not have"
+            ));
         }
     }
 
@@ -480,7 +672,11 @@ fn activity_structured_reading_matches_the_cell_text() {
         for action in row.actions.keys() {
             let mut cells = BTreeMap::new();
             for column in GRANT_COLUMNS {
-                let text = row.cells.get(*column).map(String::as_str).unwrap_or("<missing>");
+                let text = row
+                    .cells
+                    .get(*column)
+                    .map(String::as_str)
+                    .unwrap_or("<missing>");
                 let readings: Vec<&Reading> = ACTIVITY_VOCABULARY
                     .iter()
                     .filter(|r| {
@@ -504,7 +700,11 @@ fn activity_structured_reading_matches_the_cell_text() {
             expected.insert(action.clone(), cells);
         }
         let mut row_bounds = Vec::new();
-        let bounds_text = row.cells.get("bounds").map(String::as_str).unwrap_or("<missing>");
+        let bounds_text = row
+            .cells
+            .get("bounds")
+            .map(String::as_str)
+            .unwrap_or("<missing>");
         match BOUNDS_VOCABULARY.iter().find(|(t, _)| *t == bounds_text) {
             Some((_, effects)) => {
                 for e in *effects {
@@ -525,7 +725,15 @@ fn activity_structured_reading_matches_the_cell_text() {
         let got: BTreeMap<String, BTreeMap<String, Cell>> = row
             .actions
             .iter()
-            .map(|(a, cells)| (a.clone(), cells.iter().map(|(c, g)| (c.clone(), normalise(g))).collect()))
+            .map(|(a, cells)| {
+                (
+                    a.clone(),
+                    cells
+                        .iter()
+                        .map(|(c, g)| (c.clone(), normalise(g)))
+                        .collect(),
+                )
+            })
             .collect();
         for (action, want) in &expected {
             let have = &got[action];
@@ -539,7 +747,8 @@ fn activity_structured_reading_matches_the_cell_text() {
                 }
             }
         }
-        let same_bounds = row_bounds.len() == row.bounds.len() && row_bounds.iter().all(|b| row.bounds.contains(b));
+        let same_bounds = row_bounds.len() == row.bounds.len()
+            && row_bounds.iter().all(|b| row.bounds.contains(b));
         if !same_bounds {
             problems.push(format!(
                 "activity {}: row bounds read as {row_bounds:?}, the toml says {:?}",
@@ -549,12 +758,21 @@ fn activity_structured_reading_matches_the_cell_text() {
     }
 
     // Every action of the core is in exactly one row.
-    let mut names: Vec<&str> = file.activity.iter().flat_map(|a| a.actions.keys().map(String::as_str)).collect();
+    let mut names: Vec<&str> = file
+        .activity
+        .iter()
+        .flat_map(|a| a.actions.keys().map(String::as_str))
+        .collect();
     names.sort_unstable();
-    let mut core: Vec<&str> = cryowarden_core::Activity::ALL.iter().map(|a| a.as_str()).collect();
+    let mut core: Vec<&str> = cryowarden_core::Activity::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
     core.sort_unstable();
     if names != core {
-        problems.push(format!("the toml's actions {names:?} are not the core's activities {core:?}"));
+        problems.push(format!(
+            "the toml's actions {names:?} are not the core's activities {core:?}"
+        ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -565,9 +783,11 @@ fn activity_structured_reading_matches_the_cell_text() {
 
 #[test]
 fn project_roles_md_is_the_shared_one() {
-    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/roles.md");
+    let shared =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/roles.md");
     if shared.exists() {
-        let shared_text = std::fs::read_to_string(&shared).expect("../shared/spec/roles.md is readable");
+        let shared_text =
+            std::fs::read_to_string(&shared).expect("../shared/spec/roles.md is readable");
         assert!(
             shared_text == ROLES_MD,
             "spec/roles.md differs from {}: the project copy must be identical to the shared source of truth",
@@ -581,7 +801,12 @@ fn project_roles_md_is_the_shared_one() {
 // ------------------------------------------------------------------------------------------------
 
 /// The words the header of permissions.toml documents, by the phrase that opens their list.
-const HEADER_SECTIONS: &[&str] = &["§1 access values:", "§2 grants, per column:", "Cell bounds", "Row bounds"];
+const HEADER_SECTIONS: &[&str] = &[
+    "§1 access values:",
+    "§2 grants, per column:",
+    "Cell bounds",
+    "Row bounds",
+];
 
 #[test]
 fn the_toml_header_documents_exactly_the_words_the_core_reads() {
@@ -592,12 +817,26 @@ fn the_toml_header_documents_exactly_the_words_the_core_reads() {
         .map(|l| l.trim_start_matches('#').trim())
         .collect::<Vec<_>>()
         .join(" ");
-    let quoted = |text: &str| -> Vec<String> { text.split('"').skip(1).step_by(2).map(str::to_owned).collect() };
+    let quoted = |text: &str| -> Vec<String> {
+        text.split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
     // Each section runs to the next one.
-    let starts: Vec<(usize, &str)> = HEADER_SECTIONS.iter().filter_map(|s| header.find(s).map(|i| (i, *s))).collect();
+    let starts: Vec<(usize, &str)> = HEADER_SECTIONS
+        .iter()
+        .filter_map(|s| header.find(s).map(|i| (i, *s)))
+        .collect();
     let mut documented: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (start, name) in &starts {
-        let end = starts.iter().map(|(i, _)| *i).filter(|i| i > start).min().unwrap_or(header.len());
+        let end = starts
+            .iter()
+            .map(|(i, _)| *i)
+            .filter(|i| i > start)
+            .min()
+            .unwrap_or(header.len());
         documented.insert(name, quoted(&header[*start..end]));
     }
     let mut problems = Vec::new();
@@ -620,7 +859,9 @@ fn the_toml_header_documents_exactly_the_words_the_core_reads() {
         for w in words {
             let understood = match *section {
                 "§1 access values:" => Access::parse(w).is_some(),
-                "§2 grants, per column:" => toml::from_str::<OneGrant>(&format!("g = {w:?}")).is_ok(),
+                "§2 grants, per column:" => {
+                    toml::from_str::<OneGrant>(&format!("g = {w:?}")).is_ok()
+                }
                 "Cell bounds" => Bound::parse(w).is_some(),
                 "Row bounds" => toml::from_str::<OneRowBound>(&format!("b = {w:?}")).is_ok(),
                 _ => unreachable!(),
@@ -642,7 +883,10 @@ fn the_toml_header_documents_exactly_the_words_the_core_reads() {
                 RowBound::ConfirmSelf => "confirm-self",
             };
             if !doc("Row bounds").iter().any(|w| w == name) {
-                problems.push(format!("row bound {name} (activity {}) is not documented in the header", row.key));
+                problems.push(format!(
+                    "row bound {name} (activity {}) is not documented in the header",
+                    row.key
+                ));
             }
         }
         for (action, cells) in &row.actions {
@@ -650,12 +894,18 @@ fn the_toml_header_documents_exactly_the_words_the_core_reads() {
                 if let GrantCell::WithBounds { bounds, .. } = cell {
                     for b in bounds {
                         if !doc("Cell bounds").contains(b) {
-                            problems.push(format!("cell bound {b} ({action}) is not documented in the header"));
+                            problems.push(format!(
+                                "cell bound {b} ({action}) is not documented in the header"
+                            ));
                         }
                     }
                 }
             }
         }
     }
-    assert!(problems.is_empty(), "the header comment of spec/permissions.toml:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "the header comment of spec/permissions.toml:\n{}",
+        problems.join("\n")
+    );
 }

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cryowarden_core::table::PERMISSIONS_TOML;
 use cryowarden_core::{
-    Action, Activity, Actor, Bound, Column, Decision, Impersonation, ImpersonationScope, Resource, Setting, SiteRole,
-    UserId, authorize,
+    Action, Activity, Actor, Bound, Column, Decision, Impersonation, ImpersonationScope, Resource,
+    Setting, SiteRole, UserId, authorize,
 };
 use toml::Value;
 
@@ -43,11 +43,16 @@ struct Spec {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().expect("an array").iter().map(|s| s.as_str().expect("a string").to_owned()).collect()
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_owned())
+        .collect()
 }
 
 fn spec() -> Spec {
-    let file: toml::Table = toml::from_str(PERMISSIONS_TOML).expect("spec/permissions.toml is toml");
+    let file: toml::Table =
+        toml::from_str(PERMISSIONS_TOML).expect("spec/permissions.toml is toml");
     let settings = file["setting"]
         .as_array()
         .expect("[[setting]]")
@@ -57,7 +62,10 @@ fn spec() -> Spec {
                 .into_iter()
                 .map(|c| {
                     let cell = match &row[c] {
-                        Value::String(s) => AccessSpec { access: s.clone(), read_only_fields: vec![] },
+                        Value::String(s) => AccessSpec {
+                            access: s.clone(),
+                            read_only_fields: vec![],
+                        },
                         Value::Table(t) => AccessSpec {
                             access: t["access"].as_str().expect("access").to_owned(),
                             read_only_fields: strings(&t["read_only_fields"]),
@@ -86,7 +94,10 @@ fn spec() -> Spec {
                 .map(|(column, cell)| {
                     let parsed = match cell {
                         Value::String(g) => (g.clone(), vec![]),
-                        Value::Table(t) => (t["grant"].as_str().expect("grant").to_owned(), strings(&t["bounds"])),
+                        Value::Table(t) => (
+                            t["grant"].as_str().expect("grant").to_owned(),
+                            strings(&t["bounds"]),
+                        ),
                         other => panic!("unexpected §2 cell {other:?}"),
                     };
                     (column.clone(), parsed)
@@ -120,23 +131,48 @@ struct ActorKind {
 }
 
 const ACTORS: &[ActorKind] = &[
-    ActorKind { name: "site admin", role: SiteRole::SiteAdmin, project_admin: false, folder_admin: false },
+    ActorKind {
+        name: "site admin",
+        role: SiteRole::SiteAdmin,
+        project_admin: false,
+        folder_admin: false,
+    },
     ActorKind {
         name: "application admin",
         role: SiteRole::ApplicationAdmin,
         project_admin: false,
         folder_admin: false,
     },
-    ActorKind { name: "troubleshooter", role: SiteRole::Troubleshooter, project_admin: false, folder_admin: false },
+    ActorKind {
+        name: "troubleshooter",
+        role: SiteRole::Troubleshooter,
+        project_admin: false,
+        folder_admin: false,
+    },
     ActorKind {
         name: "impersonating troubleshooter",
         role: SiteRole::ImpersonatingTroubleshooter,
         project_admin: false,
         folder_admin: false,
     },
-    ActorKind { name: "ordinary user", role: SiteRole::None, project_admin: false, folder_admin: false },
-    ActorKind { name: "project admin (ordinary user)", role: SiteRole::None, project_admin: true, folder_admin: false },
-    ActorKind { name: "folder admin (ordinary user)", role: SiteRole::None, project_admin: false, folder_admin: true },
+    ActorKind {
+        name: "ordinary user",
+        role: SiteRole::None,
+        project_admin: false,
+        folder_admin: false,
+    },
+    ActorKind {
+        name: "project admin (ordinary user)",
+        role: SiteRole::None,
+        project_admin: true,
+        folder_admin: false,
+    },
+    ActorKind {
+        name: "folder admin (ordinary user)",
+        role: SiteRole::None,
+        project_admin: false,
+        folder_admin: true,
+    },
 ];
 
 #[derive(Clone, Copy, Debug)]
@@ -175,7 +211,10 @@ fn resource(actor: ActorKind, target: TargetKind) -> Resource {
         TargetKind::SiteAdminMember => (Resource::user(OTHER, SiteRole::SiteAdmin), true),
         TargetKind::Stranger => (Resource::user(OTHER, SiteRole::None), false),
     };
-    base.scoped(actor.project_admin && in_scope, actor.folder_admin && in_scope)
+    base.scoped(
+        actor.project_admin && in_scope,
+        actor.folder_admin && in_scope,
+    )
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -184,8 +223,13 @@ fn resource(actor: ActorKind, target: TargetKind) -> Resource {
 
 #[derive(Debug, PartialEq, Eq)]
 enum Expected {
-    Allow { column: Column, bounds: BTreeSet<Bound> },
-    Deny { rule: String },
+    Allow {
+        column: Column,
+        bounds: BTreeSet<Bound>,
+    },
+    Deny {
+        rule: String,
+    },
 }
 
 fn column_named(name: &str) -> Column {
@@ -224,8 +268,15 @@ fn console_column(role: SiteRole) -> Option<&'static str> {
     }
 }
 
-fn expect_setting(spec: &SettingSpec, role: SiteRole, change: bool, field: Option<&str>) -> Expected {
-    let deny = Expected::Deny { rule: spec.key.clone() };
+fn expect_setting(
+    spec: &SettingSpec,
+    role: SiteRole,
+    change: bool,
+    field: Option<&str>,
+) -> Expected {
+    let deny = Expected::Deny {
+        rule: spec.key.clone(),
+    };
     let Some(column) = console_column(role) else {
         return deny;
     };
@@ -251,7 +302,10 @@ fn expect_setting(spec: &SettingSpec, role: SiteRole, change: bool, field: Optio
             _ => {}
         }
     }
-    Expected::Allow { column: column_named(column), bounds }
+    Expected::Allow {
+        column: column_named(column),
+        bounds,
+    }
 }
 
 /// The §2 column names that apply to an actor, most specific first: the site role's column, then
@@ -283,11 +337,15 @@ fn expect_activity(spec: &ActionSpec, actor: &Actor, resource: &Resource) -> Exp
     for b in &spec.row_bounds {
         match b.as_str() {
             "never-self" if on_self => {
-                return Expected::Deny { rule: spec.row.clone() };
+                return Expected::Deny {
+                    rule: spec.row.clone(),
+                };
             }
             "never-self" => {}
             "confirm-self" => confirm_self = true,
-            other => panic!("unknown row bound {other:?}: extend the interpreter of tests/table_cases.rs"),
+            other => panic!(
+                "unknown row bound {other:?}: extend the interpreter of tests/table_cases.rs"
+            ),
         }
     }
     for column in activity_columns(actor.site_role, resource) {
@@ -314,19 +372,32 @@ fn expect_activity(spec: &ActionSpec, actor: &Actor, resource: &Resource) -> Exp
             if on_self && confirm_self {
                 bounds.insert(Bound::RequiresConfirmation);
             }
-            return Expected::Allow { column: column_named(column), bounds };
+            return Expected::Allow {
+                column: column_named(column),
+                bounds,
+            };
         }
     }
-    Expected::Deny { rule: spec.row.clone() }
+    Expected::Deny {
+        rule: spec.row.clone(),
+    }
 }
 
 /// A site-role change needs every §2 row it touches (the set of Site Admins, the set of
 /// Application Admins, site permissions for the troubleshooter roles or anything else), and
 /// never applies to oneself, except leaving the Application Admin role (asked to confirm).
-fn expect_role_change(spec: &Spec, actor: &Actor, from: SiteRole, to: SiteRole, resource: &Resource) -> Expected {
+fn expect_role_change(
+    spec: &Spec,
+    actor: &Actor,
+    from: SiteRole,
+    to: SiteRole,
+    resource: &Resource,
+) -> Expected {
     let on_self = resource.target.is_some_and(|t| t.id == actor.user);
     if on_self && !(from == SiteRole::ApplicationAdmin && to == SiteRole::None) {
-        return Expected::Deny { rule: "own-role".into() };
+        return Expected::Deny {
+            rule: "own-role".into(),
+        };
     }
     let touches = |r: SiteRole| from == r || to == r;
     let mut rows = Vec::new();
@@ -336,22 +407,35 @@ fn expect_role_change(spec: &Spec, actor: &Actor, from: SiteRole, to: SiteRole, 
     if touches(SiteRole::ApplicationAdmin) {
         rows.push("update-application-admins");
     }
-    if touches(SiteRole::Troubleshooter) || touches(SiteRole::ImpersonatingTroubleshooter) || rows.is_empty() {
+    if touches(SiteRole::Troubleshooter)
+        || touches(SiteRole::ImpersonatingTroubleshooter)
+        || rows.is_empty()
+    {
         rows.push("update-site-permissions");
     }
     let mut column = None;
     let mut bounds = BTreeSet::new();
     for row in rows {
-        let action = spec.actions.iter().find(|a| a.name == row).expect("the toml has the row");
+        let action = spec
+            .actions
+            .iter()
+            .find(|a| a.name == row)
+            .expect("the toml has the row");
         match expect_activity(action, actor, resource) {
-            Expected::Allow { column: c, bounds: b } => {
+            Expected::Allow {
+                column: c,
+                bounds: b,
+            } => {
                 column.get_or_insert(c);
                 bounds.extend(b);
             }
             deny => return deny,
         }
     }
-    Expected::Allow { column: column.expect("at least one row"), bounds }
+    Expected::Allow {
+        column: column.expect("at least one row"),
+        bounds,
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -379,7 +463,11 @@ fn check(
                 wrong.push(format!("proof for {:?}", a.action()));
             }
             if a.actor() != Some(actor.user) || a.impersonator() != actor.impersonator() {
-                wrong.push(format!("actor {:?} / impersonator {:?}", a.actor(), a.impersonator()));
+                wrong.push(format!(
+                    "actor {:?} / impersonator {:?}",
+                    a.actor(),
+                    a.impersonator()
+                ));
             }
             if a.target() != resource.target.map(|t| t.id) {
                 wrong.push(format!("target {:?}", a.target()));
@@ -387,13 +475,23 @@ fn check(
             if a.system_purpose().is_some() {
                 wrong.push("a system proof".into());
             }
-            if wrong.is_empty() { Ok(()) } else { Err(format!("allowed, but {}", wrong.join(", "))) }
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("allowed, but {}", wrong.join(", ")))
+            }
         }
         (Decision::Deny(d), Expected::Deny { rule }) => {
             if d.rule != rule {
-                Err(format!("denied by rule {:?}, expected rule {rule:?} ({})", d.rule, d.reason))
+                Err(format!(
+                    "denied by rule {:?}, expected rule {rule:?} ({})",
+                    d.rule, d.reason
+                ))
             } else if d.action != action || d.reason.is_empty() {
-                Err(format!("denied for {:?} with reason {:?}", d.action, d.reason))
+                Err(format!(
+                    "denied for {:?} with reason {:?}",
+                    d.action, d.reason
+                ))
             } else {
                 Ok(())
             }
@@ -403,9 +501,10 @@ fn check(
             a.column(),
             a.bounds().collect::<Vec<_>>()
         )),
-        (Decision::Deny(d), Expected::Allow { column, bounds }) => {
-            Err(format!("denied ({}: {}), expected allowed by {column:?} with {bounds:?}", d.rule, d.reason))
-        }
+        (Decision::Deny(d), Expected::Allow { column, bounds }) => Err(format!(
+            "denied ({}: {}), expected allowed by {column:?} with {bounds:?}",
+            d.rule, d.reason
+        )),
     }
 }
 
@@ -416,7 +515,10 @@ struct Tally {
 
 impl Tally {
     fn new() -> Self {
-        Tally { checked: 0, failures: Vec::new() }
+        Tally {
+            checked: 0,
+            failures: Vec::new(),
+        }
     }
 
     fn case(
@@ -428,7 +530,13 @@ impl Tally {
         expected: Expected,
     ) {
         self.checked += 1;
-        if let Err(e) = check(authorize(actor, action, resource), &expected, actor, action, resource) {
+        if let Err(e) = check(
+            authorize(actor, action, resource),
+            &expected,
+            actor,
+            action,
+            resource,
+        ) {
             self.failures.push(format!("{}: {e}", what()));
         }
     }
@@ -440,9 +548,18 @@ impl Tally {
             "{} of {} {label} cases disagree with spec/permissions.toml:\n{}",
             self.failures.len(),
             self.checked,
-            self.failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
+            self.failures
+                .iter()
+                .take(40)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
         );
-        assert!(self.checked >= at_least, "only {} {label} cases generated", self.checked);
+        assert!(
+            self.checked >= at_least,
+            "only {} {label} cases generated",
+            self.checked
+        );
     }
 }
 
@@ -452,16 +569,24 @@ impl Tally {
 
 /// `holds` names the fields of a setting: "instance name, banner" -> instance_name, banner.
 fn fields_held(spec: &SettingSpec) -> Vec<&'static str> {
-    spec.holds.split(", ").map(|f| &*Box::leak(f.replace(' ', "_").into_boxed_str())).collect()
+    spec.holds
+        .split(", ")
+        .map(|f| &*Box::leak(f.replace(' ', "_").into_boxed_str()))
+        .collect()
 }
 
 #[test]
 fn every_setting_for_every_site_role() {
     let spec = spec();
-    assert_eq!(spec.settings.len(), Setting::ALL.len(), "the toml and the core have different settings");
+    assert_eq!(
+        spec.settings.len(),
+        Setting::ALL.len(),
+        "the toml and the core have different settings"
+    );
     let mut tally = Tally::new();
     for row in &spec.settings {
-        let setting = Setting::parse(&row.key).unwrap_or_else(|| panic!("setting {} unknown to the core", row.key));
+        let setting = Setting::parse(&row.key)
+            .unwrap_or_else(|| panic!("setting {} unknown to the core", row.key));
         let partial = row.columns.values().any(|c| !c.read_only_fields.is_empty());
         // A partial row: also change each field it holds, one at a time.
         let mut fields: Vec<Option<&'static str>> = vec![None];
@@ -486,11 +611,31 @@ fn every_setting_for_every_site_role() {
                 let resource = Resource::instance().scoped(pa, fa);
                 let read = Action::ReadSetting(setting);
                 let what = || format!("{role} (pa {pa}, fa {fa}) reads {}", row.key);
-                tally.case(what, &actor, read, &resource, expect_setting(row, role, false, None));
+                tally.case(
+                    what,
+                    &actor,
+                    read,
+                    &resource,
+                    expect_setting(row, role, false, None),
+                );
                 for field in &fields {
-                    let change = Action::ChangeSetting { setting, field: *field };
-                    let what = || format!("{role} (pa {pa}, fa {fa}) changes {} field {field:?}", row.key);
-                    tally.case(what, &actor, change, &resource, expect_setting(row, role, true, *field));
+                    let change = Action::ChangeSetting {
+                        setting,
+                        field: *field,
+                    };
+                    let what = || {
+                        format!(
+                            "{role} (pa {pa}, fa {fa}) changes {} field {field:?}",
+                            row.key
+                        )
+                    };
+                    tally.case(
+                        what,
+                        &actor,
+                        change,
+                        &resource,
+                        expect_setting(row, role, true, *field),
+                    );
                 }
             }
         }
@@ -501,7 +646,11 @@ fn every_setting_for_every_site_role() {
 #[test]
 fn every_activity_for_every_actor_and_target() {
     let spec = spec();
-    assert_eq!(spec.actions.len(), Activity::ALL.len(), "the toml and the core have different activities");
+    assert_eq!(
+        spec.actions.len(),
+        Activity::ALL.len(),
+        "the toml and the core have different activities"
+    );
     let mut tally = Tally::new();
     for action_spec in &spec.actions {
         let activity = Activity::parse(&action_spec.name)
@@ -511,8 +660,19 @@ fn every_activity_for_every_actor_and_target() {
                 let actor = Actor::new(ME, actor_kind.role);
                 let resource = resource(*actor_kind, *target);
                 let expected = expect_activity(action_spec, &actor, &resource);
-                let what = || format!("{} / {} / target {target:?} {resource:?}", action_spec.name, actor_kind.name);
-                tally.case(what, &actor, Action::Activity(activity), &resource, expected);
+                let what = || {
+                    format!(
+                        "{} / {} / target {target:?} {resource:?}",
+                        action_spec.name, actor_kind.name
+                    )
+                };
+                tally.case(
+                    what,
+                    &actor,
+                    Action::Activity(activity),
+                    &resource,
+                    expected,
+                );
             }
         }
     }
@@ -527,13 +687,16 @@ fn every_site_role_change_for_every_actor() {
         let actor = Actor::new(ME, actor_kind.role);
         // (target, from): every role a target can hold, in scope and out of it, and oneself.
         let mut targets = vec![(
-            Resource::user(ME, actor.site_role).scoped(actor_kind.project_admin, actor_kind.folder_admin),
+            Resource::user(ME, actor.site_role)
+                .scoped(actor_kind.project_admin, actor_kind.folder_admin),
             actor.site_role,
         )];
         for role in SiteRole::ALL.iter().copied() {
             for in_scope in [false, true] {
-                let r = Resource::user(OTHER, role)
-                    .scoped(actor_kind.project_admin && in_scope, actor_kind.folder_admin && in_scope);
+                let r = Resource::user(OTHER, role).scoped(
+                    actor_kind.project_admin && in_scope,
+                    actor_kind.folder_admin && in_scope,
+                );
                 targets.push((r, role));
             }
         }
@@ -555,10 +718,17 @@ fn an_impersonating_troubleshooter_can_do_all_a_troubleshooter_can() {
     let mut actions: Vec<Action> = Activity::ALL.iter().map(|a| Action::Activity(*a)).collect();
     for s in Setting::ALL.iter().copied() {
         actions.push(Action::ReadSetting(s));
-        actions.push(Action::ChangeSetting { setting: s, field: None });
+        actions.push(Action::ChangeSetting {
+            setting: s,
+            field: None,
+        });
     }
-    let troubleshooter =
-        ActorKind { name: "t", role: SiteRole::Troubleshooter, project_admin: false, folder_admin: false };
+    let troubleshooter = ActorKind {
+        name: "t",
+        role: SiteRole::Troubleshooter,
+        project_admin: false,
+        folder_admin: false,
+    };
     let mut troubleshooter_allowed = 0;
     for action in actions {
         for target in TARGETS {
@@ -569,7 +739,12 @@ fn an_impersonating_troubleshooter_can_do_all_a_troubleshooter_can() {
                 TargetKind::Oneself => Resource::user(ME, SiteRole::ImpersonatingTroubleshooter),
                 _ => r,
             };
-            let it = authorize(&Actor::new(ME, SiteRole::ImpersonatingTroubleshooter), action, &r2).is_allowed();
+            let it = authorize(
+                &Actor::new(ME, SiteRole::ImpersonatingTroubleshooter),
+                action,
+                &r2,
+            )
+            .is_allowed();
             assert!(
                 !t || it,
                 "{action:?} on {target:?}: a Troubleshooter may, an Impersonating Troubleshooter may not"
@@ -584,19 +759,33 @@ fn an_impersonating_troubleshooter_can_do_all_a_troubleshooter_can() {
 // Hand-written checks of the sentences of spec/roles.md
 // ------------------------------------------------------------------------------------------------
 
-fn allowed(role: SiteRole, action: impl Into<Action>, resource: Resource) -> cryowarden_core::Allowed {
+fn allowed(
+    role: SiteRole,
+    action: impl Into<Action>,
+    resource: Resource,
+) -> cryowarden_core::Allowed {
     let action = action.into();
     match authorize(&Actor::new(ME, role), action, &resource) {
         Decision::Allow(a) => a,
-        Decision::Deny(d) => panic!("{role} {action:?} on {resource:?} denied: {} ({})", d.reason, d.rule),
+        Decision::Deny(d) => panic!(
+            "{role} {action:?} on {resource:?} denied: {} ({})",
+            d.reason, d.rule
+        ),
     }
 }
 
-fn denied(role: SiteRole, action: impl Into<Action>, resource: Resource) -> cryowarden_core::Denied {
+fn denied(
+    role: SiteRole,
+    action: impl Into<Action>,
+    resource: Resource,
+) -> cryowarden_core::Denied {
     let action = action.into();
     match authorize(&Actor::new(ME, role), action, &resource) {
         Decision::Deny(d) => d,
-        Decision::Allow(a) => panic!("{role} {action:?} on {resource:?} allowed by {:?}", a.column()),
+        Decision::Allow(a) => panic!(
+            "{role} {action:?} on {resource:?} allowed by {:?}",
+            a.column()
+        ),
     }
 }
 
@@ -615,15 +804,31 @@ fn oneself(role: SiteRole) -> Resource {
 #[test]
 fn an_application_admin_cannot_delete_deactivate_edit_or_reset_a_site_admin() {
     let aa = SiteRole::ApplicationAdmin;
-    for activity in [Activity::DeleteUser, Activity::SetUserActive, Activity::EditUser, Activity::ChangePassword] {
+    for activity in [
+        Activity::DeleteUser,
+        Activity::SetUserActive,
+        Activity::EditUser,
+        Activity::ChangePassword,
+    ] {
         denied(aa, activity, site_admin_target());
         denied(aa, activity, site_admin_target().scoped(true, true));
-        assert_eq!(allowed(aa, activity, stranger()).column(), Some(Column::ApplicationAdmin));
         assert_eq!(
-            allowed(aa, activity, Resource::user(OTHER, SiteRole::ApplicationAdmin)).column(),
+            allowed(aa, activity, stranger()).column(),
             Some(Column::ApplicationAdmin)
         );
-        assert_eq!(allowed(SiteRole::SiteAdmin, activity, site_admin_target()).column(), Some(Column::SiteAdmin));
+        assert_eq!(
+            allowed(
+                aa,
+                activity,
+                Resource::user(OTHER, SiteRole::ApplicationAdmin)
+            )
+            .column(),
+            Some(Column::ApplicationAdmin)
+        );
+        assert_eq!(
+            allowed(SiteRole::SiteAdmin, activity, site_admin_target()).column(),
+            Some(Column::SiteAdmin)
+        );
     }
     // "yes, but not reset a Site Admin's password": seeing a Site Admin's details is fine.
     let _ = allowed(aa, Activity::ViewUser, site_admin_target());
@@ -631,7 +836,11 @@ fn an_application_admin_cannot_delete_deactivate_edit_or_reset_a_site_admin() {
 
 #[test]
 fn the_reason_for_refusing_an_application_admin_names_the_site_admin() {
-    let d = denied(SiteRole::ApplicationAdmin, Activity::ChangePassword, site_admin_target());
+    let d = denied(
+        SiteRole::ApplicationAdmin,
+        Activity::ChangePassword,
+        site_admin_target(),
+    );
     assert!(d.reason.contains("Site Admin"), "reason: {}", d.reason);
     assert_eq!(d.rule, "see-user-details");
     assert_eq!(d.action, Action::Activity(Activity::ChangePassword));
@@ -640,8 +849,15 @@ fn the_reason_for_refusing_an_application_admin_names_the_site_admin() {
 #[test]
 fn a_user_edits_and_changes_the_password_of_themselves_only() {
     let user = SiteRole::None;
-    for activity in [Activity::EditUser, Activity::ChangePassword, Activity::ViewUser] {
-        assert_eq!(allowed(user, activity, oneself(user)).column(), Some(Column::User));
+    for activity in [
+        Activity::EditUser,
+        Activity::ChangePassword,
+        Activity::ViewUser,
+    ] {
+        assert_eq!(
+            allowed(user, activity, oneself(user)).column(),
+            Some(Column::User)
+        );
         denied(user, activity, stranger());
         denied(user, activity, site_admin_target());
         denied(user, activity, Resource::instance());
@@ -652,10 +868,23 @@ fn a_user_edits_and_changes_the_password_of_themselves_only() {
 
 #[test]
 fn a_troubleshooter_views_any_user_but_edits_none() {
-    for role in [SiteRole::Troubleshooter, SiteRole::ImpersonatingTroubleshooter] {
-        for target in [stranger(), site_admin_target(), Resource::user(OTHER, SiteRole::ApplicationAdmin)] {
+    for role in [
+        SiteRole::Troubleshooter,
+        SiteRole::ImpersonatingTroubleshooter,
+    ] {
+        for target in [
+            stranger(),
+            site_admin_target(),
+            Resource::user(OTHER, SiteRole::ApplicationAdmin),
+        ] {
             let column = allowed(role, Activity::ViewUser, target).column();
-            assert!(matches!(column, Some(Column::Troubleshooter | Column::ImpersonatingTroubleshooter)), "{column:?}");
+            assert!(
+                matches!(
+                    column,
+                    Some(Column::Troubleshooter | Column::ImpersonatingTroubleshooter)
+                ),
+                "{column:?}"
+            );
             denied(role, Activity::EditUser, target);
             denied(role, Activity::ChangePassword, target);
             denied(role, Activity::DeleteUser, target);
@@ -663,8 +892,19 @@ fn a_troubleshooter_views_any_user_but_edits_none() {
         // The ordinary user's column: their own details.
         let _ = allowed(role, Activity::EditUser, oneself(role));
         // Read-only console, never a change.
-        let _ = allowed(role, Action::ReadSetting(Setting::SiteErrors), Resource::instance());
-        denied(role, Action::ChangeSetting { setting: Setting::SiteErrors, field: None }, Resource::instance());
+        let _ = allowed(
+            role,
+            Action::ReadSetting(Setting::SiteErrors),
+            Resource::instance(),
+        );
+        denied(
+            role,
+            Action::ChangeSetting {
+                setting: Setting::SiteErrors,
+                field: None,
+            },
+            Resource::instance(),
+        );
     }
 }
 
@@ -672,14 +912,24 @@ fn a_troubleshooter_views_any_user_but_edits_none() {
 fn a_project_admin_sees_the_users_of_their_project_only_and_never_changes_passwords() {
     let user = SiteRole::None;
     let member = stranger().scoped(true, false);
-    assert_eq!(allowed(user, Activity::ViewUser, member).column(), Some(Column::ProjectAdmin));
+    assert_eq!(
+        allowed(user, Activity::ViewUser, member).column(),
+        Some(Column::ProjectAdmin)
+    );
     denied(user, Activity::ViewUser, stranger());
     denied(user, Activity::ChangePassword, member);
-    denied(user, Activity::ChangePassword, site_admin_target().scoped(true, false));
+    denied(
+        user,
+        Activity::ChangePassword,
+        site_admin_target().scoped(true, false),
+    );
     denied(user, Activity::EditUser, member);
     // A folder admin: the same within their workspace.
     let ws_member = stranger().scoped(false, true);
-    assert_eq!(allowed(user, Activity::ViewUser, ws_member).column(), Some(Column::FolderAdmin));
+    assert_eq!(
+        allowed(user, Activity::ViewUser, ws_member).column(),
+        Some(Column::FolderAdmin)
+    );
     denied(user, Activity::ChangePassword, ws_member);
     // Impersonation within the project, with site-wide roles off.
     let a = allowed(user, Activity::Impersonate, member);
@@ -694,7 +944,10 @@ fn nobody_changes_their_own_site_role_except_leaving_application_admin_with_conf
             let action = Action::ChangeSiteRole { from: role, to };
             if role == SiteRole::ApplicationAdmin && to == SiteRole::None {
                 let a = allowed(role, action, oneself(role));
-                assert!(a.has(Bound::RequiresConfirmation), "leaving the Application Admins asks for confirmation");
+                assert!(
+                    a.has(Bound::RequiresConfirmation),
+                    "leaving the Application Admins asks for confirmation"
+                );
                 assert_eq!(a.column(), Some(Column::ApplicationAdmin));
             } else {
                 let d = denied(role, action, oneself(role));
@@ -705,52 +958,114 @@ fn nobody_changes_their_own_site_role_except_leaving_application_admin_with_conf
     // The same change on someone else needs no confirmation.
     let a = allowed(
         SiteRole::ApplicationAdmin,
-        Action::ChangeSiteRole { from: SiteRole::ApplicationAdmin, to: SiteRole::None },
+        Action::ChangeSiteRole {
+            from: SiteRole::ApplicationAdmin,
+            to: SiteRole::None,
+        },
         Resource::user(OTHER, SiteRole::ApplicationAdmin),
     );
     assert!(!a.has(Bound::RequiresConfirmation));
     // update-application-admins on oneself: allowed, asks for confirmation.
-    let a = allowed(SiteRole::ApplicationAdmin, Activity::UpdateApplicationAdmins, oneself(SiteRole::ApplicationAdmin));
+    let a = allowed(
+        SiteRole::ApplicationAdmin,
+        Activity::UpdateApplicationAdmins,
+        oneself(SiteRole::ApplicationAdmin),
+    );
     assert!(a.has(Bound::RequiresConfirmation));
     assert!(
-        !allowed(SiteRole::ApplicationAdmin, Activity::UpdateApplicationAdmins, stranger())
-            .has(Bound::RequiresConfirmation)
+        !allowed(
+            SiteRole::ApplicationAdmin,
+            Activity::UpdateApplicationAdmins,
+            stranger()
+        )
+        .has(Bound::RequiresConfirmation)
     );
 }
 
 #[test]
 fn an_application_admin_neither_makes_nor_demotes_a_site_admin() {
     let aa = SiteRole::ApplicationAdmin;
-    for from in SiteRole::ALL.iter().copied().filter(|r| *r != SiteRole::SiteAdmin) {
-        let d = denied(aa, Action::ChangeSiteRole { from, to: SiteRole::SiteAdmin }, Resource::user(OTHER, from));
+    for from in SiteRole::ALL
+        .iter()
+        .copied()
+        .filter(|r| *r != SiteRole::SiteAdmin)
+    {
+        let d = denied(
+            aa,
+            Action::ChangeSiteRole {
+                from,
+                to: SiteRole::SiteAdmin,
+            },
+            Resource::user(OTHER, from),
+        );
         assert_eq!(d.rule, "update-site-admins");
-        assert_eq!(d.action, Action::ChangeSiteRole { from, to: SiteRole::SiteAdmin });
+        assert_eq!(
+            d.action,
+            Action::ChangeSiteRole {
+                from,
+                to: SiteRole::SiteAdmin
+            }
+        );
         let _ = allowed(
             SiteRole::SiteAdmin,
-            Action::ChangeSiteRole { from, to: SiteRole::SiteAdmin },
+            Action::ChangeSiteRole {
+                from,
+                to: SiteRole::SiteAdmin,
+            },
             Resource::user(OTHER, from),
         );
     }
     for to in SiteRole::ALL.iter().copied() {
-        denied(aa, Action::ChangeSiteRole { from: SiteRole::SiteAdmin, to }, site_admin_target());
+        denied(
+            aa,
+            Action::ChangeSiteRole {
+                from: SiteRole::SiteAdmin,
+                to,
+            },
+            site_admin_target(),
+        );
     }
 }
 
 #[test]
 fn an_application_admin_grants_the_troubleshooter_roles() {
-    for to in [SiteRole::Troubleshooter, SiteRole::ImpersonatingTroubleshooter] {
-        let a = allowed(SiteRole::ApplicationAdmin, Action::ChangeSiteRole { from: SiteRole::None, to }, stranger());
+    for to in [
+        SiteRole::Troubleshooter,
+        SiteRole::ImpersonatingTroubleshooter,
+    ] {
+        let a = allowed(
+            SiteRole::ApplicationAdmin,
+            Action::ChangeSiteRole {
+                from: SiteRole::None,
+                to,
+            },
+            stranger(),
+        );
         assert_eq!(a.column(), Some(Column::ApplicationAdmin));
         assert_eq!(a.bounds().count(), 0);
         // ... and takes them back.
         let _ = allowed(
             SiteRole::ApplicationAdmin,
-            Action::ChangeSiteRole { from: to, to: SiteRole::None },
+            Action::ChangeSiteRole {
+                from: to,
+                to: SiteRole::None,
+            },
             Resource::user(OTHER, to),
         );
         // Nobody below an Application Admin does.
-        for role in [SiteRole::Troubleshooter, SiteRole::ImpersonatingTroubleshooter, SiteRole::None] {
-            denied(role, Action::ChangeSiteRole { from: SiteRole::None, to }, stranger().scoped(true, true));
+        for role in [
+            SiteRole::Troubleshooter,
+            SiteRole::ImpersonatingTroubleshooter,
+            SiteRole::None,
+        ] {
+            denied(
+                role,
+                Action::ChangeSiteRole {
+                    from: SiteRole::None,
+                    to,
+                },
+                stranger().scoped(true, true),
+            );
         }
     }
 }
@@ -758,7 +1073,12 @@ fn an_application_admin_grants_the_troubleshooter_roles() {
 #[test]
 fn never_self_rows_refuse_even_a_site_admin() {
     let sa = SiteRole::SiteAdmin;
-    for activity in [Activity::DeleteUser, Activity::SetUserActive, Activity::UpdateSiteAdmins, Activity::Impersonate] {
+    for activity in [
+        Activity::DeleteUser,
+        Activity::SetUserActive,
+        Activity::UpdateSiteAdmins,
+        Activity::Impersonate,
+    ] {
         let d = denied(sa, activity, oneself(sa));
         assert!(d.reason.contains("themselves"), "{}", d.reason);
         let _ = allowed(sa, activity, stranger());
@@ -768,31 +1088,65 @@ fn never_self_rows_refuse_even_a_site_admin() {
 #[test]
 fn impersonation_bounds() {
     // An Application Admin impersonates, never gaining Site Admin rights by it.
-    let a = allowed(SiteRole::ApplicationAdmin, Activity::Impersonate, site_admin_target());
+    let a = allowed(
+        SiteRole::ApplicationAdmin,
+        Activity::Impersonate,
+        site_admin_target(),
+    );
     assert!(a.has(Bound::NoSiteAdminRights));
     // An Impersonating Troubleshooter impersonates a Site Admin, and only one: break-glass.
-    let a = allowed(SiteRole::ImpersonatingTroubleshooter, Activity::Impersonate, site_admin_target());
+    let a = allowed(
+        SiteRole::ImpersonatingTroubleshooter,
+        Activity::Impersonate,
+        site_admin_target(),
+    );
     assert!(a.has(Bound::BreakGlass));
     assert_eq!(a.column(), Some(Column::ImpersonatingTroubleshooter));
-    denied(SiteRole::ImpersonatingTroubleshooter, Activity::Impersonate, stranger());
-    denied(SiteRole::Troubleshooter, Activity::Impersonate, site_admin_target());
+    denied(
+        SiteRole::ImpersonatingTroubleshooter,
+        Activity::Impersonate,
+        stranger(),
+    );
+    denied(
+        SiteRole::Troubleshooter,
+        Activity::Impersonate,
+        site_admin_target(),
+    );
     // While impersonating, the proof records both identities.
     let actor = Actor {
         user: OTHER,
         site_role: SiteRole::SiteAdmin,
-        impersonation: Some(Impersonation { by: ME, by_role: SiteRole::SiteAdmin, scope: ImpersonationScope::Site }),
+        impersonation: Some(Impersonation {
+            by: ME,
+            by_role: SiteRole::SiteAdmin,
+            scope: ImpersonationScope::Site,
+        }),
     };
-    let proof = authorize(&actor, Action::ReadSetting(Setting::AuditLog), &Resource::instance())
-        .into_result()
-        .expect("allowed");
-    assert_eq!((proof.actor(), proof.impersonator()), (Some(OTHER), Some(ME)));
+    let proof = authorize(
+        &actor,
+        Action::ReadSetting(Setting::AuditLog),
+        &Resource::instance(),
+    )
+    .into_result()
+    .expect("allowed");
+    assert_eq!(
+        (proof.actor(), proof.impersonator()),
+        (Some(OTHER), Some(ME))
+    );
 }
 
 #[test]
 fn look_and_feel_fields_for_an_application_admin() {
     let aa = SiteRole::ApplicationAdmin;
-    let change = |field| Action::ChangeSetting { setting: Setting::LookAndFeel, field };
-    denied(aa, change(Some("system_email_address")), Resource::instance());
+    let change = |field| Action::ChangeSetting {
+        setting: Setting::LookAndFeel,
+        field,
+    };
+    denied(
+        aa,
+        change(Some("system_email_address")),
+        Resource::instance(),
+    );
     denied(aa, change(Some("login_message")), Resource::instance());
     let a = allowed(aa, change(Some("instance_name")), Resource::instance());
     assert!(!a.has(Bound::SomeFieldsReadOnly));
@@ -800,21 +1154,49 @@ fn look_and_feel_fields_for_an_application_admin() {
     assert!(a.has(Bound::SomeFieldsReadOnly));
     assert_eq!(a.column(), Some(Column::ApplicationAdmin));
     // The Site Admin changes every field.
-    let a = allowed(SiteRole::SiteAdmin, change(Some("login_message")), Resource::instance());
+    let a = allowed(
+        SiteRole::SiteAdmin,
+        change(Some("login_message")),
+        Resource::instance(),
+    );
     assert_eq!(a.bounds().count(), 0);
     let _ = allowed(SiteRole::SiteAdmin, change(None), Resource::instance());
 }
 
 #[test]
 fn only_a_site_admin_sets_a_custom_file_root() {
-    let _ = allowed(SiteRole::SiteAdmin, Activity::SetCustomFileRoot, Resource::instance());
+    let _ = allowed(
+        SiteRole::SiteAdmin,
+        Activity::SetCustomFileRoot,
+        Resource::instance(),
+    );
     for role in [SiteRole::ApplicationAdmin, SiteRole::None] {
-        denied(role, Activity::SetCustomFileRoot, Resource::instance().scoped(true, true));
-        let a = allowed(role, Activity::UpdateProjectSettings, Resource::instance().scoped(true, true));
+        denied(
+            role,
+            Activity::SetCustomFileRoot,
+            Resource::instance().scoped(true, true),
+        );
+        let a = allowed(
+            role,
+            Activity::UpdateProjectSettings,
+            Resource::instance().scoped(true, true),
+        );
         assert!(a.has(Bound::NoCustomFileRoot));
     }
     assert!(
-        allowed(SiteRole::ApplicationAdmin, Activity::CreateProject, Resource::instance()).has(Bound::NoCustomFileRoot)
+        allowed(
+            SiteRole::ApplicationAdmin,
+            Activity::CreateProject,
+            Resource::instance()
+        )
+        .has(Bound::NoCustomFileRoot)
     );
-    assert!(!allowed(SiteRole::SiteAdmin, Activity::CreateProject, Resource::instance()).has(Bound::NoCustomFileRoot));
+    assert!(
+        !allowed(
+            SiteRole::SiteAdmin,
+            Activity::CreateProject,
+            Resource::instance()
+        )
+        .has(Bound::NoCustomFileRoot)
+    );
 }

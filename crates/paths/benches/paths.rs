@@ -19,8 +19,12 @@ const FILES: usize = 100_000;
 const LISTS: usize = 30;
 
 fn main() {
-    let base = std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
-    let work = tempfile::Builder::new().prefix("cw-paths-bench").tempdir_in(base).expect("temp dir");
+    let base =
+        std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
+    let work = tempfile::Builder::new()
+        .prefix("cw-paths-bench")
+        .tempdir_in(base)
+        .expect("temp dir");
     let root_dir = work.path().join("root");
     let deep = "l1/l2/l3/l4/l5/l6/l7/l8/data.mrc";
     fs::create_dir_all(root_dir.join(deep).parent().unwrap()).unwrap();
@@ -39,16 +43,37 @@ fn main() {
             black_box(File::open(black_box(&absolute)).unwrap());
         }));
     }
-    let (o50, o99, p50, p99) = (pct(&mut ours, 50), pct(&mut ours, 99), pct(&mut plain, 50), pct(&mut plain, 99));
-    println!("open_beneath (parse + openat2 BENEATH + fstat + fcntl): p50 {}  p99 {}", us(o50), us(o99));
-    println!("File::open of the absolute path:                     p50 {}  p99 {}", us(p50), us(p99));
-    println!("ratio ours/plain p50: {:.2}  (target: ours p50 <= 20 us)", ratio(o50, p50));
+    let (o50, o99, p50, p99) = (
+        pct(&mut ours, 50),
+        pct(&mut ours, 99),
+        pct(&mut plain, 50),
+        pct(&mut plain, 99),
+    );
+    println!(
+        "open_beneath (parse + openat2 BENEATH + fstat + fcntl): p50 {}  p99 {}",
+        us(o50),
+        us(o99)
+    );
+    println!(
+        "File::open of the absolute path:                     p50 {}  p99 {}",
+        us(p50),
+        us(p99)
+    );
+    println!(
+        "ratio ours/plain p50: {:.2}  (target: ours p50 <= 20 us)",
+        ratio(o50, p50)
+    );
 
-    println!("\n== list a directory of {FILES} empty files ({LISTS} runs each, interleaved, medians)");
+    println!(
+        "\n== list a directory of {FILES} empty files ({LISTS} runs each, interleaved, medians)"
+    );
     let big = root_dir.join("big");
     let made = Instant::now();
     make_files(&big, FILES);
-    println!("made {FILES} files in {:.2} s", made.elapsed().as_secs_f64());
+    println!(
+        "made {FILES} files in {:.2} s",
+        made.elapsed().as_secs_f64()
+    );
     let rel = RelPath::parse("big").unwrap();
     let (mut first, mut deep_page, mut names) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..LISTS {
@@ -57,29 +82,60 @@ fn main() {
             assert_eq!((listing.total, listing.entries.len()), (FILES, 200));
         }));
         names.extend(time_n(1, || {
-            let names: Vec<_> = fs::read_dir(&big).unwrap().map(|e| e.unwrap().file_name()).collect();
+            let names: Vec<_> = fs::read_dir(&big)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
             assert_eq!(names.len(), FILES);
         }));
         deep_page.extend(time_n(1, || {
-            let listing = root.list_dir(&rel, Page::new(FILES / 2, 200).unwrap()).unwrap();
+            let listing = root
+                .list_dir(&rel, Page::new(FILES / 2, 200).unwrap())
+                .unwrap();
             assert_eq!(listing.entries.len(), 200);
         }));
     }
-    let (f, d, n) = (pct(&mut first, 50), pct(&mut deep_page, 50), pct(&mut names, 50));
-    println!("list_dir, first page of 200 (sorted, 200 statx):  {}", ms(f));
-    println!("list_dir, page of 200 at offset {}:            {}", FILES / 2, ms(d));
-    println!("read_dir collecting the {FILES} names (unsorted): {}", ms(n));
-    println!("ratio ours/read_dir (first page): {:.2}  (target: ours <= 50 ms)", ratio(f, n));
+    let (f, d, n) = (
+        pct(&mut first, 50),
+        pct(&mut deep_page, 50),
+        pct(&mut names, 50),
+    );
+    println!(
+        "list_dir, first page of 200 (sorted, 200 statx):  {}",
+        ms(f)
+    );
+    println!(
+        "list_dir, page of 200 at offset {}:            {}",
+        FILES / 2,
+        ms(d)
+    );
+    println!(
+        "read_dir collecting the {FILES} names (unsorted): {}",
+        ms(n)
+    );
+    println!(
+        "ratio ours/read_dir (first page): {:.2}  (target: ours <= 50 ms)",
+        ratio(f, n)
+    );
     let removed = Instant::now();
     drop(work);
-    println!("removed the tree in {:.2} s", removed.elapsed().as_secs_f64());
+    println!(
+        "removed the tree in {:.2} s",
+        removed.elapsed().as_secs_f64()
+    );
 }
 
 /// Creates `count` empty files in a new directory `dir`.
 fn make_files(dir: &Path, count: usize) {
     fs::create_dir(dir).unwrap();
-    let dirfd = rustix::fs::open(dir, rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, 0.into()).unwrap();
-    let flags = rustix::fs::OFlags::CREATE | rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC;
+    let dirfd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        0.into(),
+    )
+    .unwrap();
+    let flags =
+        rustix::fs::OFlags::CREATE | rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC;
     for i in 0..count {
         drop(rustix::fs::openat(&dirfd, format!("file-{i:06}.mrc"), flags, 0o644.into()).unwrap());
     }

@@ -20,7 +20,10 @@ const TREE: &str = include_str!("../tests/data/escape-tree.txt");
 
 /// The lines of a data file, less blank lines and comments, with their numbers.
 fn data_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines().enumerate().filter(|(_, l)| !l.is_empty() && !l.starts_with('#')).map(|(n, l)| (n + 1, l))
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(n, l)| (n + 1, l))
 }
 
 /// Builds the corpus tree in the existing directory `t`: `t/outside` is the other lab's data,
@@ -32,7 +35,9 @@ pub fn build_tree(t: &Path) {
         fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
         match (line.split('\t').next().unwrap_or(""), fields.get(2)) {
             ("file", None) => fs::write(&path, &fields[1]).expect("write"),
-            ("fifo", None) => rustix::fs::mknodat(CWD, &path, FileType::Fifo, 0o644.into(), 0).expect("mkfifo"),
+            ("fifo", None) => {
+                rustix::fs::mknodat(CWD, &path, FileType::Fifo, 0o644.into(), 0).expect("mkfifo")
+            }
             ("symlink", Some(to)) => {
                 let to = String::from_utf8_lossy(to).replace("$T", &t.to_string_lossy());
                 symlink(to, &path).expect("symlink")
@@ -46,7 +51,9 @@ pub fn build_tree(t: &Path) {
 pub fn corpus() -> Vec<(usize, String, Vec<u8>)> {
     data_lines(CORPUS)
         .map(|(n, l)| {
-            let (expected, request) = l.split_once('\t').unwrap_or_else(|| panic!("line {n}: no tab"));
+            let (expected, request) = l
+                .split_once('\t')
+                .unwrap_or_else(|| panic!("line {n}: no tab"));
             (n, expected.to_owned(), decode(request))
         })
         .collect()
@@ -61,10 +68,15 @@ pub fn decode(s: &str) -> Vec<u8> {
         let esc = &rest[i + 1..];
         let (bytes, used): (Vec<u8>, usize) = match esc.as_bytes()[0] {
             _ if esc.starts_with("repeat{") => {
-                let (count, after) = esc["repeat{".len()..].split_once("}{").expect("repeat{N}{TEXT}");
+                let (count, after) = esc["repeat{".len()..]
+                    .split_once("}{")
+                    .expect("repeat{N}{TEXT}");
                 let text = &after[..after.find('}').expect("closing brace")];
                 let used = "repeat{".len() + count.len() + 2 + text.len() + 1;
-                (text.repeat(count.parse().expect("count")).into_bytes(), used)
+                (
+                    text.repeat(count.parse().expect("count")).into_bytes(),
+                    used,
+                )
             }
             b'\\' => (b"\\".to_vec(), 1),
             b't' => (b"\t".to_vec(), 1),
@@ -74,7 +86,8 @@ pub fn decode(s: &str) -> Vec<u8> {
             b'x' => (vec![u8::from_str_radix(&esc[1..3], 16).expect("hex")], 3),
             b'u' => {
                 let end = esc.find('}').expect("closing brace");
-                let c = char::from_u32(u32::from_str_radix(&esc[2..end], 16).expect("hex")).expect("a char");
+                let c = char::from_u32(u32::from_str_radix(&esc[2..end], 16).expect("hex"))
+                    .expect("a char");
                 (c.to_string().into_bytes(), end + 1)
             }
             _ => panic!("unknown escape in {s:?}"),
@@ -106,7 +119,10 @@ impl Watch {
         loop {
             match reader.next() {
                 Ok(e) => {
-                    let name = e.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let name = e
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     if !ignore.contains(&name.as_str()) {
                         out.push((e.wd(), name));
                     }

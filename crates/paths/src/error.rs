@@ -10,7 +10,9 @@ use std::io;
 pub enum PathError {
     // --- The request itself (checked before any system call) ---
     /// The path starts with `/`. Paths are always relative to the lab's or project's root.
-    #[error("absolute paths are not accepted: give the path relative to the root (without a leading '/')")]
+    #[error(
+        "absolute paths are not accepted: give the path relative to the root (without a leading '/')"
+    )]
     Absolute,
     /// The request contains a NUL byte.
     #[error("the path contains a NUL byte: remove it")]
@@ -30,15 +32,21 @@ pub enum PathError {
 
     // --- Resolution beneath the root (decided by the kernel) ---
     /// `..`, or a symlink met on the way, leads outside the root.
-    #[error("the path leads outside the root (through '..' or a symbolic link): use a path inside the root")]
+    #[error(
+        "the path leads outside the root (through '..' or a symbolic link): use a path inside the root"
+    )]
     Escapes,
     /// Too many symlinks on the way (a symlink loop), or a `/proc` magic link: the kernel reports
     /// both with ELOOP under `RESOLVE_NO_MAGICLINKS`, and they cannot be told apart safely.
-    #[error("the path runs into a symbolic link loop or a /proc magic link: remove or fix that link")]
+    #[error(
+        "the path runs into a symbolic link loop or a /proc magic link: remove or fix that link"
+    )]
     SymlinkLoop,
     /// The path is, or goes through, a symbolic link, and the operation follows none
     /// ([`super::Root::open_dir_no_symlinks`]).
-    #[error("the path is or goes through a symbolic link, which this operation never follows: give the real path")]
+    #[error(
+        "the path is or goes through a symbolic link, which this operation never follows: give the real path"
+    )]
     Symlink,
     /// Nothing exists at the path beneath the root.
     #[error("no such file or directory beneath the root: check the path")]
@@ -51,13 +59,17 @@ pub enum PathError {
     IsADirectory,
     /// A file was asked for and the path names something that is neither a regular file nor a
     /// directory (a FIFO, socket or device).
-    #[error("the path names a special file (FIFO, socket or device), which is never opened: use a regular file")]
+    #[error(
+        "the path names a special file (FIFO, socket or device), which is never opened: use a regular file"
+    )]
     NotAFile,
     /// The server's account may not read the path.
     #[error("permission denied on the path: ask the lab to make it readable by the service")]
     PermissionDenied,
     /// The kernel lacks `openat2` (Linux < 5.6); there is no string-based fallback.
-    #[error("this kernel cannot resolve paths safely (openat2 needs Linux 5.6 or later): upgrade the kernel")]
+    #[error(
+        "this kernel cannot resolve paths safely (openat2 needs Linux 5.6 or later): upgrade the kernel"
+    )]
     Unsupported,
 
     // --- Listing ---

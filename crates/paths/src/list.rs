@@ -53,7 +53,10 @@ impl Page {
 
 impl Default for Page {
     fn default() -> Page {
-        Page { offset: 0, limit: Page::DEFAULT_LIMIT }
+        Page {
+            offset: 0,
+            limit: Page::DEFAULT_LIMIT,
+        }
     }
 }
 
@@ -124,7 +127,13 @@ impl Root {
             .iter()
             .map(|n| entry(dirfd.as_fd(), names.get(n), n.listed_as))
             .collect::<Result<_, _>>()?;
-        Ok(Listing { path: rel.to_string(), total, offset: page.offset, limit: page.limit, entries })
+        Ok(Listing {
+            path: rel.to_string(),
+            total,
+            offset: page.offset,
+            limit: page.limit,
+            entries,
+        })
     }
 
     /// One entry beneath this root, described as [`Root::list_dir`] describes entries: the
@@ -133,11 +142,17 @@ impl Root {
     /// the last component of `rel`, `.` for the root itself.
     pub fn stat(&self, rel: &RelPath) -> Result<Entry, PathError> {
         let fd = openat2_beneath(self, rel, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC)?;
-        let st =
-            rustix::fs::statx(&fd, "", NOFOLLOW | AtFlags::EMPTY_PATH, STATX_MASK).map_err(PathError::from_errno)?;
+        let st = rustix::fs::statx(&fd, "", NOFOLLOW | AtFlags::EMPTY_PATH, STATX_MASK)
+            .map_err(PathError::from_errno)?;
         let (kind, size, modified) = describe(&st);
         let name = rel.components().last().unwrap_or(".").to_owned();
-        Ok(Entry { name, name_is_utf8: true, kind, size, modified })
+        Ok(Entry {
+            name,
+            name_is_utf8: true,
+            kind,
+            size,
+            modified,
+        })
     }
 }
 
@@ -161,28 +176,37 @@ impl Names {
     fn read(dirfd: &OwnedFd) -> Result<Names, PathError> {
         let mut buf = vec![MaybeUninit::<u8>::uninit(); GETDENTS_BUFFER];
         let mut dir = RawDir::new(dirfd, &mut buf);
-        let mut names = Names { bytes: Vec::new(), index: Vec::new() };
+        let mut names = Names {
+            bytes: Vec::new(),
+            index: Vec::new(),
+        };
         while let Some(entry) = dir.next() {
             let entry = entry.map_err(PathError::from_errno)?;
             let name = entry.file_name().to_bytes_with_nul();
             if name != b".\0" && name != b"..\0" {
                 let start = names.bytes.len();
                 names.bytes.extend_from_slice(name);
-                names.index.push(Name { start, len: name.len() - 1, listed_as: entry.file_type() });
+                names.index.push(Name {
+                    start,
+                    len: name.len() - 1,
+                    listed_as: entry.file_type(),
+                });
             }
         }
         Ok(names)
     }
 
     fn get(&self, n: &Name) -> &CStr {
-        CStr::from_bytes_with_nul(&self.bytes[n.start..=n.start + n.len]).expect("NUL-terminated by read()")
+        CStr::from_bytes_with_nul(&self.bytes[n.start..=n.start + n.len])
+            .expect("NUL-terminated by read()")
     }
 }
 
 /// Orders `names` just enough that `names[range]` holds the page's entries in sorted order:
 /// O(n) selections around the page, then a sort of the page only.
 fn select_page(names: &mut [Name], bytes: &[u8], page: Page) -> std::ops::Range<usize> {
-    let by_name = |a: &Name, b: &Name| bytes[a.start..a.start + a.len].cmp(&bytes[b.start..b.start + b.len]);
+    let by_name =
+        |a: &Name, b: &Name| bytes[a.start..a.start + a.len].cmp(&bytes[b.start..b.start + b.len]);
     let total = names.len();
     let start = page.offset.min(total);
     let end = page.offset.saturating_add(page.limit).min(total);
@@ -201,7 +225,9 @@ fn select_page(names: &mut [Name], bytes: &[u8], page: Page) -> std::ops::Range<
 }
 
 /// What [`entry`] and [`Root::stat`] ask of `statx`.
-const STATX_MASK: StatxFlags = StatxFlags::TYPE.union(StatxFlags::SIZE).union(StatxFlags::MTIME);
+const STATX_MASK: StatxFlags = StatxFlags::TYPE
+    .union(StatxFlags::SIZE)
+    .union(StatxFlags::MTIME);
 /// Entries are described, never followed.
 const NOFOLLOW: AtFlags = AtFlags::SYMLINK_NOFOLLOW.union(AtFlags::NO_AUTOMOUNT);
 
@@ -227,5 +253,11 @@ fn entry(dirfd: BorrowedFd<'_>, name: &CStr, listed_as: FileType) -> Result<Entr
         Err(Errno::NOENT | Errno::ACCESS | Errno::PERM) => (EntryKind::of(listed_as), None, None),
         Err(e) => return Err(PathError::from_errno(e)),
     };
-    Ok(Entry { name: name_text, name_is_utf8, kind, size, modified })
+    Ok(Entry {
+        name: name_text,
+        name_is_utf8,
+        kind,
+        size,
+        modified,
+    })
 }

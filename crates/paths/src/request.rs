@@ -26,7 +26,9 @@ pub struct RelPath {
 impl RelPath {
     /// The root itself.
     pub fn root() -> RelPath {
-        RelPath { joined: String::new() }
+        RelPath {
+            joined: String::new(),
+        }
     }
 
     /// Checks a request given as text.
@@ -49,7 +51,9 @@ impl RelPath {
         let mut joined = String::with_capacity(request.len());
         for component in request.split('/') {
             if component.len() > MAX_COMPONENT_BYTES {
-                return Err(PathError::ComponentTooLong { len: component.len() });
+                return Err(PathError::ComponentTooLong {
+                    len: component.len(),
+                });
             }
             if component.is_empty() || component == "." {
                 continue;
@@ -91,7 +95,12 @@ impl RelPath {
     /// component may be `..`: callers that act on the named entry itself refuse that.
     pub fn split_last(&self) -> Option<(RelPath, &str)> {
         match self.joined.rsplit_once('/') {
-            Some((parent, last)) => Some((RelPath { joined: parent.to_owned() }, last)),
+            Some((parent, last)) => Some((
+                RelPath {
+                    joined: parent.to_owned(),
+                },
+                last,
+            )),
             None if self.joined.is_empty() => None,
             None => Some((RelPath::root(), &self.joined)),
         }
@@ -99,7 +108,11 @@ impl RelPath {
 
     /// What to hand to `openat2`: `.` for the root itself.
     pub(crate) fn for_syscall(&self) -> &str {
-        if self.joined.is_empty() { "." } else { &self.joined }
+        if self.joined.is_empty() {
+            "."
+        } else {
+            &self.joined
+        }
     }
 }
 

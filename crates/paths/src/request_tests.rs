@@ -1,7 +1,9 @@
 use super::*;
 
 fn code(request: &str) -> &'static str {
-    RelPath::parse(request).map(|_| "ok").unwrap_or_else(|e| e.code())
+    RelPath::parse(request)
+        .map(|_| "ok")
+        .unwrap_or_else(|e| e.code())
 }
 
 #[test]
@@ -18,13 +20,28 @@ fn empty_and_dot_name_the_root() {
 fn normalises_but_keeps_dot_dot() {
     assert_eq!(RelPath::parse("a//b/./c/").unwrap().as_str(), "a/b/c");
     assert_eq!(RelPath::parse("./a/../../b").unwrap().as_str(), "a/../../b");
-    assert_eq!(RelPath::parse("..").unwrap().components().collect::<Vec<_>>(), [".."]);
+    assert_eq!(
+        RelPath::parse("..")
+            .unwrap()
+            .components()
+            .collect::<Vec<_>>(),
+        [".."]
+    );
     assert_eq!(RelPath::parse("....//").unwrap().as_str(), "....");
 }
 
 #[test]
 fn odd_but_harmless_names_are_accepted() {
-    for request in ["%2e%2e/%2e%2e/etc", "..\\..\\etc", "\u{2025}/x", "~/x", "C:\\x", "é/ü", " a ", "a b"] {
+    for request in [
+        "%2e%2e/%2e%2e/etc",
+        "..\\..\\etc",
+        "\u{2025}/x",
+        "~/x",
+        "C:\\x",
+        "é/ü",
+        " a ",
+        "a b",
+    ] {
         assert_eq!(code(request), "ok", "{request:?}");
     }
 }
@@ -54,15 +71,34 @@ fn control_character_reports_its_offset() {
 
 #[test]
 fn from_bytes_refuses_invalid_utf8_and_nul() {
-    assert_eq!(RelPath::from_bytes(b"a/\xff").unwrap_err().code(), "path-invalid-utf8");
-    assert_eq!(RelPath::from_bytes(b"\xc0\xae\xc0\xae/x").unwrap_err().code(), "path-invalid-utf8");
-    assert_eq!(RelPath::from_bytes(b"a\0\xff").unwrap_err().code(), "path-nul-byte");
-    assert_eq!(RelPath::from_bytes("a/\u{e9}".as_bytes()).unwrap().as_str(), "a/\u{e9}");
+    assert_eq!(
+        RelPath::from_bytes(b"a/\xff").unwrap_err().code(),
+        "path-invalid-utf8"
+    );
+    assert_eq!(
+        RelPath::from_bytes(b"\xc0\xae\xc0\xae/x")
+            .unwrap_err()
+            .code(),
+        "path-invalid-utf8"
+    );
+    assert_eq!(
+        RelPath::from_bytes(b"a\0\xff").unwrap_err().code(),
+        "path-nul-byte"
+    );
+    assert_eq!(
+        RelPath::from_bytes("a/\u{e9}".as_bytes()).unwrap().as_str(),
+        "a/\u{e9}"
+    );
 }
 
 #[test]
 fn split_last_gives_parent_and_name() {
-    let split = |r: &str| RelPath::parse(r).unwrap().split_last().map(|(p, n)| (p.as_str().to_owned(), n.to_owned()));
+    let split = |r: &str| {
+        RelPath::parse(r)
+            .unwrap()
+            .split_last()
+            .map(|(p, n)| (p.as_str().to_owned(), n.to_owned()))
+    };
     assert_eq!(split(""), None);
     assert_eq!(split("a"), Some((String::new(), "a".into())));
     assert_eq!(split("a//b/./c/"), Some(("a/b".into(), "c".into())));

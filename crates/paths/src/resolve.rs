@@ -68,7 +68,13 @@ impl Root {
         // No O_NOFOLLOW: with O_DIRECTORY it would turn a final symlink into ENOTDIR, while
         // RESOLVE_NO_SYMLINKS refuses it (as every other symlink) with ELOOP.
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        openat2_retrying(self, rel.for_syscall(), flags, BENEATH | ResolveFlags::NO_SYMLINKS).map_err(|e| match e {
+        openat2_retrying(
+            self,
+            rel.for_syscall(),
+            flags,
+            BENEATH | ResolveFlags::NO_SYMLINKS,
+        )
+        .map_err(|e| match e {
             Errno::LOOP => PathError::Symlink,
             e => PathError::from_errno(e),
         })
@@ -76,7 +82,11 @@ impl Root {
 }
 
 /// `openat2(root, rel, flags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`, errors mapped.
-pub(crate) fn openat2_beneath(root: &Root, rel: &RelPath, flags: OFlags) -> Result<OwnedFd, PathError> {
+pub(crate) fn openat2_beneath(
+    root: &Root,
+    rel: &RelPath,
+    flags: OFlags,
+) -> Result<OwnedFd, PathError> {
     openat2_retrying(root, rel.for_syscall(), flags, BENEATH).map_err(PathError::from_errno)
 }
 

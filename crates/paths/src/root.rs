@@ -66,6 +66,9 @@ impl AsFd for Root {
 
 impl fmt::Debug for Root {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Root").field("path", &self.path).field("fd", &self.fd).finish()
+        f.debug_struct("Root")
+            .field("path", &self.path)
+            .field("fd", &self.fd)
+            .finish()
     }
 }

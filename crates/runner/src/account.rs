@@ -25,7 +25,11 @@ fn refused(message: String) -> Refusal {
 /// Refuses a caller that is neither root nor one of the policy's `server_users`: a runner
 /// installed setuid or behind sudo must not act for any local user. The real uid cannot be
 /// forged; `SUDO_UID` is believed only when the real uid is root (sudo sets both).
-pub fn check_caller(policy: &Policy, caller: Caller, name_of: impl Fn(u32) -> Option<String>) -> Result<(), Refusal> {
+pub fn check_caller(
+    policy: &Policy,
+    caller: Caller,
+    name_of: impl Fn(u32) -> Option<String>,
+) -> Result<(), Refusal> {
     let uid = match (caller.real_uid, caller.sudo_uid) {
         (0, None) => return Ok(()),
         (0, Some(sudo)) => sudo,
@@ -48,7 +52,10 @@ pub fn check_caller(policy: &Policy, caller: Caller, name_of: impl Fn(u32) -> Op
 
 /// The name of a uid from passwd.
 pub fn name_of(uid: u32) -> Option<String> {
-    User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
+    User::from_uid(Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
 }
 
 /// Longest accepted account name.
@@ -60,8 +67,13 @@ const NAME_MAX: usize = 256;
 pub fn check(account: &Account, policy: &Policy, caller: Caller) -> Result<(), Refusal> {
     let Account { user, uid, gid } = account;
     let (uid, gid) = (*uid, *gid);
-    if user.is_empty() || user.len() > NAME_MAX || user.chars().any(|c| c.is_control() || c == ':' || c == '/') {
-        return Err(refused(format!("{user:?} is not a valid Unix account name: configure the lab's account name")));
+    if user.is_empty()
+        || user.len() > NAME_MAX
+        || user.chars().any(|c| c.is_control() || c == ':' || c == '/')
+    {
+        return Err(refused(format!(
+            "{user:?} is not a valid Unix account name: configure the lab's account name"
+        )));
     }
     if uid == 0 || gid == 0 {
         return Err(refused(format!(
@@ -79,9 +91,12 @@ pub fn check(account: &Account, policy: &Policy, caller: Caller) -> Result<(), R
             "gid {gid} is below {FIRST_ORDINARY_ID}, a system group: configure an ordinary group for the lab"
         )));
     }
-    let lookup = |e: nix::Error| refused(format!("cannot look {user} up in the user database: {e}"));
+    let lookup =
+        |e: nix::Error| refused(format!("cannot look {user} up in the user database: {e}"));
     let pw = User::from_name(user).map_err(lookup)?.ok_or_else(|| {
-        refused(format!("{user} is not a Unix user on this machine: create it or fix the lab's account"))
+        refused(format!(
+            "{user} is not a Unix user on this machine: create it or fix the lab's account"
+        ))
     })?;
     if pw.uid.as_raw() != uid {
         return Err(refused(format!(
@@ -89,7 +104,8 @@ pub fn check(account: &Account, policy: &Policy, caller: Caller) -> Result<(), R
             pw.uid
         )));
     }
-    let name = CString::new(user.as_str()).map_err(|_| refused(format!("{user:?} contains a NUL byte")))?;
+    let name = CString::new(user.as_str())
+        .map_err(|_| refused(format!("{user:?} contains a NUL byte")))?;
     let groups = nix::unistd::getgrouplist(&name, pw.gid).map_err(lookup)?;
     if !groups.contains(&Gid::from_raw(gid)) {
         return Err(refused(format!(
@@ -103,10 +119,13 @@ pub fn check(account: &Account, policy: &Policy, caller: Caller) -> Result<(), R
     }
     let by_name = policy.allowed_users.iter().any(|u| u == user);
     let by_group = || {
-        policy.allowed_groups.iter().any(|g| match Group::from_name(g) {
-            Ok(Some(group)) => groups.contains(&group.gid),
-            _ => false,
-        })
+        policy
+            .allowed_groups
+            .iter()
+            .any(|g| match Group::from_name(g) {
+                Ok(Some(group)) => groups.contains(&group.gid),
+                _ => false,
+            })
     };
     if !(by_name || by_group()) {
         return Err(refused(format!(
@@ -136,9 +155,12 @@ pub fn become_account(account: &Account) -> Result<(), Refusal> {
     nix::unistd::setuid(uid).map_err(|e| step("setuid", e))?;
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o007));
 
-    let ids = nix::unistd::getresuid().map_err(|e| drop_failed(format!("getresuid failed: {e}")))?;
-    let gids = nix::unistd::getresgid().map_err(|e| drop_failed(format!("getresgid failed: {e}")))?;
-    let groups = nix::unistd::getgroups().map_err(|e| drop_failed(format!("getgroups failed: {e}")))?;
+    let ids =
+        nix::unistd::getresuid().map_err(|e| drop_failed(format!("getresuid failed: {e}")))?;
+    let gids =
+        nix::unistd::getresgid().map_err(|e| drop_failed(format!("getresgid failed: {e}")))?;
+    let groups =
+        nix::unistd::getgroups().map_err(|e| drop_failed(format!("getgroups failed: {e}")))?;
     if [ids.real, ids.effective, ids.saved] != [uid; 3]
         || [gids.real, gids.effective, gids.saved] != [gid; 3]
         || groups != [gid]
@@ -152,7 +174,8 @@ pub fn become_account(account: &Account) -> Result<(), Refusal> {
     }
     if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
         return Err(drop_failed(
-            "after the drop the runner could become root again: report this; nothing was done".into(),
+            "after the drop the runner could become root again: report this; nothing was done"
+                .into(),
         ));
     }
     Ok(())
@@ -182,13 +205,75 @@ mod caller_tests {
     #[test]
     fn only_root_and_the_server_account_may_call() {
         let p = policy(&["cryowarden"]);
-        assert!(check_caller(&p, Caller { real_uid: 0, sudo_uid: None }, names).is_ok(), "root directly");
-        assert!(check_caller(&p, Caller { real_uid: 0, sudo_uid: Some(999) }, names).is_ok(), "the server via sudo");
-        assert!(check_caller(&p, Caller { real_uid: 999, sudo_uid: None }, names).is_ok(), "the server, setuid");
-        let lab = check_caller(&p, Caller { real_uid: 0, sudo_uid: Some(2102) }, names).unwrap_err();
+        assert!(
+            check_caller(
+                &p,
+                Caller {
+                    real_uid: 0,
+                    sudo_uid: None
+                },
+                names
+            )
+            .is_ok(),
+            "root directly"
+        );
+        assert!(
+            check_caller(
+                &p,
+                Caller {
+                    real_uid: 0,
+                    sudo_uid: Some(999)
+                },
+                names
+            )
+            .is_ok(),
+            "the server via sudo"
+        );
+        assert!(
+            check_caller(
+                &p,
+                Caller {
+                    real_uid: 999,
+                    sudo_uid: None
+                },
+                names
+            )
+            .is_ok(),
+            "the server, setuid"
+        );
+        let lab = check_caller(
+            &p,
+            Caller {
+                real_uid: 0,
+                sudo_uid: Some(2102),
+            },
+            names,
+        )
+        .unwrap_err();
         assert_eq!(lab.code, "caller-refused");
-        let forged = check_caller(&p, Caller { real_uid: 2102, sudo_uid: Some(999) }, names).unwrap_err();
-        assert_eq!(forged.code, "caller-refused", "SUDO_UID is not believed from a non-root caller");
-        assert!(check_caller(&policy(&[]), Caller { real_uid: 999, sudo_uid: None }, names).is_err());
+        let forged = check_caller(
+            &p,
+            Caller {
+                real_uid: 2102,
+                sudo_uid: Some(999),
+            },
+            names,
+        )
+        .unwrap_err();
+        assert_eq!(
+            forged.code, "caller-refused",
+            "SUDO_UID is not believed from a non-root caller"
+        );
+        assert!(
+            check_caller(
+                &policy(&[]),
+                Caller {
+                    real_uid: 999,
+                    sudo_uid: None
+                },
+                names
+            )
+            .is_err()
+        );
     }
 }

@@ -47,7 +47,9 @@ impl Env {
     pub fn from_process() -> Env {
         Env {
             config: std::env::var_os(policy::CONFIG_ENV).map(PathBuf::from),
-            sudo_uid: std::env::var("SUDO_UID").ok().and_then(|v| v.trim().parse().ok()),
+            sudo_uid: std::env::var("SUDO_UID")
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
             slurm_conf: std::env::var_os(ops_exec::SLURM_CONF_ENV),
         }
     }
@@ -58,20 +60,28 @@ pub const EXIT_BAD_REQUEST: u8 = 2;
 
 /// Runs one request: the answer to print and the exit status (0, or [`EXIT_BAD_REQUEST`]).
 pub fn run(input: std::io::Result<Vec<u8>>, env: &Env) -> (Answer, u8) {
-    let request = input.map_err(|e| format!("cannot read stdin: {e}")).and_then(|bytes| {
-        if bytes.len() as u64 > protocol::MAX_REQUEST_BYTES {
-            Err(format!("the request is over {} bytes", protocol::MAX_REQUEST_BYTES))
-        } else {
-            Request::parse(&bytes)
-        }
-    });
+    let request = input
+        .map_err(|e| format!("cannot read stdin: {e}"))
+        .and_then(|bytes| {
+            if bytes.len() as u64 > protocol::MAX_REQUEST_BYTES {
+                Err(format!(
+                    "the request is over {} bytes",
+                    protocol::MAX_REQUEST_BYTES
+                ))
+            } else {
+                Request::parse(&bytes)
+            }
+        });
     let request = match request {
         Ok(request) => request,
         Err(e) => {
             let message = format!(
                 "the runner could not read its request ({e}): install the server and the runner from the same release"
             );
-            return (Answer::Error(Refusal::new("bad-request", message)), EXIT_BAD_REQUEST);
+            return (
+                Answer::Error(Refusal::new("bad-request", message)),
+                EXIT_BAD_REQUEST,
+            );
         }
     };
     match serve(&request, env) {
@@ -83,8 +93,22 @@ pub fn run(input: std::io::Result<Vec<u8>>, env: &Env) -> (Answer, u8) {
 fn serve(request: &Request, env: &Env) -> Result<serde_json::Value, Refusal> {
     let real_uid = rustix::process::getuid().as_raw();
     let policy = Policy::load(&Policy::path(real_uid, env.config.clone()))?;
-    account::check_caller(&policy, Caller { real_uid, sudo_uid: env.sudo_uid }, account::name_of)?;
-    account::check(&request.account, &policy, Caller { real_uid, sudo_uid: env.sudo_uid })?;
+    account::check_caller(
+        &policy,
+        Caller {
+            real_uid,
+            sudo_uid: env.sudo_uid,
+        },
+        account::name_of,
+    )?;
+    account::check(
+        &request.account,
+        &policy,
+        Caller {
+            real_uid,
+            sudo_uid: env.sudo_uid,
+        },
+    )?;
     ops_exec::inherit(env, real_uid);
     account::become_account(&request.account)?;
     ops::perform(&request.op, &request.account)

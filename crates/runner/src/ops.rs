@@ -13,7 +13,9 @@ use rustix::io::Errno;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::protocol::{Account, Checked, CreatedDir, Head, MAX_HEAD_BYTES, Op, Refusal, TreeCounts};
+use crate::protocol::{
+    Account, Checked, CreatedDir, Head, MAX_HEAD_BYTES, Op, Refusal, TreeCounts,
+};
 
 /// Mode of a new project directory: setgid (files inherit the lab's group), rwx for the lab's
 /// account and group, nothing for others.
@@ -34,7 +36,12 @@ pub fn perform(op: &Op, account: &Account) -> Result<Value, Refusal> {
                 .map(|g| g.as_raw())
                 .collect(),
         }),
-        Op::List { root, path, offset, limit } => {
+        Op::List {
+            root,
+            path,
+            offset,
+            limit,
+        } => {
             let (root, rel) = open(root, path).map_err(path_error)?;
             let page = Page::new(*offset, *limit).map_err(path_error)?;
             answer(root.list_dir(&rel, page).map_err(path_error)?)
@@ -43,11 +50,17 @@ pub fn perform(op: &Op, account: &Account) -> Result<Value, Refusal> {
             let (root, rel) = open(root, path).map_err(path_error)?;
             answer(root.stat(&rel).map_err(path_error)?)
         }
-        Op::ReadHead { root, path, max_bytes } => {
+        Op::ReadHead {
+            root,
+            path,
+            max_bytes,
+        } => {
             if *max_bytes > MAX_HEAD_BYTES {
                 return Err(Refusal::new(
                     "max-bytes-out-of-range",
-                    format!("max_bytes {max_bytes} is over the limit of {MAX_HEAD_BYTES}: ask for fewer bytes"),
+                    format!(
+                        "max_bytes {max_bytes} is over the limit of {MAX_HEAD_BYTES}: ask for fewer bytes"
+                    ),
                 ));
             }
             let (root, rel) = open(root, path).map_err(path_error)?;
@@ -66,7 +79,8 @@ pub fn perform(op: &Op, account: &Account) -> Result<Value, Refusal> {
 }
 
 fn answer<T: Serialize>(value: T) -> Result<Value, Refusal> {
-    serde_json::to_value(value).map_err(|e| Refusal::new("io-error", format!("cannot encode the answer: {e}")))
+    serde_json::to_value(value)
+        .map_err(|e| Refusal::new("io-error", format!("cannot encode the answer: {e}")))
 }
 
 /// A refusal from a [`PathError`]: its own code, except that the kernel's EACCES/EPERM become
@@ -96,16 +110,23 @@ fn open(root: &str, path: &str) -> Result<(Root, RelPath), PathError> {
 
 fn read_head(root: &Root, rel: &RelPath, max_bytes: usize) -> Result<Head, PathError> {
     let fd = root.open_beneath(rel, OpenHow::File)?;
-    let size = rustix::fs::fstat(&fd).map_err(PathError::from_errno)?.st_size;
+    let size = rustix::fs::fstat(&fd)
+        .map_err(PathError::from_errno)?
+        .st_size;
     let mut head = Vec::with_capacity(max_bytes);
-    std::fs::File::from(fd).take(max_bytes as u64).read_to_end(&mut head)?;
+    std::fs::File::from(fd)
+        .take(max_bytes as u64)
+        .read_to_end(&mut head)?;
     let mut head_hex = String::with_capacity(head.len() * 2);
     for b in head {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         head_hex.push(DIGITS[usize::from(b >> 4)] as char);
         head_hex.push(DIGITS[usize::from(b & 15)] as char);
     }
-    Ok(Head { size: u64::try_from(size).unwrap_or(0), head_hex })
+    Ok(Head {
+        size: u64::try_from(size).unwrap_or(0),
+        head_hex,
+    })
 }
 
 /// A system call's failure on `what` (a path relative to the root, for the message).
@@ -116,7 +137,9 @@ fn sys_refusal(e: Errno, what: &str, account: &Account) -> Refusal {
         e => {
             let e = PathError::from_errno(e);
             match e {
-                PathError::Io(io) => Refusal::new("io-error", format!("{what}: {io}: check the file system")),
+                PathError::Io(io) => {
+                    Refusal::new("io-error", format!("{what}: {io}: check the file system"))
+                }
                 e => refusal_of(e, account),
             }
         }
@@ -141,7 +164,10 @@ fn create_project_dir(root: &str, name: &str, account: &Account) -> Result<Creat
         Err(Errno::EXIST) => {
             return Err(Refusal::new(
                 "exists",
-                format!("{name} already exists in {}: choose another name", root.path().display()),
+                format!(
+                    "{name} already exists in {}: choose another name",
+                    root.path().display()
+                ),
             ));
         }
         Err(e) => return Err(sys(e)),
@@ -156,7 +182,8 @@ fn create_project_dir(root: &str, name: &str, account: &Account) -> Result<Creat
     // In a setgid parent the new directory took the parent's group: give it the lab's.
     let st = rustix::fs::fstat(&dir).map_err(sys)?;
     if st.st_gid != account.gid {
-        rustix::fs::fchown(&dir, None, Some(rustix::fs::Gid::from_raw(account.gid))).map_err(sys)?;
+        rustix::fs::fchown(&dir, None, Some(rustix::fs::Gid::from_raw(account.gid)))
+            .map_err(sys)?;
     }
     // Explicitly, after any chown (which clears setgid) and despite the umask.
     rustix::fs::fchmod(&dir, Mode::from_raw_mode(PROJECT_DIR_MODE)).map_err(sys)?;
@@ -170,7 +197,11 @@ fn create_project_dir(root: &str, name: &str, account: &Account) -> Result<Creat
 }
 
 /// The directory at `path` beneath `root` as (parent descriptor, name), following no symlink.
-fn parent_and_name(root: &Root, path: &str, account: &Account) -> Result<(OwnedFd, CString), Refusal> {
+fn parent_and_name(
+    root: &Root,
+    path: &str,
+    account: &Account,
+) -> Result<(OwnedFd, CString), Refusal> {
     let rel = RelPath::parse(path).map_err(|e| refusal_of(e, account))?;
     let Some((parent, name)) = rel.split_last() else {
         return Err(Refusal::new(
@@ -179,18 +210,28 @@ fn parent_and_name(root: &Root, path: &str, account: &Account) -> Result<(OwnedF
         ));
     };
     if name == ".." {
-        return Err(Refusal::new("path-ends-in-dot-dot", "the path ends in '..': give the directory's own path"));
+        return Err(Refusal::new(
+            "path-ends-in-dot-dot",
+            "the path ends in '..': give the directory's own path",
+        ));
     }
-    let parent = root.open_dir_no_symlinks(&parent).map_err(|e| refusal_of(e, account))?;
+    let parent = root
+        .open_dir_no_symlinks(&parent)
+        .map_err(|e| refusal_of(e, account))?;
     Ok((parent, CString::new(name).expect("RelPath has no NUL")))
 }
 
 fn delete_tree(root: &str, path: &str, account: &Account) -> Result<TreeCounts, Refusal> {
     let root = Root::open(Path::new(root)).map_err(|e| refusal_of(e, account))?;
     let (parent, name) = parent_and_name(&root, path, account)?;
-    let mut walk = Walk { account, depth: 0, counts: TreeCounts::default() };
+    let mut walk = Walk {
+        account,
+        depth: 0,
+        counts: TreeCounts::default(),
+    };
     let sys = |e: Errno| sys_refusal(e, path, account);
-    let st = rustix::fs::statat(&parent, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(sys)?;
+    let st =
+        rustix::fs::statat(&parent, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(sys)?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::Directory => {}
         FileType::Symlink => return Err(refusal_of(PathError::Symlink, account)),
@@ -206,8 +247,14 @@ fn delete_tree(root: &str, path: &str, account: &Account) -> Result<TreeCounts, 
 
 fn archive(root: &str, path: &str, account: &Account) -> Result<TreeCounts, Refusal> {
     let (root, rel) = open(root, path).map_err(|e| refusal_of(e, account))?;
-    let dir = root.open_dir_no_symlinks(&rel).map_err(|e| refusal_of(e, account))?;
-    let mut walk = Walk { account, depth: 0, counts: TreeCounts::default() };
+    let dir = root
+        .open_dir_no_symlinks(&rel)
+        .map_err(|e| refusal_of(e, account))?;
+    let mut walk = Walk {
+        account,
+        depth: 0,
+        counts: TreeCounts::default(),
+    };
     walk.archive_dir(&dir, &rel.to_string())?;
     Ok(walk.counts)
 }
@@ -253,7 +300,9 @@ impl Walk<'_> {
         if self.depth > MAX_DEPTH {
             return Err(Refusal::new(
                 "tree-too-deep",
-                format!("{at} is more than {MAX_DEPTH} directories deep: remove its deepest part first"),
+                format!(
+                    "{at} is more than {MAX_DEPTH} directories deep: remove its deepest part first"
+                ),
             ));
         }
         Ok(())
@@ -265,7 +314,8 @@ impl Walk<'_> {
         // An archived (read-only) directory of the account's own is made writable again.
         let st = rustix::fs::fstat(dir).map_err(self.sys(at))?;
         if st.st_uid == self.account.uid && st.st_mode & 0o700 != 0o700 {
-            rustix::fs::fchmod(dir, Mode::from_raw_mode((st.st_mode | 0o700) & 0o7777)).map_err(self.sys(at))?;
+            rustix::fs::fchmod(dir, Mode::from_raw_mode((st.st_mode | 0o700) & 0o7777))
+                .map_err(self.sys(at))?;
         }
         for name in names(dir.as_fd()).map_err(self.sys(at))? {
             let sub = format!("{at}/{}", name.to_string_lossy());
@@ -279,11 +329,13 @@ impl Walk<'_> {
                     let child = open_dir(dir, &name).map_err(self.sys(&sub))?;
                     self.delete_contents(&child, &sub)?;
                     drop(child);
-                    rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::REMOVEDIR).map_err(self.sys(&sub))?;
+                    rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::REMOVEDIR)
+                        .map_err(self.sys(&sub))?;
                     self.counts.dirs += 1;
                 }
                 kind => {
-                    rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::empty()).map_err(self.sys(&sub))?;
+                    rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::empty())
+                        .map_err(self.sys(&sub))?;
                     self.counts.files += 1;
                     if kind == FileType::RegularFile {
                         self.counts.bytes += u64::try_from(st.st_size).unwrap_or(0);
@@ -323,7 +375,8 @@ impl Walk<'_> {
         }
         let st = rustix::fs::fstat(dir).map_err(self.sys(at))?;
         if st.st_mode & 0o222 != 0 {
-            rustix::fs::fchmod(dir, Mode::from_raw_mode(st.st_mode & 0o7777 & !0o222)).map_err(self.sys(at))?;
+            rustix::fs::fchmod(dir, Mode::from_raw_mode(st.st_mode & 0o7777 & !0o222))
+                .map_err(self.sys(at))?;
         }
         self.counts.dirs += 1;
         self.depth -= 1;
@@ -334,8 +387,13 @@ impl Walk<'_> {
     /// pinned with `O_PATH | O_NOFOLLOW` (no read permission needed, nothing opened for I/O)
     /// and changed through its `/proc/self/fd` link, which names exactly that inode.
     fn read_only_entry(&self, dir: &OwnedFd, name: &CStr, at: &str) -> Result<(), Refusal> {
-        let fd = rustix::fs::openat(dir, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-            .map_err(self.sys(at))?;
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(self.sys(at))?;
         let st = rustix::fs::fstat(&fd).map_err(self.sys(at))?;
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Symlink | FileType::Directory => return Ok(()), // replaced meanwhile: left alone

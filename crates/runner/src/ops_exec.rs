@@ -30,8 +30,8 @@ use serde_json::Value;
 
 use crate::ops::refusal_of;
 use crate::protocol::{
-    Account, Answer, CommandOutput, DEFAULT_KILL_GRACE_MS, JobKilled, JobStarted, JobStatus, MAX_ARGV,
-    MAX_COMMAND_OUTPUT_BYTES, MAX_COMMAND_TIMEOUT_MS, MAX_KILL_GRACE_MS, Op, Refusal,
+    Account, Answer, CommandOutput, DEFAULT_KILL_GRACE_MS, JobKilled, JobStarted, JobStatus,
+    MAX_ARGV, MAX_COMMAND_OUTPUT_BYTES, MAX_COMMAND_TIMEOUT_MS, MAX_KILL_GRACE_MS, Op, Refusal,
 };
 
 /// `PATH` of every program started.
@@ -58,7 +58,10 @@ static INHERITED: OnceLock<Inherited> = OnceLock::new();
 /// Records what programs inherit; called before the privilege drop, while the real uid is
 /// still the caller's.
 pub fn inherit(env: &crate::Env, real_uid: u32) {
-    let slurm_conf = env.slurm_conf.clone().filter(|v| real_uid == 0 && !v.is_empty());
+    let slurm_conf = env
+        .slurm_conf
+        .clone()
+        .filter(|v| real_uid == 0 && !v.is_empty());
     let _ = INHERITED.set(Inherited { slurm_conf });
 }
 
@@ -67,19 +70,40 @@ pub fn inherit(env: &crate::Env, real_uid: u32) {
 /// when the job's status file is written.
 pub fn perform(op: &Op, account: &Account) -> Result<Value, Refusal> {
     match op {
-        Op::RunCommand { argv, cwd, env, stdin, timeout_ms } => {
-            answer(run_command(argv, cwd, env, stdin.as_deref(), *timeout_ms, account)?)
+        Op::RunCommand {
+            argv,
+            cwd,
+            env,
+            stdin,
+            timeout_ms,
+        } => answer(run_command(
+            argv,
+            cwd,
+            env,
+            stdin.as_deref(),
+            *timeout_ms,
+            account,
+        )?),
+        Op::StartJob {
+            job_dir,
+            log_path,
+            argv,
+            env,
+            status_path,
+        } => start_job(job_dir, log_path, argv, env, status_path, account),
+        Op::KillJob { pgid, grace_ms } => {
+            answer(kill_job(*pgid, grace_ms.unwrap_or(DEFAULT_KILL_GRACE_MS))?)
         }
-        Op::StartJob { job_dir, log_path, argv, env, status_path } => {
-            start_job(job_dir, log_path, argv, env, status_path, account)
-        }
-        Op::KillJob { pgid, grace_ms } => answer(kill_job(*pgid, grace_ms.unwrap_or(DEFAULT_KILL_GRACE_MS))?),
-        other => Err(Refusal::new("bad-request", format!("{} is not an exec op", other.name()))),
+        other => Err(Refusal::new(
+            "bad-request",
+            format!("{} is not an exec op", other.name()),
+        )),
     }
 }
 
 fn answer<T: Serialize>(value: T) -> Result<Value, Refusal> {
-    serde_json::to_value(value).map_err(|e| Refusal::new("io-error", format!("cannot encode the answer: {e}")))
+    serde_json::to_value(value)
+        .map_err(|e| Refusal::new("io-error", format!("cannot encode the answer: {e}")))
 }
 
 fn bad(code: &str, message: String) -> Refusal {
@@ -88,15 +112,23 @@ fn bad(code: &str, message: String) -> Refusal {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn check_argv(argv: &[String]) -> Result<(), Refusal> {
     if argv.is_empty() || argv[0].is_empty() {
-        return Err(bad("bad-argv", "argv is empty: give the program and its arguments".into()));
+        return Err(bad(
+            "bad-argv",
+            "argv is empty: give the program and its arguments".into(),
+        ));
     }
     if argv.len() > MAX_ARGV {
-        return Err(bad("bad-argv", format!("argv has {} words, over {MAX_ARGV}", argv.len())));
+        return Err(bad(
+            "bad-argv",
+            format!("argv has {} words, over {MAX_ARGV}", argv.len()),
+        ));
     }
     if argv.iter().any(|a| a.contains('\0')) {
         return Err(bad("bad-argv", "an argument contains a NUL byte".into()));
@@ -106,13 +138,18 @@ fn check_argv(argv: &[String]) -> Result<(), Refusal> {
 
 fn valid_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The clean environment of a program run as `account`, then `extra` (which may replace any of
 /// it, `PATH` included).
-pub fn clean_env(account: &Account, extra: &[(String, String)]) -> Result<BTreeMap<OsString, OsString>, Refusal> {
+pub fn clean_env(
+    account: &Account,
+    extra: &[(String, String)],
+) -> Result<BTreeMap<OsString, OsString>, Refusal> {
     let mut env = BTreeMap::new();
     env.insert("PATH".into(), CLEAN_PATH.into());
     let home = nix::unistd::User::from_uid(nix::unistd::getuid())
@@ -129,11 +166,16 @@ pub fn clean_env(account: &Account, extra: &[(String, String)]) -> Result<BTreeM
         if !valid_env_name(name) {
             return Err(bad(
                 "bad-env",
-                format!("{name:?} is not a valid environment variable name (letters, digits and _, not first a digit)"),
+                format!(
+                    "{name:?} is not a valid environment variable name (letters, digits and _, not first a digit)"
+                ),
             ));
         }
         if value.contains('\0') {
-            return Err(bad("bad-env", format!("the value of {name} contains a NUL byte")));
+            return Err(bad(
+                "bad-env",
+                format!("the value of {name} contains a NUL byte"),
+            ));
         }
         env.insert(name.into(), value.into());
     }
@@ -145,7 +187,9 @@ fn spawn_refusal(e: std::io::Error, program: &str, account: &Account) -> Refusal
     match e.kind() {
         std::io::ErrorKind::NotFound => bad(
             "command-not-found",
-            format!("{program} was not found (PATH is {CLEAN_PATH}): give its absolute path or install it"),
+            format!(
+                "{program} was not found (PATH is {CLEAN_PATH}): give its absolute path or install it"
+            ),
         ),
         std::io::ErrorKind::PermissionDenied => bad(
             "permission-denied",
@@ -162,19 +206,25 @@ fn spawn_refusal(e: std::io::Error, program: &str, account: &Account) -> Refusal
 /// account may enter.
 fn check_cwd(cwd: &str, account: &Account) -> Result<(), Refusal> {
     if !cwd.starts_with('/') {
-        return Err(bad("cwd-not-absolute", format!("the working directory {cwd:?} is not an absolute path")));
+        return Err(bad(
+            "cwd-not-absolute",
+            format!("the working directory {cwd:?} is not an absolute path"),
+        ));
     }
     match std::fs::metadata(cwd) {
         // Entering it needs search permission (the spawn would fail without saying why).
         Ok(m) if m.is_dir() => match rustix::fs::access(cwd, rustix::fs::Access::EXEC_OK) {
             Ok(()) => Ok(()),
-            Err(Errno::ACCESS | Errno::PERM) => Err(refusal_of(PathError::PermissionDenied, account)),
+            Err(Errno::ACCESS | Errno::PERM) => {
+                Err(refusal_of(PathError::PermissionDenied, account))
+            }
             Err(e) => Err(bad("io-error", format!("the working directory {cwd}: {e}"))),
         },
         Ok(_) => Err(refusal_of(PathError::NotADirectory, account)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(bad("cwd-not-found", format!("the working directory {cwd} does not exist")))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(bad(
+            "cwd-not-found",
+            format!("the working directory {cwd} does not exist"),
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             Err(refusal_of(PathError::PermissionDenied, account))
         }
@@ -230,7 +280,9 @@ pub fn run_command(
     if timeout_ms == 0 || timeout_ms > MAX_COMMAND_TIMEOUT_MS {
         return Err(bad(
             "timeout-out-of-range",
-            format!("timeout_ms {timeout_ms} is not within 1..={MAX_COMMAND_TIMEOUT_MS}: give a shorter time limit"),
+            format!(
+                "timeout_ms {timeout_ms} is not within 1..={MAX_COMMAND_TIMEOUT_MS}: give a shorter time limit"
+            ),
         ));
     }
     let env = clean_env(account, env)?;
@@ -240,12 +292,18 @@ pub fn run_command(
         .env_clear()
         .envs(&env)
         .current_dir(cwd)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| spawn_refusal(e, &argv[0], account))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| spawn_refusal(e, &argv[0], account))?;
     let pgid = i32::try_from(child.id()).unwrap_or(i32::MAX);
 
     let (out_tx, out_rx) = mpsc::channel();
@@ -271,7 +329,12 @@ pub fn run_command(
         Ok(status) => (status, false),
         Err(_) => {
             signal_group(pgid, Signal::KILL);
-            (status_rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("the waiting thread ended"))), true)
+            (
+                status_rx
+                    .recv()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the waiting thread ended"))),
+                true,
+            )
         }
     };
     let status = status.map_err(|e| bad("io-error", format!("waiting for {}: {e}", argv[0])))?;
@@ -279,7 +342,8 @@ pub fn run_command(
     signal_group(pgid, Signal::KILL);
     let drain_until = Instant::now() + DRAIN_LIMIT;
     let collect = |rx: mpsc::Receiver<(Vec<u8>, bool)>| {
-        rx.recv_timeout(drain_until.saturating_duration_since(Instant::now())).unwrap_or((Vec::new(), true))
+        rx.recv_timeout(drain_until.saturating_duration_since(Instant::now()))
+            .unwrap_or((Vec::new(), true))
     };
     let (stdout, stdout_truncated) = collect(out_rx);
     let (stderr, stderr_truncated) = collect(err_rx);
@@ -312,13 +376,21 @@ fn beneath(
     };
     let rel = RelPath::parse(relative).map_err(|e| refusal_of(e, account))?;
     let Some((parent, name)) = rel.split_last() else {
-        return Err(bad("bad-path", format!("{what} {path:?} names the job directory itself: give a file name")));
+        return Err(bad(
+            "bad-path",
+            format!("{what} {path:?} names the job directory itself: give a file name"),
+        ));
     };
     if name == ".." || name == "." {
-        return Err(bad("bad-path", format!("{what} {path:?} does not end in a file name")));
+        return Err(bad(
+            "bad-path",
+            format!("{what} {path:?} does not end in a file name"),
+        ));
     }
     let name = name.to_owned();
-    let parent = root.open_dir_no_symlinks(&parent).map_err(|e| refusal_of(e, account))?;
+    let parent = root
+        .open_dir_no_symlinks(&parent)
+        .map_err(|e| refusal_of(e, account))?;
     Ok((parent, name))
 }
 
@@ -349,12 +421,20 @@ fn start_job(
     let (log_dir, log_name) = beneath(&root, job_dir, log_path, "log_path", account)?;
     let (status_dir, status_name) = beneath(&root, job_dir, status_path, "status_path", account)?;
     if status_name.starts_with('.') && status_name.ends_with(".tmp") {
-        return Err(bad("bad-path", format!("status_path {status_path:?} looks like a temporary file name")));
+        return Err(bad(
+            "bad-path",
+            format!("status_path {status_path:?} looks like a temporary file name"),
+        ));
     }
     let log = rustix::fs::openat(
         &log_dir,
         log_name.as_str(),
-        OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC,
+        OFlags::WRONLY
+            | OFlags::APPEND
+            | OFlags::CREATE
+            | OFlags::NOFOLLOW
+            | OFlags::NOCTTY
+            | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o660),
     )
     .map_err(|e| sys(e, log_path, account))?;
@@ -363,7 +443,10 @@ fn start_job(
         return Err(refusal_of(PathError::NotAFile, account));
     }
     let log = File::from(log);
-    let clone = |f: &File| f.try_clone().map_err(|e| bad("io-error", format!("{log_path}: {e}")));
+    let clone = |f: &File| {
+        f.try_clone()
+            .map_err(|e| bad("io-error", format!("{log_path}: {e}")))
+    };
     let (out, err, mut notes) = (clone(&log)?, clone(&log)?, log);
 
     // Leave the caller's session, so that the waiter outlives the server that started it. It
@@ -380,9 +463,15 @@ fn start_job(
         .stdout(out)
         .stderr(err)
         .process_group(0);
-    let mut child = cmd.spawn().map_err(|e| spawn_refusal(e, &argv[0], account))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| spawn_refusal(e, &argv[0], account))?;
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-    let started = JobStarted { pid, pgid: pid, started_at: now_ms() };
+    let started = JobStarted {
+        pid,
+        pgid: pid,
+        started_at: now_ms(),
+    };
 
     // The answer, at once; the server may stop reading (or be gone) after it.
     let line = serde_json::to_vec(&Answer::Ok(answer(started)?)).map(|mut l| {
@@ -399,16 +488,27 @@ fn start_job(
             Ok(status) => break Some(status),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
-                let _ = writeln!(notes, "cryowarden-runner: cannot wait for the job (pid {pid}): {e}");
+                let _ = writeln!(
+                    notes,
+                    "cryowarden-runner: cannot wait for the job (pid {pid}): {e}"
+                );
                 break None;
             }
         }
     };
     let (exit_code, signal) = status.map_or((None, None), exit_parts);
-    let status = JobStatus { pid, exit_code, signal, finished_at: now_ms() };
+    let status = JobStatus {
+        pid,
+        exit_code,
+        signal,
+        finished_at: now_ms(),
+    };
     let written = write_status(&status_dir, &status_name, &status);
     if let Err(e) = &written {
-        let _ = writeln!(notes, "cryowarden-runner: cannot write the job's status file {status_path}: {e}");
+        let _ = writeln!(
+            notes,
+            "cryowarden-runner: cannot write the job's status file {status_path}: {e}"
+        );
     }
     std::process::exit(if written.is_ok() { 0 } else { 1 });
 }
@@ -420,11 +520,17 @@ fn write_status(dir: &OwnedFd, name: &str, status: &JobStatus) -> Result<(), Str
     text.push(b'\n');
     let tmp = format!(".{name}.{}.tmp", std::process::id());
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(dir, tmp.as_str(), flags, Mode::from_raw_mode(0o660)).map_err(|e| e.to_string())?;
+    let fd = rustix::fs::openat(dir, tmp.as_str(), flags, Mode::from_raw_mode(0o660))
+        .map_err(|e| e.to_string())?;
     let mut file = File::from(fd);
-    let done = file.write_all(&text).and_then(|()| file.sync_all()).map_err(|e| e.to_string());
+    let done = file
+        .write_all(&text)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| e.to_string());
     drop(file);
-    if let Err(e) = done.and_then(|()| rustix::fs::renameat(dir, tmp.as_str(), dir, name).map_err(|e| e.to_string())) {
+    if let Err(e) = done.and_then(|()| {
+        rustix::fs::renameat(dir, tmp.as_str(), dir, name).map_err(|e| e.to_string())
+    }) {
         let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
         return Err(e);
     }
@@ -438,10 +544,19 @@ fn live_members(pgid: i32) -> Option<usize> {
     let mut live = 0;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let name = entry.file_name();
-        let Some(name) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else { continue };
+        let Some(name) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else {
+            continue;
+        };
         // "pid (comm) S ppid pgrp ...": comm may hold spaces and parentheses.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
         let mut fields = rest.split_whitespace();
         let state = fields.next().unwrap_or("Z");
         let group = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
@@ -455,7 +570,9 @@ fn live_members(pgid: i32) -> Option<usize> {
 fn group_gone(pgid: i32) -> bool {
     match live_members(pgid) {
         Some(n) => n == 0,
-        None => Pid::from_raw(pgid).is_none_or(|p| rustix::process::test_kill_process_group(p).is_err()),
+        None => {
+            Pid::from_raw(pgid).is_none_or(|p| rustix::process::test_kill_process_group(p).is_err())
+        }
     }
 }
 
@@ -463,14 +580,26 @@ fn group_gone(pgid: i32) -> bool {
 pub fn kill_job(pgid: i32, grace_ms: u64) -> Result<JobKilled, Refusal> {
     // (`Pid::from_raw` panics on a negative number.)
     let Some(pid) = Some(pgid).filter(|&p| p > 1).and_then(Pid::from_raw) else {
-        return Err(bad("bad-pgid", format!("{pgid} is not a job's process group id")));
+        return Err(bad(
+            "bad-pgid",
+            format!("{pgid} is not a job's process group id"),
+        ));
     };
     if grace_ms > MAX_KILL_GRACE_MS {
-        return Err(bad("grace-out-of-range", format!("grace_ms {grace_ms} is over {MAX_KILL_GRACE_MS}")));
+        return Err(bad(
+            "grace-out-of-range",
+            format!("grace_ms {grace_ms} is over {MAX_KILL_GRACE_MS}"),
+        ));
     }
     match rustix::process::kill_process_group(pid, Signal::TERM) {
         Ok(()) => {}
-        Err(Errno::SRCH) => return Ok(JobKilled { pgid, signalled: false, killed: false }),
+        Err(Errno::SRCH) => {
+            return Ok(JobKilled {
+                pgid,
+                signalled: false,
+                killed: false,
+            });
+        }
         Err(Errno::PERM) => {
             return Err(bad(
                 "permission-denied",
@@ -479,20 +608,37 @@ pub fn kill_job(pgid: i32, grace_ms: u64) -> Result<JobKilled, Refusal> {
                 ),
             ));
         }
-        Err(e) => return Err(bad("io-error", format!("signalling process group {pgid}: {e}"))),
+        Err(e) => {
+            return Err(bad(
+                "io-error",
+                format!("signalling process group {pgid}: {e}"),
+            ));
+        }
     }
     let deadline = Instant::now() + Duration::from_millis(grace_ms);
     while Instant::now() < deadline {
         if group_gone(pgid) {
-            return Ok(JobKilled { pgid, signalled: true, killed: false });
+            return Ok(JobKilled {
+                pgid,
+                signalled: true,
+                killed: false,
+            });
         }
         std::thread::sleep(KILL_POLL);
     }
     if group_gone(pgid) {
-        return Ok(JobKilled { pgid, signalled: true, killed: false });
+        return Ok(JobKilled {
+            pgid,
+            signalled: true,
+            killed: false,
+        });
     }
     signal_group(pgid, Signal::KILL);
-    Ok(JobKilled { pgid, signalled: true, killed: true })
+    Ok(JobKilled {
+        pgid,
+        signalled: true,
+        killed: true,
+    })
 }
 
 #[cfg(test)]
@@ -500,18 +646,31 @@ mod tests {
     use super::*;
 
     fn account() -> Account {
-        Account { user: "someone".into(), uid: 4242, gid: 4242 }
+        Account {
+            user: "someone".into(),
+            uid: 4242,
+            gid: 4242,
+        }
     }
 
     #[test]
     fn environment_is_clean_and_checked() {
         let env = clean_env(&account(), &[("CUDA_VISIBLE_DEVICES".into(), "0,1".into())]).unwrap();
-        let keys: Vec<_> = env.keys().map(|k| k.to_string_lossy().into_owned()).collect();
-        assert_eq!(keys, ["CUDA_VISIBLE_DEVICES", "HOME", "LOGNAME", "PATH", "USER"]);
+        let keys: Vec<_> = env
+            .keys()
+            .map(|k| k.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            keys,
+            ["CUDA_VISIBLE_DEVICES", "HOME", "LOGNAME", "PATH", "USER"]
+        );
         assert_eq!(env[&OsString::from("PATH")], CLEAN_PATH);
         assert_eq!(env[&OsString::from("USER")], "someone");
         for bad_name in ["", "1A", "A=B", "A B", "É"] {
-            assert!(clean_env(&account(), &[(bad_name.into(), "v".into())]).is_err(), "{bad_name:?}");
+            assert!(
+                clean_env(&account(), &[(bad_name.into(), "v".into())]).is_err(),
+                "{bad_name:?}"
+            );
         }
         assert!(clean_env(&account(), &[("A".into(), "v\0".into())]).is_err());
     }
@@ -536,7 +695,11 @@ mod tests {
         // As whoever runs the unit tests: no privilege drop here (the binary's tests do that).
         let me = account();
         let out = run_command(
-            &["sh".into(), "-c".into(), "echo $USER; cat; echo err >&2; exit 3".into()],
+            &[
+                "sh".into(),
+                "-c".into(),
+                "echo $USER; cat; echo err >&2; exit 3".into(),
+            ],
             "/",
             &[],
             Some("in"),
@@ -545,18 +708,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (out.exit_code, out.stdout.as_str(), out.stderr.as_str(), out.timed_out),
+            (
+                out.exit_code,
+                out.stdout.as_str(),
+                out.stderr.as_str(),
+                out.timed_out
+            ),
             (Some(3), "someone\nin", "err\n", false)
         );
         let slow = run_command(&["sleep".into(), "10".into()], "/", &[], None, 200, &me).unwrap();
-        assert!(slow.timed_out && slow.signal == Some(9) && slow.elapsed_ms < 5_000, "{slow:?}");
-        let missing = run_command(&["/nonexistent/program".into()], "/", &[], None, 1_000, &me).unwrap_err();
+        assert!(
+            slow.timed_out && slow.signal == Some(9) && slow.elapsed_ms < 5_000,
+            "{slow:?}"
+        );
+        let missing =
+            run_command(&["/nonexistent/program".into()], "/", &[], None, 1_000, &me).unwrap_err();
         assert_eq!(missing.code, "command-not-found");
         assert_eq!(
-            run_command(&["true".into()], "relative", &[], None, 1_000, &me).unwrap_err().code,
+            run_command(&["true".into()], "relative", &[], None, 1_000, &me)
+                .unwrap_err()
+                .code,
             "cwd-not-absolute"
         );
-        assert_eq!(run_command(&["true".into()], "/", &[], None, 0, &me).unwrap_err().code, "timeout-out-of-range");
+        assert_eq!(
+            run_command(&["true".into()], "/", &[], None, 0, &me)
+                .unwrap_err()
+                .code,
+            "timeout-out-of-range"
+        );
     }
 
     #[test]

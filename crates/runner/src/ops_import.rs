@@ -23,9 +23,9 @@ use serde_json::Value;
 
 use crate::ops::refusal_of;
 use crate::protocol::{
-    Account, Chain, ChainSpec, ChainWalk, Decompress, FileHead, Globbed, MAX_BATCH_FILES, MAX_CHAIN_KEEP,
-    MAX_CHAIN_KEPT_BYTES, MAX_CHAIN_RECORD_BYTES, MAX_CHAIN_RECORDS, MAX_GLOB_LIMIT, MAX_HEAD_BYTES,
-    MAX_HEADS_TOTAL_BYTES, Op, Refusal, Walked, encode_hex,
+    Account, Chain, ChainSpec, ChainWalk, Decompress, FileHead, Globbed, MAX_BATCH_FILES,
+    MAX_CHAIN_KEEP, MAX_CHAIN_KEPT_BYTES, MAX_CHAIN_RECORD_BYTES, MAX_CHAIN_RECORDS,
+    MAX_GLOB_LIMIT, MAX_HEAD_BYTES, MAX_HEADS_TOTAL_BYTES, Op, Refusal, Walked, encode_hex,
 };
 
 /// Bytes read at each record of a chain before its count says how long it is (a TIFF IFD of
@@ -36,17 +36,32 @@ const CHAIN_READ: usize = 512;
 /// `account` (whose identity the process already has).
 pub fn perform(op: &Op, account: &Account) -> Result<Value, Refusal> {
     match op {
-        Op::Glob { root, pattern, limit } => answer(glob(root, pattern, *limit, account)?),
-        Op::ReadHeads { root, paths, max_bytes, decompress } => {
-            answer(read_heads(root, paths, *max_bytes, *decompress, account)?)
-        }
-        Op::WalkChains { root, chains, max_records } => answer(walk_chains(root, chains, *max_records, account)?),
-        other => Err(Refusal::new("bad-request", format!("{} is not an import op", other.name()))),
+        Op::Glob {
+            root,
+            pattern,
+            limit,
+        } => answer(glob(root, pattern, *limit, account)?),
+        Op::ReadHeads {
+            root,
+            paths,
+            max_bytes,
+            decompress,
+        } => answer(read_heads(root, paths, *max_bytes, *decompress, account)?),
+        Op::WalkChains {
+            root,
+            chains,
+            max_records,
+        } => answer(walk_chains(root, chains, *max_records, account)?),
+        other => Err(Refusal::new(
+            "bad-request",
+            format!("{} is not an import op", other.name()),
+        )),
     }
 }
 
 fn answer<T: Serialize>(value: T) -> Result<Value, Refusal> {
-    serde_json::to_value(value).map_err(|e| Refusal::new("io-error", format!("cannot encode the answer: {e}")))
+    serde_json::to_value(value)
+        .map_err(|e| Refusal::new("io-error", format!("cannot encode the answer: {e}")))
 }
 
 fn open_root(root: &str, account: &Account) -> Result<Root, Refusal> {
@@ -82,13 +97,20 @@ impl Pattern {
     /// range, or a trailing `\`.
     pub fn parse(component: &str) -> Result<Pattern, Refusal> {
         let invalid = |why: &str| {
-            Refusal::new("glob-pattern-invalid", format!("the pattern {component:?} is not valid ({why}): fix it"))
+            Refusal::new(
+                "glob-pattern-invalid",
+                format!("the pattern {component:?} is not valid ({why}): fix it"),
+            )
         };
         let mut tokens = Vec::new();
         let mut chars = component.chars().peekable();
         while let Some(c) = chars.next() {
             let token = match c {
-                '\\' => Token::Literal(chars.next().ok_or_else(|| invalid("it ends with a lone '\\'"))?),
+                '\\' => Token::Literal(
+                    chars
+                        .next()
+                        .ok_or_else(|| invalid("it ends with a lone '\\'"))?,
+                ),
                 '?' => Token::One,
                 '*' if tokens.last() == Some(&Token::Star) => continue,
                 '*' => Token::Star,
@@ -103,7 +125,9 @@ impl Pattern {
                         let c = match chars.next() {
                             None => return Err(invalid("a '[' is not closed by ']'")),
                             Some(']') if !first => break,
-                            Some('\\') => chars.next().ok_or_else(|| invalid("it ends with a lone '\\'"))?,
+                            Some('\\') => chars
+                                .next()
+                                .ok_or_else(|| invalid("it ends with a lone '\\'"))?,
                             Some(c) => c,
                         };
                         first = false;
@@ -113,7 +137,9 @@ impl Pattern {
                                 chars.next();
                                 chars.next();
                                 if hi == '\\' {
-                                    chars.next().ok_or_else(|| invalid("it ends with a lone '\\'"))?
+                                    chars
+                                        .next()
+                                        .ok_or_else(|| invalid("it ends with a lone '\\'"))?
                                 } else {
                                     hi
                                 }
@@ -136,7 +162,16 @@ impl Pattern {
 
     /// The component as a plain name when it has no wildcard (escapes removed).
     pub fn literal(&self) -> Option<String> {
-        self.tokens.iter().map(|t| if let Token::Literal(c) = t { Some(*c) } else { None }).collect()
+        self.tokens
+            .iter()
+            .map(|t| {
+                if let Token::Literal(c) = t {
+                    Some(*c)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     /// Whether `name` matches the whole pattern.
@@ -181,7 +216,9 @@ impl Token {
             Token::Literal(l) => *l == c,
             Token::One => true,
             Token::Star => false,
-            Token::Class { negated, ranges } => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated,
+            Token::Class { negated, ranges } => {
+                ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated
+            }
         }
     }
 }
@@ -193,7 +230,10 @@ fn literal_component(component: &str, pattern: &str) -> Result<String, Refusal> 
     while let Some(c) = chars.next() {
         match c {
             '\\' => out.push(chars.next().ok_or_else(|| {
-                Refusal::new("glob-pattern-invalid", format!("the pattern {pattern:?} has a lone '\\': fix it"))
+                Refusal::new(
+                    "glob-pattern-invalid",
+                    format!("the pattern {pattern:?} has a lone '\\': fix it"),
+                )
             })?),
             '*' | '?' | '[' => {
                 return Err(Refusal::new(
@@ -216,7 +256,12 @@ fn literal_component(component: &str, pattern: &str) -> Result<String, Refusal> 
 /// (reading them resolves them beneath the root again, so one that leaves it is refused then).
 /// Names that are not valid UTF-8 cannot be asked for, and never match. The first `limit`
 /// matches, sorted by name, and the number of all matches.
-pub fn glob(root: &str, pattern: &str, limit: usize, account: &Account) -> Result<Globbed, Refusal> {
+pub fn glob(
+    root: &str,
+    pattern: &str,
+    limit: usize,
+    account: &Account,
+) -> Result<Globbed, Refusal> {
     if !(1..=MAX_GLOB_LIMIT).contains(&limit) {
         return Err(Refusal::new(
             "limit-out-of-range",
@@ -231,20 +276,35 @@ pub fn glob(root: &str, pattern: &str, limit: usize, account: &Account) -> Resul
             "the pattern names no file: give a path such as raw/*.tif, relative to the root",
         ));
     };
-    let dir = parent.components().map(|c| literal_component(c, pattern)).collect::<Result<Vec<_>, _>>()?.join("/");
+    let dir = parent
+        .components()
+        .map(|c| literal_component(c, pattern))
+        .collect::<Result<Vec<_>, _>>()?
+        .join("/");
     let dir = RelPath::parse(&dir).map_err(path_error)?;
     let matcher = Pattern::parse(last)?;
     let root = open_root(root, account)?;
-    let dirfd = root.open_beneath(&dir, OpenHow::Directory).map_err(path_error)?;
+    let dirfd = root
+        .open_beneath(&dir, OpenHow::Directory)
+        .map_err(path_error)?;
     let mut names = match matcher.literal() {
-        Some(name) => literal_match(&dirfd, &name).map_err(|e| refusal_of(PathError::from_errno(e), account))?,
-        None => matching_names(&dirfd, &matcher).map_err(|e| refusal_of(PathError::from_errno(e), account))?,
+        Some(name) => literal_match(&dirfd, &name)
+            .map_err(|e| refusal_of(PathError::from_errno(e), account))?,
+        None => matching_names(&dirfd, &matcher)
+            .map_err(|e| refusal_of(PathError::from_errno(e), account))?,
     };
     names.sort_unstable();
     let total = names.len();
     names.truncate(limit);
-    let prefix = if dir.is_root() { String::new() } else { format!("{}/", dir.as_str()) };
-    Ok(Globbed { paths: names.into_iter().map(|n| format!("{prefix}{n}")).collect(), total })
+    let prefix = if dir.is_root() {
+        String::new()
+    } else {
+        format!("{}/", dir.as_str())
+    };
+    Ok(Globbed {
+        paths: names.into_iter().map(|n| format!("{prefix}{n}")).collect(),
+        total,
+    })
 }
 
 /// Whether an entry of this type is a match, `None` when the directory entry does not say.
@@ -342,7 +402,12 @@ pub fn read_heads(
                     head_hex: Some(encode_hex(&buf[..n])),
                     error: None,
                 },
-                Err(refusal) => FileHead { path: path.clone(), size: None, head_hex: None, error: Some(refusal) },
+                Err(refusal) => FileHead {
+                    path: path.clone(),
+                    size: None,
+                    head_hex: None,
+                    error: Some(refusal),
+                },
             }
         })
         .collect();
@@ -353,7 +418,9 @@ fn check_batch(files: usize) -> Result<(), Refusal> {
     if files > MAX_BATCH_FILES {
         return Err(Refusal::new(
             "too-many-files",
-            format!("{files} files in one request is over the limit of {MAX_BATCH_FILES}: split the request"),
+            format!(
+                "{files} files in one request is over the limit of {MAX_BATCH_FILES}: split the request"
+            ),
         ));
     }
     Ok(())
@@ -363,7 +430,9 @@ fn check_batch(files: usize) -> Result<(), Refusal> {
 fn open_file(root: &Root, path: &str) -> Result<(OwnedFd, u64), PathError> {
     let rel = RelPath::parse(path)?;
     let fd = root.open_beneath(&rel, OpenHow::File)?;
-    let size = rustix::fs::fstat(&fd).map_err(PathError::from_errno)?.st_size;
+    let size = rustix::fs::fstat(&fd)
+        .map_err(PathError::from_errno)?
+        .st_size;
     Ok((fd, u64::try_from(size).unwrap_or(0)))
 }
 
@@ -377,7 +446,12 @@ fn read_one(root: &Root, path: &str, buf: &mut [u8]) -> Result<(u64, usize), Pat
 /// the content is shorter), read through a streaming decoder: only the compressed blocks those
 /// bytes need are read (a block is at most 900 kB of content). Damaged compressed data is
 /// `bzip2-damaged`.
-fn read_one_bzip2(root: &Root, path: &str, buf: &mut [u8], account: &Account) -> Result<(u64, usize), Refusal> {
+fn read_one_bzip2(
+    root: &Root,
+    path: &str,
+    buf: &mut [u8],
+    account: &Account,
+) -> Result<(u64, usize), Refusal> {
     let (fd, size) = open_file(root, path).map_err(|e| refusal_of(e, account))?;
     let mut decoder = bzip2::read::BzDecoder::new(std::io::BufReader::new(std::fs::File::from(fd)));
     let mut done = 0;
@@ -387,7 +461,10 @@ fn read_one_bzip2(root: &Root, path: &str, buf: &mut [u8], account: &Account) ->
             Ok(n) => done += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if e.raw_os_error().is_some() => {
-                return Err(refusal_of(PathError::from_errno(Errno::from_io_error(&e).unwrap_or(Errno::IO)), account));
+                return Err(refusal_of(
+                    PathError::from_errno(Errno::from_io_error(&e).unwrap_or(Errno::IO)),
+                    account,
+                ));
             }
             Err(e) => {
                 return Err(Refusal::new(
@@ -446,14 +523,20 @@ impl ChainError {
     /// The refusal that carries this error in an answer.
     pub fn refusal(&self) -> Refusal {
         let message = match self {
-            ChainError::OutOfBounds { record, offset, size } => format!(
+            ChainError::OutOfBounds {
+                record,
+                offset,
+                size,
+            } => format!(
                 "record {record} of the chain, at byte {offset}, runs past the end of the file ({size} bytes): \
                  the file is truncated or damaged"
             ),
             ChainError::Loop { record, offset } => format!(
                 "record {record} of the chain points back to byte {offset}, an earlier record: the file is damaged"
             ),
-            ChainError::TooLong { max } => format!("the chain has more than {max} records: ask for a higher maximum"),
+            ChainError::TooLong { max } => {
+                format!("the chain has more than {max} records: ask for a higher maximum")
+            }
             ChainError::RecordTooLarge { record, offset } => format!(
                 "record {record} of the chain, at byte {offset}, is over {MAX_CHAIN_RECORD_BYTES} bytes long: \
                  the file is damaged"
@@ -486,7 +569,11 @@ pub fn check_spec(spec: &ChainSpec) -> Result<(), Refusal> {
 
 fn uint(bytes: &[u8], big_endian: bool) -> u64 {
     let fold = |acc: u64, b: &u8| acc << 8 | u64::from(*b);
-    if big_endian { bytes.iter().fold(0, fold) } else { bytes.iter().rev().fold(0, fold) }
+    if big_endian {
+        bytes.iter().fold(0, fold)
+    } else {
+        bytes.iter().rev().fold(0, fold)
+    }
 }
 
 /// Follows the chain `spec` describes through a file of `size` bytes read by `read_at(offset,
@@ -512,8 +599,14 @@ pub fn walk_chain(
         if !seen.insert(offset) {
             return Err(ChainError::Loop { record, offset });
         }
-        let out_of_bounds = ChainError::OutOfBounds { record, offset, size };
-        let want = usize::try_from(size.saturating_sub(offset)).unwrap_or(usize::MAX).min(CHAIN_READ);
+        let out_of_bounds = ChainError::OutOfBounds {
+            record,
+            offset,
+            size,
+        };
+        let want = usize::try_from(size.saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(CHAIN_READ);
         if want < cb {
             return Err(out_of_bounds);
         }
@@ -605,7 +698,9 @@ pub fn walk_chains(
                 continue;
             }
         };
-        match walk_chain(&chain.spec, size, max_records, |offset, buf| pread_full(&fd, buf, offset)) {
+        match walk_chain(&chain.spec, size, max_records, |offset, buf| {
+            pread_full(&fd, buf, offset)
+        }) {
             Ok(walked) => {
                 let bytes = walked.kept.iter().map(Vec::len).sum::<usize>();
                 // The first chain always comes back; the others while the answer has room.
@@ -623,7 +718,9 @@ pub fn walk_chains(
                     error: None,
                 });
             }
-            Err(ChainError::Read(e)) => out.push(error(refusal_of(PathError::from_errno(e), account))),
+            Err(ChainError::Read(e)) => {
+                out.push(error(refusal_of(PathError::from_errno(e), account)))
+            }
             Err(e) => out.push(error(e.refusal())),
         }
     }
@@ -662,12 +759,23 @@ mod tests {
         assert_eq!(p("a\\[1\\]").literal().as_deref(), Some("a[1]"));
         assert_eq!(p("a*").literal(), None);
         for bad in ["[abc", "a\\", "[z-a]", "[\\"] {
-            assert_eq!(Pattern::parse(bad).unwrap_err().code, "glob-pattern-invalid", "{bad}");
+            assert_eq!(
+                Pattern::parse(bad).unwrap_err().code,
+                "glob-pattern-invalid",
+                "{bad}"
+            );
         }
     }
 
     fn spec(first: u64) -> ChainSpec {
-        ChainSpec { first, big_endian: false, count_bytes: 2, item_bytes: 12, next_bytes: 4, keep: 1 }
+        ChainSpec {
+            first,
+            big_endian: false,
+            count_bytes: 2,
+            item_bytes: 12,
+            next_bytes: 4,
+            keep: 1,
+        }
     }
 
     fn walk(file: &[u8], spec: &ChainSpec) -> Result<Walked, ChainError> {
@@ -700,13 +808,32 @@ mod tests {
         assert_eq!(walked.kept[0].len(), 18);
         assert_eq!(&walked.kept[0][14..], &30u32.to_le_bytes());
         assert_eq!(walk(&three(0), &spec(0)).unwrap(), Walked::default());
-        assert!(matches!(walk(&three(30), &spec(8)), Err(ChainError::Loop { record: 3, offset: 30 })));
-        assert!(matches!(walk(&three(1000), &spec(8)), Err(ChainError::OutOfBounds { record: 3, offset: 1000, .. })));
+        assert!(matches!(
+            walk(&three(30), &spec(8)),
+            Err(ChainError::Loop {
+                record: 3,
+                offset: 30
+            })
+        ));
+        assert!(matches!(
+            walk(&three(1000), &spec(8)),
+            Err(ChainError::OutOfBounds {
+                record: 3,
+                offset: 1000,
+                ..
+            })
+        ));
         let mut cut = three(0);
         cut.truncate(60);
-        assert!(matches!(walk(&cut, &spec(8)), Err(ChainError::OutOfBounds { record: 2, .. })));
+        assert!(matches!(
+            walk(&cut, &spec(8)),
+            Err(ChainError::OutOfBounds { record: 2, .. })
+        ));
         let long = ChainSpec { keep: 0, ..spec(8) };
-        assert!(matches!(walk_chain(&long, 100, 2, |_, _| Ok(0)), Err(ChainError::OutOfBounds { .. })));
+        assert!(matches!(
+            walk_chain(&long, 100, 2, |_, _| Ok(0)),
+            Err(ChainError::OutOfBounds { .. })
+        ));
         let big = three(0);
         let r = walk_chain(&spec(8), big.len() as u64, 2, |offset, buf| {
             let n = buf.len().min(big.len() - offset as usize);
@@ -737,21 +864,49 @@ mod tests {
         be.extend_from_slice(&1u64.to_be_bytes());
         be.extend_from_slice(&[0; 20]);
         be.extend_from_slice(&0u64.to_be_bytes());
-        let big = ChainSpec { first: 16, big_endian: true, count_bytes: 8, item_bytes: 20, next_bytes: 8, keep: 1 };
+        let big = ChainSpec {
+            first: 16,
+            big_endian: true,
+            count_bytes: 8,
+            item_bytes: 20,
+            next_bytes: 8,
+            keep: 1,
+        };
         assert_eq!(walk(&be, &big).unwrap().kept[0].len(), 36);
         let huge = {
             let mut f = vec![0u8; 8];
             f.extend_from_slice(&u64::MAX.to_be_bytes());
             f
         };
-        assert!(matches!(walk(&huge, &ChainSpec { first: 8, ..big }), Err(ChainError::RecordTooLarge { .. })));
+        assert!(matches!(
+            walk(&huge, &ChainSpec { first: 8, ..big }),
+            Err(ChainError::RecordTooLarge { .. })
+        ));
     }
 
     #[test]
     fn specs_are_checked() {
         assert!(check_spec(&spec(8)).is_ok());
-        assert!(check_spec(&ChainSpec { count_bytes: 3, ..spec(8) }).is_err());
-        assert!(check_spec(&ChainSpec { item_bytes: 0, ..spec(8) }).is_err());
-        assert!(check_spec(&ChainSpec { keep: MAX_CHAIN_KEEP + 1, ..spec(8) }).is_err());
+        assert!(
+            check_spec(&ChainSpec {
+                count_bytes: 3,
+                ..spec(8)
+            })
+            .is_err()
+        );
+        assert!(
+            check_spec(&ChainSpec {
+                item_bytes: 0,
+                ..spec(8)
+            })
+            .is_err()
+        );
+        assert!(
+            check_spec(&ChainSpec {
+                keep: MAX_CHAIN_KEEP + 1,
+                ..spec(8)
+            })
+            .is_err()
+        );
     }
 }

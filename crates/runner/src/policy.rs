@@ -78,11 +78,19 @@ impl Policy {
                     "the runner's policy file {shown} does not exist: create it, {FORMAT}"
                 )));
             }
-            Err(e) => return Err(not_configured(format!("cannot read the runner's policy file {shown}: {e}"))),
+            Err(e) => {
+                return Err(not_configured(format!(
+                    "cannot read the runner's policy file {shown}: {e}"
+                )));
+            }
         };
-        let meta = file.metadata().map_err(|e| not_configured(format!("cannot examine {shown}: {e}")))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| not_configured(format!("cannot examine {shown}: {e}")))?;
         if !meta.is_file() {
-            return Err(not_configured(format!("the runner's policy file {shown} is not a regular file: {FORMAT}")));
+            return Err(not_configured(format!(
+                "the runner's policy file {shown} is not a regular file: {FORMAT}"
+            )));
         }
         if meta.uid() != 0 {
             return Err(not_configured(format!(
@@ -100,13 +108,17 @@ impl Policy {
         (&mut file)
             .take(MAX_POLICY_BYTES)
             .read_to_string(&mut text)
-            .map_err(|e| not_configured(format!("cannot read the runner's policy file {shown}: {e}")))?;
-        Policy::parse(&text).map_err(|e| not_configured(format!("the runner's policy file {shown}: {e}")))
+            .map_err(|e| {
+                not_configured(format!("cannot read the runner's policy file {shown}: {e}"))
+            })?;
+        Policy::parse(&text)
+            .map_err(|e| not_configured(format!("the runner's policy file {shown}: {e}")))
     }
 
     /// Parses the policy's text.
     pub fn parse(text: &str) -> Result<Policy, String> {
-        let policy: Policy = toml::from_str(text).map_err(|e| format!("{e}; expected a file {FORMAT}"))?;
+        let policy: Policy =
+            toml::from_str(text).map_err(|e| format!("{e}; expected a file {FORMAT}"))?;
         if policy.min_uid < FIRST_ORDINARY_ID {
             return Err(format!(
                 "min_uid = {} is below {FIRST_ORDINARY_ID}: system accounts are never allowed; remove the line or raise it",
@@ -124,9 +136,16 @@ mod tests {
     #[test]
     fn parses_and_defaults() {
         let p = Policy::parse("allowed_users = [\"cwlab1\"]").unwrap();
-        assert_eq!((p.min_uid, p.allowed_users, p.allowed_groups), (1000, vec!["cwlab1".to_owned()], vec![]));
+        assert_eq!(
+            (p.min_uid, p.allowed_users, p.allowed_groups),
+            (1000, vec!["cwlab1".to_owned()], vec![])
+        );
         assert_eq!(Policy::parse("min_uid = 5000").unwrap().min_uid, 5000);
-        assert!(Policy::parse("min_uid = 999").unwrap_err().contains("below 1000"));
+        assert!(
+            Policy::parse("min_uid = 999")
+                .unwrap_err()
+                .contains("below 1000")
+        );
         assert!(Policy::parse("allowed_user = [\"x\"]").is_err());
         assert!(Policy::parse("allowed_users = \"x\"").is_err());
     }

@@ -33,11 +33,15 @@ pub struct Request {
 impl Request {
     /// Parses a request; unknown fields are refused, in the account and in the op.
     pub fn parse(bytes: &[u8]) -> Result<Request, String> {
-        let mut map: serde_json::Map<String, Value> =
-            serde_json::from_slice(bytes).map_err(|e| format!("the request is not a JSON object: {e}"))?;
-        let account = map.remove("account").ok_or("the request has no `account` field")?;
-        let account: Account = serde_json::from_value(account).map_err(|e| format!("field `account`: {e}"))?;
-        let op: Op = serde_json::from_value(Value::Object(map)).map_err(|e| format!("the operation: {e}"))?;
+        let mut map: serde_json::Map<String, Value> = serde_json::from_slice(bytes)
+            .map_err(|e| format!("the request is not a JSON object: {e}"))?;
+        let account = map
+            .remove("account")
+            .ok_or("the request has no `account` field")?;
+        let account: Account =
+            serde_json::from_value(account).map_err(|e| format!("field `account`: {e}"))?;
+        let op: Op = serde_json::from_value(Value::Object(map))
+            .map_err(|e| format!("the operation: {e}"))?;
         Ok(Request { account, op })
     }
 }
@@ -50,11 +54,20 @@ pub enum Op {
     /// Answers [`Checked`]: the identity after the privilege drop.
     Check {},
     /// Answers a `cryowarden_paths::Listing`.
-    List { root: String, path: String, offset: usize, limit: usize },
+    List {
+        root: String,
+        path: String,
+        offset: usize,
+        limit: usize,
+    },
     /// Answers a `cryowarden_paths::Entry`.
     Stat { root: String, path: String },
     /// Answers [`Head`]: the first `max_bytes` (at most [`MAX_HEAD_BYTES`]) of a regular file.
-    ReadHead { root: String, path: String, max_bytes: usize },
+    ReadHead {
+        root: String,
+        path: String,
+        max_bytes: usize,
+    },
     /// Answers [`CreatedDir`]: a new directory `name` (one component) directly in `root`,
     /// owned by the account, mode 2770.
     CreateProjectDir { root: String, name: String },
@@ -65,7 +78,11 @@ pub enum Op {
     Archive { root: String, path: String },
     /// Answers [`Globbed`]: the entries (directories excepted) beneath `root` matching `pattern`,
     /// a relative path whose last component may hold `*`, `?` and `[...]` (`ops_import::glob`).
-    Glob { root: String, pattern: String, limit: usize },
+    Glob {
+        root: String,
+        pattern: String,
+        limit: usize,
+    },
     /// Answers a `Vec<FileHead>`, one per path and in order: each regular file's size and first
     /// `max_bytes`, or why it could not be read (an entry, not a failure of the op). At most
     /// [`MAX_BATCH_FILES`] paths and [`MAX_HEADS_TOTAL_BYTES`] in all. With `decompress`, the
@@ -79,7 +96,11 @@ pub enum Op {
     },
     /// Answers a `Vec<ChainWalk>`, one per chain and in order: follows each file's chain of
     /// linked records (a TIFF file's IFDs) as its [`ChainSpec`] describes, counting them.
-    WalkChains { root: String, chains: Vec<Chain>, max_records: u64 },
+    WalkChains {
+        root: String,
+        chains: Vec<Chain>,
+        max_records: u64,
+    },
     /// Answers [`CommandOutput`]: runs `argv` (no shell unless `argv[0]` is one) in `cwd` with a
     /// clean environment plus `env`, `stdin` as its input, until it exits or `timeout_ms` passes
     /// (at most [`MAX_COMMAND_TIMEOUT_MS`]); its process group is killed then (`ops_exec`).
@@ -139,7 +160,11 @@ impl Op {
     pub fn is_long(&self) -> bool {
         matches!(
             self,
-            Op::DeleteTree { .. } | Op::Archive { .. } | Op::Glob { .. } | Op::ReadHeads { .. } | Op::WalkChains { .. }
+            Op::DeleteTree { .. }
+                | Op::Archive { .. }
+                | Op::Glob { .. }
+                | Op::ReadHeads { .. }
+                | Op::WalkChains { .. }
         )
     }
 }
@@ -163,7 +188,10 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Refusal {
-        Refusal { code: code.into(), message: message.into() }
+        Refusal {
+            code: code.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -193,7 +221,9 @@ impl Head {
             return None;
         }
         let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-        hex.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
+        hex.chunks(2)
+            .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+            .collect()
     }
 }
 
@@ -352,7 +382,10 @@ impl ChainWalk {
         if let Some(error) = &self.error {
             return Err(error.clone());
         }
-        let kept = self.kept_hex.as_ref().map(|k| k.iter().map(|h| decode_hex(h)).collect::<Option<Vec<_>>>());
+        let kept = self
+            .kept_hex
+            .as_ref()
+            .map(|k| k.iter().map(|h| decode_hex(h)).collect::<Option<Vec<_>>>());
         match (self.records, kept) {
             (Some(records), Some(Some(kept))) => Ok(Walked { records, kept }),
             _ => Err(Refusal::new(
@@ -388,7 +421,9 @@ pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     if !hex.len().is_multiple_of(2) {
         return None;
     }
-    hex.chunks_exact(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
+    hex.chunks_exact(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect()
 }
 
 // --- Exec (`ops_exec`): run_command, start_job, kill_job ---
@@ -478,24 +513,50 @@ mod tests {
     use serde_json::json;
 
     fn account() -> Account {
-        Account { user: "cwlab1".into(), uid: 2101, gid: 2101 }
+        Account {
+            user: "cwlab1".into(),
+            uid: 2101,
+            gid: 2101,
+        }
     }
 
     #[test]
     fn requests_round_trip() {
         let ops = [
             Op::Check {},
-            Op::List { root: "/r".into(), path: "a".into(), offset: 0, limit: 10 },
-            Op::ReadHead { root: "/r".into(), path: "a".into(), max_bytes: 4 },
-            Op::CreateProjectDir { root: "/r".into(), name: "p".into() },
+            Op::List {
+                root: "/r".into(),
+                path: "a".into(),
+                offset: 0,
+                limit: 10,
+            },
+            Op::ReadHead {
+                root: "/r".into(),
+                path: "a".into(),
+                max_bytes: 4,
+            },
+            Op::CreateProjectDir {
+                root: "/r".into(),
+                name: "p".into(),
+            },
         ];
         for op in ops {
-            let request = Request { account: account(), op };
+            let request = Request {
+                account: account(),
+                op,
+            };
             let text = serde_json::to_vec(&request).unwrap();
             assert_eq!(Request::parse(&text).unwrap(), request);
         }
-        let text = serde_json::to_value(Request { account: account(), op: Op::Check {} }).unwrap();
-        assert_eq!(text, json!({"account": {"user": "cwlab1", "uid": 2101, "gid": 2101}, "op": "check"}));
+        let text = serde_json::to_value(Request {
+            account: account(),
+            op: Op::Check {},
+        })
+        .unwrap();
+        assert_eq!(
+            text,
+            json!({"account": {"user": "cwlab1", "uid": 2101, "gid": 2101}, "op": "check"})
+        );
     }
 
     #[test]
@@ -510,7 +571,10 @@ mod tests {
             json!([1]),
         ];
         for request in bad {
-            assert!(Request::parse(request.to_string().as_bytes()).is_err(), "{request}");
+            assert!(
+                Request::parse(request.to_string().as_bytes()).is_err(),
+                "{request}"
+            );
         }
     }
 
@@ -521,8 +585,25 @@ mod tests {
             serde_json::to_value(&refused).unwrap(),
             json!({"error": {"code": "exists", "message": "it exists"}})
         );
-        assert_eq!(serde_json::to_value(Answer::Ok(json!(1))).unwrap(), json!({"ok": 1}));
-        assert_eq!(Head { size: 3, head_hex: "00ff7f".into() }.bytes(), Some(vec![0, 255, 127]));
-        assert_eq!(Head { size: 3, head_hex: "0g".into() }.bytes(), None);
+        assert_eq!(
+            serde_json::to_value(Answer::Ok(json!(1))).unwrap(),
+            json!({"ok": 1})
+        );
+        assert_eq!(
+            Head {
+                size: 3,
+                head_hex: "00ff7f".into()
+            }
+            .bytes(),
+            Some(vec![0, 255, 127])
+        );
+        assert_eq!(
+            Head {
+                size: 3,
+                head_hex: "0g".into()
+            }
+            .bytes(),
+            None
+        );
     }
 }

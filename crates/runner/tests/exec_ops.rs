@@ -24,11 +24,23 @@ fn accounts() -> (u32, u32) {
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
         for (name, uid) in [("cwlab1", "2101"), ("cwlab2", "2102")] {
             if nix::unistd::User::from_name(name).unwrap().is_none() {
-                let out = Command::new("useradd").args(["-M", "-u", uid, "-U", name]).output().unwrap();
-                assert!(out.status.success() || out.status.code() == Some(9), "useradd {name}: {out:?}");
+                let out = Command::new("useradd")
+                    .args(["-M", "-u", uid, "-U", name])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success() || out.status.code() == Some(9),
+                    "useradd {name}: {out:?}"
+                );
             }
         }
-        let gid = |name| nix::unistd::User::from_name(name).unwrap().unwrap().gid.as_raw();
+        let gid = |name| {
+            nix::unistd::User::from_name(name)
+                .unwrap()
+                .unwrap()
+                .gid
+                .as_raw()
+        };
         (gid("cwlab1"), gid("cwlab2"))
     })
 }
@@ -43,10 +55,17 @@ struct Setup {
 impl Setup {
     fn new() -> Setup {
         let (gid1, gid2) = accounts();
-        let t = tempfile::Builder::new().prefix("cw-exec").tempdir().unwrap();
+        let t = tempfile::Builder::new()
+            .prefix("cw-exec")
+            .tempdir()
+            .unwrap();
         let p = t.path();
         fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
-        fs::write(p.join("policy.toml"), "allowed_users = [\"cwlab1\", \"cwlab2\"]\n").unwrap();
+        fs::write(
+            p.join("policy.toml"),
+            "allowed_users = [\"cwlab1\", \"cwlab2\"]\n",
+        )
+        .unwrap();
         fs::set_permissions(p.join("policy.toml"), fs::Permissions::from_mode(0o644)).unwrap();
         fs::create_dir(p.join("job1")).unwrap();
         std::os::unix::fs::chown(p.join("job1"), Some(2101), Some(gid1)).unwrap();
@@ -93,7 +112,12 @@ impl Setup {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.to_string().as_bytes())
+            .unwrap();
         child
     }
 
@@ -112,18 +136,30 @@ impl Setup {
 
 #[track_caller]
 fn ok(answer: Value) -> Value {
-    answer.get("ok").cloned().unwrap_or_else(|| panic!("expected ok, got {answer}"))
+    answer
+        .get("ok")
+        .cloned()
+        .unwrap_or_else(|| panic!("expected ok, got {answer}"))
 }
 
 #[track_caller]
 fn code(answer: &Value) -> String {
-    answer["error"]["code"].as_str().unwrap_or_else(|| panic!("expected an error, got {answer}")).to_owned()
+    answer["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error, got {answer}"))
+        .to_owned()
 }
 
 /// (uid, pgid, session id) of a live process, from /proc.
 fn ids_of(pid: i64) -> Option<(u32, i64, i64)> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.parse().ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
     Some((uid, rest[2].parse().ok()?, rest[3].parse().ok()?))
@@ -167,28 +203,55 @@ fn commands_run_as_the_lab_with_a_clean_environment() {
     // stdin arrives; the working directory is the one asked for; a program's words are data.
     let cat = ok(s.run(
         s.lab1(),
-        &["sh", "-c", "cat; pwd; printf '%s' \"$1\"", "sh", "$(touch PWNED)"],
+        &[
+            "sh",
+            "-c",
+            "cat; pwd; printf '%s' \"$1\"",
+            "sh",
+            "$(touch PWNED)",
+        ],
         Some("in\n"),
         10_000,
     ));
-    assert_eq!(cat["stdout"].as_str().unwrap(), format!("in\n{}\n$(touch PWNED)", s.text("job1")));
+    assert_eq!(
+        cat["stdout"].as_str().unwrap(),
+        format!("in\n{}\n$(touch PWNED)", s.text("job1"))
+    );
     assert!(!s.path("job1/PWNED").exists());
 
     // The kernel keeps lab 1's command out of lab 2's file.
     let secret = s.text("lab2/secret.txt");
     let denied = ok(s.run(s.lab1(), &["cat", &secret], None, 10_000));
     assert_eq!(denied["exit_code"], 1);
-    assert!(denied["stderr"].as_str().unwrap().contains("Permission denied"), "{denied}");
+    assert!(
+        denied["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{denied}"
+    );
     let op = json!({ "op": "run_command", "argv": ["cat", secret], "cwd": s.text("lab2"), "timeout_ms": 10_000 });
     assert_eq!(ok(s.call(s.lab2(), op))["stdout"], "lab2's secret");
 
     // Output is capped at 1 MiB each, and said so.
-    let big = ok(s.run(s.lab1(), &["head", "-c", "2000000", "/dev/zero"], None, 10_000));
-    assert_eq!((big["stdout"].as_str().unwrap().len(), &big["stdout_truncated"]), (1 << 20, &json!(true)));
+    let big = ok(s.run(
+        s.lab1(),
+        &["head", "-c", "2000000", "/dev/zero"],
+        None,
+        10_000,
+    ));
+    assert_eq!(
+        (
+            big["stdout"].as_str().unwrap().len(),
+            &big["stdout_truncated"]
+        ),
+        (1 << 20, &json!(true))
+    );
 
     let missing = s.run(s.lab1(), &["no-such-program-here"], None, 10_000);
     assert_eq!(code(&missing), "command-not-found");
-    let op = json!({ "op": "run_command", "argv": ["true"], "cwd": s.text("lab2"), "timeout_ms": 1000 });
+    let op =
+        json!({ "op": "run_command", "argv": ["true"], "cwd": s.text("lab2"), "timeout_ms": 1000 });
     assert_eq!(code(&s.call(s.lab1(), op)), "permission-denied");
 }
 
@@ -196,20 +259,33 @@ fn commands_run_as_the_lab_with_a_clean_environment() {
 fn a_command_out_of_time_is_killed_with_its_group() {
     let s = Setup::new();
     let start = Instant::now();
-    let out = ok(s.run(s.lab1(), &["sh", "-c", "echo $$; sleep 30 & sleep 30"], None, 500));
+    let out = ok(s.run(
+        s.lab1(),
+        &["sh", "-c", "echo $$; sleep 30 & sleep 30"],
+        None,
+        500,
+    ));
     assert!(start.elapsed() < Duration::from_secs(10));
-    assert_eq!((&out["timed_out"], &out["signal"], &out["exit_code"]), (&json!(true), &json!(9), &Value::Null));
+    assert_eq!(
+        (&out["timed_out"], &out["signal"], &out["exit_code"]),
+        (&json!(true), &json!(9), &Value::Null)
+    );
     let pgid: i64 = out["stdout"].as_str().unwrap().trim().parse().unwrap();
     // The background sleep went with it (or is at most a zombie waiting for init).
     let gone = wait_for(Duration::from_secs(5), || {
         let live = fs::read_dir("/proc").unwrap().flatten().any(|e| {
             let pid: Option<i64> = e.file_name().to_str().and_then(|n| n.parse().ok());
             pid.and_then(ids_of).is_some_and(|(_, g, _)| g == pgid)
-                && !fs::read_to_string(format!("/proc/{}/stat", pid.unwrap())).unwrap_or_default().contains(") Z ")
+                && !fs::read_to_string(format!("/proc/{}/stat", pid.unwrap()))
+                    .unwrap_or_default()
+                    .contains(") Z ")
         });
         (!live).then_some(())
     });
-    assert!(gone.is_some(), "processes of group {pgid} outlived the time limit");
+    assert!(
+        gone.is_some(),
+        "processes of group {pgid} outlived the time limit"
+    );
 }
 
 #[test]
@@ -221,7 +297,9 @@ fn a_started_job_runs_in_its_own_group_and_leaves_a_status_file() {
                      "env": [["CUDA_VISIBLE_DEVICES", "1"]] });
     let mut waiter = s.spawn(s.lab1(), op);
     let mut line = String::new();
-    BufReader::new(waiter.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(waiter.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let started = ok(serde_json::from_str(&line).unwrap());
     let pid = started["pid"].as_i64().unwrap();
     assert_eq!(started["pgid"].as_i64(), Some(pid));
@@ -233,7 +311,10 @@ fn a_started_job_runs_in_its_own_group_and_leaves_a_status_file() {
     assert_ne!(sid, me.2);
     let log = s.path("job1/job.log");
     let logged = wait_for(Duration::from_secs(10), || {
-        fs::read_to_string(&log).ok().filter(|t| t.contains("gpus=")).map(|t| t.trim().to_owned())
+        fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("gpus="))
+            .map(|t| t.trim().to_owned())
     });
     assert_eq!(logged.as_deref(), Some("started as 2101 gpus=1"));
     let meta = fs::metadata(&log).unwrap();
@@ -245,16 +326,28 @@ fn a_started_job_runs_in_its_own_group_and_leaves_a_status_file() {
     assert!(ids_of(pid).is_some());
 
     let killed = ok(s.call(s.lab1(), json!({ "op": "kill_job", "pgid": pgid })));
-    assert_eq!(killed, json!({ "pgid": pgid, "signalled": true, "killed": false }));
+    assert_eq!(
+        killed,
+        json!({ "pgid": pgid, "signalled": true, "killed": false })
+    );
     // The waiter writes the status file and exits 0.
     let status = waiter.wait().unwrap();
     assert!(status.success(), "{status:?}");
-    let written: Value = serde_json::from_str(&fs::read_to_string(s.path("job1/status.json")).unwrap()).unwrap();
-    assert_eq!((&written["pid"], &written["exit_code"], &written["signal"]), (&json!(pid), &Value::Null, &json!(15)));
-    assert_eq!(fs::metadata(s.path("job1/status.json")).unwrap().uid(), 2101);
+    let written: Value =
+        serde_json::from_str(&fs::read_to_string(s.path("job1/status.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&written["pid"], &written["exit_code"], &written["signal"]),
+        (&json!(pid), &Value::Null, &json!(15))
+    );
+    assert_eq!(
+        fs::metadata(s.path("job1/status.json")).unwrap().uid(),
+        2101
+    );
     // Nothing temporary is left behind.
-    let names: Vec<String> =
-        fs::read_dir(s.path("job1")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = fs::read_dir(s.path("job1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 
     // Killing it again finds nothing.
@@ -267,9 +360,12 @@ fn start_job_refuses_paths_outside_the_job_dir() {
     let s = Setup::new();
     let job = s.text("job1");
     let base = json!({ "op": "start_job", "job_dir": job, "argv": ["true"] });
-    for (log, status) in
-        [("../escape.log", "s.json"), ("job.log", "../s.json"), ("/etc/passwd", "s.json"), ("", "s.json")]
-    {
+    for (log, status) in [
+        ("../escape.log", "s.json"),
+        ("job.log", "../s.json"),
+        ("/etc/passwd", "s.json"),
+        ("", "s.json"),
+    ] {
         let mut op = base.clone();
         op["log_path"] = json!(log);
         op["status_path"] = json!(status);
@@ -293,7 +389,8 @@ fn a_quick_job_reports_its_exit_code() {
     let out = s.spawn(s.lab1(), op).wait_with_output().unwrap();
     assert!(out.status.success());
     let started = ok(serde_json::from_slice(&out.stdout).unwrap());
-    let written: Value = serde_json::from_str(&fs::read_to_string(s.path("job1/st.json")).unwrap()).unwrap();
+    let written: Value =
+        serde_json::from_str(&fs::read_to_string(s.path("job1/st.json")).unwrap()).unwrap();
     assert_eq!(
         (&written["pid"], &written["exit_code"], &written["signal"]),
         (&started["pid"], &json!(7), &Value::Null)

@@ -24,11 +24,23 @@ fn accounts() -> (u32, u32) {
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
         for (name, uid) in [("cwlab1", "2101"), ("cwlab2", "2102")] {
             if nix::unistd::User::from_name(name).unwrap().is_none() {
-                let out = Command::new("useradd").args(["-M", "-u", uid, "-U", name]).output().unwrap();
-                assert!(out.status.success() || out.status.code() == Some(9), "useradd {name}: {out:?}");
+                let out = Command::new("useradd")
+                    .args(["-M", "-u", uid, "-U", name])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success() || out.status.code() == Some(9),
+                    "useradd {name}: {out:?}"
+                );
             }
         }
-        let gid = |name| nix::unistd::User::from_name(name).unwrap().unwrap().gid.as_raw();
+        let gid = |name| {
+            nix::unistd::User::from_name(name)
+                .unwrap()
+                .unwrap()
+                .gid
+                .as_raw()
+        };
         (gid("cwlab1"), gid("cwlab2"))
     })
 }
@@ -54,16 +66,23 @@ struct Tree {
 impl Tree {
     fn new() -> Tree {
         let (gid1, gid2) = accounts();
-        let t = tempfile::Builder::new().prefix("cw-import-ops").tempdir().unwrap();
+        let t = tempfile::Builder::new()
+            .prefix("cw-import-ops")
+            .tempdir()
+            .unwrap();
         let p = t.path();
         fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
         fs::write(p.join("policy.toml"), "allowed_users = [\"cwlab1\"]\n").unwrap();
         fs::set_permissions(p.join("policy.toml"), fs::Permissions::from_mode(0o644)).unwrap();
         let raw = p.join("lab1/raw");
         fs::create_dir_all(raw.join("sub.mrc")).unwrap();
-        for (name, text) in
-            [("a.mrc", "AAAA-header"), ("b.mrc", "BB"), ("c.tif", "II*\0"), ("[x].mrc", "x"), (".hidden.mrc", "hidden")]
-        {
+        for (name, text) in [
+            ("a.mrc", "AAAA-header"),
+            ("b.mrc", "BB"),
+            ("c.tif", "II*\0"),
+            ("[x].mrc", "x"),
+            (".hidden.mrc", "hidden"),
+        ] {
             fs::write(raw.join(name), text).unwrap();
         }
         symlink("a.mrc", raw.join("link.mrc")).unwrap();
@@ -106,14 +125,21 @@ impl Tree {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.to_string().as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
     }
 
     fn glob(&self, pattern: &str, limit: usize) -> Result<Globbed, String> {
-        let answer = self.call(json!({ "op": "glob", "root": self.root("lab1"), "pattern": pattern, "limit": limit }));
+        let answer = self.call(
+            json!({ "op": "glob", "root": self.root("lab1"), "pattern": pattern, "limit": limit }),
+        );
         match answer.get("ok") {
             Some(ok) => Ok(serde_json::from_value(ok.clone()).unwrap()),
             None => Err(code(&answer)),
@@ -132,14 +158,19 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) {
 
 #[track_caller]
 fn code(answer: &Value) -> String {
-    let code = answer["error"]["code"].as_str().unwrap_or_else(|| panic!("expected an error, got {answer}"));
+    let code = answer["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error, got {answer}"));
     assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
     code.to_owned()
 }
 
 #[track_caller]
 fn ok(answer: Value) -> Value {
-    answer.get("ok").unwrap_or_else(|| panic!("expected ok, got {answer}")).clone()
+    answer
+        .get("ok")
+        .unwrap_or_else(|| panic!("expected ok, got {answer}"))
+        .clone()
 }
 
 #[test]
@@ -147,7 +178,10 @@ fn glob_matches_files_of_one_directory() {
     let tree = Tree::new();
     let paths = |pattern: &str| tree.glob(pattern, 100).unwrap().paths;
     // Sorted by bytes; the directory, the FIFO and the hidden file are not matches; the symlink is.
-    assert_eq!(paths("raw/*.mrc"), ["raw/[x].mrc", "raw/a.mrc", "raw/b.mrc", "raw/link.mrc"]);
+    assert_eq!(
+        paths("raw/*.mrc"),
+        ["raw/[x].mrc", "raw/a.mrc", "raw/b.mrc", "raw/link.mrc"]
+    );
     assert_eq!(paths("raw/.*.mrc"), ["raw/.hidden.mrc"]);
     assert_eq!(paths("raw/?.mrc"), ["raw/a.mrc", "raw/b.mrc"]);
     assert_eq!(paths("raw/[!a].*"), ["raw/b.mrc", "raw/c.tif"]);
@@ -156,12 +190,19 @@ fn glob_matches_files_of_one_directory() {
     assert_eq!(paths("raw/a.mrc"), ["raw/a.mrc"]);
     assert_eq!(paths("raw/*.MRC"), Vec::<String>::new());
     assert_eq!(paths("raw/missing.mrc"), Vec::<String>::new());
-    assert_eq!(paths("raw/sub.mrc"), Vec::<String>::new(), "a directory named literally is no match");
+    assert_eq!(
+        paths("raw/sub.mrc"),
+        Vec::<String>::new(),
+        "a directory named literally is no match"
+    );
     assert_eq!(paths("raw/.."), Vec::<String>::new());
     // The root's own files: symlinks match whatever they point to (reading them decides).
     assert_eq!(paths("*.mrc"), ["stolen.mrc", "to-secret.mrc"]);
     let cut = tree.glob("raw/*", 2).unwrap();
-    assert_eq!((cut.paths, cut.total), (vec!["raw/[x].mrc".to_owned(), "raw/a.mrc".to_owned()], 5));
+    assert_eq!(
+        (cut.paths, cut.total),
+        (vec!["raw/[x].mrc".to_owned(), "raw/a.mrc".to_owned()], 5)
+    );
 }
 
 #[test]
@@ -189,7 +230,8 @@ fn glob_refuses_escapes_and_bad_patterns() {
         assert_eq!(tree.glob("raw/*", limit).unwrap_err(), "limit-out-of-range");
     }
     // Another lab's root: the kernel refuses cwlab1.
-    let answer = tree.call(json!({ "op": "glob", "root": tree.root("lab2"), "pattern": "*", "limit": 10 }));
+    let answer =
+        tree.call(json!({ "op": "glob", "root": tree.root("lab2"), "pattern": "*", "limit": 10 }));
     assert_eq!(code(&answer), "permission-denied");
 }
 
@@ -216,22 +258,38 @@ fn read_heads_decompresses_bzip2_as_far_as_asked() {
     let raw = tree.t.path().join("lab1/raw");
     // 3 MB of content over several 100 kB blocks (-1): the head is in the first block; the
     // last block is cut off, which a decoder that read everything would notice.
-    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let content: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let packed = bzip2_of(&content, "-1");
     fs::write(raw.join("movie.mrc.bz2"), &packed).unwrap();
     fs::write(raw.join("cut.mrc.bz2"), &packed[..packed.len() * 2 / 3]).unwrap();
     fs::write(raw.join("short.mrc.bz2"), bzip2_of(b"tiny", "-9")).unwrap();
     fs::write(raw.join("plain.mrc.bz2"), "not bzip2 at all").unwrap();
     chown_tree(&tree.t.path().join("lab1"), 2101, tree.gid1);
-    let paths =
-        ["raw/movie.mrc.bz2", "raw/cut.mrc.bz2", "raw/short.mrc.bz2", "raw/plain.mrc.bz2", "../lab2/secret.mrc"];
+    let paths = [
+        "raw/movie.mrc.bz2",
+        "raw/cut.mrc.bz2",
+        "raw/short.mrc.bz2",
+        "raw/plain.mrc.bz2",
+        "../lab2/secret.mrc",
+    ];
     let answer = ok(tree.call(json!({
         "op": "read_heads", "root": tree.root("lab1"), "paths": paths, "max_bytes": 1024, "decompress": "bzip2"
     })));
     let heads: Vec<FileHead> = serde_json::from_value(answer).unwrap();
-    let got: Vec<Result<(u64, Vec<u8>), String>> = heads.iter().map(|h| h.read().map_err(|e| e.code)).collect();
-    assert_eq!(got[0], Ok((packed.len() as u64, content[..1024].to_vec())), "the decompressed head, the file's size");
-    assert_eq!(got[1], Ok(((packed.len() * 2 / 3) as u64, content[..1024].to_vec())), "only the first block is read");
+    let got: Vec<Result<(u64, Vec<u8>), String>> =
+        heads.iter().map(|h| h.read().map_err(|e| e.code)).collect();
+    assert_eq!(
+        got[0],
+        Ok((packed.len() as u64, content[..1024].to_vec())),
+        "the decompressed head, the file's size"
+    );
+    assert_eq!(
+        got[1],
+        Ok(((packed.len() * 2 / 3) as u64, content[..1024].to_vec())),
+        "only the first block is read"
+    );
     assert_eq!(got[2], Ok((heads[2].size.unwrap(), b"tiny".to_vec())));
     assert_eq!(got[3], Err("bzip2-damaged".into()));
     assert_eq!(got[4], Err("path-escapes-root".into()));
@@ -258,11 +316,16 @@ fn read_heads_reports_each_file() {
         "out/x.mrc",
         "raw/b.mrc",
     ];
-    let answer =
-        ok(tree.call(json!({ "op": "read_heads", "root": tree.root("lab1"), "paths": paths, "max_bytes": 4 })));
+    let answer = ok(tree.call(
+        json!({ "op": "read_heads", "root": tree.root("lab1"), "paths": paths, "max_bytes": 4 }),
+    ));
     let heads: Vec<FileHead> = serde_json::from_value(answer).unwrap();
-    assert_eq!(heads.iter().map(|h| h.path.as_str()).collect::<Vec<_>>(), paths);
-    let got: Vec<Result<(u64, Vec<u8>), String>> = heads.iter().map(|h| h.read().map_err(|e| e.code)).collect();
+    assert_eq!(
+        heads.iter().map(|h| h.path.as_str()).collect::<Vec<_>>(),
+        paths
+    );
+    let got: Vec<Result<(u64, Vec<u8>), String>> =
+        heads.iter().map(|h| h.read().map_err(|e| e.code)).collect();
     let expected: Vec<Result<(u64, Vec<u8>), String>> = vec![
         Ok((11, b"AAAA".to_vec())),
         Err("path-not-found".into()),
@@ -288,15 +351,20 @@ fn read_heads_reports_each_file() {
 
     // The request's own limits fail it as a whole.
     let root = tree.root("lab1");
-    let over = tree.call(json!({ "op": "read_heads", "root": root, "paths": ["raw/a.mrc"], "max_bytes": 2 << 20 }));
+    let over = tree.call(
+        json!({ "op": "read_heads", "root": root, "paths": ["raw/a.mrc"], "max_bytes": 2 << 20 }),
+    );
     assert_eq!(code(&over), "max-bytes-out-of-range");
     let many = vec!["raw/a.mrc"; MAX_BATCH_FILES + 1];
-    let over = tree.call(json!({ "op": "read_heads", "root": root, "paths": many, "max_bytes": 1 }));
+    let over =
+        tree.call(json!({ "op": "read_heads", "root": root, "paths": many, "max_bytes": 1 }));
     assert_eq!(code(&over), "too-many-files");
     let over =
         tree.call(json!({ "op": "read_heads", "root": root, "paths": vec!["raw/a.mrc"; 5000], "max_bytes": 2048 }));
     assert_eq!(code(&over), "max-bytes-out-of-range");
-    let missing_root = tree.call(json!({ "op": "read_heads", "root": tree.root("nope"), "paths": [], "max_bytes": 1 }));
+    let missing_root = tree.call(
+        json!({ "op": "read_heads", "root": tree.root("nope"), "paths": [], "max_bytes": 1 }),
+    );
     assert_eq!(code(&missing_root), "root-not-found");
 }
 
@@ -344,14 +412,25 @@ fn walk_chains_counts_records_per_file() {
         ok(tree.call(json!({ "op": "walk_chains", "root": tree.root("lab1"), "chains": chains, "max_records": 1000 })));
     let walks: Vec<ChainWalk> = serde_json::from_value(answer).unwrap();
     let forty = walks[0].walked().unwrap();
-    assert_eq!((forty.records, forty.kept.len(), forty.kept[0].len()), (40, 1, 2 + 36 + 4));
+    assert_eq!(
+        (forty.records, forty.kept.len(), forty.kept[0].len()),
+        (40, 1, 2 + 36 + 4)
+    );
     assert_eq!(walks[1].walked().unwrap_err().code, "chain-loop");
     assert_eq!(walks[2].walked().unwrap_err().code, "chain-out-of-bounds");
     assert_eq!(walks[3].walked().unwrap_err().code, "permission-denied");
-    assert_eq!(walks[4].walked().unwrap(), cryowarden_runner::protocol::Walked { records: 40, kept: vec![] });
+    assert_eq!(
+        walks[4].walked().unwrap(),
+        cryowarden_runner::protocol::Walked {
+            records: 40,
+            kept: vec![]
+        }
+    );
 
-    let too_long = ok(tree.call(json!({ "op": "walk_chains", "root": tree.root("lab1"),
-        "chains": [{ "path": "raw/forty.tif", "spec": spec(0) }], "max_records": 39 })));
+    let too_long = ok(
+        tree.call(json!({ "op": "walk_chains", "root": tree.root("lab1"),
+        "chains": [{ "path": "raw/forty.tif", "spec": spec(0) }], "max_records": 39 })),
+    );
     let walks: Vec<ChainWalk> = serde_json::from_value(too_long).unwrap();
     assert_eq!(walks[0].walked().unwrap_err().code, "chain-too-long");
 

@@ -26,11 +26,23 @@ fn accounts() -> (u32, u32) {
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
         for (name, uid) in [("cwlab1", "2101"), ("cwlab2", "2102")] {
             if nix::unistd::User::from_name(name).unwrap().is_none() {
-                let out = Command::new("useradd").args(["-M", "-u", uid, "-U", name]).output().unwrap();
-                assert!(out.status.success() || out.status.code() == Some(9), "useradd {name}: {out:?}");
+                let out = Command::new("useradd")
+                    .args(["-M", "-u", uid, "-U", name])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success() || out.status.code() == Some(9),
+                    "useradd {name}: {out:?}"
+                );
             }
         }
-        let gid = |name| nix::unistd::User::from_name(name).unwrap().unwrap().gid.as_raw();
+        let gid = |name| {
+            nix::unistd::User::from_name(name)
+                .unwrap()
+                .unwrap()
+                .gid
+                .as_raw()
+        };
         (gid("cwlab1"), gid("cwlab2"))
     })
 }
@@ -42,7 +54,10 @@ fn account(user: &str, uid: u32, gid: u32) -> Value {
 /// Runs the runner with `env` (and nothing else) in its environment; the answer and exit status.
 fn run_with(request: &[u8], env: &[(&str, &str)], uid: Option<u32>) -> (Value, i32) {
     let mut cmd = Command::new(RUNNER);
-    cmd.env_clear().envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped());
+    cmd.env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
     if let Some(uid) = uid {
         cmd.uid(uid);
     }
@@ -79,7 +94,10 @@ struct Tree {
 impl Tree {
     fn new() -> Tree {
         let (gid1, gid2) = accounts();
-        let t = tempfile::Builder::new().prefix("cw-runner").tempdir().unwrap();
+        let t = tempfile::Builder::new()
+            .prefix("cw-runner")
+            .tempdir()
+            .unwrap();
         let p = t.path();
         fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
         fs::write(
@@ -163,7 +181,9 @@ fn ok(answer: Value) -> Value {
 
 #[track_caller]
 fn code(answer: &Value) -> &str {
-    let code = answer["error"]["code"].as_str().unwrap_or_else(|| panic!("expected an error, got {answer}"));
+    let code = answer["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error, got {answer}"));
     assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
     code
 }
@@ -172,40 +192,71 @@ fn code(answer: &Value) -> &str {
 fn check_reports_the_dropped_identity() {
     let tree = Tree::new();
     let checked = ok(tree.call(tree.lab1(), json!({ "op": "check" })));
-    assert_eq!(checked, json!({ "uid": 2101, "gid": tree.gid1, "groups": [tree.gid1] }));
+    assert_eq!(
+        checked,
+        json!({ "uid": 2101, "gid": tree.gid1, "groups": [tree.gid1] })
+    );
     // cwlab2 is allowed through its group, not by name.
-    assert_eq!(ok(tree.call(tree.lab2(), json!({ "op": "check" })))["uid"], 2102);
+    assert_eq!(
+        ok(tree.call(tree.lab2(), json!({ "op": "check" })))["uid"],
+        2102
+    );
 }
 
 #[test]
 fn a_lab_reads_its_own_data() {
     let tree = Tree::new();
     let root = tree.root("lab1");
-    let listing =
-        ok(tree.call(tree.lab1(), json!({ "op": "list", "root": root, "path": "", "offset": 0, "limit": 10 })));
-    let names: Vec<&str> = listing["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let listing = ok(tree.call(
+        tree.lab1(),
+        json!({ "op": "list", "root": root, "path": "", "offset": 0, "limit": 10 }),
+    ));
+    let names: Vec<&str> = listing["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["data", "stolen", "to-lab2", "to-secret"]);
     assert_eq!(listing["entries"][3]["kind"], "symlink");
     let listing: cryowarden_paths::Listing = serde_json::from_value(listing).unwrap();
     assert_eq!(listing.total, 4);
 
-    let entry = ok(tree.call(tree.lab1(), json!({ "op": "stat", "root": root, "path": "data/a.mrc" })));
+    let entry = ok(tree.call(
+        tree.lab1(),
+        json!({ "op": "stat", "root": root, "path": "data/a.mrc" }),
+    ));
     assert_eq!(
-        (entry["name"].as_str(), entry["kind"].as_str(), entry["size"].as_u64()),
+        (
+            entry["name"].as_str(),
+            entry["kind"].as_str(),
+            entry["size"].as_u64()
+        ),
         (Some("a.mrc"), Some("file"), Some(19))
     );
     // A symlink is described, not followed (wherever it points).
     assert_eq!(
-        ok(tree.call(tree.lab1(), json!({ "op": "stat", "root": root, "path": "to-secret" })))["kind"],
+        ok(tree.call(
+            tree.lab1(),
+            json!({ "op": "stat", "root": root, "path": "to-secret" })
+        ))["kind"],
         "symlink"
     );
 
-    let head =
-        ok(tree.call(tree.lab1(), json!({ "op": "read_head", "root": root, "path": "data/a.mrc", "max_bytes": 10 })));
+    let head = ok(tree.call(
+        tree.lab1(),
+        json!({ "op": "read_head", "root": root, "path": "data/a.mrc", "max_bytes": 10 }),
+    ));
     let head: cryowarden_runner::protocol::Head = serde_json::from_value(head).unwrap();
-    assert_eq!((head.size, head.bytes().unwrap()), (19, b"MRC-HEADER".to_vec()));
+    assert_eq!(
+        (head.size, head.bytes().unwrap()),
+        (19, b"MRC-HEADER".to_vec())
+    );
     let too_much = json!({ "op": "read_head", "root": root, "path": "data/a.mrc", "max_bytes": (1 << 20) + 1 });
-    assert_eq!(code(&tree.call(tree.lab1(), too_much)), "max-bytes-out-of-range");
+    assert_eq!(
+        code(&tree.call(tree.lab1(), too_much)),
+        "max-bytes-out-of-range"
+    );
 }
 
 #[test]
@@ -218,7 +269,11 @@ fn another_labs_root_is_refused_by_the_kernel() {
         json!({ "op": "read_head", "root": root2, "path": "secret.txt", "max_bytes": 100 }),
     ];
     for op in ops {
-        assert_eq!(code(&tree.call(tree.lab1(), op.clone())), "permission-denied", "{op}");
+        assert_eq!(
+            code(&tree.call(tree.lab1(), op.clone())),
+            "permission-denied",
+            "{op}"
+        );
         // The same request as the other lab's own account works: the refusal is the account's.
         ok(tree.call(tree.lab2(), op));
     }
@@ -232,7 +287,8 @@ fn symlinks_out_of_the_root_are_refused_by_the_path_check() {
     assert_eq!(code(&tree.call(tree.lab1(), read)), "path-escapes-root");
     let list = json!({ "op": "list", "root": root, "path": "to-lab2", "offset": 0, "limit": 10 });
     assert_eq!(code(&tree.call(tree.lab1(), list)), "path-escapes-root");
-    let up = json!({ "op": "read_head", "root": root, "path": "../lab2/secret.txt", "max_bytes": 100 });
+    let up =
+        json!({ "op": "read_head", "root": root, "path": "../lab2/secret.txt", "max_bytes": 100 });
     assert_eq!(code(&tree.call(tree.lab1(), up)), "path-escapes-root");
 }
 
@@ -241,16 +297,24 @@ fn the_kernel_refuses_where_the_path_check_passes() {
     let tree = Tree::new();
     // The path check passes: lab2/secret.txt is beneath the root T.
     let read = json!({ "op": "read_head", "root": tree.root(""), "path": "lab2/secret.txt", "max_bytes": 100 });
-    assert_eq!(code(&tree.call(tree.lab1(), read.clone())), "permission-denied");
-    let head: cryowarden_runner::protocol::Head = serde_json::from_value(ok(tree.call(tree.lab2(), read))).unwrap();
+    assert_eq!(
+        code(&tree.call(tree.lab1(), read.clone())),
+        "permission-denied"
+    );
+    let head: cryowarden_runner::protocol::Head =
+        serde_json::from_value(ok(tree.call(tree.lab2(), read))).unwrap();
     assert_eq!(head.bytes().unwrap(), b"lab2's secret");
     // A hard link of lab2's file inside lab1's own root: beneath the root, still lab2's file.
-    let stolen = json!({ "op": "read_head", "root": tree.root("lab1"), "path": "stolen", "max_bytes": 100 });
+    let stolen =
+        json!({ "op": "read_head", "root": tree.root("lab1"), "path": "stolen", "max_bytes": 100 });
     assert_eq!(code(&tree.call(tree.lab1(), stolen)), "permission-denied");
     // Deleting the other lab's tree, or its file, fails too, and changes nothing.
     let delete = json!({ "op": "delete_tree", "root": tree.root(""), "path": "lab2" });
     assert_eq!(code(&tree.call(tree.lab1(), delete)), "permission-denied");
-    assert_eq!(fs::read_to_string(tree.path("lab2/secret.txt")).unwrap(), "lab2's secret");
+    assert_eq!(
+        fs::read_to_string(tree.path("lab2/secret.txt")).unwrap(),
+        "lab2's secret"
+    );
 }
 
 #[test]
@@ -261,11 +325,17 @@ fn project_directories_belong_to_the_lab() {
     std::os::unix::fs::chown(&projects, Some(0), Some(tree.gid1)).unwrap();
     fs::set_permissions(&projects, fs::Permissions::from_mode(0o770)).unwrap();
     let create = |name: &str| {
-        tree.call(tree.lab1(), json!({ "op": "create_project_dir", "root": tree.root("projects"), "name": name }))
+        tree.call(
+            tree.lab1(),
+            json!({ "op": "create_project_dir", "root": tree.root("projects"), "name": name }),
+        )
     };
     let created = ok(create("p1"));
     let meta = fs::metadata(projects.join("p1")).unwrap();
-    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (2101, tree.gid1, 0o2770));
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (2101, tree.gid1, 0o2770)
+    );
     assert_eq!(
         created,
         json!({ "path": projects.join("p1").to_str().unwrap(), "uid": 2101, "gid": tree.gid1, "mode": 0o2770 })
@@ -283,10 +353,15 @@ fn project_directories_belong_to_the_lab() {
     let shared = tree.path("shared");
     fs::create_dir(&shared).unwrap();
     fs::set_permissions(&shared, fs::Permissions::from_mode(0o3777)).unwrap();
-    let created =
-        ok(tree.call(tree.lab1(), json!({ "op": "create_project_dir", "root": tree.root("shared"), "name": "p" })));
+    let created = ok(tree.call(
+        tree.lab1(),
+        json!({ "op": "create_project_dir", "root": tree.root("shared"), "name": "p" }),
+    ));
     let meta = fs::metadata(shared.join("p")).unwrap();
-    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (2101, tree.gid1, 0o2770));
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (2101, tree.gid1, 0o2770)
+    );
     assert_eq!(created["mode"], 0o2770);
 }
 
@@ -307,7 +382,12 @@ fn delete_tree_never_follows_a_symlink() {
     let tree = Tree::new();
     project_with_links(&tree);
     let root = tree.root("lab1");
-    let delete = |path: &str| tree.call(tree.lab1(), json!({ "op": "delete_tree", "root": root, "path": path }));
+    let delete = |path: &str| {
+        tree.call(
+            tree.lab1(),
+            json!({ "op": "delete_tree", "root": root, "path": path }),
+        )
+    };
     assert_eq!(code(&delete("")), "path-is-root");
     assert_eq!(code(&delete(".")), "path-is-root");
     assert_eq!(code(&delete("proj/x/..")), "path-ends-in-dot-dot");
@@ -321,8 +401,14 @@ fn delete_tree_never_follows_a_symlink() {
     let counts = ok(delete("proj"));
     assert_eq!(counts, json!({ "files": 4, "dirs": 3, "bytes": 5 }));
     assert!(!tree.path("lab1/proj").exists());
-    assert_eq!(fs::read_to_string(tree.path("outside/keep.txt")).unwrap(), "keep");
-    assert_eq!(fs::read_to_string(tree.path("outside/dir/keep2.txt")).unwrap(), "keep2");
+    assert_eq!(
+        fs::read_to_string(tree.path("outside/keep.txt")).unwrap(),
+        "keep"
+    );
+    assert_eq!(
+        fs::read_to_string(tree.path("outside/dir/keep2.txt")).unwrap(),
+        "keep2"
+    );
     assert!(tree.path("lab1/data/sub/b.txt").exists());
 }
 
@@ -333,17 +419,37 @@ fn archive_removes_write_bits_without_following_symlinks() {
     let root = tree.root("lab1");
     let outside_mode = fs::metadata(tree.path("outside/keep.txt")).unwrap().mode();
     assert_ne!(outside_mode & 0o200, 0);
-    let counts = ok(tree.call(tree.lab1(), json!({ "op": "archive", "root": root, "path": "proj" })));
+    let counts = ok(tree.call(
+        tree.lab1(),
+        json!({ "op": "archive", "root": root, "path": "proj" }),
+    ));
     assert_eq!(counts, json!({ "files": 4, "dirs": 3, "bytes": 5 }));
-    for rel in ["lab1/proj", "lab1/proj/x", "lab1/proj/x/y", "lab1/proj/x/y/file"] {
+    for rel in [
+        "lab1/proj",
+        "lab1/proj/x",
+        "lab1/proj/x/y",
+        "lab1/proj/x/y/file",
+    ] {
         let mode = fs::symlink_metadata(tree.path(rel)).unwrap().mode();
         assert_eq!(mode & 0o222, 0, "{rel}: {mode:o}");
     }
-    assert_eq!(fs::metadata(tree.path("outside/keep.txt")).unwrap().mode(), outside_mode);
-    assert_ne!(fs::metadata(tree.path("outside/dir")).unwrap().mode() & 0o200, 0);
-    assert_ne!(fs::metadata(tree.path("lab1/data")).unwrap().mode() & 0o200, 0);
     assert_eq!(
-        code(&tree.call(tree.lab1(), json!({ "op": "archive", "root": root, "path": "proj/x/dirlink" }))),
+        fs::metadata(tree.path("outside/keep.txt")).unwrap().mode(),
+        outside_mode
+    );
+    assert_ne!(
+        fs::metadata(tree.path("outside/dir")).unwrap().mode() & 0o200,
+        0
+    );
+    assert_ne!(
+        fs::metadata(tree.path("lab1/data")).unwrap().mode() & 0o200,
+        0
+    );
+    assert_eq!(
+        code(&tree.call(
+            tree.lab1(),
+            json!({ "op": "archive", "root": root, "path": "proj/x/dirlink" })
+        )),
         "path-symlink-refused"
     );
     // cwlab2 cannot archive lab1's data.
@@ -351,7 +457,10 @@ fn archive_removes_write_bits_without_following_symlinks() {
     assert_eq!(code(&tree.call(tree.lab2(), other)), "permission-denied");
 
     // An archived tree can still be deleted by its lab.
-    ok(tree.call(tree.lab1(), json!({ "op": "delete_tree", "root": root, "path": "proj" })));
+    ok(tree.call(
+        tree.lab1(),
+        json!({ "op": "delete_tree", "root": root, "path": "proj" }),
+    ));
     assert!(!tree.path("lab1/proj").exists());
 }
 
@@ -371,23 +480,45 @@ fn accounts_are_refused() {
         account("cw\nlab1", 2101, tree.gid1),
     ];
     for a in refused {
-        assert_eq!(code(&tree.call(a.clone(), check.clone())), "account-refused", "{a}");
+        assert_eq!(
+            code(&tree.call(a.clone(), check.clone())),
+            "account-refused",
+            "{a}"
+        );
     }
     // The caller's own account (through sudo) is refused.
-    assert_eq!(code(&tree.call_env(tree.lab1(), check.clone(), &[("SUDO_UID", "2101")])), "account-refused");
+    assert_eq!(
+        code(&tree.call_env(tree.lab1(), check.clone(), &[("SUDO_UID", "2101")])),
+        "account-refused"
+    );
     ok(tree.call_env(tree.lab1(), check.clone(), &[("SUDO_UID", "2102")]));
     // A caller through sudo that the policy does not name as a server account is refused.
-    assert_eq!(code(&tree.call_env(tree.lab1(), check.clone(), &[("SUDO_UID", "1")])), "caller-refused");
+    assert_eq!(
+        code(&tree.call_env(tree.lab1(), check.clone(), &[("SUDO_UID", "1")])),
+        "caller-refused"
+    );
 
     // Not in the policy: cwlab1 under a policy listing only cwlab2.
     let only2 = tree.path("only2.toml");
     fs::write(&only2, "allowed_users = [\"cwlab2\"]\n").unwrap();
     let request = json!({ "account": tree.lab1(), "op": "check" }).to_string();
-    let (answer, _) = run_with(request.as_bytes(), &[("CRYOWARDEN_RUNNER_CONFIG", only2.to_str().unwrap())], None);
+    let (answer, _) = run_with(
+        request.as_bytes(),
+        &[("CRYOWARDEN_RUNNER_CONFIG", only2.to_str().unwrap())],
+        None,
+    );
     assert_eq!(code(&answer), "account-refused");
     // A policy may only raise the uid floor.
-    fs::write(&only2, "min_uid = 2102\nallowed_users = [\"cwlab1\", \"cwlab2\"]\n").unwrap();
-    let (answer, _) = run_with(request.as_bytes(), &[("CRYOWARDEN_RUNNER_CONFIG", only2.to_str().unwrap())], None);
+    fs::write(
+        &only2,
+        "min_uid = 2102\nallowed_users = [\"cwlab1\", \"cwlab2\"]\n",
+    )
+    .unwrap();
+    let (answer, _) = run_with(
+        request.as_bytes(),
+        &[("CRYOWARDEN_RUNNER_CONFIG", only2.to_str().unwrap())],
+        None,
+    );
     assert_eq!(code(&answer), "account-refused");
 }
 
@@ -396,14 +527,23 @@ fn the_policy_file_must_be_there_and_root_only() {
     let tree = Tree::new();
     let request = json!({ "account": tree.lab1(), "op": "check" }).to_string();
     let with = |policy: &Path| {
-        let (answer, status) =
-            run_with(request.as_bytes(), &[("CRYOWARDEN_RUNNER_CONFIG", policy.to_str().unwrap())], None);
+        let (answer, status) = run_with(
+            request.as_bytes(),
+            &[("CRYOWARDEN_RUNNER_CONFIG", policy.to_str().unwrap())],
+            None,
+        );
         assert_eq!(status, 0);
         answer
     };
     let missing = with(&tree.path("no-such.toml"));
     assert_eq!(code(&missing), "runner-not-configured");
-    assert!(missing["error"]["message"].as_str().unwrap().contains("allowed_users"), "{missing}");
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("allowed_users"),
+        "{missing}"
+    );
 
     let policy = tree.path("policy.toml");
     fs::set_permissions(&policy, fs::Permissions::from_mode(0o664)).unwrap();
@@ -421,9 +561,19 @@ fn the_policy_file_must_be_there_and_root_only() {
     fs::write(&policy, "allowed_users = [\"cwlab1\"]\n").unwrap();
     let env = [("CRYOWARDEN_RUNNER_CONFIG", policy.to_str().unwrap())];
     let (answer, _) = run_with(request.as_bytes(), &env, Some(2102));
-    let message = answer["error"]["message"].as_str().unwrap_or_else(|| panic!("{answer}"));
+    let message = answer["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
     assert!(!message.contains(policy.to_str().unwrap()), "{answer}");
-    assert!(["runner-not-configured", "account-refused", "privilege-drop-failed"].contains(&code(&answer)), "{answer}");
+    assert!(
+        [
+            "runner-not-configured",
+            "account-refused",
+            "privilege-drop-failed"
+        ]
+        .contains(&code(&answer)),
+        "{answer}"
+    );
 }
 
 #[test]
@@ -439,7 +589,9 @@ fn unreadable_requests_exit_2_with_an_error_answer() {
         let (answer, status) = run_with(request, &env, None);
         assert_eq!((code(&answer), status), ("bad-request", 2));
     }
-    let extra = json!({ "account": tree.lab1(), "op": "stat", "root": "/", "path": "", "follow": true }).to_string();
+    let extra =
+        json!({ "account": tree.lab1(), "op": "stat", "root": "/", "path": "", "follow": true })
+            .to_string();
     let (answer, status) = run_with(extra.as_bytes(), &env, None);
     assert_eq!((code(&answer), status), ("bad-request", 2));
 }

@@ -26,21 +26,38 @@ const START_MS: i64 = 1_735_689_600_000; // 2025-01-01
 const ROUNDS: usize = 200;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
 async fn run() {
-    let n: i64 = std::env::var("CRYOWARDEN_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let base = std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
-    let work = tempfile::Builder::new().prefix("cw-audit-bench").tempdir_in(base).expect("temp dir");
+    let n: i64 = std::env::var("CRYOWARDEN_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let base = std::env::var_os("CRYOWARDEN_BENCH_TMP")
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    let work = tempfile::Builder::new()
+        .prefix("cw-audit-bench")
+        .tempdir_in(base)
+        .expect("temp dir");
     let mut backends = Vec::new();
     let mut drop_after: Option<String> = None;
     // CRYOWARDEN_BENCH_SKIP_SQLITE=1 measures PostgreSQL alone.
     if std::env::var("CRYOWARDEN_BENCH_SKIP_SQLITE").is_err() {
-        backends.push(("SQLite", format!("sqlite://{}", work.path().join("bench.db").display())));
+        backends.push((
+            "SQLite",
+            format!("sqlite://{}", work.path().join("bench.db").display()),
+        ));
     }
-    if let Some(url) = std::env::var("CRYOWARDEN_BENCH_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
+    if let Some(url) = std::env::var("CRYOWARDEN_BENCH_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
         let (url, schema) = fresh_schema(&url).await;
         backends.push(("PostgreSQL", url));
         drop_after = Some(schema);
@@ -50,9 +67,15 @@ async fn run() {
         db.migrate().await.expect("migrate");
         let t = Instant::now();
         fill(&db, n).await;
-        println!("\n== {name}: {n} events loaded in {:.1} s (real chained hashes)", t.elapsed().as_secs_f64());
+        println!(
+            "\n== {name}: {n} events loaded in {:.1} s (real chained hashes)",
+            t.elapsed().as_secs_f64()
+        );
         if name == "PostgreSQL" {
-            sqlx::query("ANALYZE audit_events").execute(&db.pool).await.expect("analyze");
+            sqlx::query("ANALYZE audit_events")
+                .execute(&db.pool)
+                .await
+                .expect("analyze");
         }
         pages(&db, n).await;
         let file = (name == "SQLite").then(|| work.path().join("bench.db"));
@@ -61,23 +84,38 @@ async fn run() {
     }
     // The PostgreSQL schema holds a million events: dropped at the end.
     if let (Some(schema), Ok(url)) = (drop_after, std::env::var("CRYOWARDEN_BENCH_POSTGRES_URL")) {
-        let pool = sqlx::AnyPool::connect(&url).await.expect("connect to PostgreSQL");
-        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&pool).await.expect("drop schema");
+        let pool = sqlx::AnyPool::connect(&url)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&pool)
+            .await
+            .expect("drop schema");
     }
 }
 
 async fn fresh_schema(url: &str) -> (String, String) {
     sqlx::any::install_default_drivers();
     let schema = format!("bench_audit_{}", rand::random::<u32>());
-    let pool = sqlx::AnyPool::connect(url).await.expect("connect to PostgreSQL");
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.expect("create schema");
+    let pool = sqlx::AnyPool::connect(url)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .expect("create schema");
     pool.close().await;
     let sep = if url.contains('?') { '&' } else { '?' };
-    (format!("{url}{sep}options=-c%20search_path%3D{schema}"), schema)
+    (
+        format!("{url}{sep}options=-c%20search_path%3D{schema}"),
+        schema,
+    )
 }
 
 fn actions() -> Vec<String> {
-    let mut a: Vec<String> = (0..20).map(|i| format!("change-setting:setting-{i:02}")).collect();
+    let mut a: Vec<String> = (0..20)
+        .map(|i| format!("change-setting:setting-{i:02}"))
+        .collect();
     a.extend((0..40).map(|i| format!("activity-{i:02}")));
     a
 }
@@ -114,7 +152,15 @@ async fn fill(db: &Db, n: i64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(6);
     let mut prev = GENESIS.to_owned();
     let marks: Vec<String> = (0..ROWS)
-        .map(|r| format!("({})", (1..=17).map(|c| format!("${}", r * 17 + c)).collect::<Vec<_>>().join(", ")))
+        .map(|r| {
+            format!(
+                "({})",
+                (1..=17)
+                    .map(|c| format!("${}", r * 17 + c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
         .collect();
     let mut tx = db.pool.begin().await.unwrap();
     let mut i = 1;
@@ -127,7 +173,10 @@ async fn fill(db: &Db, n: i64) {
             prev.clone_from(&e.hash);
             batch.push(e);
         }
-        let sql = format!("INSERT INTO audit_events ({COLUMNS}) VALUES {}", marks[..k].join(", "));
+        let sql = format!(
+            "INSERT INTO audit_events ({COLUMNS}) VALUES {}",
+            marks[..k].join(", ")
+        );
         let mut q = sqlx::query::<Any>(&sql);
         for e in &batch {
             q = q
@@ -183,26 +232,46 @@ fn kinds() -> Vec<Kind> {
     vec![
         Kind {
             name: "actor",
-            filter: |r, _| Filter { actor: Some(format!("user{}", (r * 7) % 1000)), ..Filter::default() },
+            filter: |r, _| Filter {
+                actor: Some(format!("user{}", (r * 7) % 1000)),
+                ..Filter::default()
+            },
             bare: |r, _| ("actor = $1".into(), vec![format!("user{}", (r * 7) % 1000)]),
         },
         Kind {
             name: "impersonator",
-            filter: |r, _| Filter { impersonator: Some(format!("troubleshooter{}", r % 10)), ..Filter::default() },
-            bare: |r, _| ("impersonator = $1".into(), vec![format!("troubleshooter{}", r % 10)]),
+            filter: |r, _| Filter {
+                impersonator: Some(format!("troubleshooter{}", r % 10)),
+                ..Filter::default()
+            },
+            bare: |r, _| {
+                (
+                    "impersonator = $1".into(),
+                    vec![format!("troubleshooter{}", r % 10)],
+                )
+            },
         },
         Kind {
             name: "action prefix (20 actions)",
-            filter: |_, _| Filter { action: Some("change-setting:*".into()), ..Filter::default() },
+            filter: |_, _| Filter {
+                action: Some("change-setting:*".into()),
+                ..Filter::default()
+            },
             // The baseline's own shortcut: one indexed range read, sorted (what a single query
             // over the prefix costs), not the per-action merge the filter does.
             bare: |_, _| {
-                ("action >= $1 AND action < $2".into(), vec!["change-setting:".into(), "change-setting;".into()])
+                (
+                    "action >= $1 AND action < $2".into(),
+                    vec!["change-setting:".into(), "change-setting;".into()],
+                )
             },
         },
         Kind {
             name: "outcome=denied",
-            filter: |_, _| Filter { outcome: Some("denied".into()), ..Filter::default() },
+            filter: |_, _| Filter {
+                outcome: Some("denied".into()),
+                ..Filter::default()
+            },
             bare: |_, _| ("outcome = $1".into(), vec!["denied".into()]),
         },
         Kind {
@@ -221,8 +290,16 @@ fn kinds() -> Vec<Kind> {
         },
         Kind {
             name: "target",
-            filter: |r, _| Filter { target: Some(format!("target{}", (r * 13) % 10_000)), ..Filter::default() },
-            bare: |r, _| ("target = $1".into(), vec![format!("target{}", (r * 13) % 10_000)]),
+            filter: |r, _| Filter {
+                target: Some(format!("target{}", (r * 13) % 10_000)),
+                ..Filter::default()
+            },
+            bare: |r, _| {
+                (
+                    "target = $1".into(),
+                    vec![format!("target{}", (r * 13) % 10_000)],
+                )
+            },
         },
         Kind {
             name: "actor + denied + time range (30 days)",
@@ -247,15 +324,28 @@ fn kinds() -> Vec<Kind> {
         },
         Kind {
             name: "page 5 of everything (cursor)",
-            filter: |_, n| Filter { before: Some((n - 400).to_string()), ..Filter::default() },
-            bare: |_, n| ("seq < CAST($1 AS BIGINT)".into(), vec![(n - 400).to_string()]),
+            filter: |_, n| Filter {
+                before: Some((n - 400).to_string()),
+                ..Filter::default()
+            },
+            bare: |_, n| {
+                (
+                    "seq < CAST($1 AS BIGINT)".into(),
+                    vec![(n - 400).to_string()],
+                )
+            },
         },
     ]
 }
 
 async fn pages(db: &Db, n: i64) {
-    println!("filtered page of 100 events, newest first ({ROUNDS} rounds each, interleaved; target p50 <= 50 ms)");
-    println!("{:<40} {:>12} {:>12} {:>14} {:>8}", "filter", "p50", "p99", "bare SELECT p50", "ratio");
+    println!(
+        "filtered page of 100 events, newest first ({ROUNDS} rounds each, interleaved; target p50 <= 50 ms)"
+    );
+    println!(
+        "{:<40} {:>12} {:>12} {:>14} {:>8}",
+        "filter", "p50", "p99", "bare SELECT p50", "ratio"
+    );
     for k in kinds() {
         let (mut ours, mut bare) = (Vec::new(), Vec::new());
         for r in 0..ROUNDS {
@@ -264,7 +354,9 @@ async fn pages(db: &Db, n: i64) {
             let (events, _) = audit::list(db, &f).await.expect("list");
             ours.push(t.elapsed());
             let (clause, args) = (k.bare)(r, n);
-            let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE {clause} ORDER BY seq DESC LIMIT 101");
+            let sql = format!(
+                "SELECT {COLUMNS} FROM audit_events WHERE {clause} ORDER BY seq DESC LIMIT 101"
+            );
             let t = Instant::now();
             let mut q = sqlx::query::<Any>(&sql);
             for a in &args {
@@ -273,7 +365,12 @@ async fn pages(db: &Db, n: i64) {
             let rows = q.fetch_all(&db.pool).await.expect("bare select");
             bare.push(t.elapsed());
             if r == 0 {
-                assert_eq!(events.len(), rows.len().min(100), "{}: the filter and its baseline agree", k.name);
+                assert_eq!(
+                    events.len(),
+                    rows.len().min(100),
+                    "{}: the filter and its baseline agree",
+                    k.name
+                );
             }
         }
         let (p50, p99, b50) = (pct(ours.clone(), 0.5), pct(ours, 0.99), pct(bare, 0.5));
@@ -307,16 +404,24 @@ async fn verification(db: &Db, n: i64, sqlite_file: Option<&std::path::Path>) {
     // Baseline 1b (SQLite): the same table read by one rusqlite connection in storage order,
     // every column decoded into owned values (the reading half of verify, alone).
     let native = sqlite_file.map(|path| {
-        let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let conn =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
         let t = Instant::now();
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_events NOT INDEXED ORDER BY rowid")).unwrap();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM audit_events NOT INDEXED ORDER BY rowid"
+            ))
+            .unwrap();
         let mut rows = stmt.query([]).unwrap();
         let mut k = 0i64;
         while let Some(r) = rows.next().unwrap() {
             let mut v: Vec<Option<String>> = Vec::with_capacity(17);
             for c in 0..17 {
                 v.push(match r.get_ref(c).unwrap() {
-                    rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        Some(String::from_utf8_lossy(t).into_owned())
+                    }
                     _ => None,
                 });
             }
@@ -332,7 +437,9 @@ async fn verification(db: &Db, n: i64, sqlite_file: Option<&std::path::Path>) {
         use std::str::FromStr;
         let url = db.pool.connect_options().database_url.to_string();
         let opts = sqlx::postgres::PgConnectOptions::from_str(&url).expect("pg url");
-        let mut conn = sqlx::PgConnection::connect_with(&opts).await.expect("pg connect");
+        let mut conn = sqlx::PgConnection::connect_with(&opts)
+            .await
+            .expect("pg connect");
         let t = Instant::now();
         let mut rows = sqlx::query(&scan_sql).fetch(&mut conn);
         let mut k = 0i64;
@@ -352,10 +459,12 @@ async fn verification(db: &Db, n: i64, sqlite_file: Option<&std::path::Path>) {
     // Baseline 2: the bare SHA-256 of the same events (one batch of 20,000 held in memory,
     // hashed until n hashes were computed).
     let batch: Vec<Stored> = {
-        let rows = sqlx::query::<Any>(&format!("SELECT {COLUMNS} FROM audit_events ORDER BY seq LIMIT 20000"))
-            .fetch_all(&db.pool)
-            .await
-            .expect("batch");
+        let rows = sqlx::query::<Any>(&format!(
+            "SELECT {COLUMNS} FROM audit_events ORDER BY seq LIMIT 20000"
+        ))
+        .fetch_all(&db.pool)
+        .await
+        .expect("batch");
         rows.iter().map(stored).collect()
     };
     let t = Instant::now();
@@ -380,18 +489,33 @@ async fn verification(db: &Db, n: i64, sqlite_file: Option<&std::path::Path>) {
     }
     let rate = |d: Duration, k: i64| k as f64 / d.as_secs_f64();
     let med = pct(times, 0.5);
-    println!("audit::verify (median of 3):            {:>12.0} events/s  ({:.2} s)", rate(med, n), med.as_secs_f64());
+    println!(
+        "audit::verify (median of 3):            {:>12.0} events/s  ({:.2} s)",
+        rate(med, n),
+        med.as_secs_f64()
+    );
     println!(
         "baseline bare SELECT scan (all columns): {:>12.0} events/s  ({:.2} s)",
         rate(scan, n),
         scan.as_secs_f64()
     );
     if let Some(d) = native {
-        println!("baseline bare rusqlite scan (decoded):   {:>12.0} events/s  ({:.2} s)", rate(d, n), d.as_secs_f64());
+        println!(
+            "baseline bare rusqlite scan (decoded):   {:>12.0} events/s  ({:.2} s)",
+            rate(d, n),
+            d.as_secs_f64()
+        );
     }
     if let Some(d) = native_pg {
-        println!("baseline bare native PgConnection scan:  {:>12.0} events/s  ({:.2} s)", rate(d, n), d.as_secs_f64());
-        println!("ratio verify/native scan = {:.2}", rate(med, n) / rate(d, n));
+        println!(
+            "baseline bare native PgConnection scan:  {:>12.0} events/s  ({:.2} s)",
+            rate(d, n),
+            d.as_secs_f64()
+        );
+        println!(
+            "ratio verify/native scan = {:.2}",
+            rate(med, n) / rate(d, n)
+        );
     }
     println!(
         "baseline bare SHA-256 (same events):     {:>12.0} events/s  ({:.2} s)",

@@ -20,15 +20,24 @@ use cryowarden_server::context::{Ctx, Target};
 use cryowarden_server::db::Db;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
 async fn fresh_schema(url: &str) -> String {
     sqlx::any::install_default_drivers();
     let schema = format!("bench_flood_{}", rand::random::<u32>());
-    let pool = sqlx::AnyPool::connect(url).await.expect("connect to PostgreSQL");
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.expect("create schema");
+    let pool = sqlx::AnyPool::connect(url)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .expect("create schema");
     pool.close().await;
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}options=-c%20search_path%3D{schema}")
@@ -42,12 +51,18 @@ enum Path {
 
 fn flooder() -> Ctx {
     let mut c = Ctx::system("bench", "192.0.2.66");
-    c.who = Who { id: Some(4242), name: "flooder".into() };
+    c.who = Who {
+        id: Some(4242),
+        name: "flooder".into(),
+    };
     c
 }
 
 async fn events(db: &Db) -> i64 {
-    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_events").fetch_one(&db.pool).await.unwrap()
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
 }
 
 /// One phase: (refusals/s, chain events/s written by the flood, change p50, change p99).
@@ -63,17 +78,40 @@ async fn phase(db: &Db, path: Path, distinct: bool, secs: u64) -> (f64, f64, Dur
             let ctx = flooder();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let id = if distinct { format!("{t}-{i}") } else { "1".to_owned() };
-                let target = Target { kind: "user", id: Some(id), name: Some("hidden".into()) };
+                let id = if distinct {
+                    format!("{t}-{i}")
+                } else {
+                    "1".to_owned()
+                };
+                let target = Target {
+                    kind: "user",
+                    id: Some(id),
+                    name: Some("hidden".into()),
+                };
                 match path {
                     Path::Before => {
-                        let e = ctx.event("view-user", &target, Outcome::Denied, Some("conceal".into()), None, None);
+                        let e = ctx.event(
+                            "view-user",
+                            &target,
+                            Outcome::Denied,
+                            Some("conceal".into()),
+                            None,
+                            None,
+                        );
                         audit::record(&db, e).await.unwrap();
                     }
                     Path::After => {
-                        ctx.record(&db, "view-user", &target, Outcome::Denied, Some("conceal".into()), None, None)
-                            .await
-                            .unwrap();
+                        ctx.record(
+                            &db,
+                            "view-user",
+                            &target,
+                            Outcome::Denied,
+                            Some("conceal".into()),
+                            None,
+                            None,
+                        )
+                        .await
+                        .unwrap();
                     }
                 }
                 done.fetch_add(1, Ordering::Relaxed);
@@ -87,7 +125,10 @@ async fn phase(db: &Db, path: Path, distinct: bool, secs: u64) -> (f64, f64, Dur
     // The real changes meanwhile.
     let admin = {
         let mut c = Ctx::system("bench", "192.0.2.1");
-        c.who = Who { id: Some(1), name: "admin".into() };
+        c.who = Who {
+            id: Some(1),
+            name: "admin".into(),
+        };
         c
     };
     let mut latencies = Vec::new();
@@ -95,7 +136,16 @@ async fn phase(db: &Db, path: Path, distinct: bool, secs: u64) -> (f64, f64, Dur
     while started.elapsed() < Duration::from_secs(secs) {
         let t = Instant::now();
         let mut tx = db.begin_write().await.unwrap();
-        admin.audit_ok(&mut tx, "change-setting:bench", &Target::instance(), None, None).await.unwrap();
+        admin
+            .audit_ok(
+                &mut tx,
+                "change-setting:bench",
+                &Target::instance(),
+                None,
+                None,
+            )
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         latencies.push(t.elapsed());
         changes += 1;
@@ -111,20 +161,36 @@ async fn phase(db: &Db, path: Path, distinct: bool, secs: u64) -> (f64, f64, Dur
     audit::flush_refusals(db, true).await.unwrap();
     latencies.sort();
     let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    (done.load(Ordering::Relaxed) as f64 / elapsed, written as f64 / elapsed, p(0.5), p(0.99))
+    (
+        done.load(Ordering::Relaxed) as f64 / elapsed,
+        written as f64 / elapsed,
+        p(0.5),
+        p(0.99),
+    )
 }
 
 async fn run() {
-    let secs: u64 = std::env::var("CRYOWARDEN_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let secs: u64 = std::env::var("CRYOWARDEN_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let work = tempfile::tempdir().expect("temp dir");
-    let mut backends = vec![("SQLite", format!("sqlite://{}", work.path().join("flood.db").display()))];
-    if let Some(url) = std::env::var("CRYOWARDEN_BENCH_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
+    let mut backends = vec![(
+        "SQLite",
+        format!("sqlite://{}", work.path().join("flood.db").display()),
+    )];
+    if let Some(url) = std::env::var("CRYOWARDEN_BENCH_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
         backends.push(("PostgreSQL", fresh_schema(&url).await));
     }
     for (name, url) in backends {
         let db = Db::connect(&url).await.expect("db");
         db.migrate().await.expect("migrate");
-        println!("\n== {name}: 8 tasks refusing one actor for {secs} s, one real change every 20 ms");
+        println!(
+            "\n== {name}: 8 tasks refusing one actor for {secs} s, one real change every 20 ms"
+        );
         println!(
             "{:<34} {:>12} {:>16} {:>12} {:>12}",
             "phase", "refusals/s", "events/s written", "change p50", "change p99"
@@ -135,7 +201,11 @@ async fn run() {
                 let (handled, written, p50, p99) = phase(&db, path, distinct, secs).await;
                 let label = format!(
                     "{} {}",
-                    if path == Path::Before { "before (one event each)" } else { "after (counted)" },
+                    if path == Path::Before {
+                        "before (one event each)"
+                    } else {
+                        "after (counted)"
+                    },
                     if distinct { "distinct" } else { "same" }
                 );
                 println!("{label:<34} {handled:>12.0} {written:>16.1} {p50:>12.2?} {p99:>12.2?}");

@@ -19,7 +19,11 @@ const ROUNDS: usize = 5;
 const CHILD_ENV: &str = "CRYOWARDEN_DIAGNOSTICS_BENCH_CHILD";
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     match std::env::var(CHILD_ENV).ok().as_deref() {
         Some(mode) => rt.block_on(child(mode == "layers")),
         None => {
@@ -29,7 +33,9 @@ fn main() {
                 layers.push(spawn_child("layers"));
             }
             let (plain, layers) = (median(plain), median(layers));
-            println!("\n== point query, {QUERIES} per process, {ROUNDS} processes each, alternating (SQLite, WAL)");
+            println!(
+                "\n== point query, {QUERIES} per process, {ROUNDS} processes each, alternating (SQLite, WAL)"
+            );
             println!("no subscriber (baseline): {plain:.1} µs/query");
             println!(
                 "server subscriber (files at info + statement statistics + error ring): {layers:.1} µs/query  ratio {:.3}",
@@ -51,8 +57,15 @@ fn spawn_child(mode: &str) -> f64 {
         .env(CHILD_ENV, mode)
         .output()
         .expect("run the child");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().parse().expect("µs per query")
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("µs per query")
 }
 
 async fn point_queries(db: &Db, n: usize) -> Duration {
@@ -73,7 +86,9 @@ fn per(d: Duration, n: usize) -> f64 {
 }
 
 async fn seeded(work: &std::path::Path) -> Db {
-    let db = Db::connect(&format!("sqlite://{}", work.join("bench.db").display())).await.expect("db");
+    let db = Db::connect(&format!("sqlite://{}", work.join("bench.db").display()))
+        .await
+        .expect("db");
     db.migrate().await.expect("migrate");
     for i in 1..=100 {
         sqlx::query(
@@ -91,28 +106,39 @@ async fn seeded(work: &std::path::Path) -> Db {
 }
 
 fn work_dir() -> tempfile::TempDir {
-    let base = std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
-    tempfile::Builder::new().prefix("cw-diagnostics-bench").tempdir_in(base).expect("temp dir")
+    let base = std::env::var_os("CRYOWARDEN_BENCH_TMP")
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    tempfile::Builder::new()
+        .prefix("cw-diagnostics-bench")
+        .tempdir_in(base)
+        .expect("temp dir")
 }
 
 async fn child(layers: bool) {
     let work = work_dir();
-    let _guard = layers
-        .then(|| cryowarden_server::logs::init(&work.path().join("logs"), "info", false).expect("install the logging"));
+    let _guard = layers.then(|| {
+        cryowarden_server::logs::init(&work.path().join("logs"), "info", false)
+            .expect("install the logging")
+    });
     let db = seeded(work.path()).await;
     point_queries(&db, QUERIES).await;
     let t = point_queries(&db, QUERIES).await;
     if layers {
         let stats = cryowarden_server::inspect::queries::view();
-        assert!(stats["executions"].as_u64().unwrap() >= 2 * QUERIES as u64, "the statistics counted the queries");
+        assert!(
+            stats["executions"].as_u64().unwrap() >= 2 * QUERIES as u64,
+            "the statistics counted the queries"
+        );
     }
     println!("{}", per(t, QUERIES));
 }
 
 async fn events() {
     let work = work_dir();
-    let guard = cryowarden_server::logs::init(&work.path().join("logs"), "info", false).expect("install the logging");
-    let statement = "SELECT id, username FROM users WHERE id = $1 AND status = 'active' ORDER BY id";
+    let guard = cryowarden_server::logs::init(&work.path().join("logs"), "info", false)
+        .expect("install the logging");
+    let statement =
+        "SELECT id, username FROM users WHERE id = $1 AND status = 'active' ORDER BY id";
     let t = Instant::now();
     for _ in 0..EVENTS {
         tracing::debug!(target: "cryowarden_server::app", statement, "dropped by the info filter");
@@ -125,7 +151,10 @@ async fn events() {
     }
     let counted = t.elapsed();
     println!("\n== one event, {EVENTS} each, through the installed subscriber");
-    println!("a debug event the filter drops (baseline): {:.4} µs", per(disabled, EVENTS));
+    println!(
+        "a debug event the filter drops (baseline): {:.4} µs",
+        per(disabled, EVENTS)
+    );
     println!(
         "a statement event counted by the statistics: {:.3} µs  ratio {:.0}",
         per(counted, EVENTS),

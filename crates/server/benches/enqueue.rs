@@ -14,30 +14,54 @@ const BATCHED: i64 = 20_000;
 const SINGLE: i64 = 500;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
 async fn run() {
-    let base = std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, std::path::PathBuf::from);
-    let work = tempfile::Builder::new().prefix("cw-enqueue-bench").tempdir_in(base).expect("temp dir");
-    let db = Db::connect(&format!("sqlite://{}", work.path().join("bench.db").display())).await.expect("db");
+    let base = std::env::var_os("CRYOWARDEN_BENCH_TMP")
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    let work = tempfile::Builder::new()
+        .prefix("cw-enqueue-bench")
+        .tempdir_in(base)
+        .expect("temp dir");
+    let db = Db::connect(&format!(
+        "sqlite://{}",
+        work.path().join("bench.db").display()
+    ))
+    .await
+    .expect("db");
     db.migrate().await.expect("migrate");
     let admin = seed(&db).await;
-    let ctx = Ctx::for_actor(Actor::new(UserId(admin), SiteRole::SiteAdmin), "admin", "bench".into());
+    let ctx = Ctx::for_actor(
+        Actor::new(UserId(admin), SiteRole::SiteAdmin),
+        "admin",
+        "bench".into(),
+    );
     let settings = SettingsCache::default();
-    let req = || QueueRequest { lane: "bench".into(), ..QueueRequest::default() };
+    let req = || QueueRequest {
+        lane: "bench".into(),
+        ..QueueRequest::default()
+    };
 
     let t = Instant::now();
     for first in (1..=SINGLE).step_by(1) {
-        jobs::queue(&db, &settings, &ctx, first, req()).await.expect("queue");
+        jobs::queue(&db, &settings, &ctx, first, req())
+            .await
+            .expect("queue");
     }
     let single = SINGLE as f64 / t.elapsed().as_secs_f64();
 
     let t = Instant::now();
     let ids: Vec<i64> = (SINGLE + 1..=SINGLE + BATCHED).collect();
     for chunk in ids.chunks(1000) {
-        jobs::queue_many(&db, &settings, &ctx, chunk, req()).await.expect("queue many");
+        jobs::queue_many(&db, &settings, &ctx, chunk, req())
+            .await
+            .expect("queue many");
     }
     let batched = BATCHED as f64 / t.elapsed().as_secs_f64();
     println!("\n== durable enqueue, SQLite synchronous=FULL, one audit event per job");

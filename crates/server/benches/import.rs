@@ -29,25 +29,52 @@ const TIFFS: usize = 1_000;
 const RUNS: usize = 7;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
 async fn run() {
-    let exists = std::process::Command::new("id").args(["-u", "cwlab1"]).output().unwrap().status.success();
+    let exists = std::process::Command::new("id")
+        .args(["-u", "cwlab1"])
+        .output()
+        .unwrap()
+        .status
+        .success();
     if !exists {
-        let out = std::process::Command::new("useradd").args(["-M", "-u", "2101", "-U", "cwlab1"]).output().unwrap();
-        assert!(out.status.success(), "useradd cwlab1 (run as root): {out:?}");
+        let out = std::process::Command::new("useradd")
+            .args(["-M", "-u", "2101", "-U", "cwlab1"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "useradd cwlab1 (run as root): {out:?}"
+        );
     }
-    let runner_bin = std::env::var("CRYOWARDEN_BENCH_RUNNER").expect("bench/import.sh sets CRYOWARDEN_BENCH_RUNNER");
-    let base = std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
-    let work = tempfile::Builder::new().prefix("cw-import-bench").tempdir_in(base).expect("temp dir");
+    let runner_bin = std::env::var("CRYOWARDEN_BENCH_RUNNER")
+        .expect("bench/import.sh sets CRYOWARDEN_BENCH_RUNNER");
+    let base =
+        std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
+    let work = tempfile::Builder::new()
+        .prefix("cw-import-bench")
+        .tempdir_in(base)
+        .expect("temp dir");
     let policy = work.path().join("runner.toml");
     std::fs::write(&policy, "allowed_users = [\"cwlab1\"]\n").unwrap();
     std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let runner = Runner::new(&RunnerConfig { command: vec![runner_bin], policy: Some(policy) });
-    let account = Account { user: "cwlab1".into(), uid: 2101, gid: 2101 };
+    let runner = Runner::new(&RunnerConfig {
+        command: vec![runner_bin],
+        policy: Some(policy),
+    });
+    let account = Account {
+        user: "cwlab1".into(),
+        uid: 2101,
+        gid: 2101,
+    };
 
     let root = work.path().join("lab1");
     for dir in ["", "mrc", "tif"] {
@@ -58,12 +85,16 @@ async fn run() {
     }
     let made = Instant::now();
     let mrc = MrcSpec::default();
-    let mrc_paths: Vec<String> = (0..MRCS).map(|i| format!("mrc/micrograph_{i:05}.mrc")).collect();
+    let mrc_paths: Vec<String> = (0..MRCS)
+        .map(|i| format!("mrc/micrograph_{i:05}.mrc"))
+        .collect();
     for p in &mrc_paths {
         mrc.write_to(&root.join(p)).unwrap();
     }
     let tiff = TiffSpec::default();
-    let tiff_paths: Vec<String> = (0..TIFFS).map(|i| format!("tif/movie_{i:04}.tif")).collect();
+    let tiff_paths: Vec<String> = (0..TIFFS)
+        .map(|i| format!("tif/movie_{i:04}.tif"))
+        .collect();
     for p in &tiff_paths {
         tiff.write_to(&root.join(p)).unwrap();
     }
@@ -76,14 +107,38 @@ async fn run() {
 
     // Both ways agree before anything is timed.
     let through = import::read_headers(&runner, &account, &root, &mrc_paths).await;
-    assert!(through.iter().all(|(_, r)| r.as_ref().is_ok_and(|h| h.width == 64)), "{:?}", through.first());
-    assert_eq!(through[17].1.as_ref().unwrap(), in_process(&root, &mrc_paths[17..18])[0].as_ref().unwrap());
+    assert!(
+        through
+            .iter()
+            .all(|(_, r)| r.as_ref().is_ok_and(|h| h.width == 64)),
+        "{:?}",
+        through.first()
+    );
+    assert_eq!(
+        through[17].1.as_ref().unwrap(),
+        in_process(&root, &mrc_paths[17..18])[0].as_ref().unwrap()
+    );
     let through = import::read_headers(&runner, &account, &root, &tiff_paths).await;
-    assert!(through.iter().all(|(_, r)| r.as_ref().is_ok_and(|h| h.frames == 40)), "{:?}", through.first());
-    assert_eq!(through[3].1.as_ref().unwrap(), in_process(&root, &tiff_paths[3..4])[0].as_ref().unwrap());
+    assert!(
+        through
+            .iter()
+            .all(|(_, r)| r.as_ref().is_ok_and(|h| h.frames == 40)),
+        "{:?}",
+        through.first()
+    );
+    assert_eq!(
+        through[3].1.as_ref().unwrap(),
+        in_process(&root, &tiff_paths[3..4])[0].as_ref().unwrap()
+    );
 
-    for (what, paths) in [("MRC micrographs (64x64x1 float32)", &mrc_paths), ("TIFF movies (40 frames)", &tiff_paths)] {
-        println!("\n== headers of {} {what} ({RUNS} runs each, interleaved)", paths.len());
+    for (what, paths) in [
+        ("MRC micrographs (64x64x1 float32)", &mrc_paths),
+        ("TIFF movies (40 frames)", &tiff_paths),
+    ] {
+        println!(
+            "\n== headers of {} {what} ({RUNS} runs each, interleaved)",
+            paths.len()
+        );
         let (mut runner_times, mut std_times) = (vec![], vec![]);
         for _ in 0..RUNS {
             let t = Instant::now();
@@ -107,14 +162,20 @@ async fn run() {
             rate(s50),
             ms(pct(&mut std_times, 100))
         );
-        println!("ratio runner/in-process p50: {:.2}  (target: >= 5,000 files/s through the runner)", ratio(r50, s50));
+        println!(
+            "ratio runner/in-process p50: {:.2}  (target: >= 5,000 files/s through the runner)",
+            ratio(r50, s50)
+        );
     }
 
     println!("\n== glob mrc/*.mrc over {MRCS} files ({RUNS} runs each, interleaved)");
     let (mut globs, mut std_lists) = (vec![], vec![]);
     for _ in 0..RUNS {
         let t = Instant::now();
-        let found = runner.glob(&account, &root, "mrc/*.mrc", 100_000).await.unwrap();
+        let found = runner
+            .glob(&account, &root, "mrc/*.mrc", 100_000)
+            .await
+            .unwrap();
         globs.push(t.elapsed());
         assert_eq!(found.total, MRCS);
         let t = Instant::now();
@@ -148,8 +209,10 @@ fn in_process(root: &Path, paths: &[String]) -> Vec<Result<Header, HeaderError>>
                 return headers::parse(p, head, size);
             }
             let chain = headers::tiff_chain(head, size)?;
-            let walked = walk_chain(&chain, size, MAX_FRAMES, |offset, buf| Ok(read_at_full(&file, buf, offset)))
-                .map_err(|e| HeaderError::from_chain_refusal(e.refusal()))?;
+            let walked = walk_chain(&chain, size, MAX_FRAMES, |offset, buf| {
+                Ok(read_at_full(&file, buf, offset))
+            })
+            .map_err(|e| HeaderError::from_chain_refusal(e.refusal()))?;
             headers::parse_tiff(format, head, &chain, &walked)
         })
         .collect()
@@ -158,7 +221,10 @@ fn in_process(root: &Path, paths: &[String]) -> Vec<Result<Header, HeaderError>>
 fn read_at_full(file: &std::fs::File, buf: &mut [u8], offset: u64) -> usize {
     let mut done = 0;
     while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64).unwrap() {
+        match file
+            .read_at(&mut buf[done..], offset + done as u64)
+            .unwrap()
+        {
             0 => break,
             n => done += n,
         }

@@ -27,14 +27,23 @@ fn main() {
     if let Some(dir) = std::env::var_os(CHILD_ENV) {
         return report_child(Path::new(&dir));
     }
-    let base = std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
-    let work = tempfile::Builder::new().prefix("cw-logs-bench").tempdir_in(base).expect("temp dir");
+    let base =
+        std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
+    let work = tempfile::Builder::new()
+        .prefix("cw-logs-bench")
+        .tempdir_in(base)
+        .expect("temp dir");
     let small = make_log_dir(&work.path().join("small"), 1 << 20);
     let big = make_log_dir(&work.path().join("big"), 1 << 30);
 
-    println!("\n== tail, last {LINES} lines (warm page cache; ours and GNU tail interleaved, medians)");
+    println!(
+        "\n== tail, last {LINES} lines (warm page cache; ours and GNU tail interleaved, medians)"
+    );
     let spawn = median(time_n(100, || gnu_tail(0, &[Path::new("/dev/null")])));
-    println!("spawning a process: `tail -n 0 /dev/null` as a subprocess takes {}", us(spawn));
+    println!(
+        "spawning a process: `tail -n 0 /dev/null` as a subprocess takes {}",
+        us(spawn)
+    );
     let mut ours_by_size = Vec::new();
     for (label, dir) in [("1 MiB", &small), ("1 GiB", &big)] {
         let file = dir.join(Service::Api.file_name());
@@ -81,11 +90,20 @@ fn main() {
             .output()
             .expect("run the report child");
         assert!(out.status.success(), "report child failed");
-        println!("{label} log dir: {}", String::from_utf8_lossy(&out.stdout).trim());
+        println!(
+            "{label} log dir: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
     }
 
-    println!("\n== report_stream on the 1 GiB log dir: time to the first bytes and to the first 64 KiB");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    println!(
+        "\n== report_stream on the 1 GiB log dir: time to the first bytes and to the first 64 KiB"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut first_bytes = Vec::new();
     let mut first_64k = Vec::new();
     for _ in 0..5 {
@@ -102,7 +120,10 @@ fn main() {
 
     let start = Instant::now();
     drop(work);
-    println!("\ntemp files deleted in {:.2} s", start.elapsed().as_secs_f64());
+    println!(
+        "\ntemp files deleted in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
 }
 
 /// A log directory with every service's file, `api.log` of `size` bytes of ~120-byte lines.
@@ -121,8 +142,14 @@ fn make_log_dir(dir: &Path, size: usize) -> PathBuf {
         left -= n;
     }
     // End on a whole line, as the writer does.
-    file.write_all(b"2025-06-01T23:59:59.999999Z  INFO cryowarden_server::app: last line\n").expect("write");
-    println!("made {} ({} MiB) in {:.2} s", dir.display(), size >> 20, start.elapsed().as_secs_f64());
+    file.write_all(b"2025-06-01T23:59:59.999999Z  INFO cryowarden_server::app: last line\n")
+        .expect("write");
+    println!(
+        "made {} ({} MiB) in {:.2} s",
+        dir.display(),
+        size >> 20,
+        start.elapsed().as_secs_f64()
+    );
     dir.to_owned()
 }
 
@@ -182,9 +209,18 @@ fn gnu_tail(lines: usize, files: &[&Path]) {
 
 /// Our lines are GNU tail's (these files are valid UTF-8 with short lines, so they must match).
 fn check_same_as_gnu_tail(dir: &Path, file: &Path) {
-    let gnu = Command::new("tail").arg("-n").arg(LINES.to_string()).arg(file).output().expect("run GNU tail");
+    let gnu = Command::new("tail")
+        .arg("-n")
+        .arg(LINES.to_string())
+        .arg(file)
+        .output()
+        .expect("run GNU tail");
     let ours = tail(dir, Service::Api, LINES).expect("tail").join("\n") + "\n";
-    assert!(gnu.stdout == ours.as_bytes(), "tail differs from GNU tail on {}", file.display());
+    assert!(
+        gnu.stdout == ours.as_bytes(),
+        "tail differs from GNU tail on {}",
+        file.display()
+    );
 }
 
 fn report_child(dir: &Path) {
@@ -193,10 +229,14 @@ fn report_child(dir: &Path) {
     let browser = json!({ "user_agent": "bench" });
     let start = Instant::now();
     let mut calls = 0u64;
-    let out = write_report(Counting(0), dir, &runtime, &browser, &mut |_, _| calls += 1).expect("report");
+    let out =
+        write_report(Counting(0), dir, &runtime, &browser, &mut |_, _| calls += 1).expect("report");
     let elapsed = start.elapsed();
     let hwm_after = status_kib("VmHWM");
-    let logs: u64 = fs::read_dir(dir).expect("dir").map(|e| e.expect("entry").metadata().expect("meta").len()).sum();
+    let logs: u64 = fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").metadata().expect("meta").len())
+        .sum();
     println!(
         "{:.2} s ({:.0} MiB/s of logs), zip {:.1} MiB, peak RSS {} KiB before, {} KiB after: +{} KiB (RSS at start {} KiB), {calls} progress calls",
         elapsed.as_secs_f64(),
@@ -226,7 +266,15 @@ fn status_kib(key: &str) -> i64 {
     let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().trim_end_matches("kB").trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .strip_prefix(':')?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()
+        })
         .expect("field")
 }
 

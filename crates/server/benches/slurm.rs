@@ -24,21 +24,37 @@ const JOBS: usize = 1000;
 const SCRIPT: &str = "#!/usr/bin/env bash\n#SBATCH --job-name=cwbench_{{ job_uid }}\n#SBATCH --output={{ job_log_path_abs }}\n#SBATCH --cpus-per-task={{ num_cpu }}\n#SBATCH --mem=100M\n{{ run_cmd }}\n";
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
 fn sh(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(args[0]).args(&args[1..]).output().expect(args[0])
+    std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect(args[0])
 }
 
 async fn run() {
-    std::env::var_os("SLURM_CONF").expect("SLURM_CONF: start the fixture (scripts/slurm-fixture.sh) and export it");
+    std::env::var_os("SLURM_CONF")
+        .expect("SLURM_CONF: start the fixture (scripts/slurm-fixture.sh) and export it");
     if !sh(&["id", "-u", "cwlab1"]).status.success() {
-        assert!(sh(&["useradd", "-M", "-u", "2101", "-U", "cwlab1"]).status.success());
+        assert!(
+            sh(&["useradd", "-M", "-u", "2101", "-U", "cwlab1"])
+                .status
+                .success()
+        );
     }
-    let base = std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
-    let work = tempfile::Builder::new().prefix("cw-slurm-bench").tempdir_in(base).expect("temp dir");
+    let base =
+        std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
+    let work = tempfile::Builder::new()
+        .prefix("cw-slurm-bench")
+        .tempdir_in(base)
+        .expect("temp dir");
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let projects_root = work.path().join("projects");
     std::fs::create_dir(&projects_root).unwrap();
@@ -48,7 +64,9 @@ async fn run() {
     let config = Config {
         data_dir: work.path().to_owned(),
         runner: RunnerConfig {
-            command: vec![std::env::var("CRYOWARDEN_BENCH_RUNNER").expect("CRYOWARDEN_BENCH_RUNNER")],
+            command: vec![
+                std::env::var("CRYOWARDEN_BENCH_RUNNER").expect("CRYOWARDEN_BENCH_RUNNER"),
+            ],
             policy: Some(policy),
         },
         ..Config::default()
@@ -75,7 +93,11 @@ async fn run() {
         .execute(&db.pool)
         .await
         .unwrap();
-    let ctx = Ctx::for_actor(Actor::new(UserId(1), SiteRole::SiteAdmin), "admin", "bench".into());
+    let ctx = Ctx::for_actor(
+        Actor::new(UserId(1), SiteRole::SiteAdmin),
+        "admin",
+        "bench".into(),
+    );
     let new = NewProject {
         lab_id: 1,
         name: "bench".into(),
@@ -84,11 +106,22 @@ async fn run() {
         lab_members_read: None,
         file_root: None,
     };
-    let project = projects::create(db, &state.runner, &ctx, new).await.expect("project");
+    let project = projects::create(db, &state.runner, &ctx, new)
+        .await
+        .expect("project");
     let (info, _) = cluster::slurm::example_slurm();
     let mut info: serde_json::Value = serde_json::from_str(&info).unwrap();
     info["name"] = serde_json::json!("bench");
-    lanes::connect_cluster(db, &ctx, ConnectCluster { info, script: SCRIPT.into() }).await.expect("cluster");
+    lanes::connect_cluster(
+        db,
+        &ctx,
+        ConnectCluster {
+            info,
+            script: SCRIPT.into(),
+        },
+    )
+    .await
+    .expect("cluster");
     let mut ids = Vec::with_capacity(JOBS);
     for _ in 0..JOBS {
         let new = NewJob {
@@ -101,9 +134,16 @@ async fn run() {
             num_gpu: None,
             ram_gb: None,
         };
-        ids.push(jobs::create(db, &state.runner, &ctx, new).await.expect("job").id);
+        ids.push(
+            jobs::create(db, &state.runner, &ctx, new)
+                .await
+                .expect("job")
+                .id,
+        );
     }
-    cryowarden_server::scheduler::start(state.clone()).await.expect("scheduler");
+    cryowarden_server::scheduler::start(state.clone())
+        .await
+        .expect("scheduler");
 
     // 1. Plain sbatch loop, as cwlab1, of the same kind of script.
     let plain = work.path().join("plain.sh");
@@ -115,8 +155,16 @@ async fn run() {
     std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
     let t = Instant::now();
     for _ in 0..JOBS {
-        let out =
-            sh(&["runuser", "-u", "cwlab1", "--", "sbatch", "--parsable", "--chdir=/tmp", plain.to_str().unwrap()]);
+        let out = sh(&[
+            "runuser",
+            "-u",
+            "cwlab1",
+            "--",
+            "sbatch",
+            "--parsable",
+            "--chdir=/tmp",
+            plain.to_str().unwrap(),
+        ]);
         assert!(out.status.success(), "{out:?}");
     }
     let plain_rate = JOBS as f64 / t.elapsed().as_secs_f64();
@@ -128,7 +176,10 @@ async fn run() {
         &state.settings,
         &ctx,
         &ids,
-        QueueRequest { lane: "bench".into(), ..QueueRequest::default() },
+        QueueRequest {
+            lane: "bench".into(),
+            ..QueueRequest::default()
+        },
     )
     .await
     .expect("queue");
@@ -137,11 +188,12 @@ async fn run() {
     }
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let left: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE cluster_job_id IS NULL AND status <> 'failed'")
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE cluster_job_id IS NULL AND status <> 'failed'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
         if left == 0 {
             break;
         }
@@ -149,11 +201,17 @@ async fn run() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let ours_rate = JOBS as f64 / t.elapsed().as_secs_f64();
-    let failed: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'failed'").fetch_one(&db.pool).await.unwrap();
+    let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'failed'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     println!("\n== submitting {JOBS} jobs to SLURM (single-node fixture)");
-    println!("cryowarden (render, write, sbatch as cwlab1 via the runner): {ours_rate:>7.1} jobs/s  ({failed} failed)");
-    println!("plain sbatch loop as cwlab1:                                 {plain_rate:>7.1} jobs/s");
+    println!(
+        "cryowarden (render, write, sbatch as cwlab1 via the runner): {ours_rate:>7.1} jobs/s  ({failed} failed)"
+    );
+    println!(
+        "plain sbatch loop as cwlab1:                                 {plain_rate:>7.1} jobs/s"
+    );
     println!("ratio: {:.2}  (target: >= 0.90)", ours_rate / plain_rate);
 
     // 2. Polling.
@@ -172,9 +230,19 @@ async fn run() {
     }
     let per_job = t.elapsed() / 50 * cluster_ids.len() as u32;
     println!("\n== polling the states of {} jobs", cluster_ids.len());
-    println!("one squeue call for all ({} answered): {:>8.1} ms", states.len(), one_call.as_secs_f64() * 1e3);
-    println!("one squeue -j per job (50 timed, scaled): {:>8.1} ms", per_job.as_secs_f64() * 1e3);
-    println!("ratio: {:.3}", one_call.as_secs_f64() / per_job.as_secs_f64());
+    println!(
+        "one squeue call for all ({} answered): {:>8.1} ms",
+        states.len(),
+        one_call.as_secs_f64() * 1e3
+    );
+    println!(
+        "one squeue -j per job (50 timed, scaled): {:>8.1} ms",
+        per_job.as_secs_f64() * 1e3
+    );
+    println!(
+        "ratio: {:.3}",
+        one_call.as_secs_f64() / per_job.as_secs_f64()
+    );
     state.scheduler.halt();
     sh(&["scancel", "-u", "cwlab1"]);
     let _ = Path::new("/");

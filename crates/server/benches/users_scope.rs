@@ -22,56 +22,122 @@ const PROJECTS: i64 = 10_000;
 const RUNS: usize = 300;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
 async fn run() {
-    let base = std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
-    let work = tempfile::Builder::new().prefix("cw-users-scope-bench").tempdir_in(base).expect("temp dir");
-    let db = Db::connect(&format!("sqlite://{}", work.path().join("bench.db").display())).await.expect("db");
+    let base =
+        std::env::var_os("CRYOWARDEN_BENCH_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
+    let work = tempfile::Builder::new()
+        .prefix("cw-users-scope-bench")
+        .tempdir_in(base)
+        .expect("temp dir");
+    let db = Db::connect(&format!(
+        "sqlite://{}",
+        work.path().join("bench.db").display()
+    ))
+    .await
+    .expect("db");
     db.migrate().await.expect("migrate");
     let made = Instant::now();
     seed(&db).await;
-    println!("seeded {USERS} users in {PROJECTS} projects in {:.1} s", made.elapsed().as_secs_f64());
+    println!(
+        "seeded {USERS} users in {PROJECTS} projects in {:.1} s",
+        made.elapsed().as_secs_f64()
+    );
     // User 1 is the Site Admin, 2 the project admin, 3 the folder admin (see `seed`).
-    let admin = Ctx::for_actor(Actor::new(UserId(1), SiteRole::SiteAdmin), "admin", "bench".into());
+    let admin = Ctx::for_actor(
+        Actor::new(UserId(1), SiteRole::SiteAdmin),
+        "admin",
+        "bench".into(),
+    );
     let pa = Ctx::for_actor(Actor::new(UserId(2), SiteRole::None), "pa", "bench".into());
     let fa = Ctx::for_actor(Actor::new(UserId(3), SiteRole::None), "fa", "bench".into());
     // A member of project 15 (administered by user 2 through a group).
     let target = member(15, 4);
-    assert!(users::scope(&db, 2, Some(target)).await.unwrap().project_admin);
-    assert!(!users::scope(&db, 2, Some(member(5000, 4))).await.unwrap().project_admin);
-    let q = ListQuery { page: Some(1), per_page: Some(50), ..ListQuery::default() };
+    assert!(
+        users::scope(&db, 2, Some(target))
+            .await
+            .unwrap()
+            .project_admin
+    );
+    assert!(
+        !users::scope(&db, 2, Some(member(5000, 4)))
+            .await
+            .unwrap()
+            .project_admin
+    );
+    let q = ListQuery {
+        page: Some(1),
+        per_page: Some(50),
+        ..ListQuery::default()
+    };
     let pa_page = users::list(&db, &pa, &q).await.unwrap();
     // Themselves, 20 projects' members, 10 groups of 5, and the other admin (folder or project).
     assert_eq!(pa_page.total, 1 + 20 * 10 + 10 * 5 + 1);
     let fa_page = users::list(&db, &fa, &q).await.unwrap();
     assert_eq!(fa_page.total, 1 + 20 * 10 + 10 * 5 + 1);
 
-    println!("\n== user details and lists with project/folder admin scope ({RUNS} runs each, interleaved)");
+    println!(
+        "\n== user details and lists with project/folder admin scope ({RUNS} runs each, interleaved)"
+    );
     let (mut get, mut show_pa, mut show_sa, mut list_pa, mut list_fa, mut list_sa) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..RUNS {
         get.push(time(|| async { black_box(users::get(&db, target).await.unwrap()) }).await);
-        show_pa.push(time(|| async { black_box(users::show(&db, &pa, target).await.unwrap()) }).await);
-        show_sa.push(time(|| async { black_box(users::show(&db, &admin, target).await.unwrap()) }).await);
+        show_pa
+            .push(time(|| async { black_box(users::show(&db, &pa, target).await.unwrap()) }).await);
+        show_sa.push(
+            time(|| async { black_box(users::show(&db, &admin, target).await.unwrap()) }).await,
+        );
         list_pa.push(time(|| async { black_box(users::list(&db, &pa, &q).await.unwrap()) }).await);
         list_fa.push(time(|| async { black_box(users::list(&db, &fa, &q).await.unwrap()) }).await);
-        list_sa.push(time(|| async { black_box(users::list(&db, &admin, &q).await.unwrap()) }).await);
+        list_sa
+            .push(time(|| async { black_box(users::list(&db, &admin, &q).await.unwrap()) }).await);
     }
     let g50 = pct(&mut get, 50);
-    for (name, v) in [("show by a project admin", &mut show_pa), ("show by a Site Admin", &mut show_sa)] {
+    for (name, v) in [
+        ("show by a project admin", &mut show_pa),
+        ("show by a Site Admin", &mut show_sa),
+    ] {
         let (p50, p99) = (pct(v, 50), pct(v, 99));
-        println!("{name:<40} p50 {}  p99 {}  ratio to get {:.1}", ms(p50), ms(p99), ratio(p50, g50));
+        println!(
+            "{name:<40} p50 {}  p99 {}  ratio to get {:.1}",
+            ms(p50),
+            ms(p99),
+            ratio(p50, g50)
+        );
     }
-    println!("{:<40} p50 {}  p99 {}", "users::get (bare lookup)", ms(g50), ms(pct(&mut get, 99)));
+    println!(
+        "{:<40} p50 {}  p99 {}",
+        "users::get (bare lookup)",
+        ms(g50),
+        ms(pct(&mut get, 99))
+    );
     let s50 = pct(&mut list_sa, 50);
-    for (name, v) in [("list page 1, project admin", &mut list_pa), ("list page 1, folder admin", &mut list_fa)] {
+    for (name, v) in [
+        ("list page 1, project admin", &mut list_pa),
+        ("list page 1, folder admin", &mut list_fa),
+    ] {
         let (p50, p99) = (pct(v, 50), pct(v, 99));
-        println!("{name:<40} p50 {}  p99 {}  ratio to Site Admin {:.2}", ms(p50), ms(p99), ratio(p50, s50));
+        println!(
+            "{name:<40} p50 {}  p99 {}  ratio to Site Admin {:.2}",
+            ms(p50),
+            ms(p99),
+            ratio(p50, s50)
+        );
     }
-    println!("{:<40} p50 {}  p99 {}", "list page 1, Site Admin (all 100,000)", ms(s50), ms(pct(&mut list_sa, 99)));
+    println!(
+        "{:<40} p50 {}  p99 {}",
+        "list page 1, Site Admin (all 100,000)",
+        ms(s50),
+        ms(pct(&mut list_sa, 99))
+    );
 }
 
 /// The `k`-th member (0..10) of project `p` (1-based): users 11.. are members, 10 per project.
@@ -110,7 +176,9 @@ async fn seed(db: &Db) {
         format!("INSERT INTO {table} ({columns}) VALUES {}", rows.join(","))
     };
     for p in 1..=PROJECTS {
-        rows.push(format!("(1, 'p{p:05}', 'p{p:05}', 'p', '/data', 'p{p:05}', 1, 0, 0)"));
+        rows.push(format!(
+            "(1, 'p{p:05}', 'p{p:05}', 'p', '/data', 'p{p:05}', 1, 0, 0)"
+        ));
         if rows.len() == 500 {
             let sql = batch(
                 "projects",
@@ -130,12 +198,26 @@ async fn seed(db: &Db) {
             rows.push(format!("({p}, 2, 'project_admin')"));
         }
         if rows.len() >= 500 {
-            sqlx::query(&batch("project_members", "project_id, user_id, role", &rows)).execute(&mut *tx).await.unwrap();
+            sqlx::query(&batch(
+                "project_members",
+                "project_id, user_id, role",
+                &rows,
+            ))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
             rows.clear();
         }
     }
     if !rows.is_empty() {
-        sqlx::query(&batch("project_members", "project_id, user_id, role", &rows)).execute(&mut *tx).await.unwrap();
+        sqlx::query(&batch(
+            "project_members",
+            "project_id, user_id, role",
+            &rows,
+        ))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
         rows.clear();
     }
     // Groups: project 11..=20 have an admin group holding user 2; 1,000 reader groups of 5.
@@ -161,8 +243,17 @@ async fn seed(db: &Db) {
         .fetch_one(&mut *tx)
         .await
         .unwrap();
-        let members: Vec<String> = (0..5).map(|k| format!("({g}, {})", 50_000 + p * 5 + k)).collect();
-        sqlx::query(&batch("project_group_members", "group_id, user_id", &members)).execute(&mut *tx).await.unwrap();
+        let members: Vec<String> = (0..5)
+            .map(|k| format!("({g}, {})", 50_000 + p * 5 + k))
+            .collect();
+        sqlx::query(&batch(
+            "project_group_members",
+            "group_id, user_id",
+            &members,
+        ))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     }
     for p in 1..=2000 {
         let w: i64 = sqlx::query_scalar(

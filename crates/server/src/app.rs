@@ -25,20 +25,35 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login_submit))
         .route("/logout", post(pages::logout))
-        .route("/register", get(pages::register_form).post(pages::register_submit))
+        .route(
+            "/register",
+            get(pages::register_form).post(pages::register_submit),
+        )
         .route("/reset", get(pages::reset_form).post(pages::reset_submit))
         .route("/admin", get(admin::index))
         .route("/admin/console", get(crate::web::console::console_page))
-        .route("/admin/settings", get(admin::settings_page).post(admin::settings_submit))
+        .route(
+            "/admin/settings",
+            get(admin::settings_page).post(admin::settings_submit),
+        )
         .route("/admin/users", get(admin::users_page))
-        .route("/admin/users/new", get(admin::new_user_page).post(admin::new_user_submit))
+        .route(
+            "/admin/users/new",
+            get(admin::new_user_page).post(admin::new_user_submit),
+        )
         .route("/admin/logs", get(admin::logs_page))
         .route("/admin/explain", get(admin::explain_page))
         .route("/impersonate", post(crate::web::impersonation::start))
         .route("/impersonate/stop", post(crate::web::impersonation::stop))
         .route("/admin/audit", get(crate::web::audit::audit_page))
-        .route("/admin/audit/maintenance", post(crate::web::audit::policy_submit))
-        .route("/admin/audit/archive", post(crate::web::audit::archive_submit))
+        .route(
+            "/admin/audit/maintenance",
+            post(crate::web::audit::policy_submit),
+        )
+        .route(
+            "/admin/audit/archive",
+            post(crate::web::audit::archive_submit),
+        )
         .route("/admin/report", post(admin::report_download))
         .route("/admin/cluster", get(crate::web::jobs::cluster_page))
         .route("/admin/lanes", get(crate::web::jobs::lanes_page))
@@ -49,7 +64,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/projects/{id}", get(projects::project_page))
         .route("/static/{name}", get(crate::web::static_file))
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route: see /api/v1/openapi.json")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "no such route: see /api/v1/openapi.json",
+            )
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -59,9 +78,18 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
             use axum::response::IntoResponse;
@@ -89,14 +117,23 @@ pub const REFERRER_POLICY: &str = "no-referrer";
 
 /// Adds the security headers every answer carries: the page or API CSP (unless the handler
 /// set its own) and the referrer policy.
-async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn security_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let api = req.uri().path().starts_with("/api/");
     let mut r = next.run(req).await;
     let h = r.headers_mut();
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(if api { API_CSP } else { PAGE_CSP }));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(if api { API_CSP } else { PAGE_CSP }),
+        );
     }
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static(REFERRER_POLICY));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static(REFERRER_POLICY),
+    );
     r
 }
 
@@ -163,8 +200,11 @@ pub async fn serve_router(
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tower::ServiceExt;
 
-    let header_timeout = std::time::Duration::from_secs(state.config.header_read_timeout_secs.max(1));
-    let permits = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections.max(1)));
+    let header_timeout =
+        std::time::Duration::from_secs(state.config.header_read_timeout_secs.max(1));
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        state.config.max_connections.max(1),
+    ));
     // Shutdown: stop accepting, ask every connection to finish (idle ones close at once), wait.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (flusher_stop_tx, flusher_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -190,16 +230,22 @@ pub async fn serve_router(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let svc = app.clone().map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
-            let mut req = req.map(axum::body::Body::new);
-            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-            req
-        });
+        let svc =
+            app.clone()
+                .map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req
+                });
         let svc = hyper_util::service::TowerToHyperService::new(svc);
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
             builder
                 .http2()
                 .timer(TokioTimer::new())
@@ -225,7 +271,11 @@ pub async fn serve_router(
     let _ = stop_tx.send(true);
     // Every connection holds a permit until it ends.
     let all = u32::try_from(state.config.max_connections.max(1)).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), permits.acquire_many(all)).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        permits.acquire_many(all),
+    )
+    .await;
     let _ = flusher_stop_tx.send(());
     let _ = flusher.await;
     Ok(())
@@ -254,7 +304,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -12,8 +12,8 @@ mod filter;
 mod repeats;
 
 pub use archive::{
-    Anchor, ArchiveOutcome, ArchiveRequest, ArchiveVerification, Maintenance, Policy, archive, archive_dir,
-    maintenance, set_policy, spawn_retention, verify_archive,
+    Anchor, ArchiveOutcome, ArchiveRequest, ArchiveVerification, Maintenance, Policy, archive,
+    archive_dir, maintenance, set_policy, spawn_retention, verify_archive,
 };
 pub use checkpoint::{PageVerification, verify_for_page};
 pub use filter::{ExportFormat, Filter, export_stream, list};
@@ -57,7 +57,10 @@ pub struct Who {
 
 impl Who {
     pub fn system(purpose: &str) -> Who {
-        Who { id: None, name: format!("system:{purpose}") }
+        Who {
+            id: None,
+            name: format!("system:{purpose}"),
+        }
     }
 }
 
@@ -292,7 +295,11 @@ async fn chain_head(tx: &mut WriteTx) -> Result<(i64, String, i64), StoreError> 
         }
     };
     Ok(match last {
-        Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?, r.try_get::<i64, _>(2)?),
+        Some(r) => (
+            r.try_get::<i64, _>(0)?,
+            r.try_get::<String, _>(1)?,
+            r.try_get::<i64, _>(2)?,
+        ),
         None => (0, GENESIS.to_owned(), 0),
     })
 }
@@ -391,7 +398,11 @@ impl std::fmt::Display for Verification {
         match (&self.first_broken, &self.problem) {
             (Some(seq), Some(p)) => write!(f, "broken at event #{seq}: {p}"),
             _ => match self.anchored_after {
-                Some(a) => write!(f, "ok, {} events (after the archive anchor at event #{a})", self.events),
+                Some(a) => write!(
+                    f,
+                    "ok, {} events (after the archive anchor at event #{a})",
+                    self.events
+                ),
                 None => write!(f, "ok, {} events", self.events),
             },
         }
@@ -413,7 +424,11 @@ pub(crate) struct ChainCheck {
 
 impl ChainCheck {
     pub(crate) fn new(after_seq: i64, prev: String) -> ChainCheck {
-        ChainCheck { prev, expected_seq: after_seq + 1, events: 0 }
+        ChainCheck {
+            prev,
+            expected_seq: after_seq + 1,
+            events: 0,
+        }
     }
 
     /// Checks `batch` (in seq order) against the chain so far: `Err((seq, problem))` at the first
@@ -431,7 +446,13 @@ impl ChainCheck {
 
     pub(crate) fn check_ref(&mut self, e: &EventRef<'_>) -> Result<(), (i64, String)> {
         if e.seq != self.expected_seq {
-            return Err((e.seq, format!("expected event {} next: events are missing or reordered", self.expected_seq)));
+            return Err((
+                e.seq,
+                format!(
+                    "expected event {} next: events are missing or reordered",
+                    self.expected_seq
+                ),
+            ));
         }
         if e.prev_hash != self.prev.as_bytes() {
             return Err((
@@ -440,12 +461,18 @@ impl ChainCheck {
             ));
         }
         let mut hex_buf = [0u8; 64];
-        if hex::encode_to_slice(e.hash(self.prev.as_bytes()), &mut hex_buf).is_err() || hex_buf[..] != *e.hash {
-            return Err((e.seq, "its content does not match its hash: the event was altered".into()));
+        if hex::encode_to_slice(e.hash(self.prev.as_bytes()), &mut hex_buf).is_err()
+            || hex_buf[..] != *e.hash
+        {
+            return Err((
+                e.seq,
+                "its content does not match its hash: the event was altered".into(),
+            ));
         }
         // A stored hash that is not text would have failed the comparison above.
         self.prev.clear();
-        self.prev.push_str(std::str::from_utf8(&hex_buf).unwrap_or_default());
+        self.prev
+            .push_str(std::str::from_utf8(&hex_buf).unwrap_or_default());
         self.expected_seq += 1;
         self.events += 1;
         Ok(())
@@ -454,7 +481,12 @@ impl ChainCheck {
     /// Checks PostgreSQL rows selected with [`COLUMNS`], decoding each in place.
     fn check_pg(&mut self, rows: &[sqlx::postgres::PgRow]) -> Result<(), (i64, String)> {
         for r in rows {
-            let e = ref_from_pg(r).map_err(|e| (self.expected_seq, format!("the event could not be read: {e}")))?;
+            let e = ref_from_pg(r).map_err(|e| {
+                (
+                    self.expected_seq,
+                    format!("the event could not be read: {e}"),
+                )
+            })?;
             self.check_ref(&e)?;
         }
         Ok(())
@@ -467,11 +499,18 @@ impl ChainCheck {
         anchored_after: Option<i64>,
         anchor: (i64, String),
     ) -> (Verification, Option<ChainEnd>) {
-        let end = broken.is_none().then(|| ChainEnd { anchor, last: (self.expected_seq - 1, self.prev.clone()) });
+        let end = broken.is_none().then(|| ChainEnd {
+            anchor,
+            last: (self.expected_seq - 1, self.prev.clone()),
+        });
         (self.verification(broken, anchored_after), end)
     }
 
-    fn verification(&self, broken: Option<(i64, String)>, anchored_after: Option<i64>) -> Verification {
+    fn verification(
+        &self,
+        broken: Option<(i64, String)>,
+        anchored_after: Option<i64>,
+    ) -> Verification {
         match broken {
             Some((seq, problem)) => Verification {
                 ok: false,
@@ -480,7 +519,13 @@ impl ChainCheck {
                 problem: Some(problem),
                 anchored_after,
             },
-            None => Verification { ok: true, events: self.events, first_broken: None, problem: None, anchored_after },
+            None => Verification {
+                ok: true,
+                events: self.events,
+                first_broken: None,
+                problem: None,
+                anchored_after,
+            },
         }
     }
 }
@@ -620,9 +665,14 @@ fn sqlite_file(db: &Db) -> Option<std::path::PathBuf> {
     }
     let opts = db.pool.connect_options();
     let url = opts.database_url.as_str();
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
-    let path = percent_encoding::percent_decode_str(path).decode_utf8().ok()?.into_owned();
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
     if path.is_empty() || path == ":memory:" {
         return None;
     }
@@ -638,20 +688,29 @@ fn verify_sqlite(
     use rusqlite::OpenFlags;
     let conn = rusqlite::Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // One read transaction: the anchors and the events of one snapshot (WAL).
     conn.execute_batch("BEGIN")?;
     let anchors = {
-        let mut stmt = conn.prepare("SELECT id, first_seq, seq, prev_hash, hash FROM audit_anchors ORDER BY seq")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+        let mut stmt = conn.prepare(
+            "SELECT id, first_seq, seq, prev_hash, hash FROM audit_anchors ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
         rows.collect::<Result<Vec<(i64, i64, i64, String, String)>, _>>()?
     };
     let anchor = match archive::chain_start(anchors) {
         Ok(head) => head,
         Err((seq, problem)) => {
-            return Ok((ChainCheck::new(0, String::new()).verification(Some((seq, problem)), None), None));
+            return Ok((
+                ChainCheck::new(0, String::new()).verification(Some((seq, problem)), None),
+                None,
+            ));
         }
     };
     let anchored_after = (anchor.0 > 0).then_some(anchor.0);
@@ -664,7 +723,9 @@ fn verify_sqlite(
     // so the check sees the chain's own order either way. (From a checkpoint: by the index.)
     let mut in_order = !resumed;
     if in_order {
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_events NOT INDEXED ORDER BY rowid"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM audit_events NOT INDEXED ORDER BY rowid"
+        ))?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let e = ref_from_sqlite(r)?;
@@ -678,7 +739,9 @@ fn verify_sqlite(
         }
     }
     if !in_order {
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_events WHERE seq >= ?1 ORDER BY seq"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE seq >= ?1 ORDER BY seq"
+        ))?;
         let mut rows = stmt.query([check.expected_seq])?;
         while let Some(r) = rows.next()? {
             if let Err(b) = check.check_ref(&ref_from_sqlite(r)?) {
@@ -695,11 +758,19 @@ fn ref_from_sqlite<'r>(r: &'r rusqlite::Row<'_>) -> Result<EventRef<'r>, rusqlit
         match r.get_ref(i)? {
             ValueRef::Null => Ok(None),
             ValueRef::Text(t) | ValueRef::Blob(t) => Ok(Some(t)),
-            v => Err(rusqlite::Error::InvalidColumnType(i, format!("column {i}"), v.data_type())),
+            v => Err(rusqlite::Error::InvalidColumnType(
+                i,
+                format!("column {i}"),
+                v.data_type(),
+            )),
         }
     };
     let text = |i: usize| -> Result<&'r [u8], rusqlite::Error> {
-        opt(i)?.ok_or(rusqlite::Error::InvalidColumnType(i, format!("column {i}"), rusqlite::types::Type::Null))
+        opt(i)?.ok_or(rusqlite::Error::InvalidColumnType(
+            i,
+            format!("column {i}"),
+            rusqlite::types::Type::Null,
+        ))
     };
     Ok(EventRef {
         seq: r.get(0)?,
@@ -725,7 +796,10 @@ fn ref_from_sqlite<'r>(r: &'r rusqlite::Row<'_>) -> Result<EventRef<'r>, rusqlit
 /// Decodes a PostgreSQL row selected with [`COLUMNS`] by position, borrowing its text.
 fn ref_from_pg(r: &sqlx::postgres::PgRow) -> Result<EventRef<'_>, sqlx::Error> {
     let t = |i: usize| r.try_get::<&str, _>(i).map(str::as_bytes);
-    let o = |i: usize| r.try_get::<Option<&str>, _>(i).map(|v| v.map(str::as_bytes));
+    let o = |i: usize| {
+        r.try_get::<Option<&str>, _>(i)
+            .map(|v| v.map(str::as_bytes))
+    };
     Ok(EventRef {
         seq: r.try_get(0)?,
         at: r.try_get(1)?,
@@ -761,13 +835,24 @@ async fn read_postgres(
     let opts = sqlx::postgres::PgConnectOptions::from_str(url)?;
     let mut conn = sqlx::PgConnection::connect_with(&opts).await?;
     let mut tx = conn.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-    let rows = sqlx::query("SELECT id, first_seq, seq, prev_hash, hash FROM audit_anchors ORDER BY seq")
-        .fetch_all(&mut *tx)
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
         .await?;
+    let rows =
+        sqlx::query("SELECT id, first_seq, seq, prev_hash, hash FROM audit_anchors ORDER BY seq")
+            .fetch_all(&mut *tx)
+            .await?;
     let anchors = rows
         .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ))
+        })
         .collect::<Result<Vec<(i64, i64, i64, String, String)>, sqlx::Error>>()?;
     let Some(after) = send_head(anchors, resume, send).await else {
         return Ok(());
@@ -780,7 +865,10 @@ async fn read_postgres(
             batch.push(r);
             if batch.len() == VERIFY_BATCH
                 && send
-                    .send(Read::Batch(Batch::Postgres(std::mem::replace(&mut batch, Vec::with_capacity(VERIFY_BATCH)))))
+                    .send(Read::Batch(Batch::Postgres(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(VERIFY_BATCH),
+                    ))))
                     .await
                     .is_err()
             {
@@ -819,12 +907,22 @@ async fn read_pool(
     send: &tokio::sync::mpsc::Sender<Read>,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
-    let rows = sqlx::query::<Any>("SELECT id, first_seq, seq, prev_hash, hash FROM audit_anchors ORDER BY seq")
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows = sqlx::query::<Any>(
+        "SELECT id, first_seq, seq, prev_hash, hash FROM audit_anchors ORDER BY seq",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let anchors = rows
         .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ))
+        })
         .collect::<Result<Vec<(i64, i64, i64, String, String)>, sqlx::Error>>()?;
     let Some(after) = send_head(anchors, resume, send).await else {
         return Ok(());
@@ -839,7 +937,10 @@ async fn read_pool(
         batch.push(e);
         if batch.len() == VERIFY_BATCH
             && send
-                .send(Read::Batch(Batch::Stored(std::mem::replace(&mut batch, Vec::with_capacity(VERIFY_BATCH)))))
+                .send(Read::Batch(Batch::Stored(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(VERIFY_BATCH),
+                ))))
                 .await
                 .is_err()
         {

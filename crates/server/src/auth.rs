@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cryowarden_core::{Action, Activity, Actor, Allowed, Impersonation, SiteRole, UserId, UserStatus};
+use cryowarden_core::{
+    Action, Activity, Actor, Allowed, Impersonation, SiteRole, UserId, UserStatus,
+};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -88,12 +90,18 @@ const TOUCH_EVERY_MS: i64 = 60_000;
 
 impl Auth {
     pub fn new(lifetimes: Lifetimes, hash_concurrency: usize) -> Auth {
-        Auth { hasher: Hasher::new(hash_concurrency), throttle: Throttle::default(), lifetimes, cache: DashMap::new() }
+        Auth {
+            hasher: Hasher::new(hash_concurrency),
+            throttle: Throttle::default(),
+            lifetimes,
+            cache: DashMap::new(),
+        }
     }
 
     /// Forgets every cached credential of `user_id` (after a change to them).
     pub fn forget_user(&self, user_id: i64) {
-        self.cache.retain(|_, (p, _)| p.user.id != user_id && p.real_user().id != user_id);
+        self.cache
+            .retain(|_, (p, _)| p.user.id != user_id && p.real_user().id != user_id);
     }
 
     fn forget_hash(&self, hash: &str) {
@@ -101,7 +109,11 @@ impl Auth {
     }
 
     /// The user behind a session cookie or bearer token, if it is valid now.
-    pub async fn resolve(&self, db: &Db, presented: &str) -> Result<Option<Arc<Principal>>, StoreError> {
+    pub async fn resolve(
+        &self,
+        db: &Db,
+        presented: &str,
+    ) -> Result<Option<Arc<Principal>>, StoreError> {
         if presented.len() > 200 {
             return Ok(None);
         }
@@ -125,7 +137,9 @@ impl Auth {
             let last_seen: i64 = row.try_get("last_seen_at")?;
             let expires: i64 = row.try_get("expires_at")?;
             // The idle lifetime the session started with (admin console, site-settings).
-            let idle = row.try_get::<Option<i64>, _>("idle_ms")?.unwrap_or(self.lifetimes.session_idle_ms);
+            let idle = row
+                .try_get::<Option<i64>, _>("idle_ms")?
+                .unwrap_or(self.lifetimes.session_idle_ms);
             if now >= expires || now - last_seen > idle {
                 return self.miss(&hash);
             }
@@ -141,10 +155,21 @@ impl Auth {
             if user.status != UserStatus::Active {
                 return self.miss(&hash);
             }
-            let via = Via::Session { id, csrf: row.try_get("csrf_token")? };
+            let via = Via::Session {
+                id,
+                csrf: row.try_get("csrf_token")?,
+            };
             match impersonation::load(db, id, &user).await? {
-                Some((imp, acting_as)) => Principal { user: acting_as, via, impersonating: Some(imp) },
-                None => Principal { user, via, impersonating: None },
+                Some((imp, acting_as)) => Principal {
+                    user: acting_as,
+                    via,
+                    impersonating: Some(imp),
+                },
+                None => Principal {
+                    user,
+                    via,
+                    impersonating: None,
+                },
             }
         } else if presented.starts_with(API_TOKEN_PREFIX) {
             let row = sqlx::query::<Any>(
@@ -156,11 +181,17 @@ impl Auth {
             let Some(row) = row else {
                 return self.miss(&hash);
             };
-            if row.try_get::<Option<i64>, _>("expires_at")?.is_some_and(|e| now >= e) {
+            if row
+                .try_get::<Option<i64>, _>("expires_at")?
+                .is_some_and(|e| now >= e)
+            {
                 return self.miss(&hash);
             }
             let id: i64 = row.try_get("id")?;
-            if row.try_get::<Option<i64>, _>("last_used_at")?.is_none_or(|t| now - t > TOUCH_EVERY_MS) {
+            if row
+                .try_get::<Option<i64>, _>("last_used_at")?
+                .is_none_or(|t| now - t > TOUCH_EVERY_MS)
+            {
                 sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                     .bind(now)
                     .bind(id)
@@ -168,7 +199,11 @@ impl Auth {
                     .await?;
             }
             let user = users::get(db, row.try_get("user_id")?).await?;
-            Principal { user, via: Via::Token { id }, impersonating: None }
+            Principal {
+                user,
+                via: Via::Token { id },
+                impersonating: None,
+            }
         } else {
             return Ok(None);
         };
@@ -214,19 +249,31 @@ impl Auth {
             Some((user, _)) if ok && user.status == UserStatus::Active => user,
             found => {
                 self.throttle.failed(username, addr);
-                let locked = policy
-                    .lockout()
-                    .is_some_and(|(attempts, duration)| self.throttle.lockout_failed(username, attempts, duration));
+                let locked = policy.lockout().is_some_and(|(attempts, duration)| {
+                    self.throttle.lockout_failed(username, attempts, duration)
+                });
                 let target = match &found {
                     Some((u, _)) => u.audit_target(),
-                    None => Target { kind: "user", id: None, name: Some(username.chars().take(64).collect()) },
+                    None => Target {
+                        kind: "user",
+                        id: None,
+                        name: Some(username.chars().take(64).collect()),
+                    },
                 };
                 let reason = match &found {
                     Some((u, _)) if ok => format!("account is {}", u.status),
                     _ => "wrong username or password".to_owned(),
                 };
                 Ctx::system("login", &source)
-                    .record(db, "login", &target, Outcome::Denied, Some(reason), None, None)
+                    .record(
+                        db,
+                        "login",
+                        &target,
+                        Outcome::Denied,
+                        Some(reason),
+                        None,
+                        None,
+                    )
                     .await?;
                 if locked {
                     let minutes = policy.lockout_minutes;
@@ -248,7 +295,10 @@ impl Auth {
         // The site-wide terms of use (admin console): accepted once per version.
         let terms = crate::console::terms::pending(db, user.id).await?;
         if let Some(t) = terms.as_ref().filter(|_| !accept_terms) {
-            return Ok(LoginOutcome::TermsRequired { text: t.text.clone(), version: t.version });
+            return Ok(LoginOutcome::TermsRequired {
+                text: t.text.clone(),
+                version: t.version,
+            });
         }
         self.throttle.succeeded(username, addr);
         let (idle_ms, absolute_ms) = crate::console::site::lifetimes(db, &self.lifetimes).await?;
@@ -277,15 +327,33 @@ impl Auth {
             .await?;
         let ctx = Ctx::for_actor(user.actor(), &user.username, source);
         if let Some(t) = &terms {
-            crate::console::terms::record_acceptance(&mut tx, &ctx, &user.audit_target(), user.id, t).await?;
+            crate::console::terms::record_acceptance(
+                &mut tx,
+                &ctx,
+                &user.audit_target(),
+                user.id,
+                t,
+            )
+            .await?;
         }
-        ctx.audit_ok(&mut tx, "login", &user.audit_target(), None, None).await?;
+        ctx.audit_ok(&mut tx, "login", &user.audit_target(), None, None)
+            .await?;
         tx.commit().await?;
-        Ok(LoginOutcome::Session { token: secret, csrf, user, expires_at: now + absolute_ms })
+        Ok(LoginOutcome::Session {
+            token: secret,
+            csrf,
+            user,
+            expires_at: now + absolute_ms,
+        })
     }
 
     /// Ends a session.
-    pub async fn logout(&self, db: &Db, principal: &Principal, source: String) -> Result<(), StoreError> {
+    pub async fn logout(
+        &self,
+        db: &Db,
+        principal: &Principal,
+        source: String,
+    ) -> Result<(), StoreError> {
         let Via::Session { id, .. } = principal.via else {
             return Err(StoreError::invalid(
                 "authorization",
@@ -301,7 +369,14 @@ impl Auth {
             .execute(&mut *tx.tx)
             .await?;
         let ctx = principal.ctx(source);
-        ctx.audit_ok(&mut tx, "logout", &principal.user.audit_target(), None, None).await?;
+        ctx.audit_ok(
+            &mut tx,
+            "logout",
+            &principal.user.audit_target(),
+            None,
+            None,
+        )
+        .await?;
         tx.commit().await?;
         self.forget_user(principal.real_user().id);
         Ok(())
@@ -313,8 +388,14 @@ impl Auth {
             return Ok(None);
         }
         let mut tx = db.begin_write().await?;
-        let (secret, expires) =
-            users::issue_token(&mut tx, None, "bootstrap", self.lifetimes.bootstrap_ms, None).await?;
+        let (secret, expires) = users::issue_token(
+            &mut tx,
+            None,
+            "bootstrap",
+            self.lifetimes.bootstrap_ms,
+            None,
+        )
+        .await?;
         let ctx = Ctx::system("startup", "local");
         ctx.audit_ok(
             &mut tx,
@@ -329,7 +410,12 @@ impl Auth {
     }
 
     /// Redeems a registration (or bootstrap) token: sets the password and activates the user.
-    pub async fn register(&self, db: &Db, req: RegisterRequest, source: String) -> Result<User, StoreError> {
+    pub async fn register(
+        &self,
+        db: &Db,
+        req: RegisterRequest,
+        source: String,
+    ) -> Result<User, StoreError> {
         crate::console::authentication::check_password(db, &req.password).await?;
         let hash_of_token = hash_token(&req.token);
         let token = find_token(db, &hash_of_token, &["register", "bootstrap"]).await?;
@@ -350,7 +436,8 @@ impl Auth {
         let user = match token.user_id {
             None => {
                 // The bootstrap token: creates the first Site Admin, if there still is none.
-                let (Some(username), Some(email)) = (req.username.as_deref(), req.email.as_deref()) else {
+                let (Some(username), Some(email)) = (req.username.as_deref(), req.email.as_deref())
+                else {
                     return Err(StoreError::invalid(
                         "username",
                         "registering the first Site Admin needs a username and an email",
@@ -359,30 +446,58 @@ impl Auth {
                 let new = NewUser {
                     username: users::validate_username(username)?,
                     email: users::validate_email(email)?,
-                    first_name: users::validate_name("first_name", req.first_name.as_deref().unwrap_or(""))?,
-                    last_name: users::validate_name("last_name", req.last_name.as_deref().unwrap_or(""))?,
+                    first_name: users::validate_name(
+                        "first_name",
+                        req.first_name.as_deref().unwrap_or(""),
+                    )?,
+                    last_name: users::validate_name(
+                        "last_name",
+                        req.last_name.as_deref().unwrap_or(""),
+                    )?,
                     site_role: Some(SiteRole::SiteAdmin),
                 };
-                let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE site_role = 'site_admin'")
-                    .fetch_one(&mut *tx.tx)
-                    .await?;
+                let admins: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE site_role = 'site_admin'")
+                        .fetch_one(&mut *tx.tx)
+                        .await?;
                 if admins > 0 {
                     return Err(StoreError::BadToken);
                 }
                 let proof = Allowed::system(Activity::CreateUser.into(), "bootstrap", None);
-                let user = users::insert(&mut tx, &proof, &new, UserStatus::Active, Some(&password_hash)).await?;
-                ctx.audit_ok(&mut tx, "bootstrap-site-admin", &user.audit_target(), None, Some(users::snapshot(&user)))
-                    .await?;
+                let user = users::insert(
+                    &mut tx,
+                    &proof,
+                    &new,
+                    UserStatus::Active,
+                    Some(&password_hash),
+                )
+                .await?;
+                ctx.audit_ok(
+                    &mut tx,
+                    "bootstrap-site-admin",
+                    &user.audit_target(),
+                    None,
+                    Some(users::snapshot(&user)),
+                )
+                .await?;
                 user
             }
             Some(user_id) => {
-                let mut sets = String::from("password_hash = $1, status = 'active', updated_at = $2");
+                let mut sets =
+                    String::from("password_hash = $1, status = 'active', updated_at = $2");
                 let mut n = 3;
                 let mut extra: Vec<String> = Vec::new();
-                for (field, value) in [("first_name", &req.first_name), ("last_name", &req.last_name)] {
+                for (field, value) in [
+                    ("first_name", &req.first_name),
+                    ("last_name", &req.last_name),
+                ] {
                     if let Some(v) = value {
                         extra.push(users::validate_name(
-                            if field == "first_name" { "first_name" } else { "last_name" },
+                            if field == "first_name" {
+                                "first_name"
+                            } else {
+                                "last_name"
+                            },
                             v,
                         )?);
                         sets.push_str(&format!(", {field} = ${n}"));
@@ -395,7 +510,11 @@ impl Auth {
                         "your username and email were set by the admin who invited you; leave them out",
                     ));
                 }
-                crate::console::active_users::check_seat(&mut tx, crate::console::active_users::Seat::Register).await?;
+                crate::console::active_users::check_seat(
+                    &mut tx,
+                    crate::console::active_users::Seat::Register,
+                )
+                .await?;
                 let sql = format!("UPDATE users SET {sets} WHERE id = ${n} AND status = 'invited'");
                 let mut q = sqlx::query(&sql).bind(&password_hash).bind(now);
                 for v in extra {
@@ -404,14 +523,20 @@ impl Auth {
                 if q.bind(user_id).execute(&mut *tx.tx).await?.rows_affected() != 1 {
                     return Err(StoreError::BadToken);
                 }
-                let row = sqlx::query::<Any>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-                    .bind(user_id)
-                    .fetch_one(&mut *tx.tx)
-                    .await?;
+                let row =
+                    sqlx::query::<Any>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                        .bind(user_id)
+                        .fetch_one(&mut *tx.tx)
+                        .await?;
                 let user = user_from_row(&row)?;
-                let proof = Allowed::system(Activity::ChangePassword.into(), "redeem-token", Some(UserId(user_id)));
+                let proof = Allowed::system(
+                    Activity::ChangePassword.into(),
+                    "redeem-token",
+                    Some(UserId(user_id)),
+                );
                 proof.require(Action::Activity(Activity::ChangePassword))?;
-                ctx.audit_ok(&mut tx, "register", &user.audit_target(), None, None).await?;
+                ctx.audit_ok(&mut tx, "register", &user.audit_target(), None, None)
+                    .await?;
                 user
             }
         };
@@ -420,7 +545,13 @@ impl Auth {
     }
 
     /// Redeems a reset token: sets a new password and signs the user out everywhere.
-    pub async fn reset(&self, db: &Db, token: &str, password: String, source: String) -> Result<User, StoreError> {
+    pub async fn reset(
+        &self,
+        db: &Db,
+        token: &str,
+        password: String,
+        source: String,
+    ) -> Result<User, StoreError> {
         crate::console::authentication::check_password(db, &password).await?;
         let found = find_token(db, &hash_token(token), &["reset"]).await?;
         let user_id = found.user_id.ok_or(StoreError::BadToken)?;
@@ -436,7 +567,11 @@ impl Auth {
         if claimed.rows_affected() != 1 {
             return Err(StoreError::BadToken);
         }
-        let proof = Allowed::system(Activity::ChangePassword.into(), "redeem-token", Some(UserId(user_id)));
+        let proof = Allowed::system(
+            Activity::ChangePassword.into(),
+            "redeem-token",
+            Some(UserId(user_id)),
+        );
         proof.require(Activity::ChangePassword.into())?;
         sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
             .bind(&password_hash)
@@ -451,7 +586,8 @@ impl Auth {
             .await?;
         let user = user_from_row(&row)?;
         let ctx = Ctx::system("reset", &source);
-        ctx.audit_ok(&mut tx, "reset-password", &user.audit_target(), None, None).await?;
+        ctx.audit_ok(&mut tx, "reset-password", &user.audit_target(), None, None)
+            .await?;
         tx.commit().await?;
         self.forget_user(user_id);
         Ok(user)
@@ -475,7 +611,10 @@ impl Auth {
         if let Some(days) = req.expires_in_days
             && !(1..=3650).contains(&days)
         {
-            return Err(StoreError::invalid("expires_in_days", "must be between 1 and 3650"));
+            return Err(StoreError::invalid(
+                "expires_in_days",
+                "must be between 1 and 3650",
+            ));
         }
         let secret = Secret::generate(API_TOKEN_PREFIX);
         let now = now_ms();
@@ -493,10 +632,20 @@ impl Auth {
         .bind(expires)
         .fetch_one(&mut *tx.tx)
         .await?;
-        let target = Target { kind: "api-token", id: Some(id.to_string()), name: Some(name.clone()) };
+        let target = Target {
+            kind: "api-token",
+            id: Some(id.to_string()),
+            name: Some(name.clone()),
+        };
         principal
             .ctx(source)
-            .audit_ok(&mut tx, "create-api-token", &target, None, Some(json!({ "name": name, "prefix": prefix })))
+            .audit_ok(
+                &mut tx,
+                "create-api-token",
+                &target,
+                None,
+                Some(json!({ "name": name, "prefix": prefix })),
+            )
             .await?;
         tx.commit().await?;
         let token = ApiToken {
@@ -511,7 +660,11 @@ impl Auth {
         Ok((token, secret))
     }
 
-    pub async fn list_api_tokens(&self, db: &Db, principal: &Principal) -> Result<Vec<ApiToken>, StoreError> {
+    pub async fn list_api_tokens(
+        &self,
+        db: &Db,
+        principal: &Principal,
+    ) -> Result<Vec<ApiToken>, StoreError> {
         if principal.impersonating.is_some() {
             return Err(StoreError::Impersonating(API_TOKENS_WHILE_IMPERSONATING));
         }
@@ -546,12 +699,13 @@ impl Auth {
             return Err(StoreError::Impersonating(API_TOKENS_WHILE_IMPERSONATING));
         }
         let mut tx = db.begin_write().await?;
-        let row =
-            sqlx::query::<Any>("SELECT name FROM api_tokens WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(principal.user.id)
-                .fetch_optional(&mut *tx.tx)
-                .await?;
+        let row = sqlx::query::<Any>(
+            "SELECT name FROM api_tokens WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(principal.user.id)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
         let Some(row) = row else {
             return Err(StoreError::NotFound { what: "API token" });
         };
@@ -561,8 +715,15 @@ impl Auth {
             .bind(id)
             .execute(&mut *tx.tx)
             .await?;
-        let target = Target { kind: "api-token", id: Some(id.to_string()), name: Some(name) };
-        principal.ctx(source).audit_ok(&mut tx, "revoke-api-token", &target, None, None).await?;
+        let target = Target {
+            kind: "api-token",
+            id: Some(id.to_string()),
+            name: Some(name),
+        };
+        principal
+            .ctx(source)
+            .audit_ok(&mut tx, "revoke-api-token", &target, None, None)
+            .await?;
         tx.commit().await?;
         self.forget_user(principal.user.id);
         Ok(())
@@ -591,11 +752,12 @@ struct FoundToken {
 }
 
 async fn find_token(db: &Db, hash: &str, kinds: &[&str]) -> Result<FoundToken, StoreError> {
-    let row =
-        sqlx::query::<Any>("SELECT id, user_id, kind, expires_at, used_at FROM user_tokens WHERE token_hash = $1")
-            .bind(hash)
-            .fetch_optional(&db.pool)
-            .await?;
+    let row = sqlx::query::<Any>(
+        "SELECT id, user_id, kind, expires_at, used_at FROM user_tokens WHERE token_hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(&db.pool)
+    .await?;
     let Some(row) = row else {
         return Err(StoreError::BadToken);
     };
@@ -606,7 +768,10 @@ async fn find_token(db: &Db, hash: &str, kinds: &[&str]) -> Result<FoundToken, S
     {
         return Err(StoreError::BadToken);
     }
-    Ok(FoundToken { id: row.try_get("id")?, user_id: row.try_get("user_id")? })
+    Ok(FoundToken {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+    })
 }
 
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
@@ -661,7 +826,9 @@ pub async fn bootstrap_site_admin(
     let hash = hasher.hash(password).await?;
     let mut tx = db.begin_write().await?;
     let admins: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE site_role = 'site_admin'").fetch_one(&mut *tx.tx).await?;
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE site_role = 'site_admin'")
+            .fetch_one(&mut *tx.tx)
+            .await?;
     if admins > 0 {
         return Err(StoreError::invalid(
             "site_admin",
@@ -675,7 +842,14 @@ pub async fn bootstrap_site_admin(
         .execute(&mut *tx.tx)
         .await?;
     let ctx = Ctx::system("bootstrap", "cli");
-    ctx.audit_ok(&mut tx, "bootstrap-site-admin", &user.audit_target(), None, Some(users::snapshot(&user))).await?;
+    ctx.audit_ok(
+        &mut tx,
+        "bootstrap-site-admin",
+        &user.audit_target(),
+        None,
+        Some(users::snapshot(&user)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }

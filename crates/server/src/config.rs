@@ -94,9 +94,15 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
     #[error("environment variable {name}: {message}")]
     Env { name: String, message: String },
 }
@@ -110,13 +116,19 @@ impl Config {
         } else if let Ok(dir) = std::env::var("CRYOWARDEN_DATA_DIR") {
             config.data_dir = PathBuf::from(dir);
         }
-        let path = file.map(Path::to_owned).unwrap_or_else(|| config.data_dir.join("cryowarden.toml"));
+        let path = file
+            .map(Path::to_owned)
+            .unwrap_or_else(|| config.data_dir.join("cryowarden.toml"));
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let data_dir = config.data_dir.clone();
-                config = toml::from_str(&text)
-                    .map_err(|e| ConfigError::Parse { path: path.clone(), source: Box::new(e) })?;
-                if data_dir.as_os_str() != "./cryowarden-data" || config.data_dir.as_os_str() == "./cryowarden-data" {
+                config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.clone(),
+                    source: Box::new(e),
+                })?;
+                if data_dir.as_os_str() != "./cryowarden-data"
+                    || config.data_dir.as_os_str() == "./cryowarden-data"
+                {
                     config.data_dir = data_dir;
                 }
             }
@@ -136,8 +148,10 @@ impl Config {
             T::Err: std::fmt::Display,
         {
             if let Some(v) = var(name) {
-                *into =
-                    v.parse().map_err(|e: T::Err| ConfigError::Env { name: name.into(), message: e.to_string() })?;
+                *into = v.parse().map_err(|e: T::Err| ConfigError::Env {
+                    name: name.into(),
+                    message: e.to_string(),
+                })?;
             }
             Ok(())
         }
@@ -151,12 +165,25 @@ impl Config {
         if let Some(v) = var("CRYOWARDEN_LOG") {
             self.log = v;
         }
-        parse("CRYOWARDEN_SESSION_IDLE_MINUTES", &mut self.session_idle_minutes)?;
-        parse("CRYOWARDEN_PASSWORD_HASH_CONCURRENCY", &mut self.password_hash_concurrency)?;
+        parse(
+            "CRYOWARDEN_SESSION_IDLE_MINUTES",
+            &mut self.session_idle_minutes,
+        )?;
+        parse(
+            "CRYOWARDEN_PASSWORD_HASH_CONCURRENCY",
+            &mut self.password_hash_concurrency,
+        )?;
         if let Some(v) = var("CRYOWARDEN_TRUSTED_PROXIES") {
-            self.trusted_proxies = v.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            self.trusted_proxies = v
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
-        parse("CRYOWARDEN_HEADER_READ_TIMEOUT_SECS", &mut self.header_read_timeout_secs)?;
+        parse(
+            "CRYOWARDEN_HEADER_READ_TIMEOUT_SECS",
+            &mut self.header_read_timeout_secs,
+        )?;
         parse("CRYOWARDEN_MAX_CONNECTIONS", &mut self.max_connections)?;
         if let Some(v) = var("CRYOWARDEN_RUNNER_COMMAND") {
             self.runner.command = v.split_whitespace().map(str::to_owned).collect();
@@ -290,12 +317,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(runner.runner.command.len(), 3);
-        assert_eq!(runner.runner.policy.as_deref(), Some(Path::new("/etc/cw.toml")));
+        assert_eq!(
+            runner.runner.policy.as_deref(),
+            Some(Path::new("/etc/cw.toml"))
+        );
     }
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://cw:secret@127.0.0.1/cw"), "postgres://cw:***@127.0.0.1/cw");
+        assert_eq!(
+            redact_url("postgres://cw:secret@127.0.0.1/cw"),
+            "postgres://cw:***@127.0.0.1/cw"
+        );
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
 }

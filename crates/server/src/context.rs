@@ -33,10 +33,18 @@ pub struct Target {
 
 impl Target {
     pub fn instance() -> Target {
-        Target { kind: "instance", id: None, name: None }
+        Target {
+            kind: "instance",
+            id: None,
+            name: None,
+        }
     }
     pub fn user(id: i64, name: &str) -> Target {
-        Target { kind: "user", id: Some(id.to_string()), name: Some(name.to_owned()) }
+        Target {
+            kind: "user",
+            id: Some(id.to_string()),
+            name: Some(name.to_owned()),
+        }
     }
 }
 
@@ -55,7 +63,10 @@ impl Ctx {
     pub fn for_actor(actor: Actor, username: &str, source: String) -> Ctx {
         Ctx {
             actor: Some(actor),
-            who: Who { id: Some(actor.user.0), name: username.to_owned() },
+            who: Who {
+                id: Some(actor.user.0),
+                name: username.to_owned(),
+            },
             impersonator: None,
             source,
             project_scope: None,
@@ -87,8 +98,16 @@ impl Ctx {
         match authorize(actor, action, &resource) {
             Decision::Allow(allowed) => Ok(allowed),
             Decision::Deny(denied) => {
-                self.record(db, &action.name(), target, Outcome::Denied, Some(denied.reason.clone()), None, None)
-                    .await?;
+                self.record(
+                    db,
+                    &action.name(),
+                    target,
+                    Outcome::Denied,
+                    Some(denied.reason.clone()),
+                    None,
+                    None,
+                )
+                .await?;
                 Err(denied.into())
             }
         }
@@ -129,7 +148,12 @@ impl Ctx {
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) -> Result<(), StoreError> {
-        audit::append(tx, self.event(action, target, Outcome::Ok, None, before, after)).await.map(|_| ())
+        audit::append(
+            tx,
+            self.event(action, target, Outcome::Ok, None, before, after),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Records an event in a transaction of its own. A refusal (`Denied`) that repeats one

@@ -13,7 +13,10 @@ pub const FILE_MODE: u32 = 0o600;
 
 /// Creates `dir` (and missing parents) with mode 0700 if it does not exist.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
 }
 
 /// Options that create a file 0600 (the mode applies only when it is created).
@@ -36,10 +39,19 @@ pub fn make_private(path: &Path) {
 /// Creates the data directory 0700 if missing; refuses one that group or others can read,
 /// write or enter, saying the command that fixes it.
 pub fn prepare_for_serve(dir: &Path) -> Result<(), StoreError> {
-    create_private_dir(dir)
-        .map_err(|e| StoreError::Config(format!("cannot create the data directory {}: {e}", dir.display())))?;
+    create_private_dir(dir).map_err(|e| {
+        StoreError::Config(format!(
+            "cannot create the data directory {}: {e}",
+            dir.display()
+        ))
+    })?;
     let mode = std::fs::metadata(dir)
-        .map_err(|e| StoreError::Config(format!("cannot read the data directory {}: {e}", dir.display())))?
+        .map_err(|e| {
+            StoreError::Config(format!(
+                "cannot read the data directory {}: {e}",
+                dir.display()
+            ))
+        })?
         .permissions()
         .mode();
     if mode & 0o077 != 0 {

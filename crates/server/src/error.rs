@@ -15,16 +15,26 @@ pub enum StoreError {
     Conflict { field: &'static str },
     /// The change conflicts with the current state (not a taken name): says what to do first.
     #[error("{field}: {message}")]
-    InUse { field: &'static str, message: String },
+    InUse {
+        field: &'static str,
+        message: String,
+    },
     #[error("{what} not found")]
     NotFound { what: &'static str },
     /// Input that breaks a domain rule: names the field and says what is wrong.
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// Input that is well formed but asks for something cryowarden does not do (a cluster file
     /// of another scheduler): a stable `code` of its own, the field, and what to do instead.
     #[error("{field}: {message}")]
-    Unsupported { field: &'static str, code: &'static str, message: String },
+    Unsupported {
+        field: &'static str,
+        code: &'static str,
+        message: String,
+    },
     /// The token is unknown, used or expired.
     #[error("the token is invalid, used or expired")]
     BadToken,
@@ -56,7 +66,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        StoreError::Invalid { field, message: message.into() }
+        StoreError::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 }
 

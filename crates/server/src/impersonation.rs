@@ -93,7 +93,11 @@ impl Impersonating {
 
 /// The open impersonation of a session, with the user it acts as; `None` when there is none or
 /// it has just ended (time limit, or either side no longer active — recorded here).
-pub(crate) async fn load(db: &Db, session_id: i64, me: &User) -> Result<Option<(Impersonating, User)>, StoreError> {
+pub(crate) async fn load(
+    db: &Db,
+    session_id: i64,
+    me: &User,
+) -> Result<Option<(Impersonating, User)>, StoreError> {
     let Some(row) = sqlx::query::<Any>(
         "SELECT i.id, i.target_user_id, i.target_role, i.target_lab_id, l.name AS lab_name, i.scope, i.project_id, \
          i.started_at, i.expires_at FROM impersonations i LEFT JOIN labs l ON l.id = i.target_lab_id \
@@ -105,9 +109,16 @@ pub(crate) async fn load(db: &Db, session_id: i64, me: &User) -> Result<Option<(
     else {
         return Ok(None);
     };
-    let role = row.try_get::<Option<String>, _>("target_role")?.as_deref().and_then(SiteRole::parse);
+    let role = row
+        .try_get::<Option<String>, _>("target_role")?
+        .as_deref()
+        .and_then(SiteRole::parse);
     let group = match row.try_get::<Option<i64>, _>("target_lab_id")? {
-        Some(id) => Some((id, row.try_get::<Option<String>, _>("lab_name")?.unwrap_or_default())),
+        Some(id) => Some((
+            id,
+            row.try_get::<Option<String>, _>("lab_name")?
+                .unwrap_or_default(),
+        )),
         None => None,
     };
     let imp = Impersonating {
@@ -122,13 +133,23 @@ pub(crate) async fn load(db: &Db, session_id: i64, me: &User) -> Result<Option<(
         expires_at: row.try_get("expires_at")?,
     };
     let target = match (role, row.try_get::<Option<i64>, _>("target_user_id")?) {
-        (Some(role), _) => User { site_role: role, ..me.clone() },
-        (None, None) if group.is_some() => User { site_role: SiteRole::None, ..me.clone() },
+        (Some(role), _) => User {
+            site_role: role,
+            ..me.clone()
+        },
+        (None, None) if group.is_some() => User {
+            site_role: SiteRole::None,
+            ..me.clone()
+        },
         (None, Some(id)) => match users::find(db, id).await? {
             Some(u) => u,
             None => return Ok(None), // deleted: the row went with it (ON DELETE CASCADE)
         },
-        (None, None) => return Err(StoreError::Internal("impersonation without a target".into())),
+        (None, None) => {
+            return Err(StoreError::Internal(
+                "impersonation without a target".into(),
+            ));
+        }
     };
     let reason = if now_ms() >= imp.expires_at {
         Some("time-limit")
@@ -138,7 +159,14 @@ pub(crate) async fn load(db: &Db, session_id: i64, me: &User) -> Result<Option<(
         None
     };
     if let Some(reason) = reason {
-        end(db, &imp, &target, reason, Ctx::system("impersonation", "local")).await?;
+        end(
+            db,
+            &imp,
+            &target,
+            reason,
+            Ctx::system("impersonation", "local"),
+        )
+        .await?;
         return Ok(None);
     }
     Ok(Some((imp, target)))
@@ -147,11 +175,26 @@ pub(crate) async fn load(db: &Db, session_id: i64, me: &User) -> Result<Option<(
 /// The Ctx of a request made while impersonating: the target acts, the impersonator is named.
 pub(crate) fn who(imp: &Impersonating, acting_as: &User) -> (Who, Who) {
     let acting = match (imp.role, &imp.group) {
-        (Some(r), _) => Who { id: Some(acting_as.id), name: format!("{} (as role {r})", imp.by.username) },
-        (None, Some((_, lab))) => Who { id: Some(acting_as.id), name: format!("{} (as group {lab})", imp.by.username) },
-        (None, None) => Who { id: Some(acting_as.id), name: acting_as.username.clone() },
+        (Some(r), _) => Who {
+            id: Some(acting_as.id),
+            name: format!("{} (as role {r})", imp.by.username),
+        },
+        (None, Some((_, lab))) => Who {
+            id: Some(acting_as.id),
+            name: format!("{} (as group {lab})", imp.by.username),
+        },
+        (None, None) => Who {
+            id: Some(acting_as.id),
+            name: acting_as.username.clone(),
+        },
     };
-    (acting, Who { id: Some(imp.by.id), name: imp.by.username.clone() })
+    (
+        acting,
+        Who {
+            id: Some(imp.by.id),
+            name: imp.by.username.clone(),
+        },
+    )
 }
 
 /// The facts of an impersonate request: the project of the target's that `me` administers as
@@ -192,7 +235,10 @@ pub async fn user_resource(
     workspace: Option<i64>,
 ) -> Result<(Resource, Option<i64>), StoreError> {
     let (pa, fa) = scope_facts(db, me, target.id, project, workspace).await?;
-    Ok((target.target().scoped(pa.is_some(), fa.is_some()), pa.or(fa)))
+    Ok((
+        target.target().scoped(pa.is_some(), fa.is_some()),
+        pa.or(fa),
+    ))
 }
 
 /// Starts impersonating for the caller's browser session.
@@ -222,9 +268,13 @@ pub async fn start(
                 None => return Err(StoreError::NotFound { what: "user" }),
             };
             if target.status != UserStatus::Active {
-                return Err(StoreError::invalid("user", "only an active user can be impersonated"));
+                return Err(StoreError::invalid(
+                    "user",
+                    "only an active user can be impersonated",
+                ));
             }
-            let (resource, project) = user_resource(db, me.id, &target, req.project, req.workspace).await?;
+            let (resource, project) =
+                user_resource(db, me.id, &target, req.project, req.workspace).await?;
             (Some(target), None, resource, project)
         }
         (None, Some(r), None) => {
@@ -235,14 +285,20 @@ pub async fn start(
                 )
             })?;
             if req.project.is_some() || req.workspace.is_some() {
-                return Err(StoreError::invalid("project", "a role is impersonated site-wide, with no project"));
+                return Err(StoreError::invalid(
+                    "project",
+                    "a role is impersonated site-wide, with no project",
+                ));
             }
             // A role is impersonated as a phantom user holding it (id 0 is nobody).
             (None, Some(role), Resource::user(UserId(0), role), None)
         }
         (None, None, Some(_)) => {
             if req.project.is_some() || req.workspace.is_some() {
-                return Err(StoreError::invalid("project", "a group is impersonated site-wide, with no project"));
+                return Err(StoreError::invalid(
+                    "project",
+                    "a group is impersonated site-wide, with no project",
+                ));
             }
             // A group, as a phantom ordinary user: Site and Application Admins only.
             (None, None, Resource::user(UserId(0), SiteRole::None), None)
@@ -260,16 +316,32 @@ pub async fn start(
     };
     let target_name = match (&target_user, role, &group) {
         (Some(t), _, _) => t.audit_target(),
-        (None, Some(r), _) => Target { kind: "role", id: Some(r.as_str().into()), name: Some(r.as_str().into()) },
-        (None, None, Some((id, lab))) => Target { kind: "lab", id: Some(id.to_string()), name: Some(lab.clone()) },
+        (None, Some(r), _) => Target {
+            kind: "role",
+            id: Some(r.as_str().into()),
+            name: Some(r.as_str().into()),
+        },
+        (None, None, Some((id, lab))) => Target {
+            kind: "lab",
+            id: Some(id.to_string()),
+            name: Some(lab.clone()),
+        },
         _ => unreachable!("one of user, role or group was checked above"),
     };
-    let proof = ctx.authorize(db, Activity::Impersonate.into(), resource, &target_name).await?;
+    let proof = ctx
+        .authorize(db, Activity::Impersonate.into(), resource, &target_name)
+        .await?;
     let scope = ImpersonationScope::granted_by(&proof)
         .ok_or_else(|| StoreError::Internal("an impersonate proof without a scope".into()))?;
-    let project = if scope == ImpersonationScope::Scoped { project } else { None };
+    let project = if scope == ImpersonationScope::Scoped {
+        project
+    } else {
+        None
+    };
     if !(1..=24 * 60).contains(&minutes) {
-        return Err(StoreError::Internal(format!("impersonation time limit {minutes} min out of range")));
+        return Err(StoreError::Internal(format!(
+            "impersonation time limit {minutes} min out of range"
+        )));
     }
     let now = now_ms();
     let expires = now + minutes * 60_000;
@@ -307,14 +379,19 @@ pub async fn start(
         started_at: now,
         expires_at: expires,
     };
-    let acting_as = target_user.unwrap_or_else(|| User { site_role: role.unwrap_or(SiteRole::None), ..me.clone() });
+    let acting_as = target_user.unwrap_or_else(|| User {
+        site_role: role.unwrap_or(SiteRole::None),
+        ..me.clone()
+    });
     let status = imp.status(&acting_as);
     ctx.audit_ok(
         &mut tx,
         "start-impersonation",
         &target_name,
         None,
-        Some(json!({ "scope": scope.as_str(), "project": project, "expires_at": status.expires_at })),
+        Some(
+            json!({ "scope": scope.as_str(), "project": project, "expires_at": status.expires_at }),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -323,7 +400,13 @@ pub async fn start(
 
 /// Ends an impersonation, recording why, with both names (the ctx of the impersonating
 /// request, or the system's for a time limit).
-async fn end(db: &Db, imp: &Impersonating, acting_as: &User, reason: &str, ctx: Ctx) -> Result<bool, StoreError> {
+async fn end(
+    db: &Db,
+    imp: &Impersonating,
+    acting_as: &User,
+    reason: &str,
+    ctx: Ctx,
+) -> Result<bool, StoreError> {
     let mut tx = db.begin_write().await?;
     let done =
         sqlx::query("UPDATE impersonations SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL")
@@ -336,19 +419,43 @@ async fn end(db: &Db, imp: &Impersonating, acting_as: &User, reason: &str, ctx: 
         return Ok(false);
     }
     let (acting, by) = who(imp, acting_as);
-    let ctx = Ctx { who: acting, impersonator: Some(by), ..ctx };
+    let ctx = Ctx {
+        who: acting,
+        impersonator: Some(by),
+        ..ctx
+    };
     let target = match (imp.role, &imp.group) {
-        (Some(r), _) => Target { kind: "role", id: Some(r.as_str().into()), name: Some(r.as_str().into()) },
-        (None, Some((id, lab))) => Target { kind: "lab", id: Some(id.to_string()), name: Some(lab.clone()) },
+        (Some(r), _) => Target {
+            kind: "role",
+            id: Some(r.as_str().into()),
+            name: Some(r.as_str().into()),
+        },
+        (None, Some((id, lab))) => Target {
+            kind: "lab",
+            id: Some(id.to_string()),
+            name: Some(lab.clone()),
+        },
         (None, None) => acting_as.audit_target(),
     };
-    ctx.audit_ok(&mut tx, "stop-impersonation", &target, None, Some(json!({ "reason": reason }))).await?;
+    ctx.audit_ok(
+        &mut tx,
+        "stop-impersonation",
+        &target,
+        None,
+        Some(json!({ "reason": reason })),
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }
 
 /// Stops the caller's impersonation (`stopped`) or ends it at logout (`logout`).
-pub async fn stop(db: &Db, principal: &Principal, source: String, reason: &str) -> Result<bool, StoreError> {
+pub async fn stop(
+    db: &Db,
+    principal: &Principal,
+    source: String,
+    reason: &str,
+) -> Result<bool, StoreError> {
     let Some(imp) = &principal.impersonating else {
         return Ok(false);
     };

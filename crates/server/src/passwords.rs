@@ -3,7 +3,9 @@
 
 use std::sync::{Arc, LazyLock};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use cryowarden_core::limits;
 use tokio::sync::Semaphore;
@@ -13,8 +15,13 @@ use crate::error::StoreError;
 /// Openwall's public-domain list of common passwords (John the Ripper's `password.lst`).
 const COMMON: &str = include_str!("../data/common-passwords.txt");
 
-static COMMON_SET: LazyLock<std::collections::HashSet<String>> =
-    LazyLock::new(|| COMMON.lines().filter(|l| !l.starts_with("#!") && !l.is_empty()).map(str::to_lowercase).collect());
+static COMMON_SET: LazyLock<std::collections::HashSet<String>> = LazyLock::new(|| {
+    COMMON
+        .lines()
+        .filter(|l| !l.starts_with("#!") && !l.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+});
 
 /// Whether `password` is a common one, or a common one with digits and punctuation appended,
 /// or one repeated ("passwordpassword").
@@ -51,13 +58,22 @@ pub fn check_policy(password: &str) -> Result<(), StoreError> {
 pub fn check_policy_min(password: &str, min: usize) -> Result<(), StoreError> {
     let n = password.chars().count();
     if n < min {
-        return Err(StoreError::invalid("password", format!("must be at least {min} characters")));
+        return Err(StoreError::invalid(
+            "password",
+            format!("must be at least {min} characters"),
+        ));
     }
     if n > limits::PASSWORD_MAX {
-        return Err(StoreError::invalid("password", format!("must be at most {} characters", limits::PASSWORD_MAX)));
+        return Err(StoreError::invalid(
+            "password",
+            format!("must be at most {} characters", limits::PASSWORD_MAX),
+        ));
     }
     if is_common(password) {
-        return Err(StoreError::invalid("password", "is too common: choose a longer passphrase of unrelated words"));
+        return Err(StoreError::invalid(
+            "password",
+            "is too common: choose a longer passphrase of unrelated words",
+        ));
     }
     Ok(())
 }
@@ -73,7 +89,10 @@ impl Hasher {
     /// OWASP's argon2id recommendation: 19 MiB, 2 passes, 1 lane.
     pub fn new(concurrency: usize) -> Hasher {
         let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
-        Hasher { permits: Arc::new(Semaphore::new(concurrency.max(1))), params }
+        Hasher {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            params,
+        }
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -81,11 +100,17 @@ impl Hasher {
     }
 
     pub async fn hash(&self, password: String) -> Result<String, StoreError> {
-        let _permit = self.permits.acquire().await.map_err(|e| StoreError::Internal(e.to_string()))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
         let argon2 = self.argon2();
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
-            argon2.hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+            argon2
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
         })
         .await
         .map_err(|e| StoreError::Internal(e.to_string()))?
@@ -94,12 +119,21 @@ impl Hasher {
 
     /// Verifies `password` against a stored hash; `None` (no password set) verifies against a
     /// dummy hash so that timing does not tell which accounts exist.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, StoreError> {
-        let _permit = self.permits.acquire().await.map_err(|e| StoreError::Internal(e.to_string()))?;
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
         let argon2 = self.argon2();
         tokio::task::spawn_blocking(move || {
             let stored = stored.unwrap_or_else(|| DUMMY_HASH.clone());
-            let parsed = PasswordHash::new(&stored).map_err(|e| StoreError::Internal(e.to_string()))?;
+            let parsed =
+                PasswordHash::new(&stored).map_err(|e| StoreError::Internal(e.to_string()))?;
             Ok(argon2.verify_password(password.as_bytes(), &parsed).is_ok())
         })
         .await
@@ -122,12 +156,23 @@ mod tests {
 
     #[test]
     fn common_passwords_and_their_variants_are_refused() {
-        for pw in ["password1234", "Password1234!", "qwertyqwerty", "123456789012", "abcabcabcabc", "letmeinletmein"] {
+        for pw in [
+            "password1234",
+            "Password1234!",
+            "qwertyqwerty",
+            "123456789012",
+            "abcabcabcabc",
+            "letmeinletmein",
+        ] {
             assert!(check_policy(pw).is_err(), "{pw} should be refused");
         }
         assert!(check_policy("short").is_err());
         assert!(check_policy(&"x".repeat(257)).is_err());
-        for pw in ["correct horse battery staple", "grid-lens-argon-42", "ΩmegaΔeltaψ1234"] {
+        for pw in [
+            "correct horse battery staple",
+            "grid-lens-argon-42",
+            "ΩmegaΔeltaψ1234",
+        ] {
             assert!(check_policy(pw).is_ok(), "{pw} should pass");
         }
     }

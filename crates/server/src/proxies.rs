@@ -56,7 +56,9 @@ impl TrustedProxies {
                 .map(|element| {
                     element.split(';').find_map(|pair| {
                         let (k, v) = pair.trim().split_once('=')?;
-                        k.trim().eq_ignore_ascii_case("for").then(|| parse_addr(v.trim().trim_matches('"')))
+                        k.trim()
+                            .eq_ignore_ascii_case("for")
+                            .then(|| parse_addr(v.trim().trim_matches('"')))
                     })?
                 })
                 .collect()
@@ -90,7 +92,9 @@ fn parse_addr(s: &str) -> Option<IpAddr> {
     if let Ok(sa) = s.parse::<SocketAddr>() {
         return Some(sa.ip().to_canonical());
     }
-    s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).and_then(|r| r.parse::<IpAddr>().ok())
+    s.strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .and_then(|r| r.parse::<IpAddr>().ok())
 }
 
 #[cfg(test)]
@@ -100,7 +104,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         h
     }
@@ -112,19 +119,60 @@ mod tests {
         let proxy = ip("127.0.0.1");
         let xff = |v: &str| headers(&[("x-forwarded-for", v)]);
         assert_eq!(t.client(proxy, &xff("203.0.113.9")), ip("203.0.113.9"));
-        assert_eq!(t.client(proxy, &xff("1.1.1.1, 203.0.113.9")), ip("203.0.113.9"), "a forged left part is ignored");
-        assert_eq!(t.client(proxy, &xff("203.0.113.9, 10.1.2.3")), ip("203.0.113.9"), "through two proxies");
-        assert_eq!(t.client(proxy, &xff("10.1.2.3")), ip("10.1.2.3"), "all trusted: the leftmost");
+        assert_eq!(
+            t.client(proxy, &xff("1.1.1.1, 203.0.113.9")),
+            ip("203.0.113.9"),
+            "a forged left part is ignored"
+        );
+        assert_eq!(
+            t.client(proxy, &xff("203.0.113.9, 10.1.2.3")),
+            ip("203.0.113.9"),
+            "through two proxies"
+        );
+        assert_eq!(
+            t.client(proxy, &xff("10.1.2.3")),
+            ip("10.1.2.3"),
+            "all trusted: the leftmost"
+        );
         assert_eq!(t.client(proxy, &xff("garbage, 10.1.2.3")), ip("10.1.2.3"));
-        assert_eq!(t.client(proxy, &xff("[2001:db8::7]:4711")), ip("2001:db8::7"));
-        assert_eq!(t.client(proxy, &HeaderMap::new()), proxy, "no header: the proxy itself");
-        let fwd = headers(&[("forwarded", "for=1.1.1.1, for=\"[2001:db8::5]:80\";proto=https")]);
+        assert_eq!(
+            t.client(proxy, &xff("[2001:db8::7]:4711")),
+            ip("2001:db8::7")
+        );
+        assert_eq!(
+            t.client(proxy, &HeaderMap::new()),
+            proxy,
+            "no header: the proxy itself"
+        );
+        let fwd = headers(&[(
+            "forwarded",
+            "for=1.1.1.1, for=\"[2001:db8::5]:80\";proto=https",
+        )]);
         assert_eq!(t.client(proxy, &fwd), ip("2001:db8::5"));
-        let both = headers(&[("forwarded", "for=198.51.100.4"), ("x-forwarded-for", "203.0.113.1")]);
-        assert_eq!(t.client(proxy, &both), ip("198.51.100.4"), "Forwarded first");
-        assert_eq!(t.client(ip("192.0.2.50"), &xff("203.0.113.9")), ip("192.0.2.50"), "an untrusted peer's header");
-        assert_eq!(t.client(ip("::ffff:127.0.0.1"), &xff("203.0.113.9")), ip("203.0.113.9"), "v4-mapped peer");
-        assert_eq!(TrustedProxies::default().client(proxy, &xff("203.0.113.9")), proxy, "none trusted by default");
+        let both = headers(&[
+            ("forwarded", "for=198.51.100.4"),
+            ("x-forwarded-for", "203.0.113.1"),
+        ]);
+        assert_eq!(
+            t.client(proxy, &both),
+            ip("198.51.100.4"),
+            "Forwarded first"
+        );
+        assert_eq!(
+            t.client(ip("192.0.2.50"), &xff("203.0.113.9")),
+            ip("192.0.2.50"),
+            "an untrusted peer's header"
+        );
+        assert_eq!(
+            t.client(ip("::ffff:127.0.0.1"), &xff("203.0.113.9")),
+            ip("203.0.113.9"),
+            "v4-mapped peer"
+        );
+        assert_eq!(
+            TrustedProxies::default().client(proxy, &xff("203.0.113.9")),
+            proxy,
+            "none trusted by default"
+        );
         assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
     }
 }

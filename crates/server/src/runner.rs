@@ -19,12 +19,17 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::config::RunnerConfig;
 use crate::paths::{Entry, Listing};
-pub use cryowarden_runner::protocol::{Account, Checked, CreatedDir, Head, MAX_HEAD_BYTES, Op, TreeCounts};
+pub use cryowarden_runner::protocol::{
+    Account, Checked, CreatedDir, Head, MAX_HEAD_BYTES, Op, TreeCounts,
+};
 use cryowarden_runner::protocol::{Answer, Request};
 pub use cryowarden_runner::protocol::{
-    Chain, ChainSpec, ChainWalk, Decompress, FileHead, Globbed, MAX_BATCH_FILES, MAX_HEADS_TOTAL_BYTES, Walked,
+    Chain, ChainSpec, ChainWalk, Decompress, FileHead, Globbed, MAX_BATCH_FILES,
+    MAX_HEADS_TOTAL_BYTES, Walked,
 };
-pub use cryowarden_runner::protocol::{CommandOutput, JobKilled, JobStarted, JobStatus, MAX_COMMAND_TIMEOUT_MS};
+pub use cryowarden_runner::protocol::{
+    CommandOutput, JobKilled, JobStarted, JobStatus, MAX_COMMAND_TIMEOUT_MS,
+};
 
 /// The runner's binary name.
 pub const BINARY: &str = "cryowarden-runner";
@@ -52,8 +57,15 @@ pub struct Runner {
 impl Runner {
     /// The runner of `config`; an empty command is [`default_command`].
     pub fn new(config: &RunnerConfig) -> Runner {
-        let command = if config.command.is_empty() { default_command() } else { config.command.clone() };
-        Runner { command, policy: config.policy.clone() }
+        let command = if config.command.is_empty() {
+            default_command()
+        } else {
+            config.command.clone()
+        };
+        Runner {
+            command,
+            policy: config.policy.clone(),
+        }
     }
 
     /// The command line the runner is started with.
@@ -62,21 +74,34 @@ impl Runner {
     }
 
     /// Runs `op` as `account` and decodes the `ok` value as `T`.
-    pub async fn call<T: DeserializeOwned>(&self, account: &Account, op: Op) -> Result<T, RunnerError> {
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        account: &Account,
+        op: Op,
+    ) -> Result<T, RunnerError> {
         let shown = self.command.join(" ");
         let name = op.name();
         let limit = op.time_limit_ms().map(Duration::from_millis);
-        let limit = limit.unwrap_or(if op.is_long() { LONG_TIMEOUT } else { SHORT_TIMEOUT });
-        let request = serde_json::to_vec(&Request { account: account.clone(), op })
-            .map_err(|e| RunnerError::Unavailable(format!("cannot encode a {name} request: {e}")))?;
-        let (program, args) = self
-            .command
-            .split_first()
-            .ok_or_else(|| RunnerError::Unavailable("the runner command is empty: set [runner] command".into()))?;
+        let limit = limit.unwrap_or(if op.is_long() {
+            LONG_TIMEOUT
+        } else {
+            SHORT_TIMEOUT
+        });
+        let request = serde_json::to_vec(&Request {
+            account: account.clone(),
+            op,
+        })
+        .map_err(|e| RunnerError::Unavailable(format!("cannot encode a {name} request: {e}")))?;
+        let (program, args) = self.command.split_first().ok_or_else(|| {
+            RunnerError::Unavailable("the runner command is empty: set [runner] command".into())
+        })?;
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()))
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -93,7 +118,8 @@ impl Runner {
                  in the configuration (CRYOWARDEN_RUNNER_COMMAND)"
             ))
         })?;
-        let (mut stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let (mut stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let exchange = async {
             let write = async {
                 if let Some(stdin) = stdin.as_mut() {
@@ -102,8 +128,11 @@ impl Runner {
                 }
                 drop(stdin.take());
             };
-            let (_, out, err) =
-                tokio::join!(write, read_capped(stdout, MAX_ANSWER_BYTES), read_capped(stderr, MAX_STDERR_BYTES));
+            let (_, out, err) = tokio::join!(
+                write,
+                read_capped(stdout, MAX_ANSWER_BYTES),
+                read_capped(stderr, MAX_STDERR_BYTES)
+            );
             let status = child.wait().await;
             (status, out, err)
         };
@@ -113,8 +142,11 @@ impl Runner {
                 limit.as_secs()
             ))
         })?;
-        let status = status.map_err(|e| RunnerError::Unavailable(format!("waiting for `{shown}`: {e}")))?;
-        let out = out.map_err(|e| RunnerError::Unavailable(format!("reading the answer of `{shown}`: {e}")))?;
+        let status =
+            status.map_err(|e| RunnerError::Unavailable(format!("waiting for `{shown}`: {e}")))?;
+        let out = out.map_err(|e| {
+            RunnerError::Unavailable(format!("reading the answer of `{shown}`: {e}"))
+        })?;
         if out.len() as u64 > MAX_ANSWER_BYTES {
             return Err(RunnerError::Unavailable(format!(
                 "`{shown}` answered {name} with over {MAX_ANSWER_BYTES} bytes"
@@ -137,12 +169,33 @@ impl Runner {
         offset: usize,
         limit: usize,
     ) -> Result<Listing, RunnerError> {
-        self.call(account, Op::List { root: root_text(root)?, path: path.into(), offset, limit }).await
+        self.call(
+            account,
+            Op::List {
+                root: root_text(root)?,
+                path: path.into(),
+                offset,
+                limit,
+            },
+        )
+        .await
     }
 
     /// One entry beneath `root` (a final symlink is described, not followed).
-    pub async fn stat(&self, account: &Account, root: &Path, path: &str) -> Result<Entry, RunnerError> {
-        self.call(account, Op::Stat { root: root_text(root)?, path: path.into() }).await
+    pub async fn stat(
+        &self,
+        account: &Account,
+        root: &Path,
+        path: &str,
+    ) -> Result<Entry, RunnerError> {
+        self.call(
+            account,
+            Op::Stat {
+                root: root_text(root)?,
+                path: path.into(),
+            },
+        )
+        .await
     }
 
     /// The size of a regular file beneath `root` and its first `max_bytes` (at most
@@ -154,7 +207,15 @@ impl Runner {
         path: &str,
         max_bytes: usize,
     ) -> Result<Head, RunnerError> {
-        self.call(account, Op::ReadHead { root: root_text(root)?, path: path.into(), max_bytes }).await
+        self.call(
+            account,
+            Op::ReadHead {
+                root: root_text(root)?,
+                path: path.into(),
+                max_bytes,
+            },
+        )
+        .await
     }
 
     /// Creates the directory `root/name` (one component) owned by the account, mode 2770.
@@ -164,18 +225,49 @@ impl Runner {
         root: &Path,
         name: &str,
     ) -> Result<CreatedDir, RunnerError> {
-        self.call(account, Op::CreateProjectDir { root: root_text(root)?, name: name.into() }).await
+        self.call(
+            account,
+            Op::CreateProjectDir {
+                root: root_text(root)?,
+                name: name.into(),
+            },
+        )
+        .await
     }
 
     /// Removes the directory tree at `path` beneath `root`, following no symlink.
-    pub async fn delete_tree(&self, account: &Account, root: &Path, path: &str) -> Result<TreeCounts, RunnerError> {
-        self.call(account, Op::DeleteTree { root: root_text(root)?, path: path.into() }).await
+    pub async fn delete_tree(
+        &self,
+        account: &Account,
+        root: &Path,
+        path: &str,
+    ) -> Result<TreeCounts, RunnerError> {
+        self.call(
+            account,
+            Op::DeleteTree {
+                root: root_text(root)?,
+                path: path.into(),
+            },
+        )
+        .await
     }
 
     /// Removes every write bit in the tree at `path` beneath `root` (the root itself when `path`
     /// is empty), following no symlink.
-    pub async fn archive(&self, account: &Account, root: &Path, path: &str) -> Result<TreeCounts, RunnerError> {
-        self.call(account, Op::Archive { root: root_text(root)?, path: path.into() }).await
+    pub async fn archive(
+        &self,
+        account: &Account,
+        root: &Path,
+        path: &str,
+    ) -> Result<TreeCounts, RunnerError> {
+        self.call(
+            account,
+            Op::Archive {
+                root: root_text(root)?,
+                path: path.into(),
+            },
+        )
+        .await
     }
 
     /// The files of one directory beneath `root` matching `pattern` (a relative path whose last
@@ -188,7 +280,15 @@ impl Runner {
         pattern: &str,
         limit: usize,
     ) -> Result<Globbed, RunnerError> {
-        self.call(account, Op::Glob { root: root_text(root)?, pattern: pattern.into(), limit }).await
+        self.call(
+            account,
+            Op::Glob {
+                root: root_text(root)?,
+                pattern: pattern.into(),
+                limit,
+            },
+        )
+        .await
     }
 
     /// The size and first `max_bytes` of each file beneath `root`, in order, or why it could not
@@ -202,7 +302,16 @@ impl Runner {
         max_bytes: usize,
         decompress: Option<Decompress>,
     ) -> Result<Vec<FileHead>, RunnerError> {
-        self.call(account, Op::ReadHeads { root: root_text(root)?, paths: paths.to_vec(), max_bytes, decompress }).await
+        self.call(
+            account,
+            Op::ReadHeads {
+                root: root_text(root)?,
+                paths: paths.to_vec(),
+                max_bytes,
+                decompress,
+            },
+        )
+        .await
     }
 
     /// Each file's chain of linked records (a TIFF file's IFDs), in order: the number of records
@@ -214,7 +323,15 @@ impl Runner {
         chains: Vec<Chain>,
         max_records: u64,
     ) -> Result<Vec<ChainWalk>, RunnerError> {
-        self.call(account, Op::WalkChains { root: root_text(root)?, chains, max_records }).await
+        self.call(
+            account,
+            Op::WalkChains {
+                root: root_text(root)?,
+                chains,
+                max_records,
+            },
+        )
+        .await
     }
 }
 
@@ -242,11 +359,10 @@ impl StartedJob {
     /// Waits for the waiter to exit, that is for the job to end: true when the waiter wrote the
     /// job's status file (read it with [`Runner::job_status`]).
     pub async fn wait(&mut self) -> Result<bool, RunnerError> {
-        let status = self
-            .waiter
-            .wait()
-            .await
-            .map_err(|e| RunnerError::Unavailable(format!("waiting for the job's runner: {e}")))?;
+        let status =
+            self.waiter.wait().await.map_err(|e| {
+                RunnerError::Unavailable(format!("waiting for the job's runner: {e}"))
+            })?;
         Ok(status.success())
     }
 }
@@ -266,7 +382,9 @@ impl Runner {
         stdin: Option<&str>,
         timeout: Duration,
     ) -> Result<CommandOutput, RunnerError> {
-        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+        let timeout_ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let op = Op::RunCommand {
             argv: argv.to_vec(),
             cwd: root_text(cwd)?,
@@ -298,12 +416,17 @@ impl Runner {
         job_dir: &Path,
         status_path: &str,
     ) -> Result<Option<JobStatus>, RunnerError> {
-        match self.read_head(account, job_dir, status_path, MAX_STATUS_BYTES).await {
+        match self
+            .read_head(account, job_dir, status_path, MAX_STATUS_BYTES)
+            .await
+        {
             Ok(head) => {
                 let bytes = head.bytes().unwrap_or_default();
                 let status = serde_json::from_slice(&bytes).map_err(|e| RunnerError::Refused {
                     code: "bad-status-file".into(),
-                    message: format!("the job's status file {status_path} is not a job status ({e})"),
+                    message: format!(
+                        "the job's status file {status_path} is not a job status ({e})"
+                    ),
                 })?;
                 Ok(Some(status))
             }
@@ -336,16 +459,21 @@ impl Runner {
             env: env.to_vec(),
             status_path: status_path.into(),
         };
-        let request = serde_json::to_vec(&Request { account: account.clone(), op })
-            .map_err(|e| RunnerError::Unavailable(format!("cannot encode a start_job request: {e}")))?;
-        let (program, args) = self
-            .command
-            .split_first()
-            .ok_or_else(|| RunnerError::Unavailable("the runner command is empty: set [runner] command".into()))?;
+        let request = serde_json::to_vec(&Request {
+            account: account.clone(),
+            op,
+        })
+        .map_err(|e| RunnerError::Unavailable(format!("cannot encode a start_job request: {e}")))?;
+        let (program, args) = self.command.split_first().ok_or_else(|| {
+            RunnerError::Unavailable("the runner command is empty: set [runner] command".into())
+        })?;
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()))
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -365,7 +493,8 @@ impl Runner {
                  in the configuration (CRYOWARDEN_RUNNER_COMMAND)"
             ))
         })?;
-        let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let first_line = async {
             if let Some(mut stdin) = stdin {
                 let _ = stdin.write_all(&request).await;
@@ -381,7 +510,9 @@ impl Runner {
             Ok(Ok(line)) => line,
             Ok(Err(e)) => {
                 let _ = child.start_kill();
-                return Err(RunnerError::Unavailable(format!("reading the answer of `{shown}` to start_job: {e}")));
+                return Err(RunnerError::Unavailable(format!(
+                    "reading the answer of `{shown}` to start_job: {e}"
+                )));
             }
             Err(_) => {
                 let _ = child.start_kill();
@@ -400,7 +531,10 @@ impl Runner {
                 })?;
                 // Its stderr is not read any more: the waiter writes its notes to the job's log.
                 drop(stderr);
-                Ok(StartedJob { started, waiter: child })
+                Ok(StartedJob {
+                    started,
+                    waiter: child,
+                })
             }
             // A refusal or no answer: the runner exits at once; its status and stderr tell why.
             _ => {
@@ -408,13 +542,26 @@ impl Runner {
                     let err = read_capped(stderr, MAX_STDERR_BYTES).await;
                     (child.wait().await, err)
                 };
-                let (status, err) = tokio::time::timeout(SHORT_TIMEOUT, exchange).await.map_err(|_| {
-                    RunnerError::Unavailable(format!("`{shown}` gave no answer to start_job and did not exit"))
-                })?;
-                let status = status.map_err(|e| RunnerError::Unavailable(format!("waiting for `{shown}`: {e}")))?;
-                let refused = interpret::<JobStarted>(&shown, "start_job", status, &line, &err.unwrap_or_default());
+                let (status, err) = tokio::time::timeout(SHORT_TIMEOUT, exchange)
+                    .await
+                    .map_err(|_| {
+                        RunnerError::Unavailable(format!(
+                            "`{shown}` gave no answer to start_job and did not exit"
+                        ))
+                    })?;
+                let status = status
+                    .map_err(|e| RunnerError::Unavailable(format!("waiting for `{shown}`: {e}")))?;
+                let refused = interpret::<JobStarted>(
+                    &shown,
+                    "start_job",
+                    status,
+                    &line,
+                    &err.unwrap_or_default(),
+                );
                 Err(refused.err().unwrap_or_else(|| {
-                    RunnerError::Unavailable(format!("`{shown}` answered start_job twice: report this"))
+                    RunnerError::Unavailable(format!(
+                        "`{shown}` answered start_job twice: report this"
+                    ))
                 }))
             }
         }
@@ -426,17 +573,31 @@ impl Runner {
 /// effective uid is 0.
 pub fn default_command() -> Vec<String> {
     let exe = std::env::current_exe().ok();
-    let dirs = exe.as_deref().and_then(Path::parent).into_iter().flat_map(|d| [Some(d), d.parent()]).flatten();
+    let dirs = exe
+        .as_deref()
+        .and_then(Path::parent)
+        .into_iter()
+        .flat_map(|d| [Some(d), d.parent()])
+        .flatten();
     let found = dirs.map(|d| d.join(BINARY)).find(|p| p.is_file());
     let binary = found.map_or_else(|| BINARY.to_owned(), |p| p.to_string_lossy().into_owned());
-    if rustix::process::geteuid().is_root() { vec![binary] } else { vec!["sudo".into(), "-n".into(), binary] }
+    if rustix::process::geteuid().is_root() {
+        vec![binary]
+    } else {
+        vec!["sudo".into(), "-n".into(), binary]
+    }
 }
 
 fn root_text(root: &Path) -> Result<String, RunnerError> {
-    root.to_str().map(str::to_owned).ok_or_else(|| RunnerError::Refused {
-        code: "root-not-utf8".into(),
-        message: format!("the root {} is not valid UTF-8: configure a root with a UTF-8 path", root.display()),
-    })
+    root.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| RunnerError::Refused {
+            code: "root-not-utf8".into(),
+            message: format!(
+                "the root {} is not valid UTF-8: configure a root with a UTF-8 path",
+                root.display()
+            ),
+        })
 }
 
 async fn read_capped(from: Option<impl AsyncRead + Unpin>, cap: u64) -> std::io::Result<Vec<u8>> {
@@ -493,12 +654,29 @@ mod tests {
 
     #[test]
     fn answers_map_to_results() {
-        let ok: Result<TreeCounts, _> =
-            interpret("r", "archive", status(0), br#"{"ok": {"files": 1, "dirs": 2, "bytes": 3}}"#, b"");
-        assert_eq!(ok.unwrap(), TreeCounts { files: 1, dirs: 2, bytes: 3 });
+        let ok: Result<TreeCounts, _> = interpret(
+            "r",
+            "archive",
+            status(0),
+            br#"{"ok": {"files": 1, "dirs": 2, "bytes": 3}}"#,
+            b"",
+        );
+        assert_eq!(
+            ok.unwrap(),
+            TreeCounts {
+                files: 1,
+                dirs: 2,
+                bytes: 3
+            }
+        );
 
-        let refused: Result<TreeCounts, _> =
-            interpret("r", "archive", status(0), br#"{"error": {"code": "exists", "message": "m"}}"#, b"");
+        let refused: Result<TreeCounts, _> = interpret(
+            "r",
+            "archive",
+            status(0),
+            br#"{"error": {"code": "exists", "message": "m"}}"#,
+            b"",
+        );
         match refused {
             Err(RunnerError::Refused { code, message }) => {
                 assert_eq!((code.as_str(), message.as_str()), ("exists", "m"))
@@ -506,23 +684,38 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // A bad request is still the runner's own answer (exit status 2).
-        let bad: Result<Checked, _> =
-            interpret("r", "check", status(2), br#"{"error": {"code": "bad-request", "message": "m"}}"#, b"");
+        let bad: Result<Checked, _> = interpret(
+            "r",
+            "check",
+            status(2),
+            br#"{"error": {"code": "bad-request", "message": "m"}}"#,
+            b"",
+        );
         assert_eq!(bad.unwrap_err().code(), Some("bad-request"));
     }
 
     #[test]
     fn garbage_and_silence_are_unavailable() {
-        let wrong_shape: Result<TreeCounts, _> = interpret("r", "archive", status(0), br#"{"ok": [1]}"#, b"");
-        assert!(matches!(wrong_shape, Err(RunnerError::Unavailable(m)) if m.contains("same release")));
+        let wrong_shape: Result<TreeCounts, _> =
+            interpret("r", "archive", status(0), br#"{"ok": [1]}"#, b"");
+        assert!(
+            matches!(wrong_shape, Err(RunnerError::Unavailable(m)) if m.contains("same release"))
+        );
         let garbage: Result<Checked, _> = interpret("r", "check", status(0), b"hello", b"");
         assert!(matches!(garbage, Err(RunnerError::Unavailable(m)) if m.contains("unreadable")));
-        let sudo: Result<Checked, _> =
-            interpret("sudo -n r", "check", status(1), b"", b"sudo: a password is required\n");
+        let sudo: Result<Checked, _> = interpret(
+            "sudo -n r",
+            "check",
+            status(1),
+            b"",
+            b"sudo: a password is required\n",
+        );
         match sudo {
             Err(RunnerError::Unavailable(m)) => {
                 assert!(
-                    m.contains("no answer") && m.contains("a password is required") && m.contains("NOPASSWD"),
+                    m.contains("no answer")
+                        && m.contains("a password is required")
+                        && m.contains("NOPASSWD"),
                     "{m}"
                 )
             }
@@ -531,33 +724,58 @@ mod tests {
     }
 
     fn account() -> Account {
-        Account { user: "cwlab1".into(), uid: 2101, gid: 2101 }
+        Account {
+            user: "cwlab1".into(),
+            uid: 2101,
+            gid: 2101,
+        }
     }
 
     fn runner(command: &[&str]) -> Runner {
-        Runner::new(&RunnerConfig { command: command.iter().map(|s| s.to_string()).collect(), policy: None })
+        Runner::new(&RunnerConfig {
+            command: command.iter().map(|s| s.to_string()).collect(),
+            policy: None,
+        })
     }
 
     #[tokio::test]
     async fn real_processes() {
-        let missing = runner(&["/nonexistent/cryowarden-runner"]).check(&account()).await;
+        let missing = runner(&["/nonexistent/cryowarden-runner"])
+            .check(&account())
+            .await;
         assert!(matches!(missing, Err(RunnerError::Unavailable(m)) if m.contains("cannot start")));
 
         // The request arrives on stdin, the environment is emptied but for PATH.
         let script = r#"read -r req; case "$req" in *'"op":"check"'*) ;; *) exit 3;; esac
             test -z "$HOME" || exit 4
             printf '{"ok": {"uid": 2101, "gid": 2101, "groups": [2101]}}'"#;
-        let checked = runner(&["sh", "-c", script]).check(&account()).await.unwrap();
-        assert_eq!(checked, Checked { uid: 2101, gid: 2101, groups: vec![2101] });
+        let checked = runner(&["sh", "-c", script])
+            .check(&account())
+            .await
+            .unwrap();
+        assert_eq!(
+            checked,
+            Checked {
+                uid: 2101,
+                gid: 2101,
+                groups: vec![2101]
+            }
+        );
 
-        let crash = runner(&["sh", "-c", "echo boom >&2; exit 3"]).check(&account()).await;
+        let crash = runner(&["sh", "-c", "echo boom >&2; exit 3"])
+            .check(&account())
+            .await;
         assert!(
             matches!(crash, Err(RunnerError::Unavailable(m)) if m.contains("boom") && m.contains("exit status: 3"))
         );
 
-        let refused = runner(&["sh", "-c", r#"printf '{"error": {"code": "account-refused", "message": "no"}}'"#])
-            .create_project_dir(&account(), Path::new("/tmp"), "p")
-            .await;
+        let refused = runner(&[
+            "sh",
+            "-c",
+            r#"printf '{"error": {"code": "account-refused", "message": "no"}}'"#,
+        ])
+        .create_project_dir(&account(), Path::new("/tmp"), "p")
+        .await;
         assert_eq!(refused.unwrap_err().code(), Some("account-refused"));
     }
 }

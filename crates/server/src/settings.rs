@@ -91,11 +91,23 @@ pub struct SettingsPatch {
 pub fn field_action(field: &'static str) -> Action {
     match field {
         "default_job_priority" | "lane_queue_override" | "refuse_busy_gpus" => {
-            Action::ChangeSetting { setting: Setting::Scheduler, field: None }
+            Action::ChangeSetting {
+                setting: Setting::Scheduler,
+                field: None,
+            }
         }
-        "maintenance" => Action::ChangeSetting { setting: Setting::SystemMaintenance, field: None },
-        "default_import_policy" => Action::ChangeSetting { setting: Setting::StorageRoots, field: None },
-        f => Action::ChangeSetting { setting: Setting::LookAndFeel, field: Some(f) },
+        "maintenance" => Action::ChangeSetting {
+            setting: Setting::SystemMaintenance,
+            field: None,
+        },
+        "default_import_policy" => Action::ChangeSetting {
+            setting: Setting::StorageRoots,
+            field: None,
+        },
+        f => Action::ChangeSetting {
+            setting: Setting::LookAndFeel,
+            field: Some(f),
+        },
     }
 }
 
@@ -110,7 +122,12 @@ pub struct SettingsCache {
 
 impl Default for SettingsCache {
     fn default() -> Self {
-        SettingsCache { value: RwLock::new((Arc::new(InstanceSettings::default()), Instant::now() - CACHE_TTL * 2)) }
+        SettingsCache {
+            value: RwLock::new((
+                Arc::new(InstanceSettings::default()),
+                Instant::now() - CACHE_TTL * 2,
+            )),
+        }
     }
 }
 
@@ -141,14 +158,18 @@ pub async fn load(db: &Db) -> Result<InstanceSettings, StoreError> {
         None => Ok(InstanceSettings::default()),
         Some(r) => {
             let text: String = r.try_get("value")?;
-            serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("stored instance settings: {e}")))
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Internal(format!("stored instance settings: {e}")))
         }
     }
 }
 
 fn check_len(field: &'static str, text: &str, max: usize) -> Result<(), StoreError> {
     if text.chars().count() > max {
-        return Err(StoreError::invalid(field, format!("must be at most {max} characters")));
+        return Err(StoreError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     Ok(())
 }
@@ -163,24 +184,34 @@ fn validate(p: &SettingsPatch) -> Result<(), StoreError> {
     if let Some(b) = &p.banner {
         check_len("banner", &b.text, 500)?;
         if b.active && b.text.trim().is_empty() {
-            return Err(StoreError::invalid("banner", "an active banner needs a text"));
+            return Err(StoreError::invalid(
+                "banner",
+                "an active banner needs a text",
+            ));
         }
     }
     if let Some(m) = &p.login_message {
         check_len("login_message", &m.title, 200)?;
         check_len("login_message", &m.body, 5000)?;
         if m.active && m.title.trim().is_empty() && m.body.trim().is_empty() {
-            return Err(StoreError::invalid("login_message", "an active login message needs a title or a body"));
+            return Err(StoreError::invalid(
+                "login_message",
+                "an active login message needs a title or a body",
+            ));
         }
     }
     if let Some(e) = p.system_email_address.as_deref().filter(|e| !e.is_empty()) {
-        crate::users::validate_email(e)
-            .map_err(|_| StoreError::invalid("system_email_address", "is not a valid email address"))?;
+        crate::users::validate_email(e).map_err(|_| {
+            StoreError::invalid("system_email_address", "is not a valid email address")
+        })?;
     }
     if let Some(prio) = p.default_job_priority
         && !(0..=limits::PRIORITY_MAX).contains(&prio)
     {
-        return Err(StoreError::invalid("default_job_priority", "must be an integer from 0 to 100"));
+        return Err(StoreError::invalid(
+            "default_job_priority",
+            "must be an integer from 0 to 100",
+        ));
     }
     if let Some(m) = &p.maintenance {
         check_len("maintenance", &m.message, 1000)?;
@@ -218,10 +249,22 @@ pub async fn update(
     take!(refuse_busy_gpus);
     take!(maintenance);
     take!(default_import_policy);
-    let target = |field: &str| Target { kind: "setting", id: Some(field.to_owned()), name: None };
+    let target = |field: &str| Target {
+        kind: "setting",
+        id: Some(field.to_owned()),
+        name: None,
+    };
     let mut proofs = Vec::new();
     for field in &changed {
-        proofs.push(ctx.authorize(db, field_action(field), Resource::instance(), &target(field)).await?);
+        proofs.push(
+            ctx.authorize(
+                db,
+                field_action(field),
+                Resource::instance(),
+                &target(field),
+            )
+            .await?,
+        );
     }
     validate(&patch)?;
     if changed.is_empty() {
@@ -233,12 +276,13 @@ pub async fn update(
         proof.require(field_action(field))?;
     }
     let now = now_ms();
-    let updated = sqlx::query("UPDATE instance_settings SET value = $1, updated_at = $2 WHERE key = $3")
-        .bind(&value)
-        .bind(now)
-        .bind(KEY)
-        .execute(&mut *tx.tx)
-        .await?;
+    let updated =
+        sqlx::query("UPDATE instance_settings SET value = $1, updated_at = $2 WHERE key = $3")
+            .bind(&value)
+            .bind(now)
+            .bind(KEY)
+            .execute(&mut *tx.tx)
+            .await?;
     if updated.rows_affected() == 0 {
         sqlx::query("INSERT INTO instance_settings (key, value, updated_at) VALUES ($1, $2, $3)")
             .bind(KEY)
@@ -291,8 +335,10 @@ pub struct VisibleSettings {
 
 /// The settings `actor` may read ([`VisibleSettings`]).
 pub fn visible_to(settings: &InstanceSettings, actor: &cryowarden_core::Actor) -> VisibleSettings {
-    let can_read =
-        |setting| cryowarden_core::authorize(actor, Action::ReadSetting(setting), &Resource::instance()).is_allowed();
+    let can_read = |setting| {
+        cryowarden_core::authorize(actor, Action::ReadSetting(setting), &Resource::instance())
+            .is_allowed()
+    };
     let s = settings.clone();
     let (look, scheduler) = (can_read(Setting::LookAndFeel), can_read(Setting::Scheduler));
     VisibleSettings {

@@ -30,7 +30,10 @@ impl AppState {
     /// Connects to the database of `config` and applies its migrations.
     pub async fn open(config: Config) -> Result<Arc<AppState>, StoreError> {
         crate::datadir::create_private_dir(&config.data_dir).map_err(|e| {
-            StoreError::Config(format!("cannot create the data directory {}: {e}", config.data_dir.display()))
+            StoreError::Config(format!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            ))
         })?;
         let proxies = crate::proxies::TrustedProxies::parse(&config.trusted_proxies)?;
         let db = Db::connect(&config.database_url()).await?;

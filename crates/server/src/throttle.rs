@@ -23,9 +23,21 @@ struct Policy {
     cap: Duration,
 }
 
-const PAIR: Policy = Policy { free: 3, base: Duration::from_secs(1), cap: Duration::from_secs(15 * 60) };
-const ADDRESS: Policy = Policy { free: 20, base: Duration::from_secs(1), cap: Duration::from_secs(15 * 60) };
-const ACCOUNT: Policy = Policy { free: 10, base: Duration::from_millis(500), cap: Duration::from_secs(30) };
+const PAIR: Policy = Policy {
+    free: 3,
+    base: Duration::from_secs(1),
+    cap: Duration::from_secs(15 * 60),
+};
+const ADDRESS: Policy = Policy {
+    free: 20,
+    base: Duration::from_secs(1),
+    cap: Duration::from_secs(15 * 60),
+};
+const ACCOUNT: Policy = Policy {
+    free: 10,
+    base: Duration::from_millis(500),
+    cap: Duration::from_secs(30),
+};
 /// Failures older than this are forgotten.
 const MEMORY: Duration = Duration::from_secs(60 * 60);
 
@@ -37,7 +49,11 @@ pub struct Throttle {
 impl Throttle {
     fn keys(account: &str, addr: IpAddr) -> [(String, Policy); 3] {
         let account = account.to_lowercase();
-        [(format!("p:{account}:{addr}"), PAIR), (format!("a:{addr}"), ADDRESS), (format!("u:{account}"), ACCOUNT)]
+        [
+            (format!("p:{account}:{addr}"), PAIR),
+            (format!("a:{addr}"), ADDRESS),
+            (format!("u:{account}"), ACCOUNT),
+        ]
     }
 
     /// `Err(wait)` when a login for `account` from `addr` must wait before being tried.
@@ -57,8 +73,11 @@ impl Throttle {
     pub fn failed(&self, account: &str, addr: IpAddr) {
         let now = Instant::now();
         for (key, policy) in Self::keys(account, addr) {
-            let mut entry =
-                self.states.entry(key).or_insert(State { failures: 0, blocked_until: now, last_failure: now });
+            let mut entry = self.states.entry(key).or_insert(State {
+                failures: 0,
+                blocked_until: now,
+                last_failure: now,
+            });
             if now.duration_since(entry.last_failure) > MEMORY {
                 entry.failures = 0;
             }
@@ -71,7 +90,9 @@ impl Throttle {
             }
         }
         if self.states.len() > 100_000 {
-            self.states.retain(|_, s| now.duration_since(s.last_failure) < MEMORY && s.blocked_until > now);
+            self.states.retain(|_, s| {
+                now.duration_since(s.last_failure) < MEMORY && s.blocked_until > now
+            });
         }
     }
 
@@ -89,7 +110,10 @@ impl Throttle {
     /// The admin console's lockout (authentication): how long `account` stays locked, if it is.
     pub fn locked(&self, account: &str) -> Option<Duration> {
         let now = Instant::now();
-        self.states.get(&Self::lock_key(account)).filter(|s| s.blocked_until > now).map(|s| s.blocked_until - now)
+        self.states
+            .get(&Self::lock_key(account))
+            .filter(|s| s.blocked_until > now)
+            .map(|s| s.blocked_until - now)
     }
 
     /// Counts a failed sign-in of `account` (from any address) against the lockout: after
@@ -147,6 +171,10 @@ mod tests {
         }
         let owner: IpAddr = "192.0.2.7".parse().unwrap();
         let wait = t.check("bob", owner).unwrap_err();
-        assert!(wait <= ACCOUNT.cap, "the account's own delay is capped at {:?}, got {wait:?}", ACCOUNT.cap);
+        assert!(
+            wait <= ACCOUNT.cap,
+            "the account's own delay is capped at {:?}, got {wait:?}",
+            ACCOUNT.cap
+        );
     }
 }

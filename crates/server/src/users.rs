@@ -2,7 +2,8 @@
 //! delete, and issue reset tokens. Every write takes the proof that `authorize` returned.
 
 use cryowarden_core::{
-    Action, Activity, Actor, Allowed, ProjectRole, Resource, SiteRole, UserId, UserStatus, limits, username_problem,
+    Action, Activity, Actor, Allowed, ProjectRole, Resource, SiteRole, UserId, UserStatus, limits,
+    username_problem,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -62,8 +63,10 @@ pub(crate) fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User, StoreError> {
         email: r.try_get("email")?,
         first_name: r.try_get("first_name")?,
         last_name: r.try_get("last_name")?,
-        status: UserStatus::parse(&status).ok_or_else(|| StoreError::Internal(format!("bad status {status}")))?,
-        site_role: SiteRole::parse(&role).ok_or_else(|| StoreError::Internal(format!("bad role {role}")))?,
+        status: UserStatus::parse(&status)
+            .ok_or_else(|| StoreError::Internal(format!("bad status {status}")))?,
+        site_role: SiteRole::parse(&role)
+            .ok_or_else(|| StoreError::Internal(format!("bad role {role}")))?,
         job_priority_management: r.try_get::<i64, _>("job_priority_management")? != 0,
         live_data_management: r.try_get::<i64, _>("live_data_management")? != 0,
         default_job_priority: r.try_get("default_job_priority")?,
@@ -105,7 +108,10 @@ pub struct IssuedToken {
 pub fn validate_email(email: &str) -> Result<String, StoreError> {
     let email = email.trim();
     if email.len() > limits::EMAIL_MAX {
-        return Err(StoreError::invalid("email", format!("must be at most {} characters", limits::EMAIL_MAX)));
+        return Err(StoreError::invalid(
+            "email",
+            format!("must be at most {} characters", limits::EMAIL_MAX),
+        ));
     }
     if !email_address::EmailAddress::is_valid(email) || !email.contains('@') {
         return Err(StoreError::invalid("email", "is not a valid email address"));
@@ -116,10 +122,16 @@ pub fn validate_email(email: &str) -> Result<String, StoreError> {
 pub fn validate_name(field: &'static str, name: &str) -> Result<String, StoreError> {
     let name = name.trim();
     if name.chars().count() > limits::NAME_MAX {
-        return Err(StoreError::invalid(field, format!("must be at most {} characters", limits::NAME_MAX)));
+        return Err(StoreError::invalid(
+            field,
+            format!("must be at most {} characters", limits::NAME_MAX),
+        ));
     }
     if name.chars().any(char::is_control) {
-        return Err(StoreError::invalid(field, "must not contain control characters"));
+        return Err(StoreError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -135,7 +147,9 @@ const UNIQUE_FIELDS: &[(&str, &str)] = &[("username_key", "username"), ("email_k
 
 /// Looks up a user by id.
 pub async fn get(db: &Db, id: i64) -> Result<User, StoreError> {
-    find(db, id).await?.ok_or(StoreError::NotFound { what: "user" })
+    find(db, id)
+        .await?
+        .ok_or(StoreError::NotFound { what: "user" })
 }
 
 pub async fn find(db: &Db, id: i64) -> Result<Option<User>, StoreError> {
@@ -146,11 +160,16 @@ pub async fn find(db: &Db, id: i64) -> Result<Option<User>, StoreError> {
     row.as_ref().map(user_from_row).transpose()
 }
 
-pub async fn find_by_username(db: &Db, username: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
-    let row = sqlx::query::<Any>(&format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"))
-        .bind(username.to_lowercase())
-        .fetch_optional(&db.pool)
-        .await?;
+pub async fn find_by_username(
+    db: &Db,
+    username: &str,
+) -> Result<Option<(User, Option<String>)>, StoreError> {
+    let row = sqlx::query::<Any>(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"
+    ))
+    .bind(username.to_lowercase())
+    .fetch_optional(&db.pool)
+    .await?;
     match row {
         None => Ok(None),
         Some(r) => Ok(Some((user_from_row(&r)?, r.try_get("password_hash")?))),
@@ -158,13 +177,17 @@ pub async fn find_by_username(db: &Db, username: &str) -> Result<Option<(User, O
 }
 
 pub async fn count(db: &Db) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM users").fetch_one(&db.pool).await?)
+    Ok(sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM users")
+        .fetch_one(&db.pool)
+        .await?)
 }
 
 pub async fn count_site_admins(db: &Db) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM users WHERE site_role = 'site_admin'")
-        .fetch_one(&db.pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM users WHERE site_role = 'site_admin'")
+            .fetch_one(&db.pool)
+            .await?,
+    )
 }
 
 /// Inserts a user row. Guarded: needs the proof for `create-user` (or the bootstrap's).
@@ -293,7 +316,10 @@ fn projects_of_sql(user: i64, standing: Standing) -> String {
     let members = |admin_only: bool| {
         let (direct, group) = if admin_only {
             let role = ProjectRole::ProjectAdmin.as_str();
-            (format!(" AND pm.role = '{role}'"), format!(" AND pg.role = '{role}'"))
+            (
+                format!(" AND pm.role = '{role}'"),
+                format!(" AND pg.role = '{role}'"),
+            )
         } else {
             (String::new(), String::new())
         };
@@ -334,13 +360,22 @@ pub async fn administered_project_of(
     folder: bool,
     only: Option<i64>,
 ) -> Result<Option<i64>, StoreError> {
-    let mine = projects_of_sql(me, if folder { Standing::FolderAdmin } else { Standing::ProjectAdmin });
+    let mine = projects_of_sql(
+        me,
+        if folder {
+            Standing::FolderAdmin
+        } else {
+            Standing::ProjectAdmin
+        },
+    );
     let only = only.map_or(String::new(), |p| format!(" AND x.project_id = {p}"));
     let sql = format!(
         "SELECT x.project_id FROM ({}) x WHERE x.project_id IN ({mine}){only} ORDER BY x.project_id LIMIT 1",
         projects_of_sql(target, Standing::Any)
     );
-    Ok(sqlx::query_scalar::<Any, i64>(&sql).fetch_optional(&db.pool).await?)
+    Ok(sqlx::query_scalar::<Any, i64>(&sql)
+        .fetch_optional(&db.pool)
+        .await?)
 }
 
 /// Looks up the [`Scope`] of actor `me` over `target` (a user id), or over the whole instance
@@ -349,14 +384,24 @@ pub async fn administered_project_of(
 pub async fn scope(db: &Db, me: i64, target: Option<i64>) -> Result<Scope, StoreError> {
     let count = |mine: String| match target {
         Some(t) => {
-            format!("SELECT COUNT(*) FROM ({}) x WHERE x.project_id IN ({mine})", projects_of_sql(t, Standing::Any))
+            format!(
+                "SELECT COUNT(*) FROM ({}) x WHERE x.project_id IN ({mine})",
+                projects_of_sql(t, Standing::Any)
+            )
         }
         None => format!("SELECT COUNT(*) FROM ({mine}) x"),
     };
-    let (pa, fa) =
-        (count(projects_of_sql(me, Standing::ProjectAdmin)), count(projects_of_sql(me, Standing::FolderAdmin)));
-    let row = sqlx::query::<Any>(&format!("SELECT ({pa}) AS pa, ({fa}) AS fa")).fetch_one(&db.pool).await?;
-    Ok(Scope { project_admin: row.try_get::<i64, _>("pa")? > 0, folder_admin: row.try_get::<i64, _>("fa")? > 0 })
+    let (pa, fa) = (
+        count(projects_of_sql(me, Standing::ProjectAdmin)),
+        count(projects_of_sql(me, Standing::FolderAdmin)),
+    );
+    let row = sqlx::query::<Any>(&format!("SELECT ({pa}) AS pa, ({fa}) AS fa"))
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(Scope {
+        project_admin: row.try_get::<i64, _>("pa")? > 0,
+        folder_admin: row.try_get::<i64, _>("fa")? > 0,
+    })
 }
 
 /// The resource of an action on `user` by the caller, with the caller's scoped facts.
@@ -386,25 +431,53 @@ pub async fn with_facts(
     let mine = facts(actor.user.0).await?;
     let mut resource = resource.scoped(mine.project_admin, mine.folder_admin);
     if let Some(by) = actor.impersonator() {
-        let theirs = if by == actor.user { mine } else { facts(by.0).await? };
+        let theirs = if by == actor.user {
+            mine
+        } else {
+            facts(by.0).await?
+        };
         resource = resource.impersonator_scoped(theirs.project_admin, theirs.folder_admin);
     }
     Ok(resource)
 }
 
 /// Creates an invited user and the registration token an admin delivers to them.
-pub async fn create(db: &Db, ctx: &Ctx, new: NewUser, register_ttl_ms: i64) -> Result<(User, IssuedToken), StoreError> {
+pub async fn create(
+    db: &Db,
+    ctx: &Ctx,
+    new: NewUser,
+    register_ttl_ms: i64,
+) -> Result<(User, IssuedToken), StoreError> {
     let role = new.site_role.unwrap_or(SiteRole::None);
-    let target = Target { kind: "user", id: None, name: Some(new.username.clone()) };
-    let actor = ctx.actor.ok_or_else(|| StoreError::Internal("create a user with no actor".into()))?;
+    let target = Target {
+        kind: "user",
+        id: None,
+        name: Some(new.username.clone()),
+    };
+    let actor = ctx
+        .actor
+        .ok_or_else(|| StoreError::Internal("create a user with no actor".into()))?;
     let instance = with_facts(db, &actor, Resource::instance(), None).await?;
-    let proof = ctx.authorize(db, Activity::CreateUser.into(), instance, &target).await?;
+    let proof = ctx
+        .authorize(db, Activity::CreateUser.into(), instance, &target)
+        .await?;
     // Creating someone with a site role also needs the right to grant that role.
     let role_proof = if role == SiteRole::None {
         None
     } else {
-        let action = Action::ChangeSiteRole { from: SiteRole::None, to: role };
-        Some(ctx.authorize(db, action, Resource::user(UserId(-1), SiteRole::None), &target).await?)
+        let action = Action::ChangeSiteRole {
+            from: SiteRole::None,
+            to: role,
+        };
+        Some(
+            ctx.authorize(
+                db,
+                action,
+                Resource::user(UserId(-1), SiteRole::None),
+                &target,
+            )
+            .await?,
+        )
     };
     let new = NewUser {
         username: validate_username(&new.username)?,
@@ -414,12 +487,26 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewUser, register_ttl_ms: i64) -> R
         site_role: Some(role),
     };
     let mut tx = db.begin_write().await?;
-    crate::console::active_users::check_seat(&mut tx, crate::console::active_users::Seat::New).await?;
+    crate::console::active_users::check_seat(&mut tx, crate::console::active_users::Seat::New)
+        .await?;
     let user = insert(&mut tx, &proof, &new, UserStatus::Invited, None).await?;
     drop(role_proof);
-    let (secret, expires) =
-        issue_token(&mut tx, Some(user.id), "register", register_ttl_ms, proof.actor().map(|a| a.0)).await?;
-    ctx.audit_ok(&mut tx, "create-user", &user.audit_target(), None, Some(snapshot(&user))).await?;
+    let (secret, expires) = issue_token(
+        &mut tx,
+        Some(user.id),
+        "register",
+        register_ttl_ms,
+        proof.actor().map(|a| a.0),
+    )
+    .await?;
+    ctx.audit_ok(
+        &mut tx,
+        "create-user",
+        &user.audit_target(),
+        None,
+        Some(snapshot(&user)),
+    )
+    .await?;
     tx.commit().await?;
     Ok((user, issued("register", &secret, expires)))
 }
@@ -463,12 +550,16 @@ pub struct UserPage {
 /// (see [`Scope`]), each route kept only if `authorize()` lets its column see another user.
 /// Count and pages are computed over exactly those users.
 pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreError> {
-    let actor = ctx.actor.ok_or_else(|| StoreError::Internal("list users with no actor".into()))?;
+    let actor = ctx
+        .actor
+        .ok_or_else(|| StoreError::Internal("list users with no actor".into()))?;
     // Who is visible to each side of the caller, on that side's own facts (while impersonating,
     // the users both sides may see): display questions asked of authorize(), not audited.
     let (acting, impersonator) = actor.sides();
     let visible_to = |side: Actor| -> Option<String> {
-        let sees = |r: &Resource| cryowarden_core::authorize(&side, Activity::ViewUser.into(), r).is_allowed();
+        let sees = |r: &Resource| {
+            cryowarden_core::authorize(&side, Activity::ViewUser.into(), r).is_allowed()
+        };
         if sees(&Resource::instance()) {
             return None;
         }
@@ -478,14 +569,23 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreEr
         let me = side.user.0;
         let mut routes = vec![format!("id = {me}")];
         if sees(&other.scoped(true, false)) {
-            routes.push(format!("id IN ({})", project_users_sql(&projects_of_sql(me, Standing::ProjectAdmin))));
+            routes.push(format!(
+                "id IN ({})",
+                project_users_sql(&projects_of_sql(me, Standing::ProjectAdmin))
+            ));
         }
         if sees(&other.scoped(false, true)) {
-            routes.push(format!("id IN ({})", project_users_sql(&projects_of_sql(me, Standing::FolderAdmin))));
+            routes.push(format!(
+                "id IN ({})",
+                project_users_sql(&projects_of_sql(me, Standing::FolderAdmin))
+            ));
         }
         Some(format!("({})", routes.join(" OR ")))
     };
-    let visible: Vec<String> = std::iter::once(acting).chain(impersonator).filter_map(visible_to).collect();
+    let visible: Vec<String> = std::iter::once(acting)
+        .chain(impersonator)
+        .filter_map(visible_to)
+        .collect();
     let per_page = q.per_page.unwrap_or(50);
     if !(1..=500).contains(&per_page) {
         return Err(StoreError::invalid("per_page", "must be between 1 and 500"));
@@ -514,7 +614,10 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreEr
     if let Some(s) = &q.status
         && UserStatus::parse(s).is_none()
     {
-        return Err(StoreError::invalid("status", "must be invited, active or deactivated"));
+        return Err(StoreError::invalid(
+            "status",
+            "must be invited, active or deactivated",
+        ));
     }
     if let Some(r) = &q.site_role
         && SiteRole::parse(r).is_none()
@@ -560,8 +663,18 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<UserPage, StoreEr
     for b in &binds {
         list_q = list_q.bind(b.clone());
     }
-    let users = list_q.fetch_all(&db.pool).await?.iter().map(user_from_row).collect::<Result<_, _>>()?;
-    Ok(UserPage { users, total, page, per_page })
+    let users = list_q
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(user_from_row)
+        .collect::<Result<_, _>>()?;
+    Ok(UserPage {
+        users,
+        total,
+        page,
+        per_page,
+    })
 }
 
 /// One user, if the caller may see them. Someone the caller may not see is "not found".
@@ -575,7 +688,15 @@ pub async fn show(db: &Db, ctx: &Ctx, id: i64) -> Result<User, StoreError> {
 pub(crate) async fn visible(db: &Db, ctx: &Ctx, id: i64) -> Result<(User, Resource), StoreError> {
     let user = get(db, id).await?;
     let resource = scoped_target(db, ctx, &user).await?;
-    match ctx.authorize(db, Activity::ViewUser.into(), resource, &user.audit_target()).await {
+    match ctx
+        .authorize(
+            db,
+            Activity::ViewUser.into(),
+            resource,
+            &user.audit_target(),
+        )
+        .await
+    {
         Ok(_) => Ok((user, resource)),
         Err(StoreError::Denied(_)) => Err(StoreError::NotFound { what: "user" }),
         Err(e) => Err(e),
@@ -613,18 +734,36 @@ fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
 /// everything commits in one transaction with one audit event per part. A change of role or a
 /// deactivation revokes the user's sessions and API tokens. Returns the updated user and
 /// whether their credentials were revoked.
-pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: UserPatch) -> Result<(User, bool), StoreError> {
+pub async fn update(
+    db: &Db,
+    ctx: &Ctx,
+    id: i64,
+    patch: UserPatch,
+) -> Result<(User, bool), StoreError> {
     let (before, resource) = visible(db, ctx, id).await?;
     let target = before.audit_target();
     let mut parts: Vec<(Allowed, &'static str)> = Vec::new();
 
     let details = patch.email.is_some() || patch.first_name.is_some() || patch.last_name.is_some();
     if details {
-        parts.push((ctx.authorize(db, Activity::EditUser.into(), resource, &target).await?, "edit-user"));
+        parts.push((
+            ctx.authorize(db, Activity::EditUser.into(), resource, &target)
+                .await?,
+            "edit-user",
+        ));
     }
     if let Some(role) = patch.site_role.filter(|r| *r != before.site_role) {
-        let proof =
-            ctx.authorize(db, Action::ChangeSiteRole { from: before.site_role, to: role }, resource, &target).await?;
+        let proof = ctx
+            .authorize(
+                db,
+                Action::ChangeSiteRole {
+                    from: before.site_role,
+                    to: role,
+                },
+                resource,
+                &target,
+            )
+            .await?;
         if proof.has(cryowarden_core::Bound::RequiresConfirmation) && !patch.confirm {
             return Err(StoreError::invalid(
                 "confirm",
@@ -635,23 +774,50 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: UserPatch) -> Result<(Us
     }
     if let Some(status) = patch.status.filter(|s| *s != before.status) {
         if status == UserStatus::Invited {
-            return Err(StoreError::invalid("status", "must be `active` or `deactivated`"));
+            return Err(StoreError::invalid(
+                "status",
+                "must be `active` or `deactivated`",
+            ));
         }
-        parts.push((ctx.authorize(db, Activity::SetUserActive.into(), resource, &target).await?, "set-user-active"));
+        parts.push((
+            ctx.authorize(db, Activity::SetUserActive.into(), resource, &target)
+                .await?,
+            "set-user-active",
+        ));
     }
-    let permissions = patch.job_priority_management.is_some_and(|v| v != before.job_priority_management)
-        || patch.live_data_management.is_some_and(|v| v != before.live_data_management)
-        || patch.default_job_priority.is_some_and(|v| v != before.default_job_priority);
+    let permissions = patch
+        .job_priority_management
+        .is_some_and(|v| v != before.job_priority_management)
+        || patch
+            .live_data_management
+            .is_some_and(|v| v != before.live_data_management)
+        || patch
+            .default_job_priority
+            .is_some_and(|v| v != before.default_job_priority);
     if permissions {
         parts.push((
-            ctx.authorize(db, Activity::UpdateSitePermissions.into(), resource, &target).await?,
+            ctx.authorize(
+                db,
+                Activity::UpdateSitePermissions.into(),
+                resource,
+                &target,
+            )
+            .await?,
             "update-site-permissions",
         ));
     }
 
     let email = patch.email.as_deref().map(validate_email).transpose()?;
-    let first_name = patch.first_name.as_deref().map(|n| validate_name("first_name", n)).transpose()?;
-    let last_name = patch.last_name.as_deref().map(|n| validate_name("last_name", n)).transpose()?;
+    let first_name = patch
+        .first_name
+        .as_deref()
+        .map(|n| validate_name("first_name", n))
+        .transpose()?;
+    let last_name = patch
+        .last_name
+        .as_deref()
+        .map(|n| validate_name("last_name", n))
+        .transpose()?;
     if let Some(Some(p)) = patch.default_job_priority
         && !(0..=limits::PRIORITY_MAX).contains(&p)
     {
@@ -685,7 +851,10 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: UserPatch) -> Result<(Us
             }
             "change-site-role" => {
                 let role = patch.site_role.unwrap_or(before.site_role);
-                proof.require(Action::ChangeSiteRole { from: before.site_role, to: role })?;
+                proof.require(Action::ChangeSiteRole {
+                    from: before.site_role,
+                    to: role,
+                })?;
                 sqlx::query("UPDATE users SET site_role = $1, updated_at = $2 WHERE id = $3")
                     .bind(role.as_str())
                     .bind(now)
@@ -702,7 +871,11 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: UserPatch) -> Result<(Us
                     status = UserStatus::Invited;
                 }
                 if before.status == UserStatus::Deactivated && status != UserStatus::Deactivated {
-                    crate::console::active_users::check_seat(&mut tx, crate::console::active_users::Seat::New).await?;
+                    crate::console::active_users::check_seat(
+                        &mut tx,
+                        crate::console::active_users::Seat::New,
+                    )
+                    .await?;
                 }
                 sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
                     .bind(status.as_str())
@@ -734,14 +907,25 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: UserPatch) -> Result<(Us
         .await?;
     let after = user_from_row(&row)?;
     for (_, part) in &parts {
-        ctx.audit_ok(&mut tx, part, &target, Some(snapshot(&before)), Some(snapshot(&after))).await?;
+        ctx.audit_ok(
+            &mut tx,
+            part,
+            &target,
+            Some(snapshot(&before)),
+            Some(snapshot(&after)),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok((after, revoke))
 }
 
 /// Revokes every session and API token of a user.
-pub(crate) async fn revoke_credentials(tx: &mut WriteTx, user_id: i64, now: i64) -> Result<(), StoreError> {
+pub(crate) async fn revoke_credentials(
+    tx: &mut WriteTx,
+    user_id: i64,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(user_id)
@@ -758,11 +942,28 @@ pub(crate) async fn revoke_credentials(tx: &mut WriteTx, user_id: i64, now: i64)
 /// Deletes a user at once and permanently, with their sessions, tokens and API tokens.
 pub async fn delete(db: &Db, ctx: &Ctx, id: i64) -> Result<User, StoreError> {
     let (user, resource) = visible(db, ctx, id).await?;
-    let proof = ctx.authorize(db, Activity::DeleteUser.into(), resource, &user.audit_target()).await?;
+    let proof = ctx
+        .authorize(
+            db,
+            Activity::DeleteUser.into(),
+            resource,
+            &user.audit_target(),
+        )
+        .await?;
     proof.require(Activity::DeleteUser.into())?;
     let mut tx = db.begin_write().await?;
-    sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx.tx).await?;
-    ctx.audit_ok(&mut tx, "delete-user", &user.audit_target(), Some(snapshot(&user)), None).await?;
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?;
+    ctx.audit_ok(
+        &mut tx,
+        "delete-user",
+        &user.audit_target(),
+        Some(snapshot(&user)),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -777,15 +978,32 @@ pub async fn issue_reset(
     reset_ttl_ms: i64,
 ) -> Result<IssuedToken, StoreError> {
     let (user, resource) = visible(db, ctx, id).await?;
-    let proof = ctx.authorize(db, Activity::ChangePassword.into(), resource, &user.audit_target()).await?;
-    proof.require(Activity::ChangePassword.into())?;
-    let (kind, ttl) =
-        if user.status == UserStatus::Invited { ("register", register_ttl_ms) } else { ("reset", reset_ttl_ms) };
-    let mut tx = db.begin_write().await?;
-    let (secret, expires) = issue_token(&mut tx, Some(id), kind, ttl, proof.actor().map(|a| a.0)).await?;
-    let action = format!("issue-{kind}-token");
-    ctx.audit_ok(&mut tx, &action, &user.audit_target(), None, Some(json!({ "expires_at": format_ms(expires) })))
+    let proof = ctx
+        .authorize(
+            db,
+            Activity::ChangePassword.into(),
+            resource,
+            &user.audit_target(),
+        )
         .await?;
+    proof.require(Activity::ChangePassword.into())?;
+    let (kind, ttl) = if user.status == UserStatus::Invited {
+        ("register", register_ttl_ms)
+    } else {
+        ("reset", reset_ttl_ms)
+    };
+    let mut tx = db.begin_write().await?;
+    let (secret, expires) =
+        issue_token(&mut tx, Some(id), kind, ttl, proof.actor().map(|a| a.0)).await?;
+    let action = format!("issue-{kind}-token");
+    ctx.audit_ok(
+        &mut tx,
+        &action,
+        &user.audit_target(),
+        None,
+        Some(json!({ "expires_at": format_ms(expires) })),
+    )
+    .await?;
     tx.commit().await?;
     Ok(issued(kind, &secret, expires))
 }
@@ -804,9 +1022,16 @@ pub async fn pending_tokens(
     let sql = format!(
         "SELECT user_id, kind, expires_at FROM user_tokens WHERE used_at IS NULL AND expires_at > $1 AND user_id IN ({list}) ORDER BY id"
     );
-    for r in sqlx::query::<Any>(&sql).bind(now_ms()).fetch_all(&db.pool).await? {
+    for r in sqlx::query::<Any>(&sql)
+        .bind(now_ms())
+        .fetch_all(&db.pool)
+        .await?
+    {
         let id: i64 = r.try_get("user_id")?;
-        out.insert(id, (r.try_get("kind")?, format_ms(r.try_get("expires_at")?)));
+        out.insert(
+            id,
+            (r.try_get("kind")?, format_ms(r.try_get("expires_at")?)),
+        );
     }
     Ok(out)
 }

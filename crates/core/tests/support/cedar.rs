@@ -23,10 +23,15 @@ pub fn role_entities(principal: &EntityUid) -> HashMap<SiteRole, Entities> {
     SiteRole::ALL
         .iter()
         .map(|role| {
-            let attrs =
-                HashMap::from([("site_role".to_owned(), RestrictedExpression::new_string(role.as_str().to_owned()))]);
+            let attrs = HashMap::from([(
+                "site_role".to_owned(),
+                RestrictedExpression::new_string(role.as_str().to_owned()),
+            )]);
             let user = Entity::new(principal.clone(), attrs, Default::default()).expect("entity");
-            (*role, Entities::from_entities([user], None).expect("entities"))
+            (
+                *role,
+                Entities::from_entities([user], None).expect("entities"),
+            )
         })
         .collect()
 }

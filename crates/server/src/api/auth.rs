@@ -37,8 +37,18 @@ pub struct SessionInfo {
 }
 
 /// Sign in with a password; sets an HttpOnly, SameSite=Strict session cookie.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = SessionInfo), (status = 401, body = Problem), (status = 403, description = "terms-not-accepted: the problem carries `terms` {version, text}", body = Problem), (status = 429, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = SessionInfo),
+        (status = 401, body = Problem),
+        (status = 403, description = "terms-not-accepted: the problem carries `terms` {version, text}", body = Problem),
+        (status = 429, body = Problem),
+    ),
+)]
 pub async fn login(
     State(state): State<Arc<AppState>>,
     Source(addr): Source,
@@ -46,10 +56,28 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     if req.username.is_empty() || req.username.len() > 64 || req.password.len() > 1024 {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid-credentials", "wrong username or password"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-credentials",
+            "wrong username or password",
+        ));
     }
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    match state.auth.login(&state.db, &req.username, req.password, addr, ua, req.accept_terms).await? {
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match state
+        .auth
+        .login(
+            &state.db,
+            &req.username,
+            req.password,
+            addr,
+            ua,
+            req.accept_terms,
+        )
+        .await?
+    {
         LoginOutcome::TermsRequired { text, version } => {
             let body = serde_json::json!({
                 "type": "/problems/terms-not-accepted", "title": "Forbidden", "status": 403,
@@ -58,7 +86,10 @@ pub async fn login(
                 "terms": { "version": version, "text": text },
             });
             let mut r = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            );
             Ok(r)
         }
         LoginOutcome::Throttled(wait) => {
@@ -76,18 +107,33 @@ pub async fn login(
             "invalid-credentials",
             "wrong username or password, or the account is not active",
         )),
-        LoginOutcome::Session { token, csrf, user, expires_at } => {
-            let secure = if state.config.base_url().starts_with("https://") { "; Secure" } else { "" };
+        LoginOutcome::Session {
+            token,
+            csrf,
+            user,
+            expires_at,
+        } => {
+            let secure = if state.config.base_url().starts_with("https://") {
+                "; Secure"
+            } else {
+                ""
+            };
             let max_age = (expires_at - crate::db::now_ms()) / 1000;
             let cookie = format!(
                 "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
                 token.expose()
             );
-            let body = SessionInfo { user, impersonating: None, csrf_token: csrf, expires_at: format_ms(expires_at) };
+            let body = SessionInfo {
+                user,
+                impersonating: None,
+                csrf_token: csrf,
+                expires_at: format_ms(expires_at),
+            };
             let mut response = axum::Json(body).into_response();
             response.headers_mut().insert(
                 header::SET_COOKIE,
-                HeaderValue::from_str(&cookie).map_err(|e| crate::error::StoreError::Internal(e.to_string()))?,
+                HeaderValue::from_str(&cookie)
+                    .map_err(|e| crate::error::StoreError::Internal(e.to_string()))?,
             );
             Ok(response)
         }
@@ -95,9 +141,17 @@ pub async fn login(
 }
 
 /// End the current browser session.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204), (status = 401, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    responses((status = 204), (status = 401, body = Problem)),
+)]
 pub async fn logout(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Response> {
-    state.auth.logout(&state.db, &caller.principal, caller.source.to_string()).await?;
+    state
+        .auth
+        .logout(&state.db, &caller.principal, caller.source.to_string())
+        .await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -107,12 +161,21 @@ pub async fn logout(State(state): State<Arc<AppState>>, caller: Caller) -> ApiRe
 }
 
 /// The current browser session and its CSRF token.
-#[utoipa::path(get, path = "/api/v1/auth/session", tag = "auth", responses((status = 200, body = SessionInfo), (status = 401, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/session",
+    tag = "auth",
+    responses((status = 200, body = SessionInfo), (status = 401, body = Problem)),
+)]
 pub async fn session(caller: Caller) -> ApiResult<axum::Json<SessionInfo>> {
     match &caller.principal.via {
         Via::Session { csrf, .. } => Ok(axum::Json(SessionInfo {
             user: caller.principal.user.clone(),
-            impersonating: caller.principal.impersonating.as_ref().map(|i| i.status(&caller.principal.user)),
+            impersonating: caller
+                .principal
+                .impersonating
+                .as_ref()
+                .map(|i| i.status(&caller.principal.user)),
             csrf_token: csrf.clone(),
             expires_at: String::new(),
         })),
@@ -131,15 +194,27 @@ pub struct RegisteredUser {
 
 /// Set a password with a registration token (or register the first Site Admin with the
 /// bootstrap token printed at start).
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, body = RegisteredUser), (status = 400, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, body = RegisteredUser),
+        (status = 400, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn register(
     State(state): State<Arc<AppState>>,
     Source(addr): Source,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<RegisteredUser>)> {
     check_token_shape(&req.token)?;
-    let user = state.auth.register(&state.db, req, addr.to_string()).await?;
+    let user = state
+        .auth
+        .register(&state.db, req, addr.to_string())
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(RegisteredUser { user })))
 }
 
@@ -151,15 +226,27 @@ pub struct ResetRequest {
 }
 
 /// Set a new password with a reset token; ends every session and API token of the user.
-#[utoipa::path(post, path = "/api/v1/auth/reset", tag = "auth", request_body = ResetRequest,
-    responses((status = 200, body = RegisteredUser), (status = 400, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/reset",
+    tag = "auth",
+    request_body = ResetRequest,
+    responses(
+        (status = 200, body = RegisteredUser),
+        (status = 400, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn reset(
     State(state): State<Arc<AppState>>,
     Source(addr): Source,
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> ApiResult<axum::Json<RegisteredUser>> {
     check_token_shape(&req.token)?;
-    let user = state.auth.reset(&state.db, &req.token, req.password, addr.to_string()).await?;
+    let user = state
+        .auth
+        .reset(&state.db, &req.token, req.password, addr.to_string())
+        .await?;
     Ok(axum::Json(RegisteredUser { user }))
 }
 

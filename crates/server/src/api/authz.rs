@@ -8,7 +8,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cryowarden_core::{
-    Action, Activity, DataAction, DataScope, Decision, ImportPolicy, LabRole, ProjectRole, Resource, UserId,
+    Action, Activity, DataAction, DataScope, Decision, ImportPolicy, LabRole, ProjectRole,
+    Resource, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -62,16 +63,32 @@ pub struct Explanation {
 async fn user_named(state: &AppState, who: &str, field: &'static str) -> Result<User, ApiError> {
     let found = match who.parse::<i64>() {
         Ok(id) => users::find(&state.db, id).await?,
-        Err(_) => users::find_by_username(&state.db, who).await?.map(|(u, _)| u),
+        Err(_) => users::find_by_username(&state.db, who)
+            .await?
+            .map(|(u, _)| u),
     };
     found.ok_or_else(|| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", format!("no user `{who}`")).field(field)
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            format!("no user `{who}`"),
+        )
+        .field(field)
     })
 }
 
 /// What `authorize()` decides for an actor, an action and a resource, and why.
-#[utoipa::path(get, path = "/api/v1/authz/explain", tag = "users", params(ExplainQuery),
-    responses((status = 200, body = Explanation), (status = 403, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/authz/explain",
+    tag = "users",
+    params(ExplainQuery),
+    responses(
+        (status = 200, body = Explanation),
+        (status = 403, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn explain(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -79,8 +96,14 @@ pub async fn explain(
 ) -> ApiResult<axum::Json<Explanation>> {
     let ctx = caller.ctx();
     let gate = Action::Activity(Activity::UpdateSitePermissions);
-    let target = Target { kind: "permissions", id: None, name: Some(q.action.chars().take(100).collect()) };
-    let _may_explain = ctx.authorize(&state.db, gate, Resource::instance(), &target).await?;
+    let target = Target {
+        kind: "permissions",
+        id: None,
+        name: Some(q.action.chars().take(100).collect()),
+    };
+    let _may_explain = ctx
+        .authorize(&state.db, gate, Resource::instance(), &target)
+        .await?;
     Ok(axum::Json(explanation(&state, &q).await?))
 }
 
@@ -108,7 +131,12 @@ pub async fn explanation(state: &AppState, q: &ExplainQuery) -> ApiResult<Explan
     };
     let project = match q.project {
         Some(p) => Some(crate::projects::get(db, p).await.map_err(|_| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", format!("no project {p}")).field("project")
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+                format!("no project {p}"),
+            )
+            .field("project")
         })?),
         None => None,
     };
@@ -119,7 +147,8 @@ pub async fn explanation(state: &AppState, q: &ExplainQuery) -> ApiResult<Explan
     let resource = match (&target, &project) {
         (Some(t), p) if action == Action::Activity(Activity::Impersonate) => {
             let (r, confined) =
-                impersonation::user_resource(db, actor_user.id, t, p.as_ref().map(|p| p.id), None).await?;
+                impersonation::user_resource(db, actor_user.id, t, p.as_ref().map(|p| p.id), None)
+                    .await?;
             let within = match (p, confined) {
                 (Some(p), _) => format!("project `{}`", p.name),
                 (None, Some(id)) => format!("project #{id}"),
@@ -127,14 +156,26 @@ pub async fn explanation(state: &AppState, q: &ExplainQuery) -> ApiResult<Explan
             };
             let (pa, fa) = (r.project_admin, r.folder_admin);
             facts.push(if pa {
-                format!("{me} is a project admin of {within}, which {} belongs to", t.username)
+                format!(
+                    "{me} is a project admin of {within}, which {} belongs to",
+                    t.username
+                )
             } else {
-                format!("{me} is not a project admin of {within} that {} belongs to", t.username)
+                format!(
+                    "{me} is not a project admin of {within} that {} belongs to",
+                    t.username
+                )
             });
             facts.push(if fa {
-                format!("{me} is a folder admin of a workspace of {within}, which {} belongs to", t.username)
+                format!(
+                    "{me} is a folder admin of a workspace of {within}, which {} belongs to",
+                    t.username
+                )
             } else {
-                format!("{me} is not a folder admin of a workspace of {within} that {} belongs to", t.username)
+                format!(
+                    "{me} is not a folder admin of a workspace of {within} that {} belongs to",
+                    t.username
+                )
             });
             r
         }
@@ -174,11 +215,15 @@ pub async fn explanation(state: &AppState, q: &ExplainQuery) -> ApiResult<Explan
             let scope = crate::projects::standing(db, actor_user.id, p).await?;
             facts.push(standing_words(me, p, &scope));
             first = Some(scope);
-            Resource::data(scope).scoped(scope.project_role == Some(ProjectRole::ProjectAdmin), false)
+            Resource::data(scope)
+                .scoped(scope.project_role == Some(ProjectRole::ProjectAdmin), false)
         }
         (None, None) if action == Action::Activity(Activity::CreateUser) => {
             let r = users::with_facts(db, &actor, Resource::instance(), None).await?;
-            facts.push(format!("{me} is {}a project admin of any project", if r.project_admin { "" } else { "not " }));
+            facts.push(format!(
+                "{me} is {}a project admin of any project",
+                if r.project_admin { "" } else { "not " }
+            ));
             r
         }
         (None, None) => Resource::instance(),
@@ -246,7 +291,10 @@ fn standing_words(who: &str, p: &crate::projects::Project, s: &DataScope) -> Str
         ImportPolicy::Managers => "only the lab's managers may import",
         ImportPolicy::FacilityStaff => "only facility staff may import",
     };
-    let read =
-        if s.lab_members_read { "the lab's members may read the project" } else { "the project is closed to the lab" };
+    let read = if s.lab_members_read {
+        "the lab's members may read the project"
+    } else {
+        "the project is closed to the lab"
+    };
     format!("{who} is {lab} and {project}; {policy}; {read}")
 }

@@ -37,11 +37,20 @@ fn map_err(e: StoreError) -> ApiError {
 
 /// The rows of the Admin Console the caller sees: `all` or `read-only` (rows with no access are
 /// absent); 403 for those with no console at all.
-#[utoipa::path(get, path = "/api/v1/console", tag = "console",
-    responses((status = 200, body = Vec<Row>), (status = 403, body = Problem)))]
-pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<axum::Json<Vec<Row>>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/console",
+    tag = "console",
+    responses((status = 200, body = Vec<Row>), (status = 403, body = Problem)),
+)]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<Row>>> {
     let ctx = caller.ctx();
-    console::require_console(&state, &ctx).await.map_err(map_err)?;
+    console::require_console(&state, &ctx)
+        .await
+        .map_err(map_err)?;
     Ok(axum::Json(console::rows(&caller.principal.actor())))
 }
 
@@ -55,35 +64,66 @@ pub struct RowValue {
     pub value: Value,
 }
 
-async fn row_value(state: &AppState, caller: &Caller, s: Setting, value: Value) -> ApiResult<RowValue> {
+async fn row_value(
+    state: &AppState,
+    caller: &Caller,
+    s: Setting,
+    value: Value,
+) -> ApiResult<RowValue> {
     let _ = state;
-    let access = console::access(&caller.principal.actor(), s).ok_or_else(|| ApiError::not_found("setting"))?;
+    let access = console::access(&caller.principal.actor(), s)
+        .ok_or_else(|| ApiError::not_found("setting"))?;
     Ok(RowValue {
         key: s.as_str().to_owned(),
         access: access.access.to_owned(),
-        read_only_fields: access.read_only_fields.iter().map(|f| (*f).to_owned()).collect(),
+        read_only_fields: access
+            .read_only_fields
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect(),
         value,
     })
 }
 
 /// One row's content, if the caller may read it (403 otherwise; unknown key 404).
-#[utoipa::path(get, path = "/api/v1/console/{key}", tag = "console", params(("key" = String, Path)),
-    responses((status = 200, body = RowValue), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/console/{key}",
+    tag = "console",
+    params(("key" = String, Path)),
+    responses(
+        (status = 200, body = RowValue),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+    ),
+)]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(key): Path<String>,
 ) -> ApiResult<axum::Json<RowValue>> {
     let s = setting(&key)?;
-    let value = console::view(&state, &caller.ctx(), s).await.map_err(map_err)?;
+    let value = console::view(&state, &caller.ctx(), s)
+        .await
+        .map_err(map_err)?;
     Ok(axum::Json(row_value(&state, &caller, s, value).await?))
 }
 
 /// Change a row with a JSON object of its fields; answers the new value. 403 for read-only and
 /// absent rows and for a partial row's read-only field (named); 422 naming a bad field.
-#[utoipa::path(put, path = "/api/v1/console/{key}", tag = "console", params(("key" = String, Path)),
+#[utoipa::path(
+    put,
+    path = "/api/v1/console/{key}",
+    tag = "console",
+    params(("key" = String, Path)),
     request_body = Object,
-    responses((status = 200, body = RowValue), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses(
+        (status = 200, body = RowValue),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn put(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -91,15 +131,28 @@ pub async fn put(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<axum::Json<RowValue>> {
     let s = setting(&key)?;
-    let value = console::update(&state, &caller.ctx(), s, body).await.map_err(map_err)?;
+    let value = console::update(&state, &caller.ctx(), s, body)
+        .await
+        .map_err(map_err)?;
     Ok(axum::Json(row_value(&state, &caller, s, value).await?))
 }
 
 /// Run an action of a row: `email/test {"to": ...}` (502 `smtp-failed` with the server's
 /// reply), `limit-active-users/apply`, or a diagnostic's.
-#[utoipa::path(post, path = "/api/v1/console/{key}/{action}", tag = "console",
-    params(("key" = String, Path), ("action" = String, Path)), request_body = Object,
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem), (status = 502, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/console/{key}/{action}",
+    tag = "console",
+    params(("key" = String, Path), ("action" = String, Path)),
+    request_body = Object,
+    responses(
+        (status = 200, body = Object),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem),
+        (status = 502, body = Problem),
+    ),
+)]
 pub async fn act(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -107,8 +160,13 @@ pub async fn act(
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     let s = setting(&key)?;
-    let body: Value =
-        if body.is_empty() { Value::Object(Default::default()) } else { super::extract::parse_json(&body)? };
-    let out = console::act(&state, &caller.ctx(), s, &action, body).await.map_err(map_err)?;
+    let body: Value = if body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        super::extract::parse_json(&body)?
+    };
+    let out = console::act(&state, &caller.ctx(), s, &action, body)
+        .await
+        .map_err(map_err)?;
     Ok((StatusCode::OK, axum::Json(out)))
 }

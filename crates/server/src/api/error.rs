@@ -37,7 +37,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError { status, code, detail: detail.into(), field: None, retry_after: None }
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            field: None,
+            retry_after: None,
+        }
     }
     pub fn field(mut self, field: impl Into<String>) -> ApiError {
         self.field = Some(field.into());
@@ -51,7 +57,11 @@ impl ApiError {
         )
     }
     pub fn not_found(what: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not-found", format!("no such {what}"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no such {what}"),
+        )
     }
 }
 
@@ -149,14 +159,19 @@ fn concealed_what(action: Action) -> &'static str {
 /// The status of a path refusal, by its code.
 fn path_status(code: &str) -> StatusCode {
     match code {
-        "path-escapes-root" | "path-symlink-loop" | "path-permission-denied" | "permission-denied" => {
-            StatusCode::FORBIDDEN
-        }
+        "path-escapes-root"
+        | "path-symlink-loop"
+        | "path-permission-denied"
+        | "permission-denied" => StatusCode::FORBIDDEN,
         "path-not-found" => StatusCode::NOT_FOUND,
-        "path-symlink-refused" | "path-is-root" | "path-ends-in-dot-dot" => StatusCode::UNPROCESSABLE_ENTITY,
-        "path-not-a-directory" | "path-is-a-directory" | "path-not-a-file" | "page-limit-out-of-range" | "exists" => {
+        "path-symlink-refused" | "path-is-root" | "path-ends-in-dot-dot" => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
+        "path-not-a-directory"
+        | "path-is-a-directory"
+        | "path-not-a-file"
+        | "page-limit-out-of-range"
+        | "exists" => StatusCode::UNPROCESSABLE_ENTITY,
         "path-io-error" | "path-resolution-unsupported" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
@@ -189,7 +204,11 @@ fn runner_code(code: &str) -> (StatusCode, &'static str) {
         "exists",
     ];
     if let Some(&c) = PATH_CODES.iter().find(|&&c| c == code) {
-        let status = if c == "exists" { StatusCode::CONFLICT } else { path_status(c) };
+        let status = if c == "exists" {
+            StatusCode::CONFLICT
+        } else {
+            path_status(c)
+        };
         return (status, c);
     }
     match code {
@@ -219,14 +238,20 @@ impl IntoResponse for ApiError {
             field: self.field,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(secs) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"cryowarden\""));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"cryowarden\""),
+            );
         }
         response
     }

@@ -25,9 +25,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let json =
-            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-                v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
             });
         if !json {
             return Err(ApiError::new(
@@ -76,9 +81,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ("invalid-field", StatusCode::UNPROCESSABLE_ENTITY)
         };
         // Unknown and missing fields name themselves in the message, not in the path.
-        let named = ["unknown field `", "missing field `"]
-            .iter()
-            .find_map(|p| message.split(p).nth(1).and_then(|rest| rest.split('`').next()).map(str::to_owned));
+        let named = ["unknown field `", "missing field `"].iter().find_map(|p| {
+            message
+                .split(p)
+                .nth(1)
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_owned)
+        });
         let field = match (named, path.as_str()) {
             (Some(name), "." | "") => Some(name),
             (Some(name), p) if p == name || p.ends_with(&format!(".{name}")) => Some(p.to_owned()),
@@ -99,9 +108,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid-id", "the id in the path is missing"))?;
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid-id",
+                        "the id in the path is missing",
+                    )
+                })?;
         parse_id(&raw, "id").map(Id)
     }
 }
@@ -113,7 +129,10 @@ pub fn parse_id(raw: &str, field: &str) -> Result<i64, ApiError> {
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid-id",
-            format!("`{}` is not an id: ids are positive integers", raw.chars().take(40).collect::<String>()),
+            format!(
+                "`{}` is not an id: ids are positive integers",
+                raw.chars().take(40).collect::<String>()
+            ),
         )
         .field(field)),
     }
@@ -128,15 +147,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
         let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
-        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.into_inner().to_string();
-            let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", message);
-            if path != "." {
-                err.field = Some(path);
-            }
-            err
-        })
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", message);
+                if path != "." {
+                    err.field = Some(path);
+                }
+                err
+            })
     }
 }
 
@@ -152,9 +173,15 @@ pub struct Source(pub IpAddr);
 impl FromRequestParts<Arc<AppState>> for Source {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let peer =
-            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         Ok(Source(state.proxies.client(peer, &parts.headers)))
     }
 }
@@ -173,25 +200,37 @@ impl Caller {
 }
 
 pub fn session_cookie(parts: &Parts) -> Option<&str> {
-    parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
-        |kv| {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
             let (k, v) = kv.trim().split_once('=')?;
             (k == SESSION_COOKIE).then_some(v)
-        },
-    )
+        })
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let Source(source) =
-            Source::from_request_parts(parts, state).await.unwrap_or(Source(IpAddr::from([127, 0, 0, 1])));
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let Source(source) = Source::from_request_parts(parts, state)
+            .await
+            .unwrap_or(Source(IpAddr::from([127, 0, 0, 1])));
         let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim));
+            .map(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+                    .map(str::trim)
+            });
         let (presented, by_cookie) = match bearer {
             Some(Some(token)) => (token.to_owned(), false),
             Some(None) => {
@@ -206,18 +245,26 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 None => return Err(ApiError::unauthenticated()),
             },
         };
-        let principal = state.auth.resolve(&state.db, &presented).await?.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "the session or token is invalid, expired or revoked: sign in again",
-            )
-        })?;
+        let principal = state
+            .auth
+            .resolve(&state.db, &presented)
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "the session or token is invalid, expired or revoked: sign in again",
+                )
+            })?;
         if by_cookie && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
             let Via::Session { csrf, .. } = &principal.via else {
                 return Err(ApiError::unauthenticated());
             };
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if !constant_time_eq(sent.as_bytes(), csrf.as_bytes()) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,

@@ -15,14 +15,32 @@ use crate::lanes::{self, Lane, NewLane, NewNodeTarget};
 use crate::state::AppState;
 
 /// The lanes the caller may queue to (all of them for admins), with their targets.
-#[utoipa::path(get, path = "/api/v1/lanes", tag = "jobs", responses((status = 200, body = Vec<Lane>)))]
-pub async fn list_lanes(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<axum::Json<Vec<Lane>>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/lanes",
+    tag = "jobs",
+    responses((status = 200, body = Vec<Lane>)),
+)]
+pub async fn list_lanes(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<Lane>>> {
     Ok(axum::Json(lanes::list(&state.db, &caller.ctx()).await?))
 }
 
 /// Create a lane (the `compute` setting).
-#[utoipa::path(post, path = "/api/v1/lanes", tag = "jobs", request_body = NewLane,
-    responses((status = 201, body = Lane), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/lanes",
+    tag = "jobs",
+    request_body = NewLane,
+    responses(
+        (status = 201, body = Lane),
+        (status = 403, body = Problem),
+        (status = 409, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn create_lane(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -34,17 +52,43 @@ pub async fn create_lane(
 }
 
 /// Remove a lane and its targets (queued jobs on it go back to building).
-#[utoipa::path(delete, path = "/api/v1/lanes/{id}", tag = "jobs", params(("id" = i64, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn remove_lane(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult<StatusCode> {
+#[utoipa::path(
+    delete,
+    path = "/api/v1/lanes/{id}",
+    tag = "jobs",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 204),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+    ),
+)]
+pub async fn remove_lane(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
     lanes::remove(&state.db, &caller.ctx(), id).await?;
     state.scheduler.reload(&state).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Add a node target (CPU, GPU and RAM slots) to a node lane.
-#[utoipa::path(post, path = "/api/v1/lanes/{id}/targets", tag = "jobs", params(("id" = i64, Path)), request_body = NewNodeTarget,
-    responses((status = 200, body = Lane), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/lanes/{id}/targets",
+    tag = "jobs",
+    params(("id" = i64, Path)),
+    request_body = NewNodeTarget,
+    responses(
+        (status = 200, body = Lane),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn add_target(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -57,30 +101,59 @@ pub async fn add_target(
 }
 
 /// A user's allowed and not-allowed lanes.
-#[utoipa::path(get, path = "/api/v1/users/{id}/lanes", tag = "jobs", params(("id" = i64, Path)),
-    responses((status = 200, body = UserLanes), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}/lanes",
+    tag = "jobs",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = UserLanes),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+    ),
+)]
 pub async fn user_lanes(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Id(id): Id,
 ) -> ApiResult<axum::Json<UserLanes>> {
-    Ok(axum::Json(restrictions::get(&state.db, &caller.ctx(), id).await?))
+    Ok(axum::Json(
+        restrictions::get(&state.db, &caller.ctx(), id).await?,
+    ))
 }
 
 /// Set the lanes a user may not queue to.
-#[utoipa::path(put, path = "/api/v1/users/{id}/lanes", tag = "jobs", params(("id" = i64, Path)), request_body = SetRestrictions,
-    responses((status = 200, body = UserLanes), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{id}/lanes",
+    tag = "jobs",
+    params(("id" = i64, Path)),
+    request_body = SetRestrictions,
+    responses(
+        (status = 200, body = UserLanes),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn set_user_lanes(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Id(id): Id,
     ApiJson(req): ApiJson<SetRestrictions>,
 ) -> ApiResult<axum::Json<UserLanes>> {
-    Ok(axum::Json(restrictions::set(&state.db, &caller.ctx(), id, req).await?))
+    Ok(axum::Json(
+        restrictions::set(&state.db, &caller.ctx(), id, req).await?,
+    ))
 }
 
 /// The registered command templates.
-#[utoipa::path(get, path = "/api/v1/commands", tag = "jobs", responses((status = 200, body = Vec<CommandTemplate>)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/commands",
+    tag = "jobs",
+    responses((status = 200, body = Vec<CommandTemplate>)),
+)]
 pub async fn list_commands(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
@@ -89,19 +162,39 @@ pub async fn list_commands(
 }
 
 /// Register or replace a command template (the `compute` setting).
-#[utoipa::path(put, path = "/api/v1/commands", tag = "jobs", request_body = CommandTemplate,
-    responses((status = 200, body = CommandTemplate), (status = 403, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/commands",
+    tag = "jobs",
+    request_body = CommandTemplate,
+    responses(
+        (status = 200, body = CommandTemplate),
+        (status = 403, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn put_command(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(t): ApiJson<CommandTemplate>,
 ) -> ApiResult<axum::Json<CommandTemplate>> {
-    Ok(axum::Json(commands::put(&state.db, &caller.ctx(), t).await?))
+    Ok(axum::Json(
+        commands::put(&state.db, &caller.ctx(), t).await?,
+    ))
 }
 
 /// Jobs of a project, or the instance's current jobs for those who see every project.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobQuery),
-    responses((status = 200, body = Vec<Job>), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs",
+    tag = "jobs",
+    params(JobQuery),
+    responses(
+        (status = 200, body = Vec<Job>),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -111,26 +204,61 @@ pub async fn list(
 }
 
 /// Create a job (building) in a project; its directory is made as the lab's Unix account.
-#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = NewJob,
-    responses((status = 201, body = Job), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs",
+    tag = "jobs",
+    request_body = NewJob,
+    responses(
+        (status = 201, body = Job),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(new): ApiJson<NewJob>,
 ) -> ApiResult<(StatusCode, axum::Json<Job>)> {
-    Ok((StatusCode::CREATED, axum::Json(jobs::create(&state.db, &state.runner, &caller.ctx(), new).await?)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(jobs::create(&state.db, &state.runner, &caller.ctx(), new).await?),
+    ))
 }
 
 /// One job.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path)),
-    responses((status = 200, body = Job), (status = 404, body = Problem)))]
-pub async fn show(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult<axum::Json<Job>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Job), (status = 404, body = Problem)),
+)]
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+) -> ApiResult<axum::Json<Job>> {
     Ok(axum::Json(jobs::show(&state.db, &caller.ctx(), id).await?))
 }
 
 /// Queue a job to a lane (and optionally a target and its GPUs).
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/queue", tag = "jobs", params(("id" = i64, Path)), request_body = QueueRequest,
-    responses((status = 200, body = Job), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/queue",
+    tag = "jobs",
+    params(("id" = i64, Path)),
+    request_body = QueueRequest,
+    responses(
+        (status = 200, body = Job),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn queue(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -146,7 +274,10 @@ pub async fn queue(
         let busy = state.scheduler.busy_gpus(target.id);
         let clash: Vec<u32> = ids.iter().filter(|g| busy.contains(g)).copied().collect();
         if !clash.is_empty() {
-            let said = format!("GPU(s) {clash:?} of {} are held by running jobs", target.name);
+            let said = format!(
+                "GPU(s) {clash:?} of {} are held by running jobs",
+                target.name
+            );
             if state.settings.get(&state.db).await?.refuse_busy_gpus {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -165,19 +296,45 @@ pub async fn queue(
 }
 
 /// Kill a job: at once when queued; a launched or running job is stopped and then marked killed.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/kill", tag = "jobs", params(("id" = i64, Path)),
-    responses((status = 200, body = Job), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/kill",
+    tag = "jobs",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = Job),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+    ),
+)]
 
-pub async fn kill(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult<axum::Json<Job>> {
+pub async fn kill(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+) -> ApiResult<axum::Json<Job>> {
     let job = jobs::kill(&state.db, &caller.ctx(), id).await?;
     state.scheduler.stop(&state, &job).await?;
     Ok(axum::Json(jobs::get(&state.db, id).await?))
 }
 
 /// Take a finished job back to building (its priority is reset).
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/clear", tag = "jobs", params(("id" = i64, Path)),
-    responses((status = 200, body = Job), (status = 404, body = Problem), (status = 409, body = Problem)))]
-pub async fn clear(State(state): State<Arc<AppState>>, caller: Caller, Id(id): Id) -> ApiResult<axum::Json<Job>> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/clear",
+    tag = "jobs",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = Job),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+    ),
+)]
+pub async fn clear(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+) -> ApiResult<axum::Json<Job>> {
     Ok(axum::Json(jobs::clear(&state.db, &caller.ctx(), id).await?))
 }
 
@@ -191,23 +348,46 @@ pub struct LogQuery {
 }
 
 /// A job's log from `offset` (at most 1 MiB), read as the lab's Unix account.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/log", tag = "jobs", params(("id" = i64, Path), LogQuery),
-    responses((status = 200, body = crate::jobs::LogChunk), (status = 404, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}/log",
+    tag = "jobs",
+    params(("id" = i64, Path), LogQuery),
+    responses((status = 200, body = crate::jobs::LogChunk), (status = 404, body = Problem)),
+)]
 pub async fn log(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Id(id): Id,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<axum::Json<crate::jobs::LogChunk>> {
-    Ok(axum::Json(jobs::log(&state.db, &state.runner, &caller.ctx(), id, q.offset.unwrap_or(0)).await?))
+    Ok(axum::Json(
+        jobs::log(
+            &state.db,
+            &state.runner,
+            &caller.ctx(),
+            id,
+            q.offset.unwrap_or(0),
+        )
+        .await?,
+    ))
 }
 
 /// Add or update a cluster target from CryoSPARC's cluster_info.json and cluster_script.sh
 /// (`cryowarden cluster connect`); its lane is named after it (a safe name derived from it when
 /// it has spaces or other characters a lane name cannot hold). Every template is rendered once
 /// with sample values first; the answer warns of what will not work as the file expects.
-#[utoipa::path(post, path = "/api/v1/clusters", tag = "jobs", request_body = lanes::ConnectCluster,
-    responses((status = 200, body = lanes::ConnectedCluster), (status = 403, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/clusters",
+    tag = "jobs",
+    request_body = lanes::ConnectCluster,
+    responses(
+        (status = 200, body = lanes::ConnectedCluster),
+        (status = 403, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn connect_cluster(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -219,40 +399,87 @@ pub async fn connect_cluster(
 }
 
 /// Set a target's custom variables (the `cluster-custom-variables` setting).
-#[utoipa::path(put, path = "/api/v1/targets/{id}/custom-vars", tag = "jobs", params(("id" = i64, Path)),
-    request_body = std::collections::BTreeMap<String, String>,
-    responses((status = 200, body = Lane), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/targets/{id}/custom-vars",
+    tag = "jobs",
+    params(("id" = i64, Path)),
+    request_body = std::collections::BTreeMap<String,
+    String>,
+    responses(
+        (status = 200, body = Lane),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn set_target_vars(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Id(id): Id,
     ApiJson(vars): ApiJson<std::collections::BTreeMap<String, String>>,
 ) -> ApiResult<axum::Json<Lane>> {
-    Ok(axum::Json(lanes::set_target_vars(&state.db, &caller.ctx(), id, vars).await?))
+    Ok(axum::Json(
+        lanes::set_target_vars(&state.db, &caller.ctx(), id, vars).await?,
+    ))
 }
 
 /// The instance-wide custom variables.
-#[utoipa::path(get, path = "/api/v1/custom-vars", tag = "jobs",
-    responses((status = 200, body = std::collections::BTreeMap<String, String>), (status = 403, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/custom-vars",
+    tag = "jobs",
+    responses(
+        (status = 200, body = std::collections::BTreeMap<String, String>),
+        (status = 403, body = Problem),
+    ),
+)]
 pub async fn instance_vars(
     State(state): State<Arc<AppState>>,
     caller: Caller,
 ) -> ApiResult<axum::Json<std::collections::BTreeMap<String, String>>> {
-    let read = cryowarden_core::Action::ReadSetting(cryowarden_core::Setting::ClusterCustomVariables);
-    let target = crate::context::Target { kind: "setting", id: Some("cluster_custom_vars".into()), name: None };
-    let _may_read = caller.ctx().authorize(&state.db, read, cryowarden_core::Resource::instance(), &target).await?;
-    Ok(axum::Json(crate::scheduler::cluster::instance_vars(&state.db).await?))
+    let read =
+        cryowarden_core::Action::ReadSetting(cryowarden_core::Setting::ClusterCustomVariables);
+    let target = crate::context::Target {
+        kind: "setting",
+        id: Some("cluster_custom_vars".into()),
+        name: None,
+    };
+    let _may_read = caller
+        .ctx()
+        .authorize(
+            &state.db,
+            read,
+            cryowarden_core::Resource::instance(),
+            &target,
+        )
+        .await?;
+    Ok(axum::Json(
+        crate::scheduler::cluster::instance_vars(&state.db).await?,
+    ))
 }
 
 /// Replace the instance-wide custom variables.
-#[utoipa::path(put, path = "/api/v1/custom-vars", tag = "jobs", request_body = std::collections::BTreeMap<String, String>,
-    responses((status = 200, body = std::collections::BTreeMap<String, String>), (status = 403, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/custom-vars",
+    tag = "jobs",
+    request_body = std::collections::BTreeMap<String,
+    String>,
+    responses(
+        (status = 200, body = std::collections::BTreeMap<String, String>),
+        (status = 403, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn set_instance_vars(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(vars): ApiJson<std::collections::BTreeMap<String, String>>,
 ) -> ApiResult<axum::Json<std::collections::BTreeMap<String, String>>> {
-    Ok(axum::Json(lanes::set_instance_vars(&state.db, &caller.ctx(), vars).await?))
+    Ok(axum::Json(
+        lanes::set_instance_vars(&state.db, &caller.ctx(), vars).await?,
+    ))
 }
 
 /// Queue many jobs to one lane at once (one durable commit; all or none): the fields of a
@@ -274,15 +501,39 @@ pub struct QueueMany {
 
 /// Queue many jobs to one lane in one transaction: every job is checked first, and a refusal
 /// queues none.
-#[utoipa::path(post, path = "/api/v1/jobs/queue", tag = "jobs", request_body = QueueMany,
-    responses((status = 200, body = Vec<Job>), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/queue",
+    tag = "jobs",
+    request_body = QueueMany,
+    responses(
+        (status = 200, body = Vec<Job>),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn queue_many(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     ApiJson(req): ApiJson<QueueMany>,
 ) -> ApiResult<axum::Json<Vec<Job>>> {
-    let QueueMany { job_ids, lane, target, gpu_ids, priority, custom_vars } = req;
-    let queue = QueueRequest { lane, target, gpu_ids, priority, custom_vars };
+    let QueueMany {
+        job_ids,
+        lane,
+        target,
+        gpu_ids,
+        priority,
+        custom_vars,
+    } = req;
+    let queue = QueueRequest {
+        lane,
+        target,
+        gpu_ids,
+        priority,
+        custom_vars,
+    };
     let jobs = jobs::queue_many(&state.db, &state.settings, &caller.ctx(), &job_ids, queue).await?;
     for j in &jobs {
         state.scheduler.enqueued(j);
@@ -312,8 +563,18 @@ pub struct ClusterInfoQuery {
 /// Run a cluster lane's `qinfo_cmd_tpl` (e.g. `sinfo`), as `cluster validate` does first: with
 /// `/bin/sh -c`, through the lane's `send_cmd_tpl`, as the Unix account of the lab of
 /// `project` (which the caller must be able to see).
-#[utoipa::path(post, path = "/api/v1/lanes/{id}/cluster-info", tag = "jobs", params(("id" = i64, Path), ClusterInfoQuery),
-    responses((status = 200, body = ClusterInfoOutput), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/lanes/{id}/cluster-info",
+    tag = "jobs",
+    params(("id" = i64, Path), ClusterInfoQuery),
+    responses(
+        (status = 200, body = ClusterInfoOutput),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn cluster_info(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -323,15 +584,26 @@ pub async fn cluster_info(
     use crate::cluster::template::{render_command, send_line};
     let lane = lanes::get(&state.db, id).await?;
     let read = cryowarden_core::Action::ReadSetting(cryowarden_core::Setting::Compute);
-    let _may_read =
-        caller.ctx().authorize(&state.db, read, cryowarden_core::Resource::instance(), &lane.audit_target()).await?;
-    let target = lane.targets.first().filter(|_| lane.kind == lanes::LaneKind::Cluster).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not-a-cluster",
-            format!("`{}` is not a cluster lane", lane.name),
+    let _may_read = caller
+        .ctx()
+        .authorize(
+            &state.db,
+            read,
+            cryowarden_core::Resource::instance(),
+            &lane.audit_target(),
         )
-    })?;
+        .await?;
+    let target = lane
+        .targets
+        .first()
+        .filter(|_| lane.kind == lanes::LaneKind::Cluster)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not-a-cluster",
+                format!("`{}` is not a cluster lane", lane.name),
+            )
+        })?;
     let project = q.project.ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -350,13 +622,23 @@ pub async fn cluster_info(
         target: target.custom_vars.clone(),
         job: Default::default(),
     };
-    let line = render_command(&info.qinfo_cmd_tpl, "qinfo_cmd_tpl", &Default::default(), &custom)?;
+    let line = render_command(
+        &info.qinfo_cmd_tpl,
+        "qinfo_cmd_tpl",
+        &Default::default(),
+        &custom,
+    )?;
     let line = send_line(&info.send_cmd_tpl, &line, &Default::default(), &custom)?;
     let slurm = crate::cluster::Slurm::default();
     let timeout = std::time::Duration::from_secs(20);
-    let out = match slurm.run_line(&state.runner, &account, &line, &project.dir(), timeout).await {
+    let out = match slurm
+        .run_line(&state.runner, &account, &line, &project.dir(), timeout)
+        .await
+    {
         Ok(out) => out,
-        Err(crate::cluster::SlurmError::Runner(e)) => return Err(crate::error::StoreError::Runner(e).into()),
+        Err(crate::cluster::SlurmError::Runner(e)) => {
+            return Err(crate::error::StoreError::Runner(e).into());
+        }
         Err(e) => {
             return Ok(axum::Json(ClusterInfoOutput {
                 command: line,
@@ -375,13 +657,24 @@ pub async fn cluster_info(
 }
 
 /// The exposures imported into a project (by path), optionally of one import job.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/exposures", tag = "jobs", params(("id" = i64, Path), jobs::ExposureQuery),
-    responses((status = 200, body = jobs::ExposurePage), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/exposures",
+    tag = "jobs",
+    params(("id" = i64, Path), jobs::ExposureQuery),
+    responses(
+        (status = 200, body = jobs::ExposurePage),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn exposures(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Id(id): Id,
     ApiQuery(q): ApiQuery<jobs::ExposureQuery>,
 ) -> ApiResult<axum::Json<jobs::ExposurePage>> {
-    Ok(axum::Json(jobs::exposures(&state.db, &caller.ctx(), id, &q).await?))
+    Ok(axum::Json(
+        jobs::exposures(&state.db, &caller.ctx(), id, &q).await?,
+    ))
 }

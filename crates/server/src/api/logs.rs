@@ -63,17 +63,34 @@ pub fn parse_tail(service: &str, lines: Option<&str>) -> Result<(Service, usize)
 }
 
 /// Reads the tail of a service's log off the async threads.
-pub async fn read_tail(state: &AppState, service: Service, lines: usize) -> Result<Vec<String>, ApiError> {
+pub async fn read_tail(
+    state: &AppState,
+    service: Service,
+    lines: usize,
+) -> Result<Vec<String>, ApiError> {
     let dir = logs::log_dir(&state.config.data_dir);
     tokio::task::spawn_blocking(move || logs::tail(&dir, service, lines))
         .await
         .map_err(|e| crate::error::StoreError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::from(crate::error::StoreError::Internal(format!("reading the {service:?} log: {e}"))))
+        .map_err(|e| {
+            ApiError::from(crate::error::StoreError::Internal(format!(
+                "reading the {service:?} log: {e}"
+            )))
+        })
 }
 
 /// The last lines of one service's log.
-#[utoipa::path(get, path = "/api/v1/logs/{service}", tag = "logs", params(("service" = String, Path), TailQuery),
-    responses((status = 200, body = LogTail), (status = 403, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/logs/{service}",
+    tag = "logs",
+    params(("service" = String, Path), TailQuery),
+    responses(
+        (status = 200, body = LogTail),
+        (status = 403, body = Problem),
+        (status = 422, body = Problem),
+    ),
+)]
 pub async fn tail(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -87,7 +104,12 @@ pub async fn tail(
     };
     let _proof = caller
         .ctx()
-        .authorize(&state.db, Action::ReadSetting(Setting::InstanceLogs), Resource::instance(), &target)
+        .authorize(
+            &state.db,
+            Action::ReadSetting(Setting::InstanceLogs),
+            Resource::instance(),
+            &target,
+        )
         .await?;
     let (svc, n) = parse_tail(&service, q.lines.as_deref())?;
     let lines = read_tail(&state, svc, n).await?;
@@ -101,9 +123,16 @@ pub async fn tail(
 /// Database statistics and the instance's configuration (no secrets) for the runtime report.
 pub async fn report_extra(state: &AppState) -> Value {
     let mut counts = serde_json::Map::new();
-    for table in ["users", "sessions", "api_tokens", "user_tokens", "audit_events"] {
-        let n: Result<i64, _> =
-            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&state.db.pool).await;
+    for table in [
+        "users",
+        "sessions",
+        "api_tokens",
+        "user_tokens",
+        "audit_events",
+    ] {
+        let n: Result<i64, _> = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&state.db.pool)
+            .await;
         counts.insert(table.into(), n.map(Value::from).unwrap_or(Value::Null));
     }
     json!({
@@ -114,17 +143,46 @@ pub async fn report_extra(state: &AppState) -> Value {
 }
 
 /// The diagnostic zip as a streamed download, after the `diagnostic-report` check.
-pub async fn report_response(state: &AppState, ctx: &Ctx, browser: Value) -> Result<Response, ApiError> {
-    let target = Target { kind: "setting", id: Some(Setting::DiagnosticReport.as_str().into()), name: None };
-    let _proof =
-        ctx.authorize(&state.db, Action::ReadSetting(Setting::DiagnosticReport), Resource::instance(), &target).await?;
-    ctx.record(&state.db, "download-report", &target, Outcome::Ok, None, None, None).await?;
+pub async fn report_response(
+    state: &AppState,
+    ctx: &Ctx,
+    browser: Value,
+) -> Result<Response, ApiError> {
+    let target = Target {
+        kind: "setting",
+        id: Some(Setting::DiagnosticReport.as_str().into()),
+        name: None,
+    };
+    let _proof = ctx
+        .authorize(
+            &state.db,
+            Action::ReadSetting(Setting::DiagnosticReport),
+            Resource::instance(),
+            &target,
+        )
+        .await?;
+    ctx.record(
+        &state.db,
+        "download-report",
+        &target,
+        Outcome::Ok,
+        None,
+        None,
+        None,
+    )
+    .await?;
     let runtime = logs::runtime_diagnostics(report_extra(state).await);
     let stream = logs::report_stream(logs::log_dir(&state.config.data_dir), runtime, browser);
-    let name = format!("cryowarden-report-{}.zip", crate::db::format_ms(crate::db::now_ms()).replace(':', "-"));
+    let name = format!(
+        "cryowarden-report-{}.zip",
+        crate::db::format_ms(crate::db::now_ms()).replace(':', "-")
+    );
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -133,8 +191,16 @@ pub async fn report_response(state: &AppState, ctx: &Ctx, browser: Value) -> Res
 
 /// Download the diagnostic report: every log file, runtime diagnostics, and the browser
 /// diagnostics sent in the body (any JSON object).
-#[utoipa::path(post, path = "/api/v1/report", tag = "logs", request_body = Object,
-    responses((status = 200, content_type = "application/zip", body = Vec<u8>), (status = 403, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/report",
+    tag = "logs",
+    request_body = Object,
+    responses(
+        (status = 200, content_type = "application/zip", body = Vec<u8>),
+        (status = 403, body = Problem),
+    ),
+)]
 pub async fn report(
     State(state): State<Arc<AppState>>,
     caller: Caller,

@@ -45,12 +45,24 @@ pub struct Health {
 }
 
 /// Liveness and database reachability.
-#[utoipa::path(get, path = "/api/v1/health", tag = "health", responses((status = 200, body = Health), (status = 503, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = Problem)),
+)]
 async fn health(State(state): State<Arc<AppState>>) -> ApiResult<axum::Json<Health>> {
-    sqlx::query("SELECT 1").execute(&state.db.pool).await.map_err(|e| {
-        tracing::error!(error = %e, "health check: database unreachable");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is not answering")
-    })?;
+    sqlx::query("SELECT 1")
+        .execute(&state.db.pool)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "health check: database unreachable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is not answering",
+            )
+        })?;
     Ok(axum::Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -83,16 +95,32 @@ pub fn openapi() -> serde_json::Value {
 fn finish(openapi: utoipa::openapi::OpenApi) -> serde_json::Value {
     const PROBLEM: &str = "#/components/schemas/Problem";
     let mut doc = serde_json::to_value(openapi).expect("the OpenAPI document is JSON");
-    for item in doc["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
-        for op in item.as_object_mut().into_iter().flat_map(|i| i.values_mut()) {
-            let Some(responses) = op.get_mut("responses").and_then(serde_json::Value::as_object_mut) else {
+    for item in doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|p| p.values_mut())
+    {
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|i| i.values_mut())
+        {
+            let Some(responses) = op
+                .get_mut("responses")
+                .and_then(serde_json::Value::as_object_mut)
+            else {
                 continue;
             };
             for response in responses.values_mut() {
-                let Some(content) = response.get_mut("content").and_then(serde_json::Value::as_object_mut) else {
+                let Some(content) = response
+                    .get_mut("content")
+                    .and_then(serde_json::Value::as_object_mut)
+                else {
                     continue;
                 };
-                let is_problem = content.get("application/json").is_some_and(|c| c["schema"]["$ref"] == PROBLEM);
+                let is_problem = content
+                    .get("application/json")
+                    .is_some_and(|c| c["schema"]["$ref"] == PROBLEM);
                 if is_problem && let Some(problem) = content.remove("application/json") {
                     content.insert("application/problem+json".into(), problem);
                 }
@@ -134,9 +162,18 @@ fn parts() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(projects::remove_member))
         .routes(routes!(projects::list_groups, projects::create_group))
         .routes(routes!(projects::delete_group))
-        .routes(routes!(projects::add_group_member, projects::remove_group_member))
-        .routes(routes!(projects::list_workspaces, projects::create_workspace))
-        .routes(routes!(projects::delete_workspace, projects::update_workspace))
+        .routes(routes!(
+            projects::add_group_member,
+            projects::remove_group_member
+        ))
+        .routes(routes!(
+            projects::list_workspaces,
+            projects::create_workspace
+        ))
+        .routes(routes!(
+            projects::delete_workspace,
+            projects::update_workspace
+        ))
         .routes(routes!(projects::set_folder_admins))
         .routes(routes!(projects::browse_project))
         .routes(routes!(projects::archive_data))
@@ -161,7 +198,11 @@ fn parts() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(authz::explain))
-        .routes(routes!(impersonation::start, impersonation::current, impersonation::stop))
+        .routes(routes!(
+            impersonation::start,
+            impersonation::current,
+            impersonation::stop
+        ))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(audit::export))

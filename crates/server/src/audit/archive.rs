@@ -25,7 +25,10 @@ use crate::error::StoreError;
 /// The `instance_settings` key of the retention policy.
 const POLICY_KEY: &str = "audit_log_maintenance";
 const READ: Action = Action::ReadSetting(Setting::AuditLogMaintenance);
-const CHANGE: Action = Action::ChangeSetting { setting: Setting::AuditLogMaintenance, field: None };
+const CHANGE: Action = Action::ChangeSetting {
+    setting: Setting::AuditLogMaintenance,
+    field: None,
+};
 const DAY_MS: i64 = 86_400_000;
 /// At most 100 years.
 const MAX_KEEP_DAYS: i64 = 36_500;
@@ -34,7 +37,11 @@ const MAX_KEEP_DAYS: i64 = 36_500;
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn target() -> Target {
-    Target { kind: "setting", id: Some(Setting::AuditLogMaintenance.as_str().into()), name: None }
+    Target {
+        kind: "setting",
+        id: Some(Setting::AuditLogMaintenance.as_str().into()),
+        name: None,
+    }
 }
 
 /// The retention policy.
@@ -134,22 +141,28 @@ const ANCHOR_COLUMNS: &str =
     "id, first_seq, seq, hash, at, prev_hash, events, file, file_sha256, created_at, created_by";
 
 async fn anchors(db: &Db) -> Result<Vec<Anchor>, StoreError> {
-    let rows = sqlx::query::<Any>(&format!("SELECT {ANCHOR_COLUMNS} FROM audit_anchors ORDER BY seq"))
-        .fetch_all(&db.pool)
-        .await?;
+    let rows = sqlx::query::<Any>(&format!(
+        "SELECT {ANCHOR_COLUMNS} FROM audit_anchors ORDER BY seq"
+    ))
+    .fetch_all(&db.pool)
+    .await?;
     Ok(rows.iter().map(anchor_from_row).collect::<Result<_, _>>()?)
 }
 
 /// Where the live chain starts, from the anchors `(id, first_seq, seq, prev_hash, hash)` in seq
 /// order: `Ok((seq, hash))` of the latest (`(0, GENESIS)` with none), or `Err((seq, problem))`
 /// when they do not chain one after the other.
-pub(crate) fn chain_start(anchors: Vec<(i64, i64, i64, String, String)>) -> Result<(i64, String), (i64, String)> {
+pub(crate) fn chain_start(
+    anchors: Vec<(i64, i64, i64, String, String)>,
+) -> Result<(i64, String), (i64, String)> {
     let mut head = (0, GENESIS.to_owned());
     for (id, first_seq, seq, prev_hash, hash) in anchors {
         if first_seq != head.0 + 1 || prev_hash != head.1 || seq < first_seq {
             return Err((
                 first_seq,
-                format!("archive #{id} does not continue the chain where the previous archive ended"),
+                format!(
+                    "archive #{id} does not continue the chain where the previous archive ended"
+                ),
             ));
         }
         head = (seq, hash);
@@ -166,7 +179,8 @@ async fn load_policy(db: &Db) -> Result<Policy, StoreError> {
         None => Ok(Policy::default()),
         Some(r) => {
             let text: String = r.try_get(0)?;
-            serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("stored audit policy: {e}")))
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Internal(format!("stored audit policy: {e}")))
         }
     }
 }
@@ -177,7 +191,9 @@ fn cutoff(policy: Policy) -> Option<i64> {
 
 /// The policy and the archives (needs `ReadSetting(AuditLogMaintenance)`).
 pub async fn maintenance(db: &Db, data_dir: &Path, ctx: &Ctx) -> Result<Maintenance, StoreError> {
-    let _proof = ctx.authorize(db, READ, Resource::instance(), &target()).await?;
+    let _proof = ctx
+        .authorize(db, READ, Resource::instance(), &target())
+        .await?;
     let policy = load_policy(db).await?;
     Ok(Maintenance {
         policy,
@@ -189,9 +205,14 @@ pub async fn maintenance(db: &Db, data_dir: &Path, ctx: &Ctx) -> Result<Maintena
 
 /// Sets the retention policy (needs `ChangeSetting(AuditLogMaintenance)`), audited.
 pub async fn set_policy(db: &Db, ctx: &Ctx, policy: Policy) -> Result<Policy, StoreError> {
-    let proof = ctx.authorize(db, CHANGE, Resource::instance(), &target()).await?;
+    let proof = ctx
+        .authorize(db, CHANGE, Resource::instance(), &target())
+        .await?;
     if !(0..=MAX_KEEP_DAYS).contains(&policy.keep_days) {
-        return Err(StoreError::invalid("keep_days", format!("must be a number of days from 0 to {MAX_KEEP_DAYS}")));
+        return Err(StoreError::invalid(
+            "keep_days",
+            format!("must be a number of days from 0 to {MAX_KEEP_DAYS}"),
+        ));
     }
     let value = serde_json::to_string(&policy).map_err(|e| StoreError::Internal(e.to_string()))?;
     let mut tx = db.begin_write().await?;
@@ -202,7 +223,9 @@ pub async fn set_policy(db: &Db, ctx: &Ctx, policy: Policy) -> Result<Policy, St
             .fetch_optional(&mut *tx.tx)
             .await?;
         match row {
-            Some(r) => serde_json::from_str::<Policy>(&r.try_get::<String, _>(0)?).unwrap_or_default(),
+            Some(r) => {
+                serde_json::from_str::<Policy>(&r.try_get::<String, _>(0)?).unwrap_or_default()
+            }
             None => Policy::default(),
         }
     };
@@ -210,12 +233,13 @@ pub async fn set_policy(db: &Db, ctx: &Ctx, policy: Policy) -> Result<Policy, St
         return Ok(policy);
     }
     let now = now_ms();
-    let updated = sqlx::query("UPDATE instance_settings SET value = $1, updated_at = $2 WHERE key = $3")
-        .bind(&value)
-        .bind(now)
-        .bind(POLICY_KEY)
-        .execute(&mut *tx.tx)
-        .await?;
+    let updated =
+        sqlx::query("UPDATE instance_settings SET value = $1, updated_at = $2 WHERE key = $3")
+            .bind(&value)
+            .bind(now)
+            .bind(POLICY_KEY)
+            .execute(&mut *tx.tx)
+            .await?;
     if updated.rows_affected() == 0 {
         sqlx::query("INSERT INTO instance_settings (key, value, updated_at) VALUES ($1, $2, $3)")
             .bind(POLICY_KEY)
@@ -238,12 +262,24 @@ pub async fn set_policy(db: &Db, ctx: &Ctx, policy: Policy) -> Result<Policy, St
 
 /// Archives the events before `req.before` (or the policy's cut-off). Needs
 /// `ChangeSetting(AuditLogMaintenance)`: Site Admins only.
-pub async fn archive(db: &Db, data_dir: &Path, ctx: &Ctx, req: ArchiveRequest) -> Result<ArchiveOutcome, StoreError> {
-    let proof = ctx.authorize(db, CHANGE, Resource::instance(), &target()).await?;
+pub async fn archive(
+    db: &Db,
+    data_dir: &Path,
+    ctx: &Ctx,
+    req: ArchiveRequest,
+) -> Result<ArchiveOutcome, StoreError> {
+    let proof = ctx
+        .authorize(db, CHANGE, Resource::instance(), &target())
+        .await?;
     let before = match req.before.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => {
             let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| StoreError::invalid("before", "expected an RFC 3339 time such as 2026-01-31T12:00:00Z"))?;
+                .map_err(|_| {
+                    StoreError::invalid(
+                        "before",
+                        "expected an RFC 3339 time such as 2026-01-31T12:00:00Z",
+                    )
+                })?;
             let ms = i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
                 .map_err(|_| StoreError::invalid("before", "out of range"))?;
             if ms > now_ms() {
@@ -252,7 +288,10 @@ pub async fn archive(db: &Db, data_dir: &Path, ctx: &Ctx, req: ArchiveRequest) -
             ms
         }
         None => cutoff(load_policy(db).await?).ok_or_else(|| {
-            StoreError::invalid("before", "give a cut-off time, or set a retention policy (keep_days > 0) first")
+            StoreError::invalid(
+                "before",
+                "give a cut-off time, or set a retention policy (keep_days > 0) first",
+            )
         })?,
     };
     archive_before(db, data_dir, ctx, &proof, before).await
@@ -306,23 +345,34 @@ async fn archive_before(
     let mut tx = db.begin_write().await?;
     proof.require(CHANGE)?;
     // Where the previous archive ended, and the last event before the cut-off.
-    let prev = sqlx::query::<Any>("SELECT seq, hash, id FROM audit_anchors ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *tx.tx)
-        .await?;
+    let prev =
+        sqlx::query::<Any>("SELECT seq, hash, id FROM audit_anchors ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx.tx)
+            .await?;
     let (prev_seq, prev_hash, prev_id) = match prev {
-        Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?, r.try_get::<i64, _>(2)?),
+        Some(r) => (
+            r.try_get::<i64, _>(0)?,
+            r.try_get::<String, _>(1)?,
+            r.try_get::<i64, _>(2)?,
+        ),
         None => (0, GENESIS.to_owned(), 0),
     };
-    let last = sqlx::query::<Any>("SELECT seq FROM audit_events WHERE at < $1 ORDER BY at DESC, seq DESC LIMIT 1")
-        .bind(before)
-        .fetch_optional(&mut *tx.tx)
-        .await?;
+    let last = sqlx::query::<Any>(
+        "SELECT seq FROM audit_events WHERE at < $1 ORDER BY at DESC, seq DESC LIMIT 1",
+    )
+    .bind(before)
+    .fetch_optional(&mut *tx.tx)
+    .await?;
     let cut = match last {
         Some(r) => r.try_get::<i64, _>(0)?,
         None => prev_seq,
     };
     if cut <= prev_seq {
-        return Ok(ArchiveOutcome { archived: 0, anchor: None, before: format_ms(before) });
+        return Ok(ArchiveOutcome {
+            archived: 0,
+            anchor: None,
+            before: format_ms(before),
+        });
     }
     let id = prev_id + 1;
     let file = format!("audit-{id:06}-{:012}-{cut:012}.jsonl", prev_seq + 1);
@@ -342,8 +392,12 @@ async fn archive_before(
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut last_at = 0;
     {
-        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq");
-        let mut rows = sqlx::query::<Any>(&sql).bind(prev_seq).bind(cut).fetch(&mut *tx.tx);
+        let sql =
+            format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq");
+        let mut rows = sqlx::query::<Any>(&sql)
+            .bind(prev_seq)
+            .bind(cut)
+            .fetch(&mut *tx.tx);
         use futures_util::TryStreamExt;
         while let Some(row) = rows.try_next().await? {
             let e = Stored::from_row(&row)?;
@@ -366,7 +420,10 @@ async fn archive_before(
         }
     }
     if check.expected_seq != cut + 1 {
-        return Err(StoreError::Internal(format!("archive: read up to event {} of {cut}", check.expected_seq - 1)));
+        return Err(StoreError::Internal(format!(
+            "archive: read up to event {} of {cut}",
+            check.expected_seq - 1
+        )));
     }
     sha.update(&buf);
     out.write_all(&buf).await.map_err(io)?;
@@ -408,7 +465,10 @@ async fn archive_before(
     .bind(&anchor.created_by)
     .execute(&mut *tx.tx)
     .await?;
-    sqlx::query("DELETE FROM audit_events WHERE seq <= $1").bind(cut).execute(&mut *tx.tx).await?;
+    sqlx::query("DELETE FROM audit_events WHERE seq <= $1")
+        .bind(cut)
+        .execute(&mut *tx.tx)
+        .await?;
     ctx.audit_ok(
         &mut tx,
         "archive-audit-log",
@@ -423,18 +483,31 @@ async fn archive_before(
     tx.commit().await?;
     guard.0 = None;
     tracing::info!(archive = id, events = anchor.events, file = %path.display(), "audit events archived");
-    Ok(ArchiveOutcome { archived: anchor.events, anchor: Some(anchor), before: format_ms(before) })
+    Ok(ArchiveOutcome {
+        archived: anchor.events,
+        anchor: Some(anchor),
+        before: format_ms(before),
+    })
 }
 
 /// Checks archive `id` on its own: the file's SHA-256 against the anchor, and its events
 /// chaining from the anchor's `prev_hash` to its `hash` (needs `ReadSetting(AuditLogMaintenance)`).
-pub async fn verify_archive(db: &Db, data_dir: &Path, ctx: &Ctx, id: i64) -> Result<ArchiveVerification, StoreError> {
-    let _proof = ctx.authorize(db, READ, Resource::instance(), &target()).await?;
-    let row = sqlx::query::<Any>(&format!("SELECT {ANCHOR_COLUMNS} FROM audit_anchors WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await?
-        .ok_or(StoreError::NotFound { what: "archive" })?;
+pub async fn verify_archive(
+    db: &Db,
+    data_dir: &Path,
+    ctx: &Ctx,
+    id: i64,
+) -> Result<ArchiveVerification, StoreError> {
+    let _proof = ctx
+        .authorize(db, READ, Resource::instance(), &target())
+        .await?;
+    let row = sqlx::query::<Any>(&format!(
+        "SELECT {ANCHOR_COLUMNS} FROM audit_anchors WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or(StoreError::NotFound { what: "archive" })?;
     let anchor = anchor_from_row(&row)?;
     let path = archive_dir(data_dir).join(&anchor.file);
     tokio::task::spawn_blocking(move || verify_file(&anchor, &path))
@@ -485,8 +558,10 @@ fn verify_file(anchor: &Anchor, path: &Path) -> ArchiveVerification {
                 }
             }
             Err(e) => {
-                broken =
-                    Some((check.expected_seq, format!("line of event {} is not an event: {e}", check.expected_seq)))
+                broken = Some((
+                    check.expected_seq,
+                    format!("line of event {} is not an event: {e}", check.expected_seq),
+                ))
             }
         }
     }
@@ -494,9 +569,15 @@ fn verify_file(anchor: &Anchor, path: &Path) -> ArchiveVerification {
     v.events = check.events;
     if broken.is_none() {
         if check.expected_seq != anchor.seq + 1 {
-            broken = Some((check.expected_seq, format!("the file ends before event {}", anchor.seq)));
+            broken = Some((
+                check.expected_seq,
+                format!("the file ends before event {}", anchor.seq),
+            ));
         } else if check.prev != anchor.hash {
-            broken = Some((anchor.seq, "the last event's hash is not the anchor's".into()));
+            broken = Some((
+                anchor.seq,
+                "the last event's hash is not the anchor's".into(),
+            ));
         }
     }
     match broken {
@@ -505,7 +586,8 @@ fn verify_file(anchor: &Anchor, path: &Path) -> ArchiveVerification {
             v.problem = Some(p);
         }
         None if !v.file_sha256_ok => {
-            v.problem = Some("the file's SHA-256 is not the one recorded when it was archived".into());
+            v.problem =
+                Some("the file's SHA-256 is not the one recorded when it was archived".into());
         }
         None => v.ok = true,
     }

@@ -46,12 +46,23 @@ pub(crate) fn record(db: &Db, v: &Verification, end: Option<ChainEnd>, full: boo
     let now = now_ms();
     let entry = map.entry(key(db));
     let previous = match &entry {
-        std::collections::hash_map::Entry::Occupied(o) if o.get().end.anchor == end.anchor => Some(o.get().clone()),
+        std::collections::hash_map::Entry::Occupied(o) if o.get().end.anchor == end.anchor => {
+            Some(o.get().clone())
+        }
         _ => None,
     };
-    let (full_at, full_seq) =
-        if full { (Some(now), end.last.0) } else { previous.as_ref().map_or((None, 0), |p| (p.full_at, p.full_seq)) };
-    let cp = Checkpoint { end, full_at, full_seq };
+    let (full_at, full_seq) = if full {
+        (Some(now), end.last.0)
+    } else {
+        previous
+            .as_ref()
+            .map_or((None, 0), |p| (p.full_at, p.full_seq))
+    };
+    let cp = Checkpoint {
+        end,
+        full_at,
+        full_seq,
+    };
     entry.and_modify(|c| *c = cp.clone()).or_insert(cp);
 }
 
@@ -75,7 +86,11 @@ pub async fn verify_for_page(db: &Db, full: bool) -> Result<PageVerification, St
     let resume = if full {
         None
     } else {
-        checkpoints().lock().unwrap_or_else(|e| e.into_inner()).get(&key(db)).map(|c| c.end.clone())
+        checkpoints()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key(db))
+            .map(|c| c.end.clone())
     };
     let (v, end) = verify_from(db, resume.clone()).await?;
     // From the anchor when there was no checkpoint, or when it was taken from another anchor.
@@ -85,11 +100,18 @@ pub async fn verify_for_page(db: &Db, full: bool) -> Result<PageVerification, St
         (Some(_), None) => false,
     };
     record(db, &v, end, full);
-    let cp = checkpoints().lock().unwrap_or_else(|e| e.into_inner()).get(&key(db)).cloned();
+    let cp = checkpoints()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key(db))
+        .cloned();
     Ok(PageVerification {
         full,
         last_full: cp.as_ref().and_then(|c| c.full_at).map(format_ms),
-        last_full_seq: cp.as_ref().filter(|c| c.full_at.is_some()).map(|c| c.full_seq),
+        last_full_seq: cp
+            .as_ref()
+            .filter(|c| c.full_at.is_some())
+            .map(|c| c.full_seq),
         verified_through: cp.as_ref().map(|c| c.end.last.0),
         verification: v,
     })

@@ -81,17 +81,24 @@ fn given(s: &Option<String>) -> Option<&str> {
 
 fn text(field: &'static str, s: &Option<String>) -> Result<Option<String>, StoreError> {
     match given(s) {
-        Some(v) if v.chars().count() > MAX_TEXT => {
-            Err(StoreError::invalid(field, format!("must be at most {MAX_TEXT} characters")))
-        }
+        Some(v) if v.chars().count() > MAX_TEXT => Err(StoreError::invalid(
+            field,
+            format!("must be at most {MAX_TEXT} characters"),
+        )),
         v => Ok(v.map(str::to_owned)),
     }
 }
 
 fn parse_time(field: &'static str, s: &str) -> Result<i64, StoreError> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| StoreError::invalid(field, "expected an RFC 3339 time such as 2026-01-31T12:00:00Z"))?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| StoreError::invalid(field, "out of range"))
+        .map_err(|_| {
+            StoreError::invalid(
+                field,
+                "expected an RFC 3339 time such as 2026-01-31T12:00:00Z",
+            )
+        })?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| StoreError::invalid(field, "out of range"))
 }
 
 /// The actions a filter asks for.
@@ -122,14 +129,24 @@ impl Filter {
             None => 100,
             Some(s) => match s.parse::<i64>() {
                 Ok(n) if (1..=500).contains(&n) => n,
-                _ => return Err(StoreError::invalid("limit", "must be an integer between 1 and 500")),
+                _ => {
+                    return Err(StoreError::invalid(
+                        "limit",
+                        "must be an integer between 1 and 500",
+                    ));
+                }
             },
         };
         let before = match given(&self.before) {
             None => None,
             Some(s) => match s.parse::<i64>() {
                 Ok(n) if n > 0 => Some(n),
-                _ => return Err(StoreError::invalid("before", "must be a positive event number (a page's `next`)")),
+                _ => {
+                    return Err(StoreError::invalid(
+                        "before",
+                        "must be a positive event number (a page's `next`)",
+                    ));
+                }
             },
         };
         let outcome = text("outcome", &self.outcome)?;
@@ -143,17 +160,25 @@ impl Filter {
             None => Actions::Any,
             Some(a) => match a.strip_suffix('*') {
                 Some(p) if p.contains('*') => {
-                    return Err(StoreError::invalid("action", "`*` may only end the action, as a prefix"));
+                    return Err(StoreError::invalid(
+                        "action",
+                        "`*` may only end the action, as a prefix",
+                    ));
                 }
                 Some("") => Actions::Any,
                 Some(p) => Actions::Prefix(p.to_owned()),
                 None if a.contains('*') => {
-                    return Err(StoreError::invalid("action", "`*` may only end the action, as a prefix"));
+                    return Err(StoreError::invalid(
+                        "action",
+                        "`*` may only end the action, as a prefix",
+                    ));
                 }
                 None => Actions::Exact(a),
             },
         };
-        let from = given(&self.from).map(|s| parse_time("from", s)).transpose()?;
+        let from = given(&self.from)
+            .map(|s| parse_time("from", s))
+            .transpose()?;
         let to = given(&self.to).map(|s| parse_time("to", s)).transpose()?;
         if let (Some(f), Some(t)) = (from, to)
             && t <= f
@@ -189,7 +214,10 @@ struct Sql {
 
 impl Sql {
     fn new(text: &str) -> Sql {
-        Sql { text: text.to_owned(), args: Vec::new() }
+        Sql {
+            text: text.to_owned(),
+            args: Vec::new(),
+        }
     }
     /// Appends `clause`, each `?` in it standing for the next argument.
     fn push(&mut self, clause: &str, args: impl IntoIterator<Item = Arg>) {
@@ -198,7 +226,8 @@ impl Sql {
             match part.strip_suffix('?') {
                 Some(head) => {
                     self.text.push_str(head);
-                    self.args.push(args.next().expect("an argument per placeholder"));
+                    self.args
+                        .push(args.next().expect("an argument per placeholder"));
                     self.text.push_str(&format!("${}", self.args.len()));
                 }
                 None => self.text.push_str(part),
@@ -257,22 +286,32 @@ async fn plan(db: &Db, f: &Filter) -> Result<Plan, StoreError> {
         Actions::Exact(a) => Some(vec![a.clone()]),
         Actions::Prefix(p) => Some(actions_with_prefix(db, p).await?),
     };
-    let mut p = Plan { c, actions, lo: None, hi: None, empty: false };
+    let mut p = Plan {
+        c,
+        actions,
+        lo: None,
+        hi: None,
+        empty: false,
+    };
     if let Some(from) = p.c.from {
-        let row = sqlx::query::<Any>("SELECT seq FROM audit_events WHERE at >= $1 ORDER BY at, seq LIMIT 1")
-            .bind(from)
-            .fetch_optional(&db.pool)
-            .await?;
+        let row = sqlx::query::<Any>(
+            "SELECT seq FROM audit_events WHERE at >= $1 ORDER BY at, seq LIMIT 1",
+        )
+        .bind(from)
+        .fetch_optional(&db.pool)
+        .await?;
         match row {
             Some(r) => p.lo = Some(r.try_get(0)?),
             None => p.empty = true,
         }
     }
     if let Some(to) = p.c.to {
-        let row = sqlx::query::<Any>("SELECT seq FROM audit_events WHERE at < $1 ORDER BY at DESC, seq DESC LIMIT 1")
-            .bind(to)
-            .fetch_optional(&db.pool)
-            .await?;
+        let row = sqlx::query::<Any>(
+            "SELECT seq FROM audit_events WHERE at < $1 ORDER BY at DESC, seq DESC LIMIT 1",
+        )
+        .bind(to)
+        .fetch_optional(&db.pool)
+        .await?;
         match row {
             Some(r) => p.hi = Some(r.try_get(0)?),
             None => p.empty = true,
@@ -281,7 +320,9 @@ async fn plan(db: &Db, f: &Filter) -> Result<Plan, StoreError> {
     if let Some(b) = p.c.before {
         p.hi = Some(p.hi.map_or(b - 1, |h| h.min(b - 1)));
     }
-    if p.actions.as_ref().is_some_and(Vec::is_empty) || matches!((p.lo, p.hi), (Some(l), Some(h)) if l > h) {
+    if p.actions.as_ref().is_some_and(Vec::is_empty)
+        || matches!((p.lo, p.hi), (Some(l), Some(h)) if l > h)
+    {
         p.empty = true;
     }
     Ok(p)
@@ -324,7 +365,11 @@ pub async fn list(db: &Db, f: &Filter) -> Result<(Vec<Event>, Option<i64>), Stor
     }
     let limit = p.c.limit;
     // One indexed query per (action, target column) combination, each at most a page.
-    let targets: &[Option<&str>] = if p.c.target.is_some() { &[Some("target_id"), Some("target")] } else { &[None] };
+    let targets: &[Option<&str>] = if p.c.target.is_some() {
+        &[Some("target_id"), Some("target")]
+    } else {
+        &[None]
+    };
     // Past 100 actions (a compound SELECT has limits) the prefix's actions are one IN list.
     let in_list = p.actions.as_ref().filter(|l| l.len() > 100);
     let actions: Vec<Option<&String>> = match &p.actions {
@@ -338,27 +383,41 @@ pub async fn list(db: &Db, f: &Filter) -> Result<(Vec<Event>, Option<i64>), Stor
     for action in &actions {
         for column in targets {
             if k > 0 {
-                sql.text.push_str(if p.c.target.is_some() { " UNION " } else { " UNION ALL " });
+                sql.text.push_str(if p.c.target.is_some() {
+                    " UNION "
+                } else {
+                    " UNION ALL "
+                });
             }
             k += 1;
-            sql.text.push_str(&format!("SELECT * FROM (SELECT {COLUMNS} FROM audit_events WHERE 1 = 1"));
+            sql.text.push_str(&format!(
+                "SELECT * FROM (SELECT {COLUMNS} FROM audit_events WHERE 1 = 1"
+            ));
             if let Some(a) = action {
                 sql.push(" AND action = ?", [Arg::Text((*a).clone())]);
             }
             if let Some(list) = in_list {
                 let marks = vec!["?"; list.len()].join(", ");
-                sql.push(&format!(" AND action IN ({marks})"), list.iter().cloned().map(Arg::Text));
+                sql.push(
+                    &format!(" AND action IN ({marks})"),
+                    list.iter().cloned().map(Arg::Text),
+                );
             }
             if let (Some(col), Some(t)) = (column, &p.c.target) {
                 sql.push(&format!(" AND {col} = ?"), [Arg::Text(t.clone())]);
             }
             p.common(&mut sql);
-            sql.text.push_str(&format!(" ORDER BY seq DESC LIMIT {}) AS b{k}", limit + 1));
+            sql.text
+                .push_str(&format!(" ORDER BY seq DESC LIMIT {}) AS b{k}", limit + 1));
         }
     }
-    sql.text.push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit + 1));
+    sql.text
+        .push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit + 1));
     let rows = sql.query().fetch_all(&db.pool).await?;
-    let mut events = rows.iter().map(Stored::from_row).collect::<Result<Vec<_>, _>>()?;
+    let mut events = rows
+        .iter()
+        .map(Stored::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     let next = if events.len() as i64 > limit {
         events.truncate(limit as usize);
         events.last().map(|e| e.seq)
@@ -386,10 +445,16 @@ pub async fn export_stream(
     }
     if let Some(list) = p.actions.as_ref().filter(|l| !l.is_empty()) {
         let marks = vec!["?"; list.len()].join(", ");
-        sql.push(&format!(" AND action IN ({marks})"), list.iter().cloned().map(Arg::Text));
+        sql.push(
+            &format!(" AND action IN ({marks})"),
+            list.iter().cloned().map(Arg::Text),
+        );
     }
     if let Some(t) = &p.c.target {
-        sql.push(" AND (target_id = ? OR target = ?)", [Arg::Text(t.clone()), Arg::Text(t.clone())]);
+        sql.push(
+            " AND (target_id = ? OR target = ?)",
+            [Arg::Text(t.clone()), Arg::Text(t.clone())],
+        );
     }
     p.common(&mut sql);
     sql.text.push_str(" ORDER BY seq");
@@ -451,7 +516,12 @@ pub async fn export_stream(
                 let _ = send.send(Err(e)).await;
                 return;
             }
-            if buf.len() >= CHUNK && send.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await.is_err() {
+            if buf.len() >= CHUNK
+                && send
+                    .send(Ok(Bytes::from(std::mem::take(&mut buf))))
+                    .await
+                    .is_err()
+            {
                 return;
             }
         }
@@ -461,13 +531,18 @@ pub async fn export_stream(
         }
         let _ = send.send(Ok(Bytes::from(buf))).await;
     });
-    Ok(futures_util::stream::unfold(recv, |mut r| async move { r.recv().await.map(|item| (item, r)) }))
+    Ok(futures_util::stream::unfold(recv, |mut r| async move {
+        r.recv().await.map(|item| (item, r))
+    }))
 }
 
 /// Moves what `w` has written into `buf` (a new writer takes over; csv's writer gives its
 /// output only by value).
 fn take_csv(w: &mut csv::Writer<Vec<u8>>, buf: &mut Vec<u8>) {
-    let old = std::mem::replace(w, csv::Writer::from_writer(Vec::with_capacity(CHUNK + 4096)));
+    let old = std::mem::replace(
+        w,
+        csv::Writer::from_writer(Vec::with_capacity(CHUNK + 4096)),
+    );
     if let Ok(mut bytes) = old.into_inner() {
         buf.append(&mut bytes);
     }

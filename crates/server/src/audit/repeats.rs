@@ -144,9 +144,17 @@ fn budget_summary(b: Budget) -> Option<NewEvent> {
         actor: t.actor.clone(),
         impersonator: t.impersonator.clone(),
         action: "refusals-throttled".into(),
-        target_kind: if t.actor.id.is_some() { "user" } else { "source" },
+        target_kind: if t.actor.id.is_some() {
+            "user"
+        } else {
+            "source"
+        },
         target_id: t.actor.id.map(|id| id.to_string()),
-        target: Some(if t.actor.id.is_some() { t.actor.name.clone() } else { t.source.clone() }),
+        target: Some(if t.actor.id.is_some() {
+            t.actor.name.clone()
+        } else {
+            t.source.clone()
+        }),
         outcome: Outcome::Denied,
         reason: Some(format!(
             "{} more refusals between {first} and {last}, past {ACTOR_BUDGET} in {} s: counted, not written one by one",
@@ -181,7 +189,10 @@ fn new_budget(now: Instant) -> Budget {
 impl Repeats {
     /// Whether the refusal `e` is to be written now (`true`), or was counted.
     fn admit(&self, e: &NewEvent, now: Instant) -> bool {
-        let mut guard = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let s = &mut *guard;
         let ms = now_ms();
         let k = key(e);
@@ -198,7 +209,10 @@ impl Repeats {
                 s.ready.push(summary);
             }
         }
-        let b = s.budgets.entry(actor_key(e)).or_insert_with(|| new_budget(now));
+        let b = s
+            .budgets
+            .entry(actor_key(e))
+            .or_insert_with(|| new_budget(now));
         if now.duration_since(b.opened) >= WINDOW {
             if let Some(summary) = budget_summary(std::mem::replace(b, new_budget(now))) {
                 s.ready.push(summary);
@@ -208,7 +222,14 @@ impl Repeats {
             b.suppressed += 1;
             *b.actions.entry(e.action.clone()).or_default() += 1;
             if b.sample.len() < SAMPLE {
-                let t = format!("{} {}", e.target_kind, e.target.as_deref().or(e.target_id.as_deref()).unwrap_or("-"));
+                let t = format!(
+                    "{} {}",
+                    e.target_kind,
+                    e.target
+                        .as_deref()
+                        .or(e.target_id.as_deref())
+                        .unwrap_or("-")
+                );
                 if !b.sample.contains(&t) {
                     b.sample.push(t);
                 }
@@ -224,7 +245,14 @@ impl Repeats {
         match s.repeats.get_mut(&k) {
             Some(r) if again => r.written += 1,
             _ => {
-                let r = Repeat { opened: now, event: e.clone(), written: 1, count: 0, first_ms: ms, last_ms: ms };
+                let r = Repeat {
+                    opened: now,
+                    event: e.clone(),
+                    written: 1,
+                    count: 0,
+                    first_ms: ms,
+                    last_ms: ms,
+                };
                 s.repeats.insert(k, r);
             }
         }
@@ -233,21 +261,46 @@ impl Repeats {
 
     /// The summary events due: of windows that ended before `now` (all of them when `all`).
     fn due(&self, now: Instant, all: bool) -> Vec<NewEvent> {
-        let mut guard = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let s = &mut *guard;
         let ended = |opened: Instant| all || now.duration_since(opened) >= WINDOW;
         let mut out = std::mem::take(&mut s.ready);
-        let done: Vec<Key> = s.repeats.iter().filter(|(_, r)| ended(r.opened)).map(|(k, _)| k.clone()).collect();
-        out.extend(done.into_iter().filter_map(|k| s.repeats.remove(&k)).filter_map(repeat_summary));
-        let done: Vec<ActorKey> = s.budgets.iter().filter(|(_, b)| ended(b.opened)).map(|(k, _)| k.clone()).collect();
-        out.extend(done.into_iter().filter_map(|k| s.budgets.remove(&k)).filter_map(budget_summary));
+        let done: Vec<Key> = s
+            .repeats
+            .iter()
+            .filter(|(_, r)| ended(r.opened))
+            .map(|(k, _)| k.clone())
+            .collect();
+        out.extend(
+            done.into_iter()
+                .filter_map(|k| s.repeats.remove(&k))
+                .filter_map(repeat_summary),
+        );
+        let done: Vec<ActorKey> = s
+            .budgets
+            .iter()
+            .filter(|(_, b)| ended(b.opened))
+            .map(|(k, _)| k.clone())
+            .collect();
+        out.extend(
+            done.into_iter()
+                .filter_map(|k| s.budgets.remove(&k))
+                .filter_map(budget_summary),
+        );
         out
     }
 
     /// Refusals counted and not yet written (repeats and throttled), for tests and diagnostics.
     pub fn pending(&self) -> u64 {
-        let s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        s.repeats.values().map(|r| r.count).sum::<u64>() + s.budgets.values().map(|b| b.suppressed).sum::<u64>()
+        let s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.repeats.values().map(|r| r.count).sum::<u64>()
+            + s.budgets.values().map(|b| b.suppressed).sum::<u64>()
     }
 }
 
@@ -310,7 +363,10 @@ mod tests {
 
     fn refusal(actor: i64, target: &str) -> NewEvent {
         NewEvent {
-            actor: Who { id: Some(actor), name: format!("u{actor}") },
+            actor: Who {
+                id: Some(actor),
+                name: format!("u{actor}"),
+            },
             impersonator: None,
             action: "view-user".into(),
             target_kind: "user",
@@ -332,15 +388,30 @@ mod tests {
             assert!(r.admit(&refusal(1, "a"), t0), "the first ones are written");
         }
         for _ in 0..99 {
-            assert!(!r.admit(&refusal(1, "a"), t0), "further repeats are counted");
+            assert!(
+                !r.admit(&refusal(1, "a"), t0),
+                "further repeats are counted"
+            );
         }
         let mut other_reason = refusal(1, "a");
         other_reason.reason = Some("another reason".into());
-        assert!(r.admit(&other_reason, t0), "another reason is another refusal");
-        assert!(r.admit(&refusal(1, "b"), t0), "another target is another refusal");
-        assert!(r.admit(&refusal(2, "a"), t0), "another actor's refusal is written");
+        assert!(
+            r.admit(&other_reason, t0),
+            "another reason is another refusal"
+        );
+        assert!(
+            r.admit(&refusal(1, "b"), t0),
+            "another target is another refusal"
+        );
+        assert!(
+            r.admit(&refusal(2, "a"), t0),
+            "another actor's refusal is written"
+        );
         assert_eq!(r.pending(), 99);
-        assert!(r.due(t0 + Duration::from_secs(1), false).is_empty(), "nothing due within the window");
+        assert!(
+            r.due(t0 + Duration::from_secs(1), false).is_empty(),
+            "nothing due within the window"
+        );
         let due = r.due(t0 + WINDOW, false);
         assert_eq!(due.len(), 1, "one event for the 99 repeats");
         assert_eq!(due[0].after.as_ref().unwrap()["repeated"], 99);
@@ -353,21 +424,36 @@ mod tests {
             assert!(r.admit(&refusal(7, &format!("t{i}")), t0));
         }
         for i in 0..50 {
-            assert!(!r.admit(&refusal(7, &format!("x{i}")), t0), "past the budget");
+            assert!(
+                !r.admit(&refusal(7, &format!("x{i}")), t0),
+                "past the budget"
+            );
         }
-        assert!(r.admit(&refusal(8, "x0"), t0), "another actor is not held by it");
+        assert!(
+            r.admit(&refusal(8, "x0"), t0),
+            "another actor is not held by it"
+        );
         let due = r.due(t0, true);
-        let throttled: Vec<_> = due.iter().filter(|e| e.action == "refusals-throttled").collect();
+        let throttled: Vec<_> = due
+            .iter()
+            .filter(|e| e.action == "refusals-throttled")
+            .collect();
         assert_eq!(throttled.len(), 1);
         assert_eq!(throttled[0].after.as_ref().unwrap()["suppressed"], 50);
-        assert_eq!(throttled[0].after.as_ref().unwrap()["actions"]["view-user"], 50);
+        assert_eq!(
+            throttled[0].after.as_ref().unwrap()["actions"]["view-user"],
+            50
+        );
         // A window that ended is summarised even if the same refusal comes before the flush.
         let r = Repeats::default();
         for _ in 0..WRITTEN_REPEATS {
             assert!(r.admit(&refusal(1, "a"), t0));
         }
         assert!(!r.admit(&refusal(1, "a"), t0));
-        assert!(r.admit(&refusal(1, "a"), t0 + WINDOW), "the next window's first");
+        assert!(
+            r.admit(&refusal(1, "a"), t0 + WINDOW),
+            "the next window's first"
+        );
         let due = r.due(t0 + WINDOW, false);
         assert_eq!(due.len(), 1, "the earlier window's one repeat is not lost");
     }

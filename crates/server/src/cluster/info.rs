@@ -80,20 +80,32 @@ fn megabytes(map: &mut Map<String, Value>, field: &'static str) -> Result<Option
         Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
             (Some(v), _) => Ok(Some(v)),
             (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Ok(Some(f as u64)),
-            _ => Err(invalid(field, format!("must be a whole number of megabytes, at least 0, not {n}"))),
+            _ => Err(invalid(
+                field,
+                format!("must be a whole number of megabytes, at least 0, not {n}"),
+            )),
         },
-        Some(other) => Err(invalid(field, format!("must be a number of megabytes, not {other}"))),
+        Some(other) => Err(invalid(
+            field,
+            format!("must be a number of megabytes, not {other}"),
+        )),
     }
 }
 
-fn check_path(field: &'static str, value: &Option<String>, absolute: bool) -> Result<(), StoreError> {
+fn check_path(
+    field: &'static str,
+    value: &Option<String>,
+    absolute: bool,
+) -> Result<(), StoreError> {
     match value {
-        Some(path) if absolute && !path.is_empty() && !path.starts_with('/') => {
-            Err(invalid(field, format!("{path:?} is not an absolute path: give the path from /")))
-        }
-        Some(path) if path.chars().any(char::is_control) => {
-            Err(invalid(field, "contains a control character (a newline?): give a plain path"))
-        }
+        Some(path) if absolute && !path.is_empty() && !path.starts_with('/') => Err(invalid(
+            field,
+            format!("{path:?} is not an absolute path: give the path from /"),
+        )),
+        Some(path) if path.chars().any(char::is_control) => Err(invalid(
+            field,
+            "contains a control character (a newline?): give a plain path",
+        )),
         _ => Ok(()),
     }
 }
@@ -150,10 +162,16 @@ impl ClusterInfo {
     /// Parses and validates the text of a `cluster_info.json`.
     pub fn parse(text: &str) -> Result<ClusterInfo, StoreError> {
         if text.len() > MAX_INFO_BYTES {
-            return Err(invalid("cluster_info", format!("the file is over {MAX_INFO_BYTES} bytes")));
+            return Err(invalid(
+                "cluster_info",
+                format!("the file is over {MAX_INFO_BYTES} bytes"),
+            ));
         }
         let value: Value = serde_json::from_str(text).map_err(|e| {
-            invalid("cluster_info", format!("not valid JSON ({e}): give CryoSPARC's cluster_info.json"))
+            invalid(
+                "cluster_info",
+                format!("not valid JSON ({e}): give CryoSPARC's cluster_info.json"),
+            )
         })?;
         ClusterInfo::from_value(value)
     }
@@ -161,23 +179,31 @@ impl ClusterInfo {
     /// Validates a `cluster_info.json` already parsed as JSON.
     pub fn from_value(value: Value) -> Result<ClusterInfo, StoreError> {
         let Value::Object(mut map) = value else {
-            return Err(invalid("cluster_info", "must be a JSON object with at least \"name\""));
+            return Err(invalid(
+                "cluster_info",
+                "must be a JSON object with at least \"name\"",
+            ));
         };
         let name = string(&mut map, "name")?.unwrap_or_default();
         let title = string(&mut map, "title")?;
         let worker_bin_path = string(&mut map, "worker_bin_path")?;
         let cache_path = string(&mut map, "cache_path")?;
-        let cache_reserve_mb = megabytes(&mut map, "cache_reserve_mb")?.unwrap_or(DEFAULT_CACHE_RESERVE_MB);
+        let cache_reserve_mb =
+            megabytes(&mut map, "cache_reserve_mb")?.unwrap_or(DEFAULT_CACHE_RESERVE_MB);
         let cache_quota_mb = megabytes(&mut map, "cache_quota_mb")?;
         let mut tpl = |field: &'static str, default: &str| -> Result<String, StoreError> {
-            Ok(string(&mut map, field)?.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| default.to_owned()))
+            Ok(string(&mut map, field)?
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| default.to_owned()))
         };
         let send_cmd_tpl = tpl("send_cmd_tpl", DEFAULT_SEND_CMD_TPL)?;
         let qsub_cmd_tpl = tpl("qsub_cmd_tpl", DEFAULT_QSUB_CMD_TPL)?;
         let qstat_cmd_tpl = tpl("qstat_cmd_tpl", DEFAULT_QSTAT_CMD_TPL)?;
         let qdel_cmd_tpl = tpl("qdel_cmd_tpl", DEFAULT_QDEL_CMD_TPL)?;
         let qinfo_cmd_tpl = tpl("qinfo_cmd_tpl", DEFAULT_QINFO_CMD_TPL)?;
-        let title = title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| name.clone());
+        let title = title
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| name.clone());
         let info = ClusterInfo {
             name,
             title,
@@ -201,21 +227,36 @@ impl ClusterInfo {
     pub fn validate(&self) -> Result<(), StoreError> {
         let name = self.name.trim();
         if name.is_empty() {
-            return Err(invalid("name", "is required: the target's name, e.g. \"slurmcluster\""));
+            return Err(invalid(
+                "name",
+                "is required: the target's name, e.g. \"slurmcluster\"",
+            ));
         }
         if name != self.name {
-            return Err(invalid("name", "has spaces at its start or end: remove them"));
+            return Err(invalid(
+                "name",
+                "has spaces at its start or end: remove them",
+            ));
         }
         for (field, value) in [("name", &self.name), ("title", &self.title)] {
             if value.chars().count() > MAX_NAME_CHARS {
-                return Err(invalid(field, format!("is over {MAX_NAME_CHARS} characters")));
+                return Err(invalid(
+                    field,
+                    format!("is over {MAX_NAME_CHARS} characters"),
+                ));
             }
             if value.chars().any(char::is_control) {
-                return Err(invalid(field, "contains a control character (a newline?): use printable characters"));
+                return Err(invalid(
+                    field,
+                    "contains a control character (a newline?): use printable characters",
+                ));
             }
         }
         if self.lane_name().is_empty() {
-            return Err(invalid("name", "has no letter or digit: give the cluster a name such as \"slurmcluster\""));
+            return Err(invalid(
+                "name",
+                "has no letter or digit: give the cluster a name such as \"slurmcluster\"",
+            ));
         }
         check_path("worker_bin_path", &self.worker_bin_path, false)?;
         check_path("cache_path", &self.cache_path, true)?;
@@ -324,7 +365,10 @@ mod tests {
         assert_eq!(info.cache_reserve_mb, DEFAULT_CACHE_RESERVE_MB);
         assert_eq!(info.cache_quota_mb, None);
         assert_eq!(info.send_cmd_tpl, "ssh loginnode {{ command }}");
-        assert_eq!(info.extra["transfer_cmd_tpl"], "scp {{ src_path }} loginnode:{{ dest_path }}");
+        assert_eq!(
+            info.extra["transfer_cmd_tpl"],
+            "scp {{ src_path }} loginnode:{{ dest_path }}"
+        );
         assert_eq!(info.extra["custom_vars"], json!({"account": "lab1"}));
         // Dumped and read again, it is the same.
         assert_eq!(ClusterInfo::parse(&info.to_json()).unwrap(), info);
@@ -332,7 +376,9 @@ mod tests {
 
     #[test]
     fn defaults_fill_what_is_missing() {
-        let info = ClusterInfo::parse(r#"{"name": "c", "cache_reserve_mb": 5000.0, "qdel_cmd_tpl": ""}"#).unwrap();
+        let info =
+            ClusterInfo::parse(r#"{"name": "c", "cache_reserve_mb": 5000.0, "qdel_cmd_tpl": ""}"#)
+                .unwrap();
         assert_eq!(info.title, "c");
         assert_eq!(info.cache_reserve_mb, 5000);
         assert_eq!(
@@ -343,7 +389,10 @@ mod tests {
 
     #[test]
     fn lane_names_are_derived_from_any_name() {
-        let name = |n: &str| ClusterInfo { name: n.into(), ..ClusterInfo::parse(r#"{"name": "x"}"#).unwrap() };
+        let name = |n: &str| ClusterInfo {
+            name: n.into(),
+            ..ClusterInfo::parse(r#"{"name": "x"}"#).unwrap()
+        };
         for (given, lane) in [
             ("slurmcluster", "slurmcluster"),
             ("GPU cluster (A100)", "GPU_cluster_A100"),
@@ -355,7 +404,8 @@ mod tests {
             assert_eq!(name(given).lane_name(), lane, "{given}");
         }
         assert_eq!(name(&"x".repeat(100)).lane_name().len(), MAX_LANE_NAME);
-        let relative = ClusterInfo::parse(r#"{"name": "a b", "worker_bin_path": "bin/cryosparcw"}"#).unwrap();
+        let relative =
+            ClusterInfo::parse(r#"{"name": "a b", "worker_bin_path": "bin/cryosparcw"}"#).unwrap();
         assert_eq!(relative.title, "a b");
     }
 
@@ -369,17 +419,39 @@ mod tests {
             (r#"{"name": "a\nb"}"#, "name"),
             (r#"{"name": 5}"#, "name"),
             (r#"{"name": "c", "title": "a\u0007"}"#, "title"),
-            (r#"{"name": "c", "cache_reserve_mb": -1}"#, "cache_reserve_mb"),
+            (
+                r#"{"name": "c", "cache_reserve_mb": -1}"#,
+                "cache_reserve_mb",
+            ),
             (r#"{"name": "c", "cache_quota_mb": "10"}"#, "cache_quota_mb"),
-            (r#"{"name": "c", "cache_path": "relative/dir"}"#, "cache_path"),
-            (r#"{"name": "c", "worker_bin_path": "a\nb"}"#, "worker_bin_path"),
+            (
+                r#"{"name": "c", "cache_path": "relative/dir"}"#,
+                "cache_path",
+            ),
+            (
+                r#"{"name": "c", "worker_bin_path": "a\nb"}"#,
+                "worker_bin_path",
+            ),
             (r#"{"name": "(( ))"}"#, "name"),
-            (r#"{"name": "c", "worker_bin_path": ["x"]}"#, "worker_bin_path"),
-            (r#"{"name": "c", "qsub_cmd_tpl": "sbatch {{ script_path_abs"}"#, "qsub_cmd_tpl"),
-            (r#"{"name": "c", "qdel_cmd_tpl": "scancel {% if %}"}"#, "qdel_cmd_tpl"),
+            (
+                r#"{"name": "c", "worker_bin_path": ["x"]}"#,
+                "worker_bin_path",
+            ),
+            (
+                r#"{"name": "c", "qsub_cmd_tpl": "sbatch {{ script_path_abs"}"#,
+                "qsub_cmd_tpl",
+            ),
+            (
+                r#"{"name": "c", "qdel_cmd_tpl": "scancel {% if %}"}"#,
+                "qdel_cmd_tpl",
+            ),
         ];
         for (text, field) in cases {
-            assert_eq!(field_of(ClusterInfo::parse(text).unwrap_err()), field, "{text}");
+            assert_eq!(
+                field_of(ClusterInfo::parse(text).unwrap_err()),
+                field,
+                "{text}"
+            );
         }
     }
 }

@@ -38,7 +38,10 @@ pub enum SlurmError {
     /// SLURM answered and refused (an invalid option, more GPUs than exist, an unknown
     /// partition...): retrying will not help.
     #[error("SLURM refused: {message}")]
-    Rejected { exit_code: Option<i32>, message: String },
+    Rejected {
+        exit_code: Option<i32>,
+        message: String,
+    },
     /// SLURM's answer could not be understood.
     #[error("unexpected answer from SLURM: {0}")]
     BadOutput(String),
@@ -53,7 +56,10 @@ pub enum SlurmError {
 impl SlurmError {
     /// True when trying again later may succeed (the controller or the runner was unavailable).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SlurmError::Unavailable(_) | SlurmError::Runner(RunnerError::Unavailable(_)))
+        matches!(
+            self,
+            SlurmError::Unavailable(_) | SlurmError::Runner(RunnerError::Unavailable(_))
+        )
     }
 }
 
@@ -108,24 +114,30 @@ impl JobState {
 
     /// True for the final states (completed, failed, killed).
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobState::Completed | JobState::Failed | JobState::Killed)
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Killed
+        )
     }
 
     /// The state of a SLURM job state name (`squeue %T`, jobcomp's `JobState=`). An unknown name
     /// counts as running: the job exists and has not ended as far as cryowarden knows.
     pub fn from_slurm(state: &str) -> JobState {
         // "CANCELLED by 0" in some outputs: the first word is the state.
-        match state.split_whitespace().next().unwrap_or("").trim_end_matches('+') {
-            "PENDING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD" | "SPECIAL_EXIT" => {
-                JobState::Queued
-            }
+        match state
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('+')
+        {
+            "PENDING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD"
+            | "SPECIAL_EXIT" => JobState::Queued,
             "CONFIGURING" | "POWER_UP_NODE" => JobState::Launched,
-            "RUNNING" | "COMPLETING" | "STAGE_OUT" | "SIGNALING" | "RESIZING" | "SUSPENDED" | "STOPPED"
-            | "UPDATE_DB" => JobState::Running,
+            "RUNNING" | "COMPLETING" | "STAGE_OUT" | "SIGNALING" | "RESIZING" | "SUSPENDED"
+            | "STOPPED" | "UPDATE_DB" => JobState::Running,
             "COMPLETED" => JobState::Completed,
-            "FAILED" | "TIMEOUT" | "NODE_FAIL" | "OUT_OF_MEMORY" | "BOOT_FAIL" | "DEADLINE" | "PREEMPTED" => {
-                JobState::Failed
-            }
+            "FAILED" | "TIMEOUT" | "NODE_FAIL" | "OUT_OF_MEMORY" | "BOOT_FAIL" | "DEADLINE"
+            | "PREEMPTED" => JobState::Failed,
             "CANCELLED" | "REVOKED" => JobState::Killed,
             _ => JobState::Running,
         }
@@ -144,7 +156,11 @@ pub struct ClusterState {
 
 impl ClusterState {
     fn gone() -> ClusterState {
-        ClusterState { state: JobState::Gone, slurm_state: String::new(), reason: String::new() }
+        ClusterState {
+            state: JobState::Gone,
+            slurm_state: String::new(),
+            reason: String::new(),
+        }
     }
 }
 
@@ -160,7 +176,11 @@ pub struct Slurm {
 
 impl Default for Slurm {
     fn default() -> Slurm {
-        Slurm { slurm_conf: None, submit_timeout: SUBMIT_TIMEOUT, poll_timeout: POLL_TIMEOUT }
+        Slurm {
+            slurm_conf: None,
+            submit_timeout: SUBMIT_TIMEOUT,
+            poll_timeout: POLL_TIMEOUT,
+        }
     }
 }
 
@@ -171,7 +191,9 @@ pub async fn submit(
     rendered_qsub_cmd: &str,
     script_path: &Path,
 ) -> Result<String, SlurmError> {
-    Slurm::default().submit(runner, account, rendered_qsub_cmd, script_path).await
+    Slurm::default()
+        .submit(runner, account, rendered_qsub_cmd, script_path)
+        .await
 }
 
 /// Polls with the default [`Slurm`]: see [`Slurm::poll`].
@@ -180,8 +202,15 @@ pub async fn poll(job_ids: &[String]) -> Result<HashMap<String, ClusterState>, S
 }
 
 /// Cancels with the default [`Slurm`]: see [`Slurm::cancel`].
-pub async fn cancel(runner: &Runner, account: &Account, rendered_qdel_cmd: &str, cwd: &Path) -> Result<(), SlurmError> {
-    Slurm::default().cancel(runner, account, rendered_qdel_cmd, cwd).await
+pub async fn cancel(
+    runner: &Runner,
+    account: &Account,
+    rendered_qdel_cmd: &str,
+    cwd: &Path,
+) -> Result<(), SlurmError> {
+    Slurm::default()
+        .cancel(runner, account, rendered_qdel_cmd, cwd)
+        .await
 }
 
 /// The job id in `sbatch`'s output: "Submitted batch job N", or `--parsable`'s "N" / "N;cluster".
@@ -208,7 +237,11 @@ fn check_ids(job_ids: &[String]) -> Result<Vec<String>, SlurmError> {
     let mut unique = BTreeSet::new();
     for id in job_ids {
         if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
-            return Err(StoreError::invalid("cluster_job_id", format!("{id:?} is not a SLURM job id")).into());
+            return Err(StoreError::invalid(
+                "cluster_job_id",
+                format!("{id:?} is not a SLURM job id"),
+            )
+            .into());
         }
         unique.insert(id.clone());
     }
@@ -235,7 +268,9 @@ impl Slurm {
         timeout: Duration,
     ) -> Result<CommandOutput, SlurmError> {
         let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), line.to_owned()];
-        let out = runner.run_command(account, &argv, cwd, &self.env(), None, timeout).await?;
+        let out = runner
+            .run_command(account, &argv, cwd, &self.env(), None, timeout)
+            .await?;
         if out.timed_out {
             return Err(SlurmError::Unavailable(format!(
                 "`{line}` did not finish within {} s (is slurmctld running?)",
@@ -252,7 +287,8 @@ impl Slurm {
         line: &str,
         cwd: &Path,
     ) -> Result<CommandOutput, SlurmError> {
-        self.run_line(runner, account, line, cwd, self.submit_timeout).await
+        self.run_line(runner, account, line, cwd, self.submit_timeout)
+            .await
     }
 
     /// Submits the job script at `script_path` (already written, readable by `account`) by
@@ -277,7 +313,10 @@ impl Slurm {
             if says_unavailable(&said) {
                 return Err(SlurmError::Unavailable(said));
             }
-            return Err(SlurmError::Rejected { exit_code: out.exit_code, message: said });
+            return Err(SlurmError::Rejected {
+                exit_code: out.exit_code,
+                message: said,
+            });
         }
         parse_job_id(&out.stdout).ok_or_else(|| {
             if says_unavailable(&out.stderr) {
@@ -311,13 +350,19 @@ impl Slurm {
         if says_unavailable(&said) {
             return Err(SlurmError::Unavailable(said));
         }
-        Err(SlurmError::Rejected { exit_code: out.exit_code, message: said })
+        Err(SlurmError::Rejected {
+            exit_code: out.exit_code,
+            message: said,
+        })
     }
 
     /// The states of `job_ids`, with ONE `squeue -h -t all -o '%i|%T|%r' -j id1,id2,...` call,
     /// run as the server (which lists every user's jobs when it is root). Every id asked for is
     /// in the answer; those `squeue` no longer lists are [`JobState::Gone`].
-    pub async fn poll(&self, job_ids: &[String]) -> Result<HashMap<String, ClusterState>, SlurmError> {
+    pub async fn poll(
+        &self,
+        job_ids: &[String],
+    ) -> Result<HashMap<String, ClusterState>, SlurmError> {
         let ids = check_ids(job_ids)?;
         if ids.is_empty() {
             return Ok(HashMap::new());
@@ -339,10 +384,19 @@ impl Slurm {
                     self.poll_timeout.as_secs()
                 ))
             })?
-            .map_err(|e| SlurmError::Unavailable(format!("cannot run squeue: {e}: install slurm-client")))?;
+            .map_err(|e| {
+                SlurmError::Unavailable(format!("cannot run squeue: {e}: install slurm-client"))
+            })?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        parse_poll(&ids, out.status.success(), out.status.code(), &stdout, &stderr, false)
+        parse_poll(
+            &ids,
+            out.status.success(),
+            out.status.code(),
+            &stdout,
+            &stderr,
+            false,
+        )
     }
 
     /// The states of `job_ids` from ONE run of the lane's own poll command, `line`: its
@@ -365,13 +419,26 @@ impl Slurm {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let out = self.run_line(runner, account, line, cwd, self.poll_timeout).await?;
-        parse_poll(&ids, out.success(), out.exit_code, &out.stdout, &out.stderr, true)
+        let out = self
+            .run_line(runner, account, line, cwd, self.poll_timeout)
+            .await?;
+        parse_poll(
+            &ids,
+            out.success(),
+            out.exit_code,
+            &out.stdout,
+            &out.stderr,
+            true,
+        )
     }
 
     /// The ids of the jobs of `user` named `job_name` that SLURM still knows (one `squeue` call):
     /// before submitting again after a submission that timed out, so as never to submit twice.
-    pub async fn find_by_name(&self, user: &str, job_name: &str) -> Result<Vec<String>, SlurmError> {
+    pub async fn find_by_name(
+        &self,
+        user: &str,
+        job_name: &str,
+    ) -> Result<Vec<String>, SlurmError> {
         let mut cmd = tokio::process::Command::new("squeue");
         cmd.args(["-h", "-t", "all", "-o", "%i", "-u", user, "-n", job_name])
             .stdin(Stdio::null())
@@ -390,7 +457,10 @@ impl Slurm {
             return Err(if says_unavailable(&stderr) {
                 SlurmError::Unavailable(stderr.trim().to_owned())
             } else {
-                SlurmError::Rejected { exit_code: out.status.code(), message: stderr.trim().to_owned() }
+                SlurmError::Rejected {
+                    exit_code: out.status.code(),
+                    message: stderr.trim().to_owned(),
+                }
             });
         }
         Ok(String::from_utf8_lossy(&out.stdout)
@@ -436,7 +506,10 @@ fn parse_poll(
     stderr: &str,
     strict: bool,
 ) -> Result<HashMap<String, ClusterState>, SlurmError> {
-    let mut states: HashMap<String, ClusterState> = ids.iter().map(|id| (id.clone(), ClusterState::gone())).collect();
+    let mut states: HashMap<String, ClusterState> = ids
+        .iter()
+        .map(|id| (id.clone(), ClusterState::gone()))
+        .collect();
     if !success {
         // One id that SLURM has forgotten: squeue fails rather than listing nothing.
         if stderr.contains("Invalid job id specified") {
@@ -474,7 +547,9 @@ fn parse_poll(
             };
         }
     }
-    let nothing = stdout.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with("CLUSTER:"));
+    let nothing = stdout
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with("CLUSTER:"));
     if strict && !understood && !nothing {
         return Err(SlurmError::BadOutput(format!(
             "the lane's qstat command printed no line cryowarden can read ({}): qstat_cmd_tpl should run \
@@ -512,7 +587,10 @@ fn parse_jobcomp_line(line: &str) -> Option<JobComp> {
         return None;
     }
     let user = rest.strip_prefix("UserId=")?.split(' ').next()?;
-    let uid = user.rsplit_once('(').and_then(|(_, u)| u.strip_suffix(')')).and_then(|u| u.parse().ok());
+    let uid = user
+        .rsplit_once('(')
+        .and_then(|(_, u)| u.strip_suffix(')'))
+        .and_then(|u| u.parse().ok());
     // The last field; nothing a user controls follows it.
     let (_, exit) = line.rsplit_once(" ExitCode=")?;
     let (code, signal) = exit.split_once(':')?;
@@ -522,12 +600,17 @@ fn parse_jobcomp_line(line: &str) -> Option<JobComp> {
     let mut candidates = BTreeSet::new();
     for (at, _) in line.match_indices(" JobState=") {
         let after = &line[at + " JobState=".len()..];
-        let word: String = after.chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect();
+        let word: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+            .collect();
         if !word.is_empty() && after[word.len()..].starts_with(" Partition=") {
             candidates.insert(word);
         }
     }
-    let slurm_state = (candidates.len() == 1).then(|| candidates.pop_first()).flatten();
+    let slurm_state = (candidates.len() == 1)
+        .then(|| candidates.pop_first())
+        .flatten();
     let state = match &slurm_state {
         Some(s) => JobState::from_slurm(s),
         None if exit_code == 0 && signal == 0 => JobState::Completed,
@@ -554,16 +637,25 @@ pub fn jobcomp_lookup(path: &Path, ids: &[String]) -> std::io::Result<HashMap<St
     for line in file.split(b'\n') {
         let line = line?;
         let line = String::from_utf8_lossy(&line);
-        let Some(record) = parse_jobcomp_line(&line) else { continue };
+        let Some(record) = parse_jobcomp_line(&line) else {
+            continue;
+        };
         if !wanted.contains(record.job_id.as_str()) {
             continue;
         }
         match found.get_mut(&record.job_id) {
             Some(previous) => {
-                let disagree = (previous.uid, previous.state, previous.exit_code, previous.signal)
-                    != (record.uid, record.state, record.exit_code, record.signal);
+                let disagree = (
+                    previous.uid,
+                    previous.state,
+                    previous.exit_code,
+                    previous.signal,
+                ) != (record.uid, record.state, record.exit_code, record.signal);
                 let conflicting = previous.conflicting || record.conflicting || disagree;
-                *previous = JobComp { conflicting, ..record };
+                *previous = JobComp {
+                    conflicting,
+                    ..record
+                };
             }
             None => {
                 found.insert(record.job_id.clone(), record);
@@ -575,7 +667,8 @@ pub fn jobcomp_lookup(path: &Path, ids: &[String]) -> std::io::Result<HashMap<St
 
 /// The slurm.conf in force: `SLURM_CONF`, else `/etc/slurm/slurm.conf`.
 pub fn slurm_conf_path() -> PathBuf {
-    std::env::var_os("SLURM_CONF").map_or_else(|| PathBuf::from("/etc/slurm/slurm.conf"), PathBuf::from)
+    std::env::var_os("SLURM_CONF")
+        .map_or_else(|| PathBuf::from("/etc/slurm/slurm.conf"), PathBuf::from)
 }
 
 /// The jobcomp file of `slurm_conf` when it has `JobCompType=jobcomp/filetxt` and a
@@ -585,14 +678,20 @@ pub fn jobcomp_path(slurm_conf: &Path) -> Option<PathBuf> {
     let (mut kind, mut loc) = (None, None);
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         match key.trim().to_ascii_lowercase().as_str() {
             "jobcomptype" => kind = Some(value.trim().to_owned()),
             "jobcomploc" => loc = Some(value.trim().to_owned()),
             _ => {}
         }
     }
-    (kind.as_deref() == Some("jobcomp/filetxt")).then_some(loc).flatten().filter(|l| !l.is_empty()).map(PathBuf::from)
+    (kind.as_deref() == Some("jobcomp/filetxt"))
+        .then_some(loc)
+        .flatten()
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
 }
 
 /// `cryowarden cluster example slurm`: a `cluster_info.json` and a `cluster_script.sh` in
@@ -643,8 +742,14 @@ mod tests {
 
     #[test]
     fn job_ids_from_sbatch() {
-        assert_eq!(parse_job_id("Submitted batch job 42\n").as_deref(), Some("42"));
-        assert_eq!(parse_job_id("warning: x\nSubmitted batch job 7 on cluster fx\n").as_deref(), Some("7"));
+        assert_eq!(
+            parse_job_id("Submitted batch job 42\n").as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            parse_job_id("warning: x\nSubmitted batch job 7 on cluster fx\n").as_deref(),
+            Some("7")
+        );
         assert_eq!(parse_job_id("1234\n").as_deref(), Some("1234"));
         assert_eq!(parse_job_id("1234;fx\n").as_deref(), Some("1234"));
         assert_eq!(parse_job_id("sbatch: error: nope\n"), None);
@@ -674,7 +779,10 @@ mod tests {
     fn ids_are_checked() {
         assert!(check_ids(&["1,2".into()]).is_err());
         assert!(check_ids(&["-t".into()]).is_err());
-        assert_eq!(check_ids(&["2".into(), "1".into(), "2".into(), "3_4".into()]).unwrap(), ["1", "2", "3_4"]);
+        assert_eq!(
+            check_ids(&["2".into(), "1".into(), "2".into(), "3_4".into()]).unwrap(),
+            ["1", "2", "3_4"]
+        );
     }
 
     #[test]
@@ -697,36 +805,63 @@ mod tests {
         // "JobState=COMPLETED x" in the name is not followed by " Partition=".
         assert_eq!(record.slurm_state.as_deref(), Some("FAILED"));
         assert_eq!(
-            (record.state, record.exit_code, record.signal, record.conflicting),
+            (
+                record.state,
+                record.exit_code,
+                record.signal,
+                record.conflicting
+            ),
             (JobState::Failed, Some(1), None, false)
         );
         // A name forging a whole "JobState=... Partition=" leaves the state in doubt.
-        let forged = LINE.replace("Name=a b JobState=COMPLETED x", "Name=a JobState=COMPLETED Partition=debug");
+        let forged = LINE.replace(
+            "Name=a b JobState=COMPLETED x",
+            "Name=a JobState=COMPLETED Partition=debug",
+        );
         let record = parse_jobcomp_line(&forged).unwrap();
         assert!(record.conflicting && record.slurm_state.is_none());
         assert_eq!(record.state, JobState::Failed);
         // A record cut by a newline in a job name is not a record.
-        assert!(parse_jobcomp_line("JobId=2 UserId=cwlab1(2101) GroupId=cwlab1(2101) Name=x").is_none());
+        assert!(
+            parse_jobcomp_line("JobId=2 UserId=cwlab1(2101) GroupId=cwlab1(2101) Name=x").is_none()
+        );
     }
 
     #[test]
     fn jobcomp_file_lookup() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jobcomp.log");
-        let other =
-            LINE.replace("JobId=1 ", "JobId=3 ").replace("ExitCode=1:0", "ExitCode=0:9").replace("FAILED", "CANCELLED");
+        let other = LINE
+            .replace("JobId=1 ", "JobId=3 ")
+            .replace("ExitCode=1:0", "ExitCode=0:9")
+            .replace("FAILED", "CANCELLED");
         // A forged record of job 1 (a job name with a newline) disagrees with the real one.
         let forged = "JobId=1 UserId=cwlab2(2102) GroupId=x(1) Name=y JobState=COMPLETED Partition=debug DerivedExitCode=0:0 ExitCode=0:0";
-        std::fs::write(&path, format!("{LINE}\n{other}\nJobId=4 UserId=cwlab1(2101) Name=x\n")).unwrap();
-        let found = jobcomp_lookup(&path, &["1".into(), "3".into(), "4".into(), "9".into()]).unwrap();
+        std::fs::write(
+            &path,
+            format!("{LINE}\n{other}\nJobId=4 UserId=cwlab1(2101) Name=x\n"),
+        )
+        .unwrap();
+        let found =
+            jobcomp_lookup(&path, &["1".into(), "3".into(), "4".into(), "9".into()]).unwrap();
         assert_eq!(found.len(), 2);
-        assert_eq!((found["1"].state, found["1"].conflicting), (JobState::Failed, false));
-        assert_eq!((found["3"].state, found["3"].signal), (JobState::Killed, Some(9)));
+        assert_eq!(
+            (found["1"].state, found["1"].conflicting),
+            (JobState::Failed, false)
+        );
+        assert_eq!(
+            (found["3"].state, found["3"].signal),
+            (JobState::Killed, Some(9))
+        );
         std::fs::write(&path, format!("{LINE}\n{forged}\n")).unwrap();
         assert!(jobcomp_lookup(&path, &["1".into()]).unwrap()["1"].conflicting);
 
         let conf = dir.path().join("slurm.conf");
-        std::fs::write(&conf, "# x\nJOBCOMPTYPE=jobcomp/filetxt\njobcomploc = /var/log/jc.log # here\n").unwrap();
+        std::fs::write(
+            &conf,
+            "# x\nJOBCOMPTYPE=jobcomp/filetxt\njobcomploc = /var/log/jc.log # here\n",
+        )
+        .unwrap();
         assert_eq!(jobcomp_path(&conf), Some(PathBuf::from("/var/log/jc.log")));
         std::fs::write(&conf, "JobCompType=jobcomp/none\nJobCompLoc=/x\n").unwrap();
         assert_eq!(jobcomp_path(&conf), None);
@@ -737,6 +872,10 @@ mod tests {
         let (info, script) = example_slurm();
         let info = super::super::ClusterInfo::parse(&info).unwrap();
         assert_eq!(info.qsub_cmd_tpl, "sbatch {{ script_path_abs }}");
-        assert!(super::super::template::custom_variables(&script).unwrap().is_empty());
+        assert!(
+            super::super::template::custom_variables(&script)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

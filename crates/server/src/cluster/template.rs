@@ -106,17 +106,23 @@ pub fn check_custom(field: &'static str, name: &str, value: &str) -> Result<(), 
     if FIXED_RESOURCES.contains(&name) {
         return Err(StoreError::invalid(
             field,
-            format!("{name} cannot be overridden: it is the job's requested resources (set them on the job)"),
+            format!(
+                "{name} cannot be overridden: it is the job's requested resources (set them on the job)"
+            ),
         ));
     }
     if BUILTIN_VARIABLES.contains(&name) {
         return Err(StoreError::invalid(
             field,
-            format!("{name} is a built-in variable, set by cryowarden for each job: choose another name"),
+            format!(
+                "{name} is a built-in variable, set by cryowarden for each job: choose another name"
+            ),
         ));
     }
     let mut chars = name.chars();
-    let identifier = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let identifier = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !identifier || name.len() > MAX_CUSTOM_NAME {
         return Err(StoreError::invalid(
@@ -127,10 +133,16 @@ pub fn check_custom(field: &'static str, name: &str, value: &str) -> Result<(), 
         ));
     }
     if value.len() > MAX_CUSTOM_VALUE {
-        return Err(StoreError::invalid(field, format!("the value of {name} is over {MAX_CUSTOM_VALUE} bytes")));
+        return Err(StoreError::invalid(
+            field,
+            format!("the value of {name} is over {MAX_CUSTOM_VALUE} bytes"),
+        ));
     }
     if value.contains('\0') {
-        return Err(StoreError::invalid(field, format!("the value of {name} contains a NUL character")));
+        return Err(StoreError::invalid(
+            field,
+            format!("the value of {name} contains a NUL character"),
+        ));
     }
     Ok(())
 }
@@ -170,7 +182,9 @@ fn is_plain_word(s: &str) -> bool {
     match s.split_once('=') {
         Some((name, _)) => {
             let mut chars = name.chars();
-            let looks_like_name = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let looks_like_name = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
             !looks_like_name
         }
@@ -187,7 +201,8 @@ fn is_plain_byte(b: u8) -> bool {
 /// would end single quotes the template opened (`'`) or act if left bare there (`;&|<>()#!`),
 /// no control character.
 fn single_quotable(s: &str) -> bool {
-    !s.chars().any(|c| c.is_control() || "'\"$`\\;&|<>()#!".contains(c))
+    !s.chars()
+        .any(|c| c.is_control() || "'\"$`\\;&|<>()#!".contains(c))
 }
 
 /// `s` as one inert word of a bash script, whatever the template put around it (nothing,
@@ -256,7 +271,10 @@ fn quote(s: &str, quoting: Quoting) -> Cow<'_, str> {
 /// A command line of the words of `argv`, each quoted for bash ([`shell_quote`]): what
 /// `run_cmd` should be.
 pub fn shell_join<S: AsRef<str>>(argv: &[S]) -> String {
-    argv.iter().map(|a| shell_quote(a.as_ref()).into_owned()).collect::<Vec<_>>().join(" ")
+    argv.iter()
+        .map(|a| shell_quote(a.as_ref()).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A command line built by cryowarden, inserted verbatim.
@@ -307,19 +325,27 @@ fn environment(quoting: Quoting) -> Environment<'static> {
 fn template_error(field: &'static str, e: &Error) -> StoreError {
     let line = e.line().map(|l| format!(" (line {l})")).unwrap_or_default();
     let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
-    StoreError::invalid(field, format!("the template does not work{line}: {}{detail}", e.kind()))
+    StoreError::invalid(
+        field,
+        format!("the template does not work{line}: {}{detail}", e.kind()),
+    )
 }
 
 /// Checks that `template` compiles.
 pub fn check(template: &str, field: &'static str) -> Result<(), StoreError> {
     let env = environment(Quoting::Sh);
-    env.template_from_str(template).map(drop).map_err(|e| template_error(field, &e))
+    env.template_from_str(template)
+        .map(drop)
+        .map_err(|e| template_error(field, &e))
 }
 
 /// Checks a `cluster_script.sh`: its size and that it compiles.
 pub fn check_script(script: &str) -> Result<(), StoreError> {
     if script.len() > MAX_SCRIPT_BYTES {
-        return Err(StoreError::invalid("cluster_script", format!("the script is over {MAX_SCRIPT_BYTES} bytes")));
+        return Err(StoreError::invalid(
+            "cluster_script",
+            format!("the script is over {MAX_SCRIPT_BYTES} bytes"),
+        ));
     }
     check(script, "cluster_script")
 }
@@ -328,7 +354,9 @@ pub fn check_script(script: &str) -> Result<(), StoreError> {
 /// and that is neither built in nor one of minijinja's globals (`range`, `namespace`...).
 pub fn custom_variables(template: &str) -> Result<BTreeSet<String>, StoreError> {
     let env = environment(Quoting::Sh);
-    let compiled = env.template_from_str(template).map_err(|e| template_error("template", &e))?;
+    let compiled = env
+        .template_from_str(template)
+        .map_err(|e| template_error("template", &e))?;
     let globals: BTreeSet<&str> = env.globals().map(|(name, _)| name).collect();
     Ok(compiled
         .undeclared_variables(false)
@@ -338,8 +366,11 @@ pub fn custom_variables(template: &str) -> Result<BTreeSet<String>, StoreError> 
 }
 
 fn context(builtins: &Builtins, custom: &CustomValues) -> Result<Value, StoreError> {
-    let mut vars: BTreeMap<String, Value> =
-        custom.merged()?.into_iter().map(|(name, value)| (name, Value::from(value))).collect();
+    let mut vars: BTreeMap<String, Value> = custom
+        .merged()?
+        .into_iter()
+        .map(|(name, value)| (name, Value::from(value)))
+        .collect();
     let verbatim = |s: &str| Value::from_object(Verbatim(s.to_owned()));
     let ram_gb = if builtins.ram_gb.fract() == 0.0 && builtins.ram_gb.abs() < 9.0e15 {
         Value::from(builtins.ram_gb as i64)
@@ -361,7 +392,10 @@ fn context(builtins: &Builtins, custom: &CustomValues) -> Result<Value, StoreErr
         ("project_uid", Value::from(b.project_uid.as_str())),
         ("job_uid", Value::from(b.job_uid.as_str())),
         ("job_creator", Value::from(b.job_creator.as_str())),
-        ("cryosparc_username", Value::from(b.cryosparc_username.as_str())),
+        (
+            "cryosparc_username",
+            Value::from(b.cryosparc_username.as_str()),
+        ),
         ("job_type", Value::from(b.job_type.as_str())),
     ] {
         vars.insert(name.to_owned(), value);
@@ -386,12 +420,18 @@ pub fn render(
 ) -> Result<String, StoreError> {
     let ctx = context(builtins, custom)?;
     let env = environment(quoting);
-    let compiled = env.template_from_str(template).map_err(|e| template_error(field, &e))?;
+    let compiled = env
+        .template_from_str(template)
+        .map_err(|e| template_error(field, &e))?;
     compiled.render(ctx).map_err(|e| template_error(field, &e))
 }
 
 /// Renders a `cluster_script.sh`.
-pub fn render_script(script: &str, builtins: &Builtins, custom: &CustomValues) -> Result<String, StoreError> {
+pub fn render_script(
+    script: &str,
+    builtins: &Builtins,
+    custom: &CustomValues,
+) -> Result<String, StoreError> {
     check_script(script)?;
     render(script, "cluster_script", Quoting::Script, builtins, custom)
 }
@@ -414,8 +454,14 @@ pub fn render_command(
 
 /// True when `send_cmd_tpl` is just `{{ command }}` (the default): the command runs as it is.
 pub fn sends_as_is(send_cmd_tpl: &str) -> bool {
-    let compact: String = send_cmd_tpl.chars().filter(|c| !c.is_whitespace()).collect();
-    matches!(compact.as_str(), "{{command}}" | "{{-command}}" | "{{command-}}" | "{{-command-}}")
+    let compact: String = send_cmd_tpl
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    matches!(
+        compact.as_str(),
+        "{{command}}" | "{{-command}}" | "{{command-}}" | "{{-command-}}"
+    )
 }
 
 /// The command line that runs `line` through `send_cmd_tpl` (CryoSPARC's `ssh loginnode
@@ -431,14 +477,18 @@ pub fn send_line(
     if sends_as_is(send_cmd_tpl) {
         return Ok(line.to_owned());
     }
-    let b = Builtins { command: Some(posix_word(line)), ..builtins.clone() };
+    let b = Builtins {
+        command: Some(posix_word(line)),
+        ..builtins.clone()
+    };
     render_command(send_cmd_tpl, "send_cmd_tpl", &b, custom)
 }
 
 /// True when `template` uses the variable `name` (outside what it sets itself).
 pub fn uses_variable(template: &str, name: &str) -> bool {
     let env = environment(Quoting::Sh);
-    env.template_from_str(template).is_ok_and(|t| t.undeclared_variables(false).contains(name))
+    env.template_from_str(template)
+        .is_ok_and(|t| t.undeclared_variables(false).contains(name))
 }
 
 /// Built-ins with sample values, for rendering every template once when a cluster is connected.
@@ -486,7 +536,10 @@ pub fn check_renders(
             (n, value)
         })
         .collect();
-    let custom = CustomValues { instance: sample, ..Default::default() };
+    let custom = CustomValues {
+        instance: sample,
+        ..Default::default()
+    };
     let b = sample_builtins();
     render_script(script, &b, &custom)?;
     for &(field, tpl) in templates {
@@ -536,58 +589,128 @@ mod tests {
     /// The words `/bin/sh -c line` passes to printf, NUL-separated.
     fn sh_words(line: &str) -> Vec<String> {
         let script = format!("printf '%s\\0' {line}");
-        let out = std::process::Command::new("/bin/sh").arg("-c").arg(script).output().unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{line}: {out:?}");
         let text = String::from_utf8(out.stdout).unwrap();
-        text.strip_suffix('\0').unwrap_or(&text).split('\0').map(str::to_owned).collect()
+        text.strip_suffix('\0')
+            .unwrap_or(&text)
+            .split('\0')
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]
     fn command_lines_give_sh_the_exact_words() {
-        let nasty = ["plain", "a b", "it's", "$(touch PWNED)", "`id`", "a\nb", "x;y", "\"q\"", "", "#c", "100% \\n é;"];
-        let line = nasty.iter().map(|w| sh_quote(w).into_owned()).collect::<Vec<_>>().join(" ");
+        let nasty = [
+            "plain",
+            "a b",
+            "it's",
+            "$(touch PWNED)",
+            "`id`",
+            "a\nb",
+            "x;y",
+            "\"q\"",
+            "",
+            "#c",
+            "100% \\n é;",
+        ];
+        let line = nasty
+            .iter()
+            .map(|w| sh_quote(w).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
         assert_eq!(sh_words(&line), nasty);
-        let line = nasty.iter().map(|w| posix_word(w)).collect::<Vec<_>>().join(" ");
+        let line = nasty
+            .iter()
+            .map(|w| posix_word(w))
+            .collect::<Vec<_>>()
+            .join(" ");
         assert_eq!(sh_words(&line), nasty);
         let b = Builtins::default();
-        let (field, _) = field_and_message(render_command("  ", "qsub_cmd_tpl", &b, &Default::default()).unwrap_err());
+        let (field, _) = field_and_message(
+            render_command("  ", "qsub_cmd_tpl", &b, &Default::default()).unwrap_err(),
+        );
         assert_eq!(field, "qsub_cmd_tpl");
-        let trailing = CustomValues { job: BTreeMap::from([("v".into(), "x\n".into())]), ..Default::default() };
-        let (field, message) =
-            field_and_message(render_command("echo {{ v }}", "qdel_cmd_tpl", &b, &trailing).unwrap_err());
-        assert!(field == "qdel_cmd_tpl" && message.contains("newline"), "{message}");
+        let trailing = CustomValues {
+            job: BTreeMap::from([("v".into(), "x\n".into())]),
+            ..Default::default()
+        };
+        let (field, message) = field_and_message(
+            render_command("echo {{ v }}", "qdel_cmd_tpl", &b, &trailing).unwrap_err(),
+        );
+        assert!(
+            field == "qdel_cmd_tpl" && message.contains("newline"),
+            "{message}"
+        );
         // send_cmd_tpl gets the command line as one word.
-        let sent = send_line("ssh login {{ command }}", ". /etc/x ; sbatch 'a b'", &b, &Default::default()).unwrap();
+        let sent = send_line(
+            "ssh login {{ command }}",
+            ". /etc/x ; sbatch 'a b'",
+            &b,
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(sent, r"ssh login '. /etc/x ; sbatch '\''a b'\'''");
-        assert_eq!(send_line(" {{command}} ", "sbatch x | cut", &b, &Default::default()).unwrap(), "sbatch x | cut");
+        assert_eq!(
+            send_line(" {{command}} ", "sbatch x | cut", &b, &Default::default()).unwrap(),
+            "sbatch x | cut"
+        );
     }
 
     #[test]
     fn custom_variables_are_the_undeclared_non_builtins() {
         let t = "#SBATCH -A {{ account }}\n{% set x = 1 %}{{ x }}{% for i in range(num_cpu) %}{{ i }}{{ qos|default('normal') }}{% endfor %}{{ run_cmd }}";
-        assert_eq!(custom_variables(t).unwrap(), BTreeSet::from(["account".to_owned(), "qos".to_owned()]));
+        assert_eq!(
+            custom_variables(t).unwrap(),
+            BTreeSet::from(["account".to_owned(), "qos".to_owned()])
+        );
         assert!(custom_variables("{{ oops").is_err());
     }
 
     #[test]
     fn levels_merge_and_resources_are_fixed() {
         let custom = CustomValues {
-            instance: BTreeMap::from([("a".into(), "instance".into()), ("b".into(), "instance".into())]),
+            instance: BTreeMap::from([
+                ("a".into(), "instance".into()),
+                ("b".into(), "instance".into()),
+            ]),
             target: BTreeMap::from([("b".into(), "target".into()), ("c".into(), "target".into())]),
             job: BTreeMap::from([("c".into(), "job".into())]),
         };
         let merged = custom.merged().unwrap();
-        assert_eq!(merged.values().map(String::as_str).collect::<Vec<_>>(), ["instance", "target", "job"]);
+        assert_eq!(
+            merged.values().map(String::as_str).collect::<Vec<_>>(),
+            ["instance", "target", "job"]
+        );
         for fixed in FIXED_RESOURCES {
-            let custom = CustomValues { job: BTreeMap::from([(fixed.into(), "64".into())]), ..Default::default() };
+            let custom = CustomValues {
+                job: BTreeMap::from([(fixed.into(), "64".into())]),
+                ..Default::default()
+            };
             let (field, message) = field_and_message(custom.merged().unwrap_err());
             assert_eq!(field, "custom_variables.job");
             assert!(message.contains("cannot be overridden"), "{message}");
         }
-        let builtin = CustomValues { target: BTreeMap::from([("run_cmd".into(), "x".into())]), ..Default::default() };
-        assert_eq!(field_and_message(builtin.merged().unwrap_err()).0, "custom_variables.target");
-        let bad = CustomValues { instance: BTreeMap::from([("1x".into(), "x".into())]), ..Default::default() };
-        assert_eq!(field_and_message(bad.merged().unwrap_err()).0, "custom_variables.instance");
+        let builtin = CustomValues {
+            target: BTreeMap::from([("run_cmd".into(), "x".into())]),
+            ..Default::default()
+        };
+        assert_eq!(
+            field_and_message(builtin.merged().unwrap_err()).0,
+            "custom_variables.target"
+        );
+        let bad = CustomValues {
+            instance: BTreeMap::from([("1x".into(), "x".into())]),
+            ..Default::default()
+        };
+        assert_eq!(
+            field_and_message(bad.merged().unwrap_err()).0,
+            "custom_variables.instance"
+        );
     }
 
     #[test]
@@ -599,18 +722,30 @@ mod tests {
             job_creator: "Ada Lovelace".into(),
             ..Default::default()
         };
-        let custom =
-            CustomValues { job: BTreeMap::from([("v".into(), "$(touch PWNED)".into())]), ..Default::default() };
+        let custom = CustomValues {
+            job: BTreeMap::from([("v".into(), "$(touch PWNED)".into())]),
+            ..Default::default()
+        };
         let t = "{{ num_cpu }} {{ ram_gb }} {{ (ram_gb*1000)|int }} {{ ram_gb / 3 > 2 }} {{ job_creator }} {{ run_cmd }} \
                  {{ v|safe }} {{ v|e }} {{ v|string }} {{ v|upper }} x{{ missing }}y{{ none }}z";
         let out = render(t, "t", Quoting::Sh, &b, &custom).unwrap();
         let words = sh_words(&out);
         assert_eq!(
             words,
-            ["4", "8", "8000", "True", "Ada Lovelace", "echo", "hi there", "$(touch PWNED)", "$(touch PWNED)"]
-                .into_iter()
-                .chain(["$(touch PWNED)", "$(TOUCH PWNED)", "xyz"])
-                .collect::<Vec<_>>(),
+            [
+                "4",
+                "8",
+                "8000",
+                "True",
+                "Ada Lovelace",
+                "echo",
+                "hi there",
+                "$(touch PWNED)",
+                "$(touch PWNED)"
+            ]
+            .into_iter()
+            .chain(["$(touch PWNED)", "$(TOUCH PWNED)", "xyz"])
+            .collect::<Vec<_>>(),
             "{out}"
         );
     }

@@ -20,8 +20,16 @@ use crate::error::StoreError;
 use crate::state::AppState;
 
 pub const FIELDS: &[Field] = &[
-    super::f("max_active_users", "Most users with an account in use (active or invited; 0 = no cap)", Kind::Number),
-    super::f("deactivate_after_days", "Deactivate after this many days without sign-in (0 = never)", Kind::Number),
+    super::f(
+        "max_active_users",
+        "Most users with an account in use (active or invited; 0 = no cap)",
+        Kind::Number,
+    ),
+    super::f(
+        "deactivate_after_days",
+        "Deactivate after this many days without sign-in (0 = never)",
+        Kind::Number,
+    ),
 ];
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,10 +44,16 @@ impl Stored for ActiveUserLimits {
     const FIELDS: &'static [&'static str] = &["max_active_users", "deactivate_after_days"];
     fn validate(&self) -> Result<(), StoreError> {
         if !(0..=1_000_000).contains(&self.max_active_users) {
-            return Err(StoreError::invalid("max_active_users", "must be from 0 (no cap) to 1000000"));
+            return Err(StoreError::invalid(
+                "max_active_users",
+                "must be from 0 (no cap) to 1000000",
+            ));
         }
         if !(0..=3650).contains(&self.deactivate_after_days) {
-            return Err(StoreError::invalid("deactivate_after_days", "must be from 0 (never) to 3650"));
+            return Err(StoreError::invalid(
+                "deactivate_after_days",
+                "must be from 0 (never) to 3650",
+            ));
         }
         Ok(())
     }
@@ -73,16 +87,24 @@ pub async fn check_seat(tx: &mut WriteTx, seat: Seat) -> Result<(), StoreError> 
         Seat::New => "SELECT COUNT(*) FROM users WHERE status IN ('active', 'invited')",
         Seat::Register => "SELECT COUNT(*) FROM users WHERE status = 'active'",
     };
-    let used: i64 = sqlx::query_scalar::<Any, i64>(sql).fetch_one(&mut *tx.tx).await?;
+    let used: i64 = sqlx::query_scalar::<Any, i64>(sql)
+        .fetch_one(&mut *tx.tx)
+        .await?;
     if used >= limits.max_active_users {
-        return Err(StoreError::UserLimit { cap: limits.max_active_users });
+        return Err(StoreError::UserLimit {
+            cap: limits.max_active_users,
+        });
     }
     Ok(())
 }
 
 pub async fn view(db: &Db) -> Result<Value, StoreError> {
     let mut v = store::redacted::<ActiveUserLimits>(db).await?;
-    let count = |sql: &'static str| async move { sqlx::query_scalar::<Any, i64>(sql).fetch_one(&db.pool).await };
+    let count = |sql: &'static str| async move {
+        sqlx::query_scalar::<Any, i64>(sql)
+            .fetch_one(&db.pool)
+            .await
+    };
     v["active_users"] = json!(count("SELECT COUNT(*) FROM users WHERE status = 'active'").await?);
     v["invited_users"] = json!(count("SELECT COUNT(*) FROM users WHERE status = 'invited'").await?);
     Ok(v)
@@ -91,7 +113,10 @@ pub async fn view(db: &Db) -> Result<Value, StoreError> {
 /// Deactivates every active user (but Site Admins) whose last sign-in (or creation, if they never
 /// signed in) is older than the setting's days; each one audited as `system:inactivity` with
 /// their sessions and API tokens revoked. Returns the usernames.
-pub async fn deactivate_inactive(state: &AppState, source: &str) -> Result<Vec<String>, StoreError> {
+pub async fn deactivate_inactive(
+    state: &AppState,
+    source: &str,
+) -> Result<Vec<String>, StoreError> {
     let limits = store::load::<ActiveUserLimits>(&state.db).await?;
     if limits.deactivate_after_days == 0 {
         return Ok(vec![]);
@@ -110,7 +135,11 @@ pub async fn deactivate_inactive(state: &AppState, source: &str) -> Result<Vec<S
     let mut names = Vec::new();
     for r in &rows {
         let (id, name): (i64, String) = (r.try_get("id")?, r.try_get("username")?);
-        let proof = Allowed::system(Activity::SetUserActive.into(), "inactivity", Some(UserId(id)));
+        let proof = Allowed::system(
+            Activity::SetUserActive.into(),
+            "inactivity",
+            Some(UserId(id)),
+        );
         proof.require(Activity::SetUserActive.into())?;
         sqlx::query("UPDATE users SET status = 'deactivated', updated_at = $1 WHERE id = $2 AND status = 'active'")
             .bind(now)
@@ -138,10 +167,22 @@ pub async fn deactivate_inactive(state: &AppState, source: &str) -> Result<Vec<S
 /// The action `limit-active-users/apply`: the sweep, now, by an admin who may change the row.
 pub async fn apply(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
     let setting = Setting::LimitActiveUsers;
-    let target = Target { kind: "setting", id: Some(setting.as_str().to_owned()), name: None };
-    ctx.authorize(&state.db, Action::ChangeSetting { setting, field: None }, Resource::instance(), &target)
-        .await
-        .map(drop)?;
+    let target = Target {
+        kind: "setting",
+        id: Some(setting.as_str().to_owned()),
+        name: None,
+    };
+    ctx.authorize(
+        &state.db,
+        Action::ChangeSetting {
+            setting,
+            field: None,
+        },
+        Resource::instance(),
+        &target,
+    )
+    .await
+    .map(drop)?;
     let names = deactivate_inactive(state, &ctx.source).await?;
     Ok(json!({ "deactivated": names }))
 }
@@ -153,7 +194,9 @@ pub fn spawn_sweep(state: Arc<AppState>) {
         loop {
             tick.tick().await;
             match deactivate_inactive(&state, "sweep").await {
-                Ok(names) if !names.is_empty() => tracing::info!(?names, "deactivated inactive users"),
+                Ok(names) if !names.is_empty() => {
+                    tracing::info!(?names, "deactivated inactive users")
+                }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "inactive-user sweep failed"),
             }

@@ -10,11 +10,16 @@ use crate::db::Db;
 use crate::error::StoreError;
 
 /// Every flag: name and what it does.
-pub const FLAGS: &[(&str, &str)] =
-    &[("console_raw_json", "The Admin Console shows each row's value as the JSON the API returns, under its form.")];
+pub const FLAGS: &[(&str, &str)] = &[(
+    "console_raw_json",
+    "The Admin Console shows each row's value as the JSON the API returns, under its form.",
+)];
 
-pub const FIELDS: &[Field] =
-    &[super::f("console_raw_json", "Show each console row's raw JSON (console_raw_json)", Kind::Bool)];
+pub const FIELDS: &[Field] = &[super::f(
+    "console_raw_json",
+    "Show each console row's raw JSON (console_raw_json)",
+    Kind::Bool,
+)];
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -36,6 +41,11 @@ pub async fn flags(db: &Db) -> Result<Flags, StoreError> {
 
 pub async fn view(db: &Db) -> Result<Value, StoreError> {
     let mut v = store::redact(flags(db).await?);
-    v["documentation"] = json!(FLAGS.iter().map(|(n, d)| json!({ "flag": n, "does": d })).collect::<Vec<_>>());
+    v["documentation"] = json!(
+        FLAGS
+            .iter()
+            .map(|(n, d)| json!({ "flag": n, "does": d }))
+            .collect::<Vec<_>>()
+    );
     Ok(v)
 }

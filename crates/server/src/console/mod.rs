@@ -114,9 +114,17 @@ const LOOK_FIELDS: &[Field] = &[
     f("system_email_address", "System email address", Kind::Text),
 ];
 const SCHEDULER_FIELDS: &[Field] = &[
-    f("default_job_priority", "Default job priority (0..100)", Kind::Number),
+    f(
+        "default_job_priority",
+        "Default job priority (0..100)",
+        Kind::Number,
+    ),
     f("lane_queue_override", "Lane queue override", Kind::Bool),
-    f("refuse_busy_gpus", "Refuse queueing to busy GPUs", Kind::Bool),
+    f(
+        "refuse_busy_gpus",
+        "Refuse queueing to busy GPUs",
+        Kind::Bool,
+    ),
 ];
 const MAINTENANCE_FIELDS: &[Field] = &[
     f("maintenance.active", "Maintenance mode", Kind::Bool),
@@ -140,7 +148,12 @@ pub fn entry(setting: Setting) -> Entry {
     match setting {
         S::LookAndFeel => Entry {
             fields: LOOK_FIELDS,
-            ..e(Configuration, "Look and feel", "Instance name, banner, login message, system email address.", Instance)
+            ..e(
+                Configuration,
+                "Look and feel",
+                "Instance name, banner, login message, system email address.",
+                Instance,
+            )
         },
         S::SiteSettings => Entry {
             fields: site::FIELDS,
@@ -153,7 +166,12 @@ pub fn entry(setting: Setting) -> Entry {
         },
         S::Scheduler => Entry {
             fields: SCHEDULER_FIELDS,
-            ..e(Configuration, "Scheduler", "Default job priority, lane queue override, busy GPUs.", Instance)
+            ..e(
+                Configuration,
+                "Scheduler",
+                "Default job priority, lane queue override, busy GPUs.",
+                Instance,
+            )
         },
         S::Compute => e(
             Configuration,
@@ -167,9 +185,12 @@ pub fn entry(setting: Setting) -> Entry {
             "Instance-wide and per-target custom variables of cluster templates.",
             Link("/admin/cluster"),
         ),
-        S::LaneRestrictions => {
-            e(Configuration, "Lane restrictions", "Which lanes each user may see and queue to.", Link("/admin/lanes"))
-        }
+        S::LaneRestrictions => e(
+            Configuration,
+            "Lane restrictions",
+            "Which lanes each user may see and queue to.",
+            Link("/admin/lanes"),
+        ),
         S::StorageRoots => e(
             Configuration,
             "Storage roots",
@@ -203,15 +224,30 @@ pub fn entry(setting: Setting) -> Entry {
         S::Email => Entry {
             fields: email::FIELDS,
             actions: &[("test", "Send a test email")],
-            ..e(Configuration, "Email", "SMTP server for outgoing mail; send a test message.", Here)
+            ..e(
+                Configuration,
+                "Email",
+                "SMTP server for outgoing mail; send a test message.",
+                Here,
+            )
         },
         S::TermsOfUse => Entry {
             fields: terms::FIELDS,
-            ..e(Configuration, "Terms of use", "Site-wide terms every user accepts once per version at sign-in.", Here)
+            ..e(
+                Configuration,
+                "Terms of use",
+                "Site-wide terms every user accepts once per version at sign-in.",
+                Here,
+            )
         },
         S::ExperimentalFeatures => Entry {
             fields: experimental::FIELDS,
-            ..e(Configuration, "Experimental features", "Feature flags (see each flag's description).", Here)
+            ..e(
+                Configuration,
+                "Experimental features",
+                "Feature flags (see each flag's description).",
+                Here,
+            )
         },
         S::LimitActiveUsers => Entry {
             fields: active_users::FIELDS,
@@ -225,40 +261,110 @@ pub fn entry(setting: Setting) -> Entry {
         },
         S::SystemMaintenance => Entry {
             fields: MAINTENANCE_FIELDS,
-            ..e(Management, "System maintenance", "Maintenance mode and its message.", Instance)
+            ..e(
+                Management,
+                "System maintenance",
+                "Maintenance mode and its message.",
+                Instance,
+            )
         },
-        S::AuditLog => e(Management, "Audit log", "View, search and export the audit log.", Link("/admin/audit")),
-        S::AuditLogMaintenance => {
-            e(Management, "Audit log maintenance", "Retention and archive of the audit log.", Link("/admin/audit"))
-        }
-        S::SiteValidation => e(Management, "Site validation", "Run the installation test job on every lane.", Inspect),
-        S::StartupProperties => {
-            e(Diagnostics, "Startup properties", "The configuration the server started with.", Inspect)
-        }
-        S::EnvironmentVariables => {
-            e(Diagnostics, "Environment variables", "The server's environment (secrets redacted).", Inspect)
-        }
-        S::SystemProperties => e(Diagnostics, "System properties", "Host, kernel, CPUs, memory, GPUs.", Inspect),
-        S::DataSources => e(Diagnostics, "Data sources", "Database backend and connection.", Inspect),
-        S::InstanceLogs => {
-            e(Diagnostics, "Instance logs", "Per-service logs, the last 50 to 500 lines.", Link("/admin/logs"))
-        }
+        S::AuditLog => e(
+            Management,
+            "Audit log",
+            "View, search and export the audit log.",
+            Link("/admin/audit"),
+        ),
+        S::AuditLogMaintenance => e(
+            Management,
+            "Audit log maintenance",
+            "Retention and archive of the audit log.",
+            Link("/admin/audit"),
+        ),
+        S::SiteValidation => e(
+            Management,
+            "Site validation",
+            "Run the installation test job on every lane.",
+            Inspect,
+        ),
+        S::StartupProperties => e(
+            Diagnostics,
+            "Startup properties",
+            "The configuration the server started with.",
+            Inspect,
+        ),
+        S::EnvironmentVariables => e(
+            Diagnostics,
+            "Environment variables",
+            "The server's environment (secrets redacted).",
+            Inspect,
+        ),
+        S::SystemProperties => e(
+            Diagnostics,
+            "System properties",
+            "Host, kernel, CPUs, memory, GPUs.",
+            Inspect,
+        ),
+        S::DataSources => e(
+            Diagnostics,
+            "Data sources",
+            "Database backend and connection.",
+            Inspect,
+        ),
+        S::InstanceLogs => e(
+            Diagnostics,
+            "Instance logs",
+            "Per-service logs, the last 50 to 500 lines.",
+            Link("/admin/logs"),
+        ),
         S::DiagnosticReport => e(
             Diagnostics,
             "Diagnostic report",
             "Download the zip of logs and runtime and browser diagnostics.",
             Link("/admin/logs"),
         ),
-        S::RunningTasks => {
-            e(Diagnostics, "Running tasks", "Live server tasks, the scheduler loop, SLURM pollers.", Inspect)
-        }
-        S::MemoryUsage => e(Diagnostics, "Memory usage", "Process memory figures.", Inspect),
-        S::Queries => e(Diagnostics, "Queries", "Database query statistics.", Inspect),
-        S::SiteErrors => e(Diagnostics, "Site errors", "Recent server errors; reset the list.", Inspect),
-        S::Loggers => e(Diagnostics, "Loggers", "Change log levels at run time.", Inspect),
-        S::CheckDatabase => e(Diagnostics, "Check database", "Integrity check, vacuum, backup.", Inspect),
+        S::RunningTasks => e(
+            Diagnostics,
+            "Running tasks",
+            "Live server tasks, the scheduler loop, SLURM pollers.",
+            Inspect,
+        ),
+        S::MemoryUsage => e(
+            Diagnostics,
+            "Memory usage",
+            "Process memory figures.",
+            Inspect,
+        ),
+        S::Queries => e(
+            Diagnostics,
+            "Queries",
+            "Database query statistics.",
+            Inspect,
+        ),
+        S::SiteErrors => e(
+            Diagnostics,
+            "Site errors",
+            "Recent server errors; reset the list.",
+            Inspect,
+        ),
+        S::Loggers => e(
+            Diagnostics,
+            "Loggers",
+            "Change log levels at run time.",
+            Inspect,
+        ),
+        S::CheckDatabase => e(
+            Diagnostics,
+            "Check database",
+            "Integrity check, vacuum, backup.",
+            Inspect,
+        ),
         S::SqlScripts => e(Diagnostics, "SQL scripts", "Migration status.", Inspect),
-        S::Credits => e(Diagnostics, "Credits", "Third-party components and their licences.", Inspect),
+        S::Credits => e(
+            Diagnostics,
+            "Credits",
+            "Third-party components and their licences.",
+            Inspect,
+        ),
     }
 }
 
@@ -294,14 +400,39 @@ pub fn access(actor: &Actor, setting: Setting) -> Option<RowAccess> {
     if !authorize(actor, Action::ReadSetting(setting), &r).is_allowed() {
         return None;
     }
-    if !authorize(actor, Action::ChangeSetting { setting, field: None }, &r).is_allowed() {
-        return Some(RowAccess { access: "read-only", read_only_fields: vec![] });
+    if !authorize(
+        actor,
+        Action::ChangeSetting {
+            setting,
+            field: None,
+        },
+        &r,
+    )
+    .is_allowed()
+    {
+        return Some(RowAccess {
+            access: "read-only",
+            read_only_fields: vec![],
+        });
     }
     let read_only_fields = top_fields(&entry(setting))
         .into_iter()
-        .filter(|fl| !authorize(actor, Action::ChangeSetting { setting, field: Some(fl) }, &r).is_allowed())
+        .filter(|fl| {
+            !authorize(
+                actor,
+                Action::ChangeSetting {
+                    setting,
+                    field: Some(fl),
+                },
+                &r,
+            )
+            .is_allowed()
+        })
         .collect();
-    Some(RowAccess { access: "all", read_only_fields })
+    Some(RowAccess {
+        access: "all",
+        read_only_fields,
+    })
 }
 
 /// A row of `GET /api/v1/console`.
@@ -352,13 +483,19 @@ pub fn opens(actor: &Actor) -> bool {
 }
 
 fn target(setting: Setting) -> Target {
-    Target { kind: "setting", id: Some(setting.as_str().to_owned()), name: None }
+    Target {
+        kind: "setting",
+        id: Some(setting.as_str().to_owned()),
+        name: None,
+    }
 }
 
 /// Refuses callers with no console column at all (ordinary users, project admins) with an
 /// audited 403, before anything else is looked at.
 pub async fn require_console(state: &AppState, ctx: &Ctx) -> Result<(), StoreError> {
-    let actor = ctx.actor.ok_or_else(|| StoreError::Internal("console with no actor".into()))?;
+    let actor = ctx
+        .actor
+        .ok_or_else(|| StoreError::Internal("console with no actor".into()))?;
     if opens(&actor) {
         return Ok(());
     }
@@ -390,15 +527,27 @@ pub async fn view(state: &AppState, ctx: &Ctx, setting: Setting) -> Result<Value
         // The diagnostics authorize themselves.
         return match crate::inspect::view(state, ctx, setting).await {
             Err(StoreError::NotFound { .. }) => {
-                ctx.authorize(&state.db, Action::ReadSetting(setting), Resource::instance(), &target(setting))
-                    .await
-                    .map(drop)?;
+                ctx.authorize(
+                    &state.db,
+                    Action::ReadSetting(setting),
+                    Resource::instance(),
+                    &target(setting),
+                )
+                .await
+                .map(drop)?;
                 Ok(json!({ "available": false, "message": "not available yet" }))
             }
             other => other,
         };
     }
-    ctx.authorize(&state.db, Action::ReadSetting(setting), Resource::instance(), &target(setting)).await.map(drop)?;
+    ctx.authorize(
+        &state.db,
+        Action::ReadSetting(setting),
+        Resource::instance(),
+        &target(setting),
+    )
+    .await
+    .map(drop)?;
     Ok(match e.location {
         Location::Instance => instance_subset(&settings::load(&state.db).await?, &e),
         Location::Link(href) => json!({ "href": href }),
@@ -409,7 +558,9 @@ pub async fn view(state: &AppState, ctx: &Ctx, setting: Setting) -> Result<Value
             Setting::SiteSettings => site::view(state).await?,
             Setting::TermsOfUse => store::redacted::<terms::Terms>(&state.db).await?,
             Setting::LimitActiveUsers => active_users::view(&state.db).await?,
-            Setting::ExternalRedirectHosts => store::redacted::<redirects::RedirectHosts>(&state.db).await?,
+            Setting::ExternalRedirectHosts => {
+                store::redacted::<redirects::RedirectHosts>(&state.db).await?
+            }
             Setting::Email => store::redacted::<email::EmailSettings>(&state.db).await?,
             Setting::ExperimentalFeatures => experimental::view(&state.db).await?,
             _ => return Err(StoreError::NotFound { what: "setting" }),
@@ -420,19 +571,40 @@ pub async fn view(state: &AppState, ctx: &Ctx, setting: Setting) -> Result<Value
 /// Changes a row with a JSON object of fields, returning the new value. Read-only and absent
 /// rows are refused (audited) before the body is looked at; a partial row's read-only field is
 /// refused naming the field; bad input is a 422 naming the field; nothing changes on a refusal.
-pub async fn update(state: &AppState, ctx: &Ctx, setting: Setting, body: Value) -> Result<Value, StoreError> {
+pub async fn update(
+    state: &AppState,
+    ctx: &Ctx,
+    setting: Setting,
+    body: Value,
+) -> Result<Value, StoreError> {
     let e = entry(setting);
     if e.location == Location::Inspect {
         // Only read, or acted upon (POST .../{action}); authorize first so a refusal is a 403.
-        ctx.authorize(&state.db, Action::ReadSetting(setting), Resource::instance(), &target(setting))
-            .await
-            .map(drop)?;
-    }
-    ctx.authorize(&state.db, Action::ChangeSetting { setting, field: None }, Resource::instance(), &target(setting))
+        ctx.authorize(
+            &state.db,
+            Action::ReadSetting(setting),
+            Resource::instance(),
+            &target(setting),
+        )
         .await
         .map(drop)?;
+    }
+    ctx.authorize(
+        &state.db,
+        Action::ChangeSetting {
+            setting,
+            field: None,
+        },
+        Resource::instance(),
+        &target(setting),
+    )
+    .await
+    .map(drop)?;
     let Value::Object(map) = body else {
-        return Err(StoreError::invalid("body", "must be a JSON object of the setting's fields"));
+        return Err(StoreError::invalid(
+            "body",
+            "must be a JSON object of the setting's fields",
+        ));
     };
     match e.location {
         Location::Instance => {
@@ -459,28 +631,36 @@ pub async fn update(state: &AppState, ctx: &Ctx, setting: Setting, body: Value) 
             Setting::SiteSettings => site::update(state, ctx, map).await,
             Setting::TermsOfUse => terms::update(&state.db, ctx, map).await,
             Setting::LimitActiveUsers => {
-                store::update::<active_users::ActiveUserLimits>(&state.db, ctx, setting, map).await?;
+                store::update::<active_users::ActiveUserLimits>(&state.db, ctx, setting, map)
+                    .await?;
                 active_users::view(&state.db).await
             }
             Setting::ExternalRedirectHosts => {
-                store::update::<redirects::RedirectHosts>(&state.db, ctx, setting, map).await.map(store::redact)
+                store::update::<redirects::RedirectHosts>(&state.db, ctx, setting, map)
+                    .await
+                    .map(store::redact)
             }
-            Setting::Email => {
-                store::update::<email::EmailSettings>(&state.db, ctx, setting, map).await.map(store::redact)
-            }
+            Setting::Email => store::update::<email::EmailSettings>(&state.db, ctx, setting, map)
+                .await
+                .map(store::redact),
             Setting::ExperimentalFeatures => {
                 store::update::<experimental::Flags>(&state.db, ctx, setting, map).await?;
                 experimental::view(&state.db).await
             }
             _ => Err(StoreError::NotFound { what: "setting" }),
         },
-        Location::Link(href) => {
-            Err(StoreError::invalid("body", format!("{setting} is changed on its own page: {href}")))
-        }
-        Location::Inspect => Err(StoreError::invalid("body", format!("{setting} has actions, not fields"))),
-        Location::Unavailable => {
-            Err(StoreError::invalid("body", format!("{setting} is not available in this release")))
-        }
+        Location::Link(href) => Err(StoreError::invalid(
+            "body",
+            format!("{setting} is changed on its own page: {href}"),
+        )),
+        Location::Inspect => Err(StoreError::invalid(
+            "body",
+            format!("{setting} has actions, not fields"),
+        )),
+        Location::Unavailable => Err(StoreError::invalid(
+            "body",
+            format!("{setting} is not available in this release"),
+        )),
     }
 }
 
@@ -498,13 +678,18 @@ pub async fn act(
             Err(StoreError::NotFound { .. }) => {
                 ctx.authorize(
                     &state.db,
-                    Action::ChangeSetting { setting, field: None },
+                    Action::ChangeSetting {
+                        setting,
+                        field: None,
+                    },
                     Resource::instance(),
                     &target(setting),
                 )
                 .await
                 .map(drop)?;
-                Err(StoreError::NotFound { what: "action (not available yet)" })
+                Err(StoreError::NotFound {
+                    what: "action (not available yet)",
+                })
             }
             other => other,
         };
@@ -512,9 +697,14 @@ pub async fn act(
     let known = e.actions.iter().any(|(a, _)| *a == action);
     if !known {
         // Still authorized first, so that a stranger learns nothing about the row.
-        ctx.authorize(&state.db, Action::ReadSetting(setting), Resource::instance(), &target(setting))
-            .await
-            .map(drop)?;
+        ctx.authorize(
+            &state.db,
+            Action::ReadSetting(setting),
+            Resource::instance(),
+            &target(setting),
+        )
+        .await
+        .map(drop)?;
         return Err(StoreError::NotFound { what: "action" });
     }
     match (setting, action) {

@@ -9,8 +9,11 @@ use super::{Field, Kind};
 use crate::db::Db;
 use crate::error::StoreError;
 
-pub const FIELDS: &[Field] =
-    &[super::f("hosts", "Allowed hosts, one per line (e.g. wiki.facility.example)", Kind::Lines)];
+pub const FIELDS: &[Field] = &[super::f(
+    "hosts",
+    "Allowed hosts, one per line (e.g. wiki.facility.example)",
+    Kind::Lines,
+)];
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +31,9 @@ impl Stored for RedirectHosts {
         for h in &self.hosts {
             let ok = !h.is_empty()
                 && h.len() <= 253
-                && h.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'))
+                && h.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-')
+                })
                 && url::Host::parse(h).is_ok();
             if !ok {
                 return Err(StoreError::invalid(
@@ -60,7 +65,10 @@ pub fn safe_next(next: Option<&str>, hosts: &[String]) -> String {
     if local_path(n) {
         return n.to_owned();
     }
-    if hosts.is_empty() || n.contains('\\') || n.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if hosts.is_empty()
+        || n.contains('\\')
+        || n.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
         return "/".to_owned();
     }
     match url::Url::parse(n) {
@@ -70,7 +78,8 @@ pub fn safe_next(next: Option<&str>, hosts: &[String]) -> String {
                     .is_some_and(|p| p.eq_ignore_ascii_case(&format!("{}://", u.scheme())))
                 && u.username().is_empty()
                 && u.password().is_none()
-                && u.host_str().is_some_and(|h| hosts.iter().any(|x| x.eq_ignore_ascii_case(h))) =>
+                && u.host_str()
+                    .is_some_and(|h| hosts.iter().any(|x| x.eq_ignore_ascii_case(h))) =>
         {
             u.to_string()
         }
@@ -100,7 +109,10 @@ mod tests {
     fn only_listed_hosts_and_local_paths_are_followed() {
         let hosts = vec!["wiki.facility.example".to_owned()];
         assert_eq!(safe_next(Some("/projects/3"), &hosts), "/projects/3");
-        assert_eq!(safe_next(Some("https://wiki.facility.example/page"), &hosts), "https://wiki.facility.example/page");
+        assert_eq!(
+            safe_next(Some("https://wiki.facility.example/page"), &hosts),
+            "https://wiki.facility.example/page"
+        );
         for bad in [
             "https://evil.example/",
             "//evil.example/x",

@@ -15,12 +15,36 @@ use crate::error::StoreError;
 use crate::state::AppState;
 
 pub const FIELDS: &[Field] = &[
-    super::f("base_url", "Base URL (configuration file; restart to change)", Kind::Info),
-    super::f("listen_address", "Listen address (configuration file; restart to change)", Kind::Info),
-    super::f("max_request_body_kib", "Largest request body, KiB (configuration file)", Kind::Info),
-    super::f("session_idle_minutes", "Session idle lifetime, minutes (empty = configuration)", Kind::Number),
-    super::f("session_absolute_hours", "Session absolute lifetime, hours (empty = configuration)", Kind::Number),
-    super::f("impersonation_minutes", "Impersonation time limit, minutes (empty = 60)", Kind::Number),
+    super::f(
+        "base_url",
+        "Base URL (configuration file; restart to change)",
+        Kind::Info,
+    ),
+    super::f(
+        "listen_address",
+        "Listen address (configuration file; restart to change)",
+        Kind::Info,
+    ),
+    super::f(
+        "max_request_body_kib",
+        "Largest request body, KiB (configuration file)",
+        Kind::Info,
+    ),
+    super::f(
+        "session_idle_minutes",
+        "Session idle lifetime, minutes (empty = configuration)",
+        Kind::Number,
+    ),
+    super::f(
+        "session_absolute_hours",
+        "Session absolute lifetime, hours (empty = configuration)",
+        Kind::Number,
+    ),
+    super::f(
+        "impersonation_minutes",
+        "Impersonation time limit, minutes (empty = 60)",
+        Kind::Number,
+    ),
 ];
 
 /// How long an impersonation lasts when the console names no limit.
@@ -42,17 +66,38 @@ pub struct SessionLifetimes {
 
 impl Stored for SessionLifetimes {
     const KEY: &'static str = "console:site-settings";
-    const FIELDS: &'static [&'static str] =
-        &["session_idle_minutes", "session_absolute_hours", "impersonation_minutes"];
+    const FIELDS: &'static [&'static str] = &[
+        "session_idle_minutes",
+        "session_absolute_hours",
+        "impersonation_minutes",
+    ];
     fn validate(&self) -> Result<(), StoreError> {
-        if self.session_idle_minutes.is_some_and(|m| !(5..=43_200).contains(&m)) {
-            return Err(StoreError::invalid("session_idle_minutes", "must be from 5 to 43200 minutes (30 days)"));
+        if self
+            .session_idle_minutes
+            .is_some_and(|m| !(5..=43_200).contains(&m))
+        {
+            return Err(StoreError::invalid(
+                "session_idle_minutes",
+                "must be from 5 to 43200 minutes (30 days)",
+            ));
         }
-        if self.session_absolute_hours.is_some_and(|h| !(1..=8_760).contains(&h)) {
-            return Err(StoreError::invalid("session_absolute_hours", "must be from 1 to 8760 hours (a year)"));
+        if self
+            .session_absolute_hours
+            .is_some_and(|h| !(1..=8_760).contains(&h))
+        {
+            return Err(StoreError::invalid(
+                "session_absolute_hours",
+                "must be from 1 to 8760 hours (a year)",
+            ));
         }
-        if self.impersonation_minutes.is_some_and(|m| !(1..=1_440).contains(&m)) {
-            return Err(StoreError::invalid("impersonation_minutes", "must be from 1 to 1440 minutes (a day)"));
+        if self
+            .impersonation_minutes
+            .is_some_and(|m| !(1..=1_440).contains(&m))
+        {
+            return Err(StoreError::invalid(
+                "impersonation_minutes",
+                "must be from 1 to 1440 minutes (a day)",
+            ));
         }
         Ok(())
     }
@@ -60,15 +105,20 @@ impl Stored for SessionLifetimes {
 
 /// How long an impersonation started now may last, in minutes.
 pub async fn impersonation_minutes(db: &Db) -> Result<i64, StoreError> {
-    Ok(store::load::<SessionLifetimes>(db).await?.impersonation_minutes.unwrap_or(DEFAULT_IMPERSONATION_MINUTES))
+    Ok(store::load::<SessionLifetimes>(db)
+        .await?
+        .impersonation_minutes
+        .unwrap_or(DEFAULT_IMPERSONATION_MINUTES))
 }
 
 /// The lifetimes a session started now gets: `(idle_ms, absolute_ms)`.
 pub async fn lifetimes(db: &Db, config: &Lifetimes) -> Result<(i64, i64), StoreError> {
     let s = store::load::<SessionLifetimes>(db).await?;
     Ok((
-        s.session_idle_minutes.map_or(config.session_idle_ms, |m| m * 60_000),
-        s.session_absolute_hours.map_or(config.session_absolute_ms, |h| h * 3_600_000),
+        s.session_idle_minutes
+            .map_or(config.session_idle_ms, |m| m * 60_000),
+        s.session_absolute_hours
+            .map_or(config.session_absolute_ms, |h| h * 3_600_000),
     ))
 }
 
@@ -87,7 +137,11 @@ pub async fn view(state: &AppState) -> Result<Value, StoreError> {
     }))
 }
 
-pub async fn update(state: &AppState, ctx: &Ctx, mut body: Map<String, Value>) -> Result<Value, StoreError> {
+pub async fn update(
+    state: &AppState,
+    ctx: &Ctx,
+    mut body: Map<String, Value>,
+) -> Result<Value, StoreError> {
     let current = view(state).await?;
     for field in FIXED {
         if let Some(v) = body.remove(*field)
@@ -102,6 +156,7 @@ pub async fn update(state: &AppState, ctx: &Ctx, mut body: Map<String, Value>) -
     for derived in ["session_lifetimes_from", "restart_needed_for"] {
         body.remove(derived);
     }
-    store::update::<SessionLifetimes>(&state.db, ctx, cryowarden_core::Setting::SiteSettings, body).await?;
+    store::update::<SessionLifetimes>(&state.db, ctx, cryowarden_core::Setting::SiteSettings, body)
+        .await?;
     view(state).await
 }

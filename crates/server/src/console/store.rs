@@ -37,7 +37,8 @@ pub async fn load<T: Stored>(db: &Db) -> Result<T, StoreError> {
         None => Ok(T::default()),
         Some(r) => {
             let text: String = r.try_get("value")?;
-            serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("stored {}: {e}", T::KEY)))
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Internal(format!("stored {}: {e}", T::KEY)))
         }
     }
 }
@@ -46,12 +47,13 @@ pub async fn load<T: Stored>(db: &Db) -> Result<T, StoreError> {
 pub async fn save<T: Stored>(tx: &mut WriteTx, value: &T) -> Result<(), StoreError> {
     let text = serde_json::to_string(value).map_err(|e| StoreError::Internal(e.to_string()))?;
     let now = now_ms();
-    let updated = sqlx::query("UPDATE instance_settings SET value = $1, updated_at = $2 WHERE key = $3")
-        .bind(&text)
-        .bind(now)
-        .bind(T::KEY)
-        .execute(&mut *tx.tx)
-        .await?;
+    let updated =
+        sqlx::query("UPDATE instance_settings SET value = $1, updated_at = $2 WHERE key = $3")
+            .bind(&text)
+            .bind(now)
+            .bind(T::KEY)
+            .execute(&mut *tx.tx)
+            .await?;
     if updated.rows_affected() == 0 {
         sqlx::query("INSERT INTO instance_settings (key, value, updated_at) VALUES ($1, $2, $3)")
             .bind(T::KEY)
@@ -85,10 +87,22 @@ pub async fn redacted<T: Stored>(db: &Db) -> Result<Value, StoreError> {
 }
 
 /// Decodes an object into `T`, a failure naming the field at fault (one of `fields`).
-pub fn from_object<T: DeserializeOwned>(fields: &[&'static str], v: Value) -> Result<T, StoreError> {
+pub fn from_object<T: DeserializeOwned>(
+    fields: &[&'static str],
+    v: Value,
+) -> Result<T, StoreError> {
     serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
-        let first = e.path().iter().next().map(|s| s.to_string()).unwrap_or_default();
-        let field = fields.iter().copied().find(|f| *f == first).unwrap_or("body");
+        let first = e
+            .path()
+            .iter()
+            .next()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let field = fields
+            .iter()
+            .copied()
+            .find(|f| *f == first)
+            .unwrap_or("body");
         StoreError::invalid(field, format!("has the wrong type: {}", e.inner()))
     })
 }
@@ -102,10 +116,18 @@ pub async fn update<T: Stored>(
     setting: Setting,
     body: Map<String, Value>,
 ) -> Result<T, StoreError> {
-    let action = Action::ChangeSetting { setting, field: None };
-    let target = |field: &str| Target { kind: "setting", id: Some(format!("{setting}.{field}")), name: None };
+    let action = Action::ChangeSetting {
+        setting,
+        field: None,
+    };
+    let target = |field: &str| Target {
+        kind: "setting",
+        id: Some(format!("{setting}.{field}")),
+        name: None,
+    };
     let before = load::<T>(db).await?;
-    let mut merged = serde_json::to_value(&before).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let mut merged =
+        serde_json::to_value(&before).map_err(|e| StoreError::Internal(e.to_string()))?;
     for (k, v) in body {
         let Some(field) = T::FIELDS.iter().copied().find(|f| *f == k) else {
             return Err(StoreError::invalid(
@@ -122,7 +144,10 @@ pub async fn update<T: Stored>(
         }
         if T::DERIVED.contains(&field) {
             if v != merged[field] {
-                return Err(StoreError::invalid(field, "is kept by the server and cannot be set"));
+                return Err(StoreError::invalid(
+                    field,
+                    "is kept by the server and cannot be set",
+                ));
             }
             continue;
         }
@@ -131,25 +156,48 @@ pub async fn update<T: Stored>(
     let mut after: T = from_object(T::FIELDS, merged)?;
     after.validate()?;
     after.derive(&before);
-    let (b, a) = (serde_json::to_value(&before).unwrap_or_default(), serde_json::to_value(&after).unwrap_or_default());
-    let changed: Vec<&str> = T::FIELDS.iter().copied().filter(|f| b[*f] != a[*f]).collect();
+    let (b, a) = (
+        serde_json::to_value(&before).unwrap_or_default(),
+        serde_json::to_value(&after).unwrap_or_default(),
+    );
+    let changed: Vec<&str> = T::FIELDS
+        .iter()
+        .copied()
+        .filter(|f| b[*f] != a[*f])
+        .collect();
     if changed.is_empty() {
         return Ok(after);
     }
-    let proof = ctx.authorize(db, action, Resource::instance(), &target(changed[0])).await?;
+    let proof = ctx
+        .authorize(db, action, Resource::instance(), &target(changed[0]))
+        .await?;
     let mut tx = db.begin_write().await?;
     proof.require(action)?;
     save(&mut tx, &after).await?;
     for field in changed {
         let (before_v, after_v) = if T::SECRETS.contains(&field) {
             let shown = |v: &Value| {
-                Value::String(if v.as_str().is_some_and(|s| !s.is_empty()) { "(set)" } else { "(empty)" }.into())
+                Value::String(
+                    if v.as_str().is_some_and(|s| !s.is_empty()) {
+                        "(set)"
+                    } else {
+                        "(empty)"
+                    }
+                    .into(),
+                )
             };
             (shown(&b[field]), shown(&a[field]))
         } else {
             (b[field].clone(), a[field].clone())
         };
-        ctx.audit_ok(&mut tx, &action.name(), &target(field), Some(before_v), Some(after_v)).await?;
+        ctx.audit_ok(
+            &mut tx,
+            &action.name(),
+            &target(field),
+            Some(before_v),
+            Some(after_v),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(after)

@@ -15,7 +15,11 @@ use crate::error::StoreError;
 pub const FIELDS: &[Field] = &[
     super::f("active", "Require acceptance at sign-in", Kind::Bool),
     super::f("text", "Terms", Kind::LongText),
-    super::f("version", "Version (goes up when the text changes)", Kind::Info),
+    super::f(
+        "version",
+        "Version (goes up when the text changes)",
+        Kind::Info,
+    ),
 ];
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +36,10 @@ impl Stored for Terms {
     const DERIVED: &'static [&'static str] = &["version"];
     fn validate(&self) -> Result<(), StoreError> {
         if self.text.chars().count() > 20_000 {
-            return Err(StoreError::invalid("text", "must be at most 20000 characters"));
+            return Err(StoreError::invalid(
+                "text",
+                "must be at most 20000 characters",
+            ));
         }
         if self.active && self.text.trim().is_empty() {
             return Err(StoreError::invalid("text", "active terms need a text"));
@@ -40,12 +47,18 @@ impl Stored for Terms {
         Ok(())
     }
     fn derive(&mut self, before: &Self) {
-        self.version = if self.text != before.text { before.version + 1 } else { before.version };
+        self.version = if self.text != before.text {
+            before.version + 1
+        } else {
+            before.version
+        };
     }
 }
 
 pub async fn update(db: &Db, ctx: &Ctx, body: Map<String, Value>) -> Result<Value, StoreError> {
-    Ok(store::redact(store::update::<Terms>(db, ctx, cryowarden_core::Setting::TermsOfUse, body).await?))
+    Ok(store::redact(
+        store::update::<Terms>(db, ctx, cryowarden_core::Setting::TermsOfUse, body).await?,
+    ))
 }
 
 /// The terms `user_id` must accept before signing in, if any.
@@ -54,12 +67,13 @@ pub async fn pending(db: &Db, user_id: i64) -> Result<Option<Terms>, StoreError>
     if !terms.active {
         return Ok(None);
     }
-    let accepted: i64 =
-        sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM terms_acceptances WHERE user_id = $1 AND version = $2")
-            .bind(user_id)
-            .bind(terms.version)
-            .fetch_one(&db.pool)
-            .await?;
+    let accepted: i64 = sqlx::query_scalar::<Any, i64>(
+        "SELECT COUNT(*) FROM terms_acceptances WHERE user_id = $1 AND version = $2",
+    )
+    .bind(user_id)
+    .bind(terms.version)
+    .fetch_one(&db.pool)
+    .await?;
     Ok((accepted == 0).then_some(terms))
 }
 
@@ -71,11 +85,20 @@ pub async fn record_acceptance(
     user_id: i64,
     terms: &Terms,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO terms_acceptances (user_id, version, accepted_at) VALUES ($1, $2, $3)")
-        .bind(user_id)
-        .bind(terms.version)
-        .bind(now_ms())
-        .execute(&mut *tx.tx)
-        .await?;
-    ctx.audit_ok(tx, "accept-terms", target, None, Some(json!({ "version": terms.version }))).await
+    sqlx::query(
+        "INSERT INTO terms_acceptances (user_id, version, accepted_at) VALUES ($1, $2, $3)",
+    )
+    .bind(user_id)
+    .bind(terms.version)
+    .bind(now_ms())
+    .execute(&mut *tx.tx)
+    .await?;
+    ctx.audit_ok(
+        tx,
+        "accept-terms",
+        target,
+        None,
+        Some(json!({ "version": terms.version })),
+    )
+    .await
 }

@@ -23,7 +23,15 @@ pub struct MrcSpec {
 impl Default for MrcSpec {
     /// A 64 x 64 float32 micrograph at 1.06 Å per pixel.
     fn default() -> MrcSpec {
-        MrcSpec { nx: 64, ny: 64, nz: 1, mode: 2, pixel_a: 1.06, nsymbt: 0, big_endian: false }
+        MrcSpec {
+            nx: 64,
+            ny: 64,
+            nz: 1,
+            mode: 2,
+            pixel_a: 1.06,
+            nsymbt: 0,
+            big_endian: false,
+        }
     }
 }
 
@@ -32,16 +40,39 @@ impl MrcSpec {
     pub fn header(&self) -> Vec<u8> {
         let mut h = vec![0u8; 1024];
         let be = self.big_endian;
-        let mut int =
-            |w: usize, v: i32| h[4 * w..4 * w + 4].copy_from_slice(&if be { v.to_be_bytes() } else { v.to_le_bytes() });
+        let mut int = |w: usize, v: i32| {
+            h[4 * w..4 * w + 4].copy_from_slice(&if be { v.to_be_bytes() } else { v.to_le_bytes() })
+        };
         let (mx, my, mz) = (self.nx, self.ny, self.nz);
-        for (w, v) in [(0, self.nx), (1, self.ny), (2, self.nz), (3, self.mode), (7, mx), (8, my), (9, mz)] {
+        for (w, v) in [
+            (0, self.nx),
+            (1, self.ny),
+            (2, self.nz),
+            (3, self.mode),
+            (7, mx),
+            (8, my),
+            (9, mz),
+        ] {
             int(w, v);
         }
-        for (w, v) in [(16, 1), (17, 2), (18, 3), (22, 0), (23, self.nsymbt), (27, 20140), (55, 1)] {
+        for (w, v) in [
+            (16, 1),
+            (17, 2),
+            (18, 3),
+            (22, 0),
+            (23, self.nsymbt),
+            (27, 20140),
+            (55, 1),
+        ] {
             int(w, v);
         }
-        let float = |v: f32| if be { v.to_bits().to_be_bytes() } else { v.to_bits().to_le_bytes() };
+        let float = |v: f32| {
+            if be {
+                v.to_bits().to_be_bytes()
+            } else {
+                v.to_bits().to_le_bytes()
+            }
+        };
         for (w, v) in [
             (10, self.pixel_a * mx as f32),
             (11, self.pixel_a * my as f32),
@@ -53,14 +84,22 @@ impl MrcSpec {
             h[4 * w..4 * w + 4].copy_from_slice(&float(v));
         }
         h[208..212].copy_from_slice(b"MAP ");
-        h[212..216].copy_from_slice(if be { &[0x11, 0x11, 0, 0] } else { &[0x44, 0x44, 0, 0] });
+        h[212..216].copy_from_slice(if be {
+            &[0x11, 0x11, 0, 0]
+        } else {
+            &[0x44, 0x44, 0, 0]
+        });
         h[224..224 + 20].copy_from_slice(b"cryowarden fixture  ");
         h
     }
 
     /// Bytes of voxel data.
     pub fn data_bytes(&self) -> u64 {
-        let (x, y, z) = (self.nx.max(0) as u64, self.ny.max(0) as u64, self.nz.max(0) as u64);
+        let (x, y, z) = (
+            self.nx.max(0) as u64,
+            self.ny.max(0) as u64,
+            self.nz.max(0) as u64,
+        );
         match self.mode {
             0 => x * y * z,
             1 | 6 | 12 => 2 * x * y * z,
@@ -127,7 +166,14 @@ impl Default for TiffSpec {
 impl TiffSpec {
     /// An EER file of `frames` 4096 x 4096 frames (compression 65001).
     pub fn eer(frames: u32) -> TiffSpec {
-        TiffSpec { width: 4096, height: 4096, frames, bits: 1, compression: 65001, ..TiffSpec::default() }
+        TiffSpec {
+            width: 4096,
+            height: 4096,
+            frames,
+            bits: 1,
+            compression: 65001,
+            ..TiffSpec::default()
+        }
     }
 
     fn strip_bytes(&self) -> u64 {
@@ -151,7 +197,11 @@ impl TiffSpec {
         };
         let (header_len, align) = if self.bigtiff { (16u64, 8u64) } else { (8, 2) };
         let entries = 10 + u64::from(self.extra_entries);
-        let ifd_len = if self.bigtiff { 8 + 20 * entries + 8 } else { 2 + 12 * entries + 4 };
+        let ifd_len = if self.bigtiff {
+            8 + 20 * entries + 8
+        } else {
+            2 + 12 * entries + 4
+        };
         let strip = self.strip_bytes();
         let mut pieces = Vec::new();
         // Where each frame's strip and IFD go.
@@ -242,7 +292,11 @@ pub fn write_sparse(path: &Path, pieces: &[(u64, Vec<u8>)], size: u64) -> io::Re
 pub fn bzip2(data: &[u8]) -> io::Result<Vec<u8>> {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let mut child = Command::new("bzip2").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    let mut child = Command::new("bzip2")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
     let mut stdin = child.stdin.take().expect("piped");
     let input = data.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));

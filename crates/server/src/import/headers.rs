@@ -180,7 +180,10 @@ impl HeaderError {
             "chain-out-of-bounds" => HeaderError::TruncatedIfds(refusal.message),
             "chain-loop" | "chain-record-too-large" => HeaderError::BadIfd(refusal.message),
             "chain-too-long" => HeaderError::TooManyFrames(MAX_FRAMES),
-            _ => HeaderError::Unreadable { code: refusal.code, message: refusal.message },
+            _ => HeaderError::Unreadable {
+                code: refusal.code,
+                message: refusal.message,
+            },
         }
     }
 
@@ -191,7 +194,9 @@ impl HeaderError {
 
 /// The format of `name` and the compression it comes in, or why it cannot be read.
 pub fn format_of(name: &str) -> Result<(FileFormat, Option<Decompress>), HeaderError> {
-    let format = FileFormat::from_name(name).ok_or_else(|| HeaderError::UnknownFormat { name: name.to_owned() })?;
+    let format = FileFormat::from_name(name).ok_or_else(|| HeaderError::UnknownFormat {
+        name: name.to_owned(),
+    })?;
     let compression = compression_of(name);
     if compression.is_some() && format.is_tiff() {
         return Err(HeaderError::UnsupportedCompression(format!(
@@ -218,13 +223,17 @@ pub fn parse(name: &str, head: &[u8], file_size: u64) -> Result<Header, HeaderEr
     let spec = tiff_chain(head, file_size)?;
     let readable = (head.len() as u64).min(file_size);
     let walked = walk_chain(&spec, readable, MAX_FRAMES, |offset, buf| {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(head.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(head.len());
         let n = buf.len().min(head.len() - start);
         buf[..n].copy_from_slice(&head[start..start + n]);
         Ok(n)
     })
     .map_err(|e| match e {
-        ChainError::OutOfBounds { offset, .. } if readable < file_size => HeaderError::IfdsBeyondHead(offset),
+        ChainError::OutOfBounds { offset, .. } if readable < file_size => {
+            HeaderError::IfdsBeyondHead(offset)
+        }
         e => HeaderError::from_chain(&e),
     })?;
     parse_tiff(format, head, &spec, &walked)
@@ -253,31 +262,52 @@ pub fn parse_mrc(format: FileFormat, head: &[u8], file_size: u64) -> Result<Head
 /// Reads the header of a bzip2-compressed MRC or MRCS from the first bytes of its decompressed
 /// content. The content's length is unknown without decompressing all of it, so voxels missing
 /// at the end are not detected here (a content shorter than the header is).
-pub fn parse_compressed_mrc(format: FileFormat, content_head: &[u8]) -> Result<Header, HeaderError> {
+pub fn parse_compressed_mrc(
+    format: FileFormat,
+    content_head: &[u8],
+) -> Result<Header, HeaderError> {
     let mut header = mrc_header(format, content_head, None)?;
     header.compression = Some("bzip2".to_owned());
     Ok(header)
 }
 
 /// An MRC header from `head`; with `file_size`, the file must hold every voxel.
-fn mrc_header(format: FileFormat, head: &[u8], file_size: Option<u64>) -> Result<Header, HeaderError> {
+fn mrc_header(
+    format: FileFormat,
+    head: &[u8],
+    file_size: Option<u64>,
+) -> Result<Header, HeaderError> {
     if head.len() >= 211 && &head[208..211] != b"MAP" {
-        return Err(HeaderError::NotMrc("there is no \"MAP \" at byte 208".into()));
+        return Err(HeaderError::NotMrc(
+            "there is no \"MAP \" at byte 208".into(),
+        ));
     }
     if head.len() < MRC_HEADER_BYTES {
         let file_size = file_size.unwrap_or(head.len() as u64);
         return Err(if file_size < MRC_HEADER_BYTES as u64 {
-            HeaderError::Truncated { expected: MRC_HEADER_BYTES as u64, actual: file_size }
+            HeaderError::Truncated {
+                expected: MRC_HEADER_BYTES as u64,
+                actual: file_size,
+            }
         } else {
-            HeaderError::NotMrc(format!("only {} bytes of its 1024-byte header were read", head.len()))
+            HeaderError::NotMrc(format!(
+                "only {} bytes of its 1024-byte header were read",
+                head.len()
+            ))
         });
     }
     if &head[208..211] != b"MAP" {
-        return Err(HeaderError::NotMrc("there is no \"MAP \" at byte 208".into()));
+        return Err(HeaderError::NotMrc(
+            "there is no \"MAP \" at byte 208".into(),
+        ));
     }
     let word = |big: bool, w: usize| {
         let b: [u8; 4] = head[4 * w..4 * w + 4].try_into().expect("four bytes");
-        if big { i32::from_be_bytes(b) } else { i32::from_le_bytes(b) }
+        if big {
+            i32::from_be_bytes(b)
+        } else {
+            i32::from_le_bytes(b)
+        }
     };
     let known = |big: bool| mrc_mode(word(big, 3)).is_some();
     let big_endian = match head[212] {
@@ -296,24 +326,37 @@ fn mrc_header(format: FileFormat, head: &[u8], file_size: Option<u64>) -> Result
     };
     let int = |w| word(big_endian, w);
     let float = |w| f32::from_bits(int(w) as u32);
-    let (nx, ny, nz, mode, mx, xlen, nsymbt) = (int(0), int(1), int(2), int(3), int(7), float(10), int(23));
+    let (nx, ny, nz, mode, mx, xlen, nsymbt) =
+        (int(0), int(1), int(2), int(3), int(7), float(10), int(23));
     if nx < 1 || ny < 1 || nz < 1 {
-        return Err(HeaderError::BadDimensions(format!("nx {nx}, ny {ny}, nz {nz}: each must be at least 1")));
+        return Err(HeaderError::BadDimensions(format!(
+            "nx {nx}, ny {ny}, nz {nz}: each must be at least 1"
+        )));
     }
     let (mode_name, bits) = mrc_mode(mode).ok_or(HeaderError::UnsupportedMode(mode))?;
     if nsymbt < 0 {
-        return Err(HeaderError::NotMrc(format!("its extended header size (nsymbt) is negative ({nsymbt})")));
+        return Err(HeaderError::NotMrc(format!(
+            "its extended header size (nsymbt) is negative ({nsymbt})"
+        )));
     }
     let (x, y, z) = (nx as u128, ny as u128, nz as u128);
-    let data = if bits == 4 { x.div_ceil(2) * y * z } else { x * y * z * u128::from(bits / 8) };
+    let data = if bits == 4 {
+        x.div_ceil(2) * y * z
+    } else {
+        x * y * z * u128::from(bits / 8)
+    };
     let expected = MRC_HEADER_BYTES as u128 + nsymbt as u128 + data;
     if let Some(file_size) = file_size
         && expected > u128::from(file_size)
     {
         let expected = u64::try_from(expected).unwrap_or(u64::MAX);
-        return Err(HeaderError::Truncated { expected, actual: file_size });
+        return Err(HeaderError::Truncated {
+            expected,
+            actual: file_size,
+        });
     }
-    let pixel_size_a = (mx > 0 && xlen.is_finite() && xlen > 0.0).then(|| round5(f64::from(xlen) / f64::from(mx)));
+    let pixel_size_a =
+        (mx > 0 && xlen.is_finite() && xlen > 0.0).then(|| round5(f64::from(xlen) / f64::from(mx)));
     Ok(Header {
         format,
         width: nx as u32,
@@ -339,16 +382,26 @@ pub fn tiff_chain(head: &[u8], file_size: u64) -> Result<ChainSpec, HeaderError>
         if head.len() >= n {
             Ok(())
         } else if file_size < n as u64 {
-            Err(HeaderError::Truncated { expected: n as u64, actual: file_size })
+            Err(HeaderError::Truncated {
+                expected: n as u64,
+                actual: file_size,
+            })
         } else {
-            Err(HeaderError::NotTiff(format!("only {} bytes of its header were read", head.len())))
+            Err(HeaderError::NotTiff(format!(
+                "only {} bytes of its header were read",
+                head.len()
+            )))
         }
     };
     need(8)?;
     let big_endian = match &head[..2] {
         b"II" => false,
         b"MM" => true,
-        _ => return Err(HeaderError::NotTiff("it starts with neither II nor MM".into())),
+        _ => {
+            return Err(HeaderError::NotTiff(
+                "it starts with neither II nor MM".into(),
+            ));
+        }
     };
     let int = |at: usize, len: usize| uint(&head[at..at + len], big_endian);
     let (first, header_len, spec) = match int(2, 2) {
@@ -356,16 +409,22 @@ pub fn tiff_chain(head: &[u8], file_size: u64) -> Result<ChainSpec, HeaderError>
         43 => {
             need(16)?;
             if int(4, 2) != 8 || int(6, 2) != 0 {
-                return Err(HeaderError::NotTiff("a BigTIFF whose offsets are not 8 bytes wide".into()));
+                return Err(HeaderError::NotTiff(
+                    "a BigTIFF whose offsets are not 8 bytes wide".into(),
+                ));
             }
             (int(8, 8), 16, (8, 20, 8))
         }
         magic => {
-            return Err(HeaderError::NotTiff(format!("its magic number is {magic}, not 42 (TIFF) or 43 (BigTIFF)")));
+            return Err(HeaderError::NotTiff(format!(
+                "its magic number is {magic}, not 42 (TIFF) or 43 (BigTIFF)"
+            )));
         }
     };
     if first == 0 {
-        return Err(HeaderError::BadIfd("the header points to no image directory".into()));
+        return Err(HeaderError::BadIfd(
+            "the header points to no image directory".into(),
+        ));
     }
     if first < header_len {
         return Err(HeaderError::BadIfd(format!(
@@ -373,12 +432,23 @@ pub fn tiff_chain(head: &[u8], file_size: u64) -> Result<ChainSpec, HeaderError>
         )));
     }
     let (count_bytes, item_bytes, next_bytes) = spec;
-    Ok(ChainSpec { first, big_endian, count_bytes, item_bytes, next_bytes, keep: 1 })
+    Ok(ChainSpec {
+        first,
+        big_endian,
+        count_bytes,
+        item_bytes,
+        next_bytes,
+        keep: 1,
+    })
 }
 
 fn uint(bytes: &[u8], big_endian: bool) -> u64 {
     let fold = |acc: u64, b: &u8| acc << 8 | u64::from(*b);
-    if big_endian { bytes.iter().fold(0, fold) } else { bytes.iter().rev().fold(0, fold) }
+    if big_endian {
+        bytes.iter().fold(0, fold)
+    } else {
+        bytes.iter().rev().fold(0, fold)
+    }
 }
 
 /// Bytes of one value of a TIFF field type; `None` for types no header field here uses.
@@ -395,9 +465,18 @@ fn type_size(field_type: u64) -> Option<u64> {
 /// Reads the TIFF or EER header of a file whose IFD chain (laid out as `spec`, from
 /// [`tiff_chain`]) was walked: `walked` counts the IFDs and holds the first one. `head` (the
 /// file's first bytes) serves values stored outside the IFD, when they lie within it.
-pub fn parse_tiff(format: FileFormat, head: &[u8], spec: &ChainSpec, walked: &Walked) -> Result<Header, HeaderError> {
+pub fn parse_tiff(
+    format: FileFormat,
+    head: &[u8],
+    spec: &ChainSpec,
+    walked: &Walked,
+) -> Result<Header, HeaderError> {
     let ifd = match (walked.records, walked.kept.first()) {
-        (0, _) | (_, None) => return Err(HeaderError::BadIfd("the file has no image directory".into())),
+        (0, _) | (_, None) => {
+            return Err(HeaderError::BadIfd(
+                "the file has no image directory".into(),
+            ));
+        }
         (_, Some(ifd)) => ifd,
     };
     if walked.records > MAX_FRAMES {
@@ -407,21 +486,33 @@ pub fn parse_tiff(format: FileFormat, head: &[u8], spec: &ChainSpec, walked: &Wa
     let (cb, ib) = (usize::from(spec.count_bytes), spec.item_bytes as usize);
     let big = spec.count_bytes == 8;
     if ifd.len() < cb {
-        return Err(HeaderError::BadIfd("the first image directory is cut short".into()));
+        return Err(HeaderError::BadIfd(
+            "the first image directory is cut short".into(),
+        ));
     }
     let count = uint(&ifd[..cb], be);
     if count == 0 {
-        return Err(HeaderError::BadIfd("the first image directory has no entries".into()));
+        return Err(HeaderError::BadIfd(
+            "the first image directory has no entries".into(),
+        ));
     }
-    let entries = ifd[cb..].chunks_exact(ib).take(usize::try_from(count).unwrap_or(usize::MAX));
+    let entries = ifd[cb..]
+        .chunks_exact(ib)
+        .take(usize::try_from(count).unwrap_or(usize::MAX));
     // The first value of each field this reads; `None` when it lies beyond `head`.
-    let (mut width, mut height, mut bits, mut compression, mut sample_format) = (None, None, Some(1), 1, 1);
+    let (mut width, mut height, mut bits, mut compression, mut sample_format) =
+        (None, None, Some(1), 1, 1);
     for entry in entries {
         let tag = uint(&entry[..2], be);
         let field_type = uint(&entry[2..4], be);
-        let (n, field) =
-            if big { (uint(&entry[4..12], be), &entry[12..20]) } else { (uint(&entry[4..8], be), &entry[8..12]) };
-        let Some(size) = type_size(field_type) else { continue };
+        let (n, field) = if big {
+            (uint(&entry[4..12], be), &entry[12..20])
+        } else {
+            (uint(&entry[4..8], be), &entry[8..12])
+        };
+        let Some(size) = type_size(field_type) else {
+            continue;
+        };
         if n == 0 {
             continue;
         }
@@ -430,7 +521,8 @@ pub fn parse_tiff(format: FileFormat, head: &[u8], spec: &ChainSpec, walked: &Wa
         } else {
             // Stored elsewhere in the file: read from the head when it is there.
             let at = usize::try_from(uint(field, be)).unwrap_or(usize::MAX);
-            head.get(at..at.saturating_add(size as usize)).map(|b| uint(b, be))
+            head.get(at..at.saturating_add(size as usize))
+                .map(|b| uint(b, be))
         };
         match tag {
             256 => width = value,
@@ -441,13 +533,17 @@ pub fn parse_tiff(format: FileFormat, head: &[u8], spec: &ChainSpec, walked: &Wa
             _ => {}
         }
     }
-    let width =
-        width.ok_or_else(|| HeaderError::BadIfd("the first image directory has no image width (tag 256)".into()))?;
-    let height =
-        height.ok_or_else(|| HeaderError::BadIfd("the first image directory has no image length (tag 257)".into()))?;
+    let width = width.ok_or_else(|| {
+        HeaderError::BadIfd("the first image directory has no image width (tag 256)".into())
+    })?;
+    let height = height.ok_or_else(|| {
+        HeaderError::BadIfd("the first image directory has no image length (tag 257)".into())
+    })?;
     let dimension = |v: u64| u32::try_from(v).ok().filter(|v| *v > 0);
     let (Some(w), Some(h)) = (dimension(width), dimension(height)) else {
-        return Err(HeaderError::BadDimensions(format!("width {width}, height {height}: each must be 1 to 2^32-1")));
+        return Err(HeaderError::BadDimensions(format!(
+            "width {width}, height {height}: each must be 1 to 2^32-1"
+        )));
     };
     let compression = u16::try_from(compression).unwrap_or(0);
     let eer = (65000..=65002).contains(&compression);

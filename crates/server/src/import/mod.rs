@@ -58,7 +58,9 @@ pub async fn read_headers(
     let mut tiffs = Vec::new();
     let requests = batches.into_iter().map(|(batch, how)| {
         let (runner, account, root) = (runner.clone(), account.clone(), root.to_path_buf());
-        AbortOnDrop(tokio::spawn(async move { read_batch(&runner, &account, &root, batch, how).await }))
+        AbortOnDrop(tokio::spawn(async move {
+            read_batch(&runner, &account, &root, batch, how).await
+        }))
     });
     let mut answers = futures_util::stream::iter(requests).buffered(CONCURRENT_REQUESTS);
     while let Some(answer) = answers.next().await {
@@ -75,11 +77,18 @@ pub async fn read_headers(
     // answers `answer-full` for those that would overfill its answer: they are asked again.
     let mut pending: Vec<Tiff> = tiffs;
     while !pending.is_empty() {
-        let range = chunks(&pending, |t| json_len(&paths[t.index]) + CHAIN_JSON_BYTES).next().unwrap_or(0..0);
+        let range = chunks(&pending, |t| json_len(&paths[t.index]) + CHAIN_JSON_BYTES)
+            .next()
+            .unwrap_or(0..0);
         let rest = pending.split_off(range.end);
         let batch = std::mem::replace(&mut pending, rest);
-        let chains: Vec<Chain> =
-            batch.iter().map(|t| Chain { path: paths[t.index].clone(), spec: t.spec.clone() }).collect();
+        let chains: Vec<Chain> = batch
+            .iter()
+            .map(|t| Chain {
+                path: paths[t.index].clone(),
+                spec: t.spec.clone(),
+            })
+            .collect();
         let walks = match runner.walk_chains(account, root, chains, MAX_FRAMES).await {
             Ok(walks) if walks.len() == batch.len() => walks,
             answer => {
@@ -91,7 +100,9 @@ pub async fn read_headers(
                         batch.len()
                     ))),
                 };
-                batch.iter().for_each(|t| results[t.index] = Some(Err(e.clone())));
+                batch
+                    .iter()
+                    .for_each(|t| results[t.index] = Some(Err(e.clone())));
                 continue;
             }
         };
@@ -116,7 +127,10 @@ pub async fn read_headers(
         .zip(results)
         .map(|(path, result)| {
             let result = result.unwrap_or_else(|| {
-                Err(HeaderError::Runner { code: "internal".into(), message: "the file was not read".into() })
+                Err(HeaderError::Runner {
+                    code: "internal".into(),
+                    message: "the file was not read".into(),
+                })
             });
             (path.clone(), result)
         })
@@ -134,12 +148,24 @@ fn batches(
 ) -> Vec<Batch> {
     let mut out = Vec::new();
     for range in chunks(plain, |(i, _)| json_len(&paths[*i]) + 3) {
-        out.push((plain[range].iter().map(|&(i, format)| (i, format, paths[i].clone())).collect(), None));
+        out.push((
+            plain[range]
+                .iter()
+                .map(|&(i, format)| (i, format, paths[i].clone()))
+                .collect(),
+            None,
+        ));
     }
     for same in compressed.chunk_by(|a, b| a.2 == b.2) {
         for range in chunks(same, |(i, ..)| json_len(&paths[*i]) + 3) {
             let how = same[range.start].2;
-            out.push((same[range].iter().map(|&(i, format, _)| (i, format, paths[i].clone())).collect(), Some(how)));
+            out.push((
+                same[range]
+                    .iter()
+                    .map(|&(i, format, _)| (i, format, paths[i].clone()))
+                    .collect(),
+                Some(how),
+            ));
         }
     }
     out
@@ -157,7 +183,10 @@ impl<T> Drop for AbortOnDrop<T> {
 impl<T> std::future::Future for AbortOnDrop<T> {
     type Output = Result<T, tokio::task::JoinError>;
 
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
         std::pin::Pin::new(&mut self.0).poll(cx)
     }
 }
@@ -178,7 +207,10 @@ async fn read_batch(
     how: Option<Decompress>,
 ) -> Vec<(usize, Outcome)> {
     let names: Vec<String> = batch.iter().map(|(_, _, path)| path.clone()).collect();
-    let heads = match runner.read_heads(account, root, &names, HEAD_BYTES, how).await {
+    let heads = match runner
+        .read_heads(account, root, &names, HEAD_BYTES, how)
+        .await
+    {
         Ok(heads) if heads.len() == batch.len() => heads,
         answer => {
             let e = match answer {
@@ -189,7 +221,10 @@ async fn read_batch(
                     batch.len()
                 ))),
             };
-            return batch.into_iter().map(|(i, _, _)| (i, Outcome::Done(Err(e.clone())))).collect();
+            return batch
+                .into_iter()
+                .map(|(i, _, _)| (i, Outcome::Done(Err(e.clone()))))
+                .collect();
         }
     };
     batch
@@ -197,14 +232,24 @@ async fn read_batch(
         .zip(heads)
         .map(|((index, format, _), head)| {
             let outcome = match head.read() {
-                Err(refusal) => {
-                    Outcome::Done(Err(HeaderError::Unreadable { code: refusal.code, message: refusal.message }))
-                }
+                Err(refusal) => Outcome::Done(Err(HeaderError::Unreadable {
+                    code: refusal.code,
+                    message: refusal.message,
+                })),
                 // Only MRCs come compressed (`headers::format_of`).
-                Ok((_, bytes)) if how.is_some() => Outcome::Done(headers::parse_compressed_mrc(format, &bytes)),
-                Ok((size, bytes)) if !format.is_tiff() => Outcome::Done(headers::parse_mrc(format, &bytes, size)),
+                Ok((_, bytes)) if how.is_some() => {
+                    Outcome::Done(headers::parse_compressed_mrc(format, &bytes))
+                }
+                Ok((size, bytes)) if !format.is_tiff() => {
+                    Outcome::Done(headers::parse_mrc(format, &bytes, size))
+                }
                 Ok((size, bytes)) => match headers::tiff_chain(&bytes, size) {
-                    Ok(spec) => Outcome::Tiff(Tiff { index, format, spec, head: bytes }),
+                    Ok(spec) => Outcome::Tiff(Tiff {
+                        index,
+                        format,
+                        spec,
+                        head: bytes,
+                    }),
                     Err(e) => Outcome::Done(Err(e)),
                 },
             };
@@ -224,7 +269,10 @@ struct Tiff {
 /// The error every file of a failed request gets.
 fn batch_error(e: &RunnerError) -> HeaderError {
     match e {
-        RunnerError::Refused { code, message } => HeaderError::Runner { code: code.clone(), message: message.clone() },
+        RunnerError::Refused { code, message } => HeaderError::Runner {
+            code: code.clone(),
+            message: message.clone(),
+        },
         RunnerError::Unavailable(_) => {
             tracing::warn!("import: {e}");
             HeaderError::Runner {
@@ -237,12 +285,21 @@ fn batch_error(e: &RunnerError) -> HeaderError {
 
 /// Bytes of `text` as a JSON string, about (quotes, escapes of `"`, `\` and control characters).
 fn json_len(text: &str) -> usize {
-    text.len() + 3 + text.bytes().filter(|b| *b < 0x20 || *b == b'"' || *b == b'\\').count() * 5
+    text.len()
+        + 3
+        + text
+            .bytes()
+            .filter(|b| *b < 0x20 || *b == b'"' || *b == b'\\')
+            .count()
+            * 5
 }
 
 /// Consecutive ranges of `items` of at most [`CHUNK_FILES`] items and [`CHUNK_REQUEST_BYTES`]
 /// bytes as `cost` counts them (a single item over the budget is a chunk of its own).
-fn chunks<'a, T>(items: &'a [T], cost: impl Fn(&T) -> usize + 'a) -> impl Iterator<Item = Range<usize>> + 'a {
+fn chunks<'a, T>(
+    items: &'a [T],
+    cost: impl Fn(&T) -> usize + 'a,
+) -> impl Iterator<Item = Range<usize>> + 'a {
     let mut start = 0;
     std::iter::from_fn(move || {
         if start >= items.len() {

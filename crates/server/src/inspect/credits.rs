@@ -8,14 +8,17 @@ use serde_json::{Value, json};
 /// The list `build.rs` wrote: `{"crates": [{name, version, license, repository, description}]}`.
 pub const CREDITS_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/credits.json"));
 
-static CREDITS: LazyLock<Value> = LazyLock::new(|| serde_json::from_str(CREDITS_JSON).unwrap_or_default());
+static CREDITS: LazyLock<Value> =
+    LazyLock::new(|| serde_json::from_str(CREDITS_JSON).unwrap_or_default());
 
 /// The credits, with a count per licence.
 pub fn view() -> Value {
     let crates = CREDITS["crates"].as_array().cloned().unwrap_or_default();
     let mut licences = std::collections::BTreeMap::<String, u64>::new();
     for c in &crates {
-        *licences.entry(c["license"].as_str().unwrap_or("unknown").to_owned()).or_default() += 1;
+        *licences
+            .entry(c["license"].as_str().unwrap_or("unknown").to_owned())
+            .or_default() += 1;
     }
     json!({
         "count": crates.len(),
@@ -32,9 +35,19 @@ mod tests {
         let v = super::view();
         let crates = v["crates"].as_array().unwrap();
         let find = |name: &str| crates.iter().find(|c| c["name"] == name);
-        assert!(find("axum").is_some_and(|c| c["license"] == "MIT"), "{:?}", find("axum"));
+        assert!(
+            find("axum").is_some_and(|c| c["license"] == "MIT"),
+            "{:?}",
+            find("axum")
+        );
         assert!(find("sqlx-core").is_some());
-        assert!(find("cryowarden-core").is_none(), "workspace packages are not credits");
-        assert!(find("tempfile").is_none(), "dev-dependencies are not in the build");
+        assert!(
+            find("cryowarden-core").is_none(),
+            "workspace packages are not credits"
+        );
+        assert!(
+            find("tempfile").is_none(),
+            "dev-dependencies are not in the build"
+        );
     }
 }

@@ -32,7 +32,9 @@ pub fn backup_dir(state: &AppState) -> PathBuf {
 
 /// The SQLite file of the main database, from `PRAGMA database_list`.
 async fn sqlite_file(db: &Db) -> Result<Option<PathBuf>, StoreError> {
-    let rows = sqlx::query::<Any>("PRAGMA database_list").fetch_all(&db.pool).await?;
+    let rows = sqlx::query::<Any>("PRAGMA database_list")
+        .fetch_all(&db.pool)
+        .await?;
     for r in rows {
         let name: String = r.try_get("name")?;
         let file: Option<String> = r.try_get("file")?;
@@ -60,11 +62,21 @@ pub async fn data_sources(state: &AppState) -> Result<Value, StoreError> {
     let details = match db.backend {
         Backend::Sqlite => {
             let file = sqlite_file(db).await?;
-            let wal = file.as_ref().map(|f| PathBuf::from(format!("{}-wal", f.display())));
-            let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&db.pool).await?;
-            let version: String = sqlx::query_scalar("SELECT sqlite_version()").fetch_one(&db.pool).await?;
-            let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&db.pool).await?;
-            let page_count: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&db.pool).await?;
+            let wal = file
+                .as_ref()
+                .map(|f| PathBuf::from(format!("{}-wal", f.display())));
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&db.pool)
+                .await?;
+            let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+                .fetch_one(&db.pool)
+                .await?;
+            let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+                .fetch_one(&db.pool)
+                .await?;
+            let page_count: i64 = sqlx::query_scalar("PRAGMA page_count")
+                .fetch_one(&db.pool)
+                .await?;
             json!({
                 "file": file.as_ref().map(|f| f.display().to_string()),
                 "file_size_bytes": file.as_deref().and_then(file_size),
@@ -76,7 +88,9 @@ pub async fn data_sources(state: &AppState) -> Result<Value, StoreError> {
             })
         }
         Backend::Postgres => {
-            let version: String = sqlx::query_scalar("SELECT version()").fetch_one(&db.pool).await?;
+            let version: String = sqlx::query_scalar("SELECT version()")
+                .fetch_one(&db.pool)
+                .await?;
             let row = sqlx::query::<Any>(
                 "SELECT CAST(current_database() AS TEXT) AS db, CAST(current_schema() AS TEXT) AS schema, \
                  CAST(pg_database_size(current_database()) AS BIGINT) AS size",
@@ -108,7 +122,9 @@ pub fn check_view(state: &AppState) -> Value {
                 .filter_map(Result::ok)
                 .filter_map(|e| {
                     let m = e.metadata().ok()?;
-                    m.is_file().then(|| json!({ "path": e.path().display().to_string(), "size_bytes": m.len() }))
+                    m.is_file().then(
+                        || json!({ "path": e.path().display().to_string(), "size_bytes": m.len() }),
+                    )
                 })
                 .collect()
         })
@@ -122,7 +138,12 @@ pub fn check_view(state: &AppState) -> Value {
     })
 }
 
-async fn record(state: &AppState, ctx: &Ctx, action: &str, after: &Value) -> Result<(), StoreError> {
+async fn record(
+    state: &AppState,
+    ctx: &Ctx,
+    action: &str,
+    after: &Value,
+) -> Result<(), StoreError> {
     ctx.record(
         &state.db,
         &audit_action(Setting::CheckDatabase, action),
@@ -150,10 +171,17 @@ pub async fn integrity(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError>
 }
 
 async fn sqlite_integrity(db: &Db) -> Result<Value, StoreError> {
-    let integrity: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&db.pool).await?;
-    let mut problems: Vec<Value> =
-        integrity.iter().filter(|l| *l != "ok").map(|l| json!({ "check": "integrity_check", "detail": l })).collect();
-    let fk = sqlx::query::<Any>("PRAGMA foreign_key_check").fetch_all(&db.pool).await?;
+    let integrity: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&db.pool)
+        .await?;
+    let mut problems: Vec<Value> = integrity
+        .iter()
+        .filter(|l| *l != "ok")
+        .map(|l| json!({ "check": "integrity_check", "detail": l }))
+        .collect();
+    let fk = sqlx::query::<Any>("PRAGMA foreign_key_check")
+        .fetch_all(&db.pool)
+        .await?;
     for r in &fk {
         let table: String = r.try_get(0)?;
         let rowid: Option<i64> = r.try_get(1)?;
@@ -216,12 +244,24 @@ async fn postgres_integrity(db: &Db) -> Result<Value, StoreError> {
         let name: String = r.try_get("name")?;
         let child: String = r.try_get("child")?;
         let parent: String = r.try_get("parent")?;
-        let ccols: Vec<String> = r.try_get::<String, _>("child_cols")?.split(SEP).map(|c| format!("c.{c}")).collect();
-        let pcols: Vec<String> = r.try_get::<String, _>("parent_cols")?.split(SEP).map(|c| format!("p.{c}")).collect();
+        let ccols: Vec<String> = r
+            .try_get::<String, _>("child_cols")?
+            .split(SEP)
+            .map(|c| format!("c.{c}"))
+            .collect();
+        let pcols: Vec<String> = r
+            .try_get::<String, _>("parent_cols")?
+            .split(SEP)
+            .map(|c| format!("p.{c}"))
+            .collect();
         // MATCH SIMPLE: a row with any NULL in the key refers to nothing.
         let sql = format!(
             "SELECT COUNT(*) FROM {child} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE ({}) = ({}))",
-            ccols.iter().map(|c| format!("{c} IS NOT NULL")).collect::<Vec<_>>().join(" AND "),
+            ccols
+                .iter()
+                .map(|c| format!("{c} IS NOT NULL"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
             pcols.join(", "),
             ccols.join(", "),
         );
@@ -235,7 +275,9 @@ async fn postgres_integrity(db: &Db) -> Result<Value, StoreError> {
         }
     }
     let amcheck: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM pg_extension WHERE extname = 'amcheck'").fetch_one(&db.pool).await?;
+        sqlx::query_scalar("SELECT COUNT(*) FROM pg_extension WHERE extname = 'amcheck'")
+            .fetch_one(&db.pool)
+            .await?;
     let mut indexes_checked = None;
     if amcheck > 0 {
         let checked = sqlx::query_scalar::<Any, i64>(
@@ -285,7 +327,11 @@ pub async fn vacuum(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
                 format!("VACUUM (ANALYZE) {}", tables.join(", "))
             };
             sqlx::raw_sql(&sql).execute(&db.pool).await?;
-            ("VACUUM (ANALYZE) of every table of the schema".to_owned(), None, None)
+            (
+                "VACUUM (ANALYZE) of every table of the schema".to_owned(),
+                None,
+                None,
+            )
         }
     };
     let result = json!({
@@ -306,8 +352,13 @@ pub fn split_password(url: &str) -> (String, Option<String>) {
     {
         let userinfo = &url[s + 3..at];
         if let Some(c) = userinfo.find(':') {
-            let password = percent_encoding::percent_decode_str(&userinfo[c + 1..]).decode_utf8_lossy().into_owned();
-            return (format!("{}{}{}", &url[..s + 3], &userinfo[..c], &url[at..]), Some(password));
+            let password = percent_encoding::percent_decode_str(&userinfo[c + 1..])
+                .decode_utf8_lossy()
+                .into_owned();
+            return (
+                format!("{}{}{}", &url[..s + 3], &userinfo[..c], &url[at..]),
+                Some(password),
+            );
         }
     }
     (url.to_owned(), None)
@@ -318,21 +369,31 @@ pub fn split_password(url: &str) -> (String, Option<String>) {
 pub async fn backup(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
     let started = std::time::Instant::now();
     let dir = backup_dir(state);
-    crate::datadir::create_private_dir(&dir)
-        .map_err(|e| StoreError::Internal(format!("cannot create the backup directory {}: {e}", dir.display())))?;
-    let stamp = format_ms(now_ms()).replace([':', '-'], "").replace('T', "-").replace('Z', "");
+    crate::datadir::create_private_dir(&dir).map_err(|e| {
+        StoreError::Internal(format!(
+            "cannot create the backup directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let stamp = format_ms(now_ms())
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .replace('Z', "");
     let db = &state.db;
     let (path, method) = match db.backend {
         Backend::Sqlite => {
             let path = unique(dir.join(format!("cryowarden-{stamp}.db")));
             let quoted = path.display().to_string().replace('\'', "''");
-            sqlx::raw_sql(&format!("VACUUM INTO '{quoted}'")).execute(&db.pool).await?;
+            sqlx::raw_sql(&format!("VACUUM INTO '{quoted}'"))
+                .execute(&db.pool)
+                .await?;
             (path, "VACUUM INTO")
         }
         Backend::Postgres => {
             let path = unique(dir.join(format!("cryowarden-{stamp}.dump")));
-            let schema: String =
-                sqlx::query_scalar("SELECT CAST(current_schema() AS TEXT)").fetch_one(&db.pool).await?;
+            let schema: String = sqlx::query_scalar("SELECT CAST(current_schema() AS TEXT)")
+                .fetch_one(&db.pool)
+                .await?;
             let (url, password) = split_password(&state.config.database_url());
             let mut cmd = tokio::process::Command::new("pg_dump");
             cmd.arg("--format=custom")
@@ -350,7 +411,9 @@ pub async fn backup(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
             let out = match tokio::time::timeout(PG_DUMP_TIMEOUT, cmd.output()).await {
                 Err(_) => {
                     let _ = std::fs::remove_file(&path);
-                    return Err(StoreError::Internal(format!("pg_dump did not finish within {PG_DUMP_TIMEOUT:?}")));
+                    return Err(StoreError::Internal(format!(
+                        "pg_dump did not finish within {PG_DUMP_TIMEOUT:?}"
+                    )));
                 }
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(StoreError::InUse {
@@ -364,8 +427,13 @@ pub async fn backup(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
             };
             if !out.status.success() {
                 let _ = std::fs::remove_file(&path);
-                let stderr = crate::inspect::env::redact_urls(&String::from_utf8_lossy(&out.stderr));
-                return Err(StoreError::Internal(format!("pg_dump failed ({}): {}", out.status, stderr.trim())));
+                let stderr =
+                    crate::inspect::env::redact_urls(&String::from_utf8_lossy(&out.stderr));
+                return Err(StoreError::Internal(format!(
+                    "pg_dump failed ({}): {}",
+                    out.status,
+                    stderr.trim()
+                )));
             }
             (path, "pg_dump --format=custom")
         }
@@ -389,9 +457,18 @@ fn unique(path: PathBuf) -> PathBuf {
     if !path.exists() {
         return path;
     }
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    (2..).map(|n| path.with_file_name(format!("{stem}-{n}.{ext}"))).find(|p| !p.exists()).unwrap_or(path)
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (2..)
+        .map(|n| path.with_file_name(format!("{stem}-{n}.{ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(path)
 }
 
 /// Every embedded migration: version, description, whether and when it was applied, and whether
@@ -437,7 +514,10 @@ pub async fn migration_status(db: &Db) -> Result<Value, StoreError> {
         .map(|(v, r)| json!({ "version": v, "description": r.0, "installed_on": r.1 }))
         .collect();
     let pending = list.iter().filter(|m| m["applied"] != true).count();
-    let mismatched = list.iter().filter(|m| m["checksum_matches"] == false).count();
+    let mismatched = list
+        .iter()
+        .filter(|m| m["checksum_matches"] == false)
+        .count();
     Ok(json!({
         "backend": db.backend.name(),
         "migrations": list,
@@ -455,8 +535,14 @@ mod tests {
     fn passwords_leave_the_url_for_libpq() {
         assert_eq!(
             split_password("postgres://cw:p%40ss@127.0.0.1:5432/cw?options=x"),
-            ("postgres://cw@127.0.0.1:5432/cw?options=x".to_owned(), Some("p@ss".to_owned()))
+            (
+                "postgres://cw@127.0.0.1:5432/cw?options=x".to_owned(),
+                Some("p@ss".to_owned())
+            )
         );
-        assert_eq!(split_password("postgres://cw@h/db"), ("postgres://cw@h/db".to_owned(), None));
+        assert_eq!(
+            split_password("postgres://cw@h/db"),
+            ("postgres://cw@h/db".to_owned(), None)
+        );
     }
 }

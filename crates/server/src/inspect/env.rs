@@ -12,7 +12,16 @@ use crate::config::Config;
 pub const REDACTED: &str = "***";
 
 /// Parts of a name that mark its value as secret (compared case-insensitively).
-const SECRET_WORDS: [&str; 8] = ["PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "PASS", "AUTH", "COOKIE"];
+const SECRET_WORDS: [&str; 8] = [
+    "PASSWORD",
+    "SECRET",
+    "TOKEN",
+    "KEY",
+    "CREDENTIAL",
+    "PASS",
+    "AUTH",
+    "COOKIE",
+];
 
 /// Whether a variable or field called `name` holds a secret.
 pub fn looks_secret(name: &str) -> bool {
@@ -30,7 +39,11 @@ pub fn redact_urls(text: &str) -> String {
         let after = &rest[start..];
         // The authority ends at the path, query, fragment, or anything that cannot be in it.
         let end = after
-            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';'))
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#')
+                    || c.is_whitespace()
+                    || matches!(c, '"' | '\'' | ',' | ';')
+            })
             .unwrap_or(after.len());
         let authority = &after[..end];
         match authority.rfind('@') {
@@ -67,7 +80,12 @@ pub fn shown_value(name: &str, value: &str) -> (String, bool) {
 /// The server's environment, sorted by name.
 pub fn environment() -> Value {
     let vars: BTreeMap<String, String> = std::env::vars_os()
-        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
         .collect();
     let list: Vec<Value> = vars
         .iter()
@@ -116,9 +134,15 @@ mod tests {
 
     #[test]
     fn secret_names_and_url_passwords_are_redacted() {
-        for name in
-            ["DB_PASSWORD", "github_token", "AWS_SECRET_ACCESS_KEY", "pgpass", "X_AUTH", "cookie_jar", "ssh_key"]
-        {
+        for name in [
+            "DB_PASSWORD",
+            "github_token",
+            "AWS_SECRET_ACCESS_KEY",
+            "pgpass",
+            "X_AUTH",
+            "cookie_jar",
+            "ssh_key",
+        ] {
             assert!(looks_secret(name), "{name}");
             assert_eq!(shown_value(name, "hunter2"), (REDACTED.to_owned(), true));
         }
@@ -130,7 +154,9 @@ mod tests {
             "postgres://cw:***@db.example:5432/cw?sslmode=require"
         );
         assert_eq!(
-            redact_urls("a=https://u:p@h/x, b=redis://:pw@r:6379 c=http://plain/x d=sqlite:///tmp/x.db"),
+            redact_urls(
+                "a=https://u:p@h/x, b=redis://:pw@r:6379 c=http://plain/x d=sqlite:///tmp/x.db"
+            ),
             "a=https://u:***@h/x, b=redis://:***@r:6379 c=http://plain/x d=sqlite:///tmp/x.db"
         );
         assert_eq!(redact_urls("smtp://user@mail"), "smtp://user@mail");
@@ -140,12 +166,21 @@ mod tests {
 
     #[test]
     fn startup_properties_hide_the_database_password() {
-        let config = Config { database_url: "postgres://cw:topsecret@127.0.0.1/cw".into(), ..Config::default() };
+        let config = Config {
+            database_url: "postgres://cw:topsecret@127.0.0.1/cw".into(),
+            ..Config::default()
+        };
         let v = startup_properties(&config);
         let text = v.to_string();
         assert!(!text.contains("topsecret"), "{text}");
-        assert_eq!(v["properties"]["database_url"], "postgres://cw:***@127.0.0.1/cw");
-        assert_eq!(v["effective"]["database_url"], "postgres://cw:***@127.0.0.1/cw");
+        assert_eq!(
+            v["properties"]["database_url"],
+            "postgres://cw:***@127.0.0.1/cw"
+        );
+        assert_eq!(
+            v["effective"]["database_url"],
+            "postgres://cw:***@127.0.0.1/cw"
+        );
         assert_eq!(v["properties"]["max_body_kib"], 1024);
     }
 }

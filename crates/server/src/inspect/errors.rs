@@ -37,7 +37,8 @@ pub struct SiteError {
     pub message: String,
 }
 
-static RING: LazyLock<Mutex<VecDeque<SiteError>>> = LazyLock::new(|| Mutex::new(VecDeque::with_capacity(CAPACITY)));
+static RING: LazyLock<Mutex<VecDeque<SiteError>>> =
+    LazyLock::new(|| Mutex::new(VecDeque::with_capacity(CAPACITY)));
 /// Errors seen since the last reset (including those that fell off the ring).
 static SEEN: AtomicU64 = AtomicU64::new(0);
 static SINCE_MS: AtomicI64 = AtomicI64::new(0);

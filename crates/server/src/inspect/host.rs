@@ -26,7 +26,8 @@ pub fn proc_kib(text: &str, key: &str) -> Option<u64> {
 
 /// A plain `Key:   value` line of /proc/self/status.
 fn proc_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines().find_map(|line| Some(line.strip_prefix(key)?.strip_prefix(':')?.trim()))
+    text.lines()
+        .find_map(|line| Some(line.strip_prefix(key)?.strip_prefix(':')?.trim()))
 }
 
 /// PRETTY_NAME of /etc/os-release (else NAME VERSION).
@@ -37,7 +38,13 @@ pub fn os_release(text: &str) -> Option<String> {
             Some(v.trim().trim_matches('"').to_owned())
         })
     };
-    field("PRETTY_NAME").or_else(|| Some(format!("{} {}", field("NAME")?, field("VERSION").unwrap_or_default())))
+    field("PRETTY_NAME").or_else(|| {
+        Some(format!(
+            "{} {}",
+            field("NAME")?,
+            field("VERSION").unwrap_or_default()
+        ))
+    })
 }
 
 /// The rows of `nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader`.
@@ -60,20 +67,33 @@ pub fn parse_gpus(csv: &str) -> Vec<Value> {
 /// The GPUs `nvidia-smi` reports, or why there are none.
 async fn gpus() -> Value {
     let mut cmd = tokio::process::Command::new("nvidia-smi");
-    cmd.args(["--query-gpu=index,name,memory.total", "--format=csv,noheader"])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
+    cmd.args([
+        "--query-gpu=index,name,memory.total",
+        "--format=csv,noheader",
+    ])
+    .stdin(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .kill_on_drop(true);
     match tokio::time::timeout(NVIDIA_SMI_TIMEOUT, cmd.output()).await {
-        Err(_) => json!({ "gpus": [], "note": format!("nvidia-smi did not answer within {NVIDIA_SMI_TIMEOUT:?}") }),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => json!({ "gpus": [], "note": "none detected" }),
-        Ok(Err(e)) => json!({ "gpus": [], "note": format!("none detected: cannot run nvidia-smi: {e}") }),
+        Err(_) => {
+            json!({ "gpus": [], "note": format!("nvidia-smi did not answer within {NVIDIA_SMI_TIMEOUT:?}") })
+        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            json!({ "gpus": [], "note": "none detected" })
+        }
+        Ok(Err(e)) => {
+            json!({ "gpus": [], "note": format!("none detected: cannot run nvidia-smi: {e}") })
+        }
         Ok(Ok(out)) if !out.status.success() => {
             json!({ "gpus": [], "note": format!("none detected: nvidia-smi exited with {}", out.status) })
         }
         Ok(Ok(out)) => {
             let gpus = parse_gpus(&String::from_utf8_lossy(&out.stdout));
-            let note = if gpus.is_empty() { Some("none detected") } else { None };
+            let note = if gpus.is_empty() {
+                Some("none detected")
+            } else {
+                None
+            };
             json!({ "gpus": gpus, "note": note })
         }
     }
@@ -156,7 +176,10 @@ pub fn memory_usage() -> Value {
     let status = read("/proc/self/status").unwrap_or_default();
     let statm = read("/proc/self/statm").unwrap_or_default();
     let page = rustix::param::page_size() as u64;
-    let pages: Vec<u64> = statm.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    let pages: Vec<u64> = statm
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
     let statm_bytes = |i: usize| pages.get(i).map(|p| p * page);
     json!({
         "rss_bytes": proc_kib(&status, "VmRSS"),
@@ -199,10 +222,15 @@ mod tests {
         assert_eq!(proc_kib(status, "VmHWM"), None);
         assert_eq!(proc_value(status, "Threads"), Some("7"));
         assert_eq!(
-            os_release("NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n").as_deref(),
+            os_release(
+                "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"
+            )
+            .as_deref(),
             Some("Debian GNU/Linux 12 (bookworm)")
         );
-        let gpus = parse_gpus("0, NVIDIA A100-SXM4-40GB, 40960 MiB\n1, NVIDIA A100-SXM4-40GB, 40960 MiB\n");
+        let gpus = parse_gpus(
+            "0, NVIDIA A100-SXM4-40GB, 40960 MiB\n1, NVIDIA A100-SXM4-40GB, 40960 MiB\n",
+        );
         assert_eq!(gpus.len(), 2);
         assert_eq!(gpus[1]["index"], 1);
         assert_eq!(gpus[0]["memory_total_mib"], 40960);

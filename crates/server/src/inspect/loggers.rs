@@ -56,7 +56,9 @@ pub fn override_of(service: Service) -> Option<LevelFilter> {
 
 /// Sets (or, with `None`, clears) the level of `service` and makes tracing ask its filters again.
 pub fn set_override(service: Service, level: Option<&str>) {
-    let n = level.and_then(|l| LEVELS.iter().position(|x| *x == l)).map_or(0, |i| i as u8 + 1);
+    let n = level
+        .and_then(|l| LEVELS.iter().position(|x| *x == l))
+        .map_or(0, |i| i as u8 + 1);
     slot(service).store(n, Ordering::Relaxed);
     tracing::callsite::rebuild_interest_cache();
 }
@@ -88,7 +90,9 @@ pub fn level_in_filter(filter: &str, target: &str) -> String {
         }
         let (t, level) = match d.split_once('=') {
             Some((t, l)) => (t.trim(), l.trim().to_ascii_lowercase()),
-            None if level_of(&d.to_ascii_lowercase()).is_some() || d.eq_ignore_ascii_case("off") => {
+            None if level_of(&d.to_ascii_lowercase()).is_some()
+                || d.eq_ignore_ascii_case("off") =>
+            {
                 ("", d.to_ascii_lowercase())
             }
             None => (d, "trace".to_owned()),
@@ -135,28 +139,48 @@ struct SetLevel {
 /// `{"service": "api", "level": "debug"}`: the service's file takes events from that level up
 /// (`"default"` returns it to the configured filter). Audited.
 pub async fn set(state: &AppState, ctx: &Ctx, body: Value) -> Result<Value, StoreError> {
-    let req: SetLevel = serde_json::from_value(body).map_err(|e| StoreError::invalid("body", e.to_string()))?;
-    let names = || Service::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-    let service =
-        req.service.ok_or_else(|| StoreError::invalid("service", format!("is required: one of {}", names())))?;
+    let req: SetLevel =
+        serde_json::from_value(body).map_err(|e| StoreError::invalid("body", e.to_string()))?;
+    let names = || {
+        Service::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let service = req.service.ok_or_else(|| {
+        StoreError::invalid("service", format!("is required: one of {}", names()))
+    })?;
     let service = Service::parse(&service).ok_or_else(|| {
         StoreError::invalid(
             "service",
-            format!("`{}` is not a service: one of {}", service.chars().take(40).collect::<String>(), names()),
+            format!(
+                "`{}` is not a service: one of {}",
+                service.chars().take(40).collect::<String>(),
+                names()
+            ),
         )
     })?;
-    let level = req
-        .level
-        .ok_or_else(|| StoreError::invalid("level", "is required: trace, debug, info, warn, error or default"))?;
+    let level = req.level.ok_or_else(|| {
+        StoreError::invalid(
+            "level",
+            "is required: trace, debug, info, warn, error or default",
+        )
+    })?;
     let level = level.to_ascii_lowercase();
     if level != "default" && level_of(&level).is_none() {
-        return Err(StoreError::invalid("level", "must be trace, debug, info, warn, error or default"));
+        return Err(StoreError::invalid(
+            "level",
+            "must be trace, debug, info, warn, error or default",
+        ));
     }
-    let before =
-        view()["services"].as_array().and_then(|a| a.iter().find(|s| s["service"] == service.as_str()).cloned());
+    let before = view()["services"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["service"] == service.as_str()).cloned());
     set_override(service, (level != "default").then_some(level.as_str()));
-    let after =
-        view()["services"].as_array().and_then(|a| a.iter().find(|s| s["service"] == service.as_str()).cloned());
+    let after = view()["services"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["service"] == service.as_str()).cloned());
     ctx.record(
         &state.db,
         &audit_action(Setting::Loggers, "set"),
@@ -249,9 +273,21 @@ mod tests {
     fn reads_a_service_level_off_the_filter() {
         assert_eq!(level_in_filter("info", "sqlx::query"), "info");
         assert_eq!(level_in_filter("info,sqlx=warn", "sqlx::query"), "warn");
-        assert_eq!(level_in_filter("warn,cryowarden_server::api=debug", "cryowarden_server::api"), "debug");
-        assert_eq!(level_in_filter("cryowarden_server=debug", "sqlx::query"), "off");
+        assert_eq!(
+            level_in_filter(
+                "warn,cryowarden_server::api=debug",
+                "cryowarden_server::api"
+            ),
+            "debug"
+        );
+        assert_eq!(
+            level_in_filter("cryowarden_server=debug", "sqlx::query"),
+            "off"
+        );
         assert_eq!(level_in_filter("debug,sqlx", "sqlx::query"), "trace");
-        assert_eq!(level_in_filter("info,[request]=trace", "cryowarden_server::api"), "info");
+        assert_eq!(
+            level_in_filter("info,[request]=trace", "cryowarden_server::api"),
+            "info"
+        );
     }
 }

@@ -60,12 +60,20 @@ pub const ACTIONS: &[(Setting, &str)] = &[
 
 /// The actions `setting` offers.
 pub fn actions_of(setting: Setting) -> Vec<&'static str> {
-    ACTIONS.iter().filter(|(s, _)| *s == setting).map(|(_, a)| *a).collect()
+    ACTIONS
+        .iter()
+        .filter(|(s, _)| *s == setting)
+        .map(|(_, a)| *a)
+        .collect()
 }
 
 /// How the audit log names a diagnostic and one of its actions.
 pub fn target(setting: Setting, action: Option<&str>) -> Target {
-    Target { kind: "setting", id: Some(setting.as_str().to_owned()), name: action.map(str::to_owned) }
+    Target {
+        kind: "setting",
+        id: Some(setting.as_str().to_owned()),
+        name: action.map(str::to_owned),
+    }
 }
 
 /// The audit action of `setting`'s `action`: `site-errors/reset`.
@@ -74,12 +82,22 @@ pub fn audit_action(setting: Setting, action: &str) -> String {
 }
 
 /// The content of `setting` as the caller may see it (authorized as `ReadSetting(setting)`).
-pub async fn view(state: &AppState, ctx: &Ctx, setting: Setting) -> Result<serde_json::Value, StoreError> {
+pub async fn view(
+    state: &AppState,
+    ctx: &Ctx,
+    setting: Setting,
+) -> Result<serde_json::Value, StoreError> {
     if !SETTINGS.contains(&setting) {
         return Err(StoreError::NotFound { what: "diagnostic" });
     }
-    let _proof =
-        ctx.authorize(&state.db, Action::ReadSetting(setting), Resource::instance(), &target(setting, None)).await?;
+    let _proof = ctx
+        .authorize(
+            &state.db,
+            Action::ReadSetting(setting),
+            Resource::instance(),
+            &target(setting, None),
+        )
+        .await?;
     match setting {
         Setting::EnvironmentVariables => Ok(env::environment()),
         Setting::StartupProperties => Ok(env::startup_properties(&state.config)),
@@ -107,15 +125,33 @@ pub async fn act(
     body: serde_json::Value,
 ) -> Result<serde_json::Value, StoreError> {
     let Some(&(_, action)) = ACTIONS.iter().find(|(s, a)| *s == setting && *a == action) else {
-        return Err(StoreError::NotFound { what: "diagnostic action" });
+        return Err(StoreError::NotFound {
+            what: "diagnostic action",
+        });
     };
-    let change = Action::ChangeSetting { setting, field: None };
-    let proof = ctx.authorize(&state.db, change, Resource::instance(), &target(setting, Some(action))).await?;
+    let change = Action::ChangeSetting {
+        setting,
+        field: None,
+    };
+    let proof = ctx
+        .authorize(
+            &state.db,
+            change,
+            Resource::instance(),
+            &target(setting, Some(action)),
+        )
+        .await?;
     proof.require(change)?;
-    let takes_parameters = matches!((setting, action), (Setting::Loggers, "set") | (Setting::SiteValidation, "run"));
+    let takes_parameters = matches!(
+        (setting, action),
+        (Setting::Loggers, "set") | (Setting::SiteValidation, "run")
+    );
     let empty = body.is_null() || body.as_object().is_some_and(|o| o.is_empty());
     if !(takes_parameters || empty) {
-        return Err(StoreError::invalid("body", format!("{} takes no parameters", audit_action(setting, action))));
+        return Err(StoreError::invalid(
+            "body",
+            format!("{} takes no parameters", audit_action(setting, action)),
+        ));
     }
     match (setting, action) {
         (Setting::Queries, "reset") => queries::reset(state, ctx).await,
@@ -125,6 +161,8 @@ pub async fn act(
         (Setting::CheckDatabase, "vacuum") => database::vacuum(state, ctx).await,
         (Setting::CheckDatabase, "backup") => database::backup(state, ctx).await,
         (Setting::SiteValidation, "run") => validation::run(state, ctx, body).await,
-        _ => Err(StoreError::NotFound { what: "diagnostic action" }),
+        _ => Err(StoreError::NotFound {
+            what: "diagnostic action",
+        }),
     }
 }

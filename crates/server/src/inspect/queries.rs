@@ -87,8 +87,13 @@ pub fn normalise(sql: &str) -> String {
             }
             out.push('?');
             prev = Some('?');
-        } else if c.is_ascii_digit() && !prev.is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '$') {
-            while chars.peek().is_some_and(|d| d.is_ascii_digit() || *d == '.') {
+        } else if c.is_ascii_digit()
+            && !prev.is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '$')
+        {
+            while chars
+                .peek()
+                .is_some_and(|d| d.is_ascii_digit() || *d == '.')
+            {
                 chars.next();
             }
             out.push('?');
@@ -106,7 +111,10 @@ pub fn record(sql: &str, elapsed: Duration, rows: u64, slow: bool) {
     let key = normalise(sql);
     let mut s = stats();
     let full = s.by_statement.len() >= MAX_STATEMENTS && !s.by_statement.contains_key(&key);
-    let entry = s.by_statement.entry(if full { OTHER.to_owned() } else { key }).or_default();
+    let entry = s
+        .by_statement
+        .entry(if full { OTHER.to_owned() } else { key })
+        .or_default();
     entry.count += 1;
     entry.total += elapsed;
     entry.max = entry.max.max(elapsed);
@@ -175,7 +183,11 @@ impl<S: Subscriber> Layer<S> for QueryStatsLayer {
         event.record(&mut v);
         let Some(secs) = v.elapsed_secs else { return };
         // sqlx puts the whole statement in `db.statement` unless its first words are all of it.
-        let sql = if v.statement.trim().is_empty() { v.summary.as_str() } else { v.statement.as_str() };
+        let sql = if v.statement.trim().is_empty() {
+            v.summary.as_str()
+        } else {
+            v.statement.as_str()
+        };
         record(sql, Duration::from_secs_f64(secs.max(0.0)), v.rows, v.slow);
     }
 }
@@ -223,7 +235,10 @@ pub fn view() -> Value {
 pub async fn reset(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
     let (statements, executions) = {
         let mut s = stats();
-        let before = (s.by_statement.len(), s.by_statement.values().map(|st| st.count).sum::<u64>());
+        let before = (
+            s.by_statement.len(),
+            s.by_statement.values().map(|st| st.count).sum::<u64>(),
+        );
         s.by_statement.clear();
         SINCE_MS.store(now_ms(), Ordering::Relaxed);
         before
@@ -252,8 +267,14 @@ mod tests {
             normalise("SELECT id FROM users\n  WHERE name = 'o''brien' AND n > 42 AND x = $1"),
             "SELECT id FROM users WHERE name = ? AND n > ? AND x = $1"
         );
-        assert_eq!(normalise("SELECT t2.c1 FROM t2 LIMIT 10"), "SELECT t2.c1 FROM t2 LIMIT ?");
-        assert_eq!(normalise("PRAGMA busy_timeout = 10000"), "PRAGMA busy_timeout = ?");
+        assert_eq!(
+            normalise("SELECT t2.c1 FROM t2 LIMIT 10"),
+            "SELECT t2.c1 FROM t2 LIMIT ?"
+        );
+        assert_eq!(
+            normalise("PRAGMA busy_timeout = 10000"),
+            "PRAGMA busy_timeout = ?"
+        );
         assert!(normalise(&"x ".repeat(2000)).chars().count() <= MAX_STATEMENT_CHARS + 1);
     }
 }

@@ -62,8 +62,11 @@ pub async fn view(state: &AppState) -> Result<Value, StoreError> {
 /// `{"project": ID}`: a validation job in that project queued on every lane the caller may use;
 /// answers the jobs.
 pub async fn run(state: &AppState, ctx: &Ctx, body: Value) -> Result<Value, StoreError> {
-    let req: RunRequest = serde_json::from_value(body).map_err(|e| StoreError::invalid("body", e.to_string()))?;
-    let project = req.project.ok_or_else(|| StoreError::invalid("project", "is required: the id of a project"))?;
+    let req: RunRequest =
+        serde_json::from_value(body).map_err(|e| StoreError::invalid("body", e.to_string()))?;
+    let project = req
+        .project
+        .ok_or_else(|| StoreError::invalid("project", "is required: the id of a project"))?;
     let lanes = lanes::list(&state.db, ctx).await?;
     if lanes.is_empty() {
         return Err(StoreError::InUse {
@@ -84,7 +87,10 @@ pub async fn run(state: &AppState, ctx: &Ctx, body: Value) -> Result<Value, Stor
             ram_gb: None,
         };
         let job = jobs::create(&state.db, &state.runner, ctx, new).await?;
-        let req = QueueRequest { lane: lane.id.to_string(), ..QueueRequest::default() };
+        let req = QueueRequest {
+            lane: lane.id.to_string(),
+            ..QueueRequest::default()
+        };
         let job = jobs::queue(&state.db, &state.settings, ctx, job.id, req).await?;
         state.scheduler.enqueued(&job);
         queued.push(

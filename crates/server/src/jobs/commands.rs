@@ -69,26 +69,40 @@ impl CommandTemplate {
     fn validate(&self) -> Result<(), StoreError> {
         crate::labs::validate_name(&self.name)?;
         if self.argv.is_empty() || self.argv.len() > 256 {
-            return Err(StoreError::invalid("argv", "must hold the program and at most 255 arguments"));
+            return Err(StoreError::invalid(
+                "argv",
+                "must hold the program and at most 255 arguments",
+            ));
         }
         if !self.argv[0].starts_with('/') || self.argv[0].contains("{{") {
-            return Err(StoreError::invalid("argv", "the program must be a fixed absolute path"));
+            return Err(StoreError::invalid(
+                "argv",
+                "the program must be a fixed absolute path",
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         for p in &self.params {
             let ok = !p.name.is_empty()
                 && p.name.len() <= 64
-                && p.name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                && p.name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
+                && p.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !ok || !seen.insert(p.name.clone()) {
-                return Err(StoreError::invalid("params", format!("`{}` is not a distinct parameter name", p.name)));
+                return Err(StoreError::invalid(
+                    "params",
+                    format!("`{}` is not a distinct parameter name", p.name),
+                ));
             }
         }
         let env = env();
         for (i, a) in self.argv.iter().enumerate() {
-            let t = env
-                .template_from_str(a)
-                .map_err(|e| StoreError::invalid("argv", format!("element {i} is not a valid template: {e}")))?;
+            let t = env.template_from_str(a).map_err(|e| {
+                StoreError::invalid("argv", format!("element {i} is not a valid template: {e}"))
+            })?;
             for v in t.undeclared_variables(false) {
                 if !seen.contains(&v) {
                     return Err(StoreError::invalid(
@@ -98,11 +112,16 @@ impl CommandTemplate {
                 }
             }
         }
-        for (field, v, max) in
-            [("num_cpu", self.num_cpu, 1024), ("num_gpu", self.num_gpu, 64), ("ram_gb", self.ram_gb, 65536)]
-        {
+        for (field, v, max) in [
+            ("num_cpu", self.num_cpu, 1024),
+            ("num_gpu", self.num_gpu, 64),
+            ("ram_gb", self.ram_gb, 65536),
+        ] {
             if !(0..=max).contains(&v) {
-                return Err(StoreError::invalid(field, format!("must be between 0 and {max}")));
+                return Err(StoreError::invalid(
+                    field,
+                    format!("must be between 0 and {max}"),
+                ));
             }
         }
         Ok(())
@@ -110,29 +129,44 @@ impl CommandTemplate {
 
     /// Checks a job's values: every key declared, every type right, every required one given.
     pub fn check_values(&self, values: &Value) -> Result<(), StoreError> {
-        let obj = values.as_object().ok_or_else(|| StoreError::invalid("params", "`values` must be an object"))?;
+        let obj = values
+            .as_object()
+            .ok_or_else(|| StoreError::invalid("params", "`values` must be an object"))?;
         for k in obj.keys() {
             if !self.params.iter().any(|p| &p.name == k) {
-                return Err(StoreError::invalid("params", format!("`{}` has no parameter `{k}`", self.name)));
+                return Err(StoreError::invalid(
+                    "params",
+                    format!("`{}` has no parameter `{k}`", self.name),
+                ));
             }
         }
         for p in &self.params {
             let v = match obj.get(&p.name).or(p.default.as_ref()) {
                 Some(v) => v,
                 None if p.required => {
-                    return Err(StoreError::invalid("params", format!("`{}` is required", p.name)));
+                    return Err(StoreError::invalid(
+                        "params",
+                        format!("`{}` is required", p.name),
+                    ));
                 }
                 None => continue,
             };
             let ok = match p.kind {
-                ParamKind::String => v.as_str().is_some_and(|s| s.len() <= 4096 && !s.contains('\0')),
+                ParamKind::String => v
+                    .as_str()
+                    .is_some_and(|s| s.len() <= 4096 && !s.contains('\0')),
                 ParamKind::Int => v.as_i64().is_some(),
                 ParamKind::Float => v.as_f64().is_some(),
                 ParamKind::Bool => v.as_bool().is_some(),
-                ParamKind::Path => v.as_str().is_some_and(|s| crate::paths::RelPath::parse(s).is_ok()),
+                ParamKind::Path => v
+                    .as_str()
+                    .is_some_and(|s| crate::paths::RelPath::parse(s).is_ok()),
             };
             if !ok {
-                return Err(StoreError::invalid("params", format!("`{}` must be a {:?}", p.name, p.kind)));
+                return Err(StoreError::invalid(
+                    "params",
+                    format!("`{}` must be a {:?}", p.name, p.kind),
+                ));
             }
         }
         Ok(())
@@ -151,14 +185,16 @@ impl CommandTemplate {
         self.argv
             .iter()
             .map(|a| {
-                env.render_str(a, &ctx).map_err(|e| StoreError::invalid("params", format!("cannot render `{a}`: {e}")))
+                env.render_str(a, &ctx)
+                    .map_err(|e| StoreError::invalid("params", format!("cannot render `{a}`: {e}")))
             })
             .collect()
     }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(col: &str, text: String) -> Result<T, StoreError> {
-    serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("stored command template {col}: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Internal(format!("stored command template {col}: {e}")))
 }
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<CommandTemplate, StoreError> {
@@ -177,27 +213,43 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<CommandTemplate, StoreError> {
 const COLUMNS: &str = "id, name, title, params, argv, num_cpu, num_gpu, ram_gb";
 
 pub async fn get(db: &Db, name: &str) -> Result<CommandTemplate, StoreError> {
-    let row = sqlx::query::<Any>(&format!("SELECT {COLUMNS} FROM command_templates WHERE name_key = $1"))
-        .bind(name.to_lowercase())
-        .fetch_optional(&db.pool)
-        .await?
-        .ok_or_else(|| StoreError::invalid("params", format!("there is no command template `{name}`")))?;
+    let row = sqlx::query::<Any>(&format!(
+        "SELECT {COLUMNS} FROM command_templates WHERE name_key = $1"
+    ))
+    .bind(name.to_lowercase())
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or_else(|| {
+        StoreError::invalid("params", format!("there is no command template `{name}`"))
+    })?;
     from_row(&row)
 }
 
 pub async fn list(db: &Db) -> Result<Vec<CommandTemplate>, StoreError> {
-    let rows = sqlx::query::<Any>(&format!("SELECT {COLUMNS} FROM command_templates ORDER BY name_key"))
-        .fetch_all(&db.pool)
-        .await?;
+    let rows = sqlx::query::<Any>(&format!(
+        "SELECT {COLUMNS} FROM command_templates ORDER BY name_key"
+    ))
+    .fetch_all(&db.pool)
+    .await?;
     rows.iter().map(from_row).collect()
 }
 
 /// Registers (or replaces) a command template (`compute`).
 pub async fn put(db: &Db, ctx: &Ctx, t: CommandTemplate) -> Result<CommandTemplate, StoreError> {
-    let target = Target { kind: "command-template", id: None, name: Some(t.name.clone()) };
-    let proof = ctx.authorize(db, COMPUTE, cryowarden_core::Resource::instance(), &target).await?;
+    let target = Target {
+        kind: "command-template",
+        id: None,
+        name: Some(t.name.clone()),
+    };
+    let proof = ctx
+        .authorize(db, COMPUTE, cryowarden_core::Resource::instance(), &target)
+        .await?;
     t.validate()?;
-    let title = if t.title.trim().is_empty() { t.name.clone() } else { crate::labs::validate_title(&t.title)? };
+    let title = if t.title.trim().is_empty() {
+        t.name.clone()
+    } else {
+        crate::labs::validate_title(&t.title)?
+    };
     let mut tx = db.begin_write().await?;
     proof.require(COMPUTE)?;
     let now = now_ms();
@@ -221,8 +273,14 @@ pub async fn put(db: &Db, ctx: &Ctx, t: CommandTemplate) -> Result<CommandTempla
     .execute(&mut *tx.tx)
     .await
     .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
-    ctx.audit_ok(&mut tx, "put-command-template", &target, None, Some(json!({ "argv": t.argv, "params": t.params })))
-        .await?;
+    ctx.audit_ok(
+        &mut tx,
+        "put-command-template",
+        &target,
+        None,
+        Some(json!({ "argv": t.argv, "params": t.params })),
+    )
+    .await?;
     tx.commit().await?;
     get(db, &t.name).await
 }

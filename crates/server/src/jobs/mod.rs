@@ -20,7 +20,10 @@ use crate::projects::{self, Project, ProjectStatus};
 use crate::runner::Runner;
 
 /// Names a custom variable may have, and how long a value may be.
-pub fn check_custom_vars(field: &'static str, vars: &BTreeMap<String, String>) -> Result<(), StoreError> {
+pub fn check_custom_vars(
+    field: &'static str,
+    vars: &BTreeMap<String, String>,
+) -> Result<(), StoreError> {
     const RESERVED: &[&str] = &["num_cpu", "num_gpu", "ram_gb"];
     if vars.len() > 100 {
         return Err(StoreError::invalid(field, "at most 100 custom variables"));
@@ -28,10 +31,15 @@ pub fn check_custom_vars(field: &'static str, vars: &BTreeMap<String, String>) -
     for (k, v) in vars {
         let ok_name = !k.is_empty()
             && k.len() <= 64
-            && k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok_name {
-            return Err(StoreError::invalid(field, format!("`{k}` is not a variable name (letters, digits, _)")));
+            return Err(StoreError::invalid(
+                field,
+                format!("`{k}` is not a variable name (letters, digits, _)"),
+            ));
         }
         if RESERVED.contains(&k.as_str()) {
             return Err(StoreError::invalid(
@@ -40,7 +48,10 @@ pub fn check_custom_vars(field: &'static str, vars: &BTreeMap<String, String>) -
             ));
         }
         if v.len() > 4096 {
-            return Err(StoreError::invalid(field, format!("the value of `{k}` is over 4096 bytes")));
+            return Err(StoreError::invalid(
+                field,
+                format!("the value of `{k}` is over 4096 bytes"),
+            ));
         }
     }
     Ok(())
@@ -99,7 +110,11 @@ pub struct Job {
 
 impl Job {
     pub fn audit_target(&self) -> Target {
-        Target { kind: "job", id: Some(self.id.to_string()), name: Some(format!("{}/{}", self.project, self.uid)) }
+        Target {
+            kind: "job",
+            id: Some(self.id.to_string()),
+            name: Some(format!("{}/{}", self.project, self.uid)),
+        }
     }
     pub fn log_path(&self) -> PathBuf {
         Path::new(&self.job_dir).join("job.log")
@@ -118,7 +133,10 @@ fn opt_time(r: &sqlx::any::AnyRow, col: &str) -> Result<Option<String>, StoreErr
     Ok(r.try_get::<Option<i64>, _>(col)?.map(format_ms))
 }
 
-fn json_col<T: serde::de::DeserializeOwned>(r: &sqlx::any::AnyRow, col: &str) -> Result<T, StoreError> {
+fn json_col<T: serde::de::DeserializeOwned>(
+    r: &sqlx::any::AnyRow,
+    col: &str,
+) -> Result<T, StoreError> {
     let text: String = r.try_get(col)?;
     serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("stored job {col}: {e}")))
 }
@@ -136,7 +154,8 @@ pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
         project: r.try_get("project_name")?,
         lab_id: r.try_get("lab_id")?,
         workspace_id: r.try_get("workspace_id")?,
-        job_type: JobType::parse(&job_type).ok_or_else(|| StoreError::Internal(format!("job type {job_type}")))?,
+        job_type: JobType::parse(&job_type)
+            .ok_or_else(|| StoreError::Internal(format!("job type {job_type}")))?,
         title: r.try_get("title")?,
         params: json_col(r, "params")?,
         creator_id: r.try_get("creator_id")?,
@@ -154,8 +173,12 @@ pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
             .transpose()
             .map_err(|e| StoreError::Internal(format!("gpu_ids: {e}")))?,
         custom_vars: json_col(r, "custom_vars")?,
-        status: JobStatus::parse(&status).ok_or_else(|| StoreError::Internal(format!("job status {status}")))?,
-        queue_state: r.try_get::<Option<String>, _>("queue_state")?.as_deref().and_then(QueueState::parse),
+        status: JobStatus::parse(&status)
+            .ok_or_else(|| StoreError::Internal(format!("job status {status}")))?,
+        queue_state: r
+            .try_get::<Option<String>, _>("queue_state")?
+            .as_deref()
+            .and_then(QueueState::parse),
         queue_message: r.try_get("queue_message")?,
         queued_seq: r.try_get("queued_seq")?,
         assigned: r
@@ -166,7 +189,11 @@ pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
         cluster_job_id: r.try_get("cluster_job_id")?,
         pid: r.try_get("pid")?,
         failure: r.try_get("failure")?,
-        job_dir: Path::new(&parent).join(dir).join(format!("J{number}")).to_string_lossy().into_owned(),
+        job_dir: Path::new(&parent)
+            .join(dir)
+            .join(format!("J{number}"))
+            .to_string_lossy()
+            .into_owned(),
         created_at: format_ms(r.try_get("created_at")?),
         warnings: Vec::new(),
         queued_at: opt_time(r, "queued_at")?,
@@ -188,7 +215,11 @@ pub async fn get(db: &Db, id: i64) -> Result<Job, StoreError> {
 
 /// Jobs in the given statuses (the scheduler's view).
 pub async fn in_status(db: &Db, statuses: &[JobStatus]) -> Result<Vec<Job>, StoreError> {
-    let list = statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",");
+    let list = statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",");
     let rows = sqlx::query::<Any>(&format!(
         "SELECT {COLUMNS} FROM {FROM} WHERE j.status IN ({list}) ORDER BY j.priority DESC, j.queued_seq, j.id"
     ))
@@ -206,7 +237,9 @@ async fn access(
 ) -> Result<(Job, Project, DataScope, cryowarden_core::Allowed), StoreError> {
     let job = get(db, id).await?;
     let (project, scope, proof) = match projects::access(db, ctx, job.project_id, action).await {
-        Err(StoreError::Denied(d)) if d.conceal => return Err(StoreError::NotFound { what: "job" }),
+        Err(StoreError::Denied(d)) if d.conceal => {
+            return Err(StoreError::NotFound { what: "job" });
+        }
         Err(StoreError::NotFound { .. }) => return Err(StoreError::NotFound { what: "job" }),
         other => other?,
     };
@@ -261,25 +294,39 @@ async fn check_params(
         JobType::Validation => &[],
     };
     if let Some(k) = obj.keys().find(|k| !allowed_keys.contains(&k.as_str())) {
-        return Err(StoreError::invalid("params", format!("unknown parameter `{k}` for a {job_type} job")));
+        return Err(StoreError::invalid(
+            "params",
+            format!("unknown parameter `{k}` for a {job_type} job"),
+        ));
     }
     match job_type {
         JobType::ImportMovies | JobType::ImportMicrographs => {
             let path = obj.get("path").and_then(|v| v.as_str()).ok_or_else(|| {
-                StoreError::invalid("params", "an import needs `path`, a path or glob beneath a data root")
+                StoreError::invalid(
+                    "params",
+                    "an import needs `path`, a path or glob beneath a data root",
+                )
             })?;
             // The directory part must be a path that stays beneath the root; the runner checks
             // again, as the lab's account, when the job runs.
             crate::paths::RelPath::parse(path)?;
             if let Some(root) = obj.get("root") {
-                let root = root.as_str().ok_or_else(|| StoreError::invalid("params", "`root` must be a string"))?;
+                let root = root
+                    .as_str()
+                    .ok_or_else(|| StoreError::invalid("params", "`root` must be a string"))?;
                 if !lab.data_roots.iter().any(|r| r == root) {
-                    return Err(StoreError::invalid("params", "`root` is not one of the lab's data roots"));
+                    return Err(StoreError::invalid(
+                        "params",
+                        "`root` is not one of the lab's data roots",
+                    ));
                 }
             } else if lab.data_roots.is_empty() {
                 return Err(StoreError::InUse {
                     field: "lab",
-                    message: format!("lab `{}` has no data roots: a Site Admin must set them", lab.name),
+                    message: format!(
+                        "lab `{}` has no data roots: a Site Admin must set them",
+                        lab.name
+                    ),
                 });
             }
             Ok((1, 0, 1))
@@ -300,26 +347,41 @@ async fn check_params(
 
 /// Creates a job (status building) and its directory, as the lab's Unix account.
 pub async fn create(db: &Db, runner: &Runner, ctx: &Ctx, new: NewJob) -> Result<Job, StoreError> {
-    let (project, scope, proof) = projects::access(db, ctx, new.project_id, DataAction::EditProject).await?;
+    let (project, scope, proof) =
+        projects::access(db, ctx, new.project_id, DataAction::EditProject).await?;
     if project.status != ProjectStatus::Active {
         return Err(StoreError::InUse {
             field: "project",
-            message: format!("`{}` is {}: no new jobs", project.name, project.status.as_str()),
+            message: format!(
+                "`{}` is {}: no new jobs",
+                project.name,
+                project.status.as_str()
+            ),
         });
     }
     let lab = crate::labs::get(db, project.lab_id).await?;
     if new.job_type.is_import() {
-        let _may_import =
-            ctx.authorize(db, DataAction::ImportData.into(), Resource::data(scope), &project.audit_target()).await?;
+        let _may_import = ctx
+            .authorize(
+                db,
+                DataAction::ImportData.into(),
+                Resource::data(scope),
+                &project.audit_target(),
+            )
+            .await?;
     }
     if let Some(ws) = new.workspace_id {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE id = $1 AND project_id = $2")
-            .bind(ws)
-            .bind(project.id)
-            .fetch_one(&db.pool)
-            .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM workspaces WHERE id = $1 AND project_id = $2")
+                .bind(ws)
+                .bind(project.id)
+                .fetch_one(&db.pool)
+                .await?;
         if n == 0 {
-            return Err(StoreError::invalid("workspace_id", "is not a workspace of this project"));
+            return Err(StoreError::invalid(
+                "workspace_id",
+                "is not a workspace of this project",
+            ));
         }
     }
     // A refused import path or root is an attempt worth recording, as browsing records it.
@@ -328,25 +390,60 @@ pub async fn create(db: &Db, runner: &Runner, ctx: &Ctx, new: NewJob) -> Result<
         && !lab.data_roots.iter().any(|r| r == root)
     {
         let message = "`root` is not one of the lab's data roots";
-        record_import_refusal(db, ctx, &project.audit_target(), root, "not-a-data-root", message).await?;
+        record_import_refusal(
+            db,
+            ctx,
+            &project.audit_target(),
+            root,
+            "not-a-data-root",
+            message,
+        )
+        .await?;
         return Err(StoreError::invalid("params", message));
     }
     let (cpu, gpu, ram) = match check_params(db, new.job_type, &new.params, &lab).await {
         Err(StoreError::Path(e)) => {
-            let path = new.params.get("path").and_then(|v| v.as_str()).unwrap_or_default();
-            record_import_refusal(db, ctx, &project.audit_target(), path, e.code(), &e.to_string()).await?;
+            let path = new
+                .params
+                .get("path")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            record_import_refusal(
+                db,
+                ctx,
+                &project.audit_target(),
+                path,
+                e.code(),
+                &e.to_string(),
+            )
+            .await?;
             return Err(StoreError::Path(e));
         }
         other => other?,
     };
-    let (num_cpu, num_gpu, ram_gb) =
-        (new.num_cpu.unwrap_or(cpu), new.num_gpu.unwrap_or(gpu), new.ram_gb.unwrap_or(ram));
-    for (field, v, max) in [("num_cpu", num_cpu, 1024), ("num_gpu", num_gpu, 64), ("ram_gb", ram_gb, 65536)] {
+    let (num_cpu, num_gpu, ram_gb) = (
+        new.num_cpu.unwrap_or(cpu),
+        new.num_gpu.unwrap_or(gpu),
+        new.ram_gb.unwrap_or(ram),
+    );
+    for (field, v, max) in [
+        ("num_cpu", num_cpu, 1024),
+        ("num_gpu", num_gpu, 64),
+        ("ram_gb", ram_gb, 65536),
+    ] {
         if !(0..=max).contains(&v) {
-            return Err(StoreError::invalid(field, format!("must be between 0 and {max}")));
+            return Err(StoreError::invalid(
+                field,
+                format!("must be between 0 and {max}"),
+            ));
         }
     }
-    let title = match new.title.as_deref().map(crate::labs::validate_title).transpose()? {
+    let title = match new
+        .title
+        .as_deref()
+        .map(crate::labs::validate_title)
+        .transpose()?
+    {
         Some(t) if !t.is_empty() => t,
         _ => new.job_type.as_str().replace('_', " "),
     };
@@ -354,12 +451,17 @@ pub async fn create(db: &Db, runner: &Runner, ctx: &Ctx, new: NewJob) -> Result<
     let actor = projects::actor(ctx)?;
     let mut tx = db.begin_write().await?;
     proof.require(DataAction::EditProject.into())?;
-    let number: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM jobs WHERE project_id = $1")
-        .bind(project.id)
-        .fetch_one(&mut *tx.tx)
-        .await?;
+    let number: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(number), 0) + 1 FROM jobs WHERE project_id = $1")
+            .bind(project.id)
+            .fetch_one(&mut *tx.tx)
+            .await?;
     let now = now_ms();
-    let params = if new.params.is_null() { json!({}) } else { new.params.clone() };
+    let params = if new.params.is_null() {
+        json!({})
+    } else {
+        new.params.clone()
+    };
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO jobs (project_id, workspace_id, number, job_type, title, params, creator_id, num_cpu, num_gpu, \
          ram_gb, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'building', $11, $11) \
@@ -378,10 +480,23 @@ pub async fn create(db: &Db, runner: &Runner, ctx: &Ctx, new: NewJob) -> Result<
     .bind(now)
     .fetch_one(&mut *tx.tx)
     .await?;
-    let target = Target { kind: "job", id: Some(id.to_string()), name: Some(format!("{}/J{number}", project.name)) };
-    ctx.audit_ok(&mut tx, "create-job", &target, None, Some(json!({ "type": new.job_type, "params": params }))).await?;
+    let target = Target {
+        kind: "job",
+        id: Some(id.to_string()),
+        name: Some(format!("{}/J{number}", project.name)),
+    };
+    ctx.audit_ok(
+        &mut tx,
+        "create-job",
+        &target,
+        None,
+        Some(json!({ "type": new.job_type, "params": params })),
+    )
+    .await?;
     // The directory is made before the record commits: a failure leaves no job without one.
-    runner.create_project_dir(&account, &project.dir(), &format!("J{number}")).await?;
+    runner
+        .create_project_dir(&account, &project.dir(), &format!("J{number}"))
+        .await?;
     tx.commit().await?;
     get(db, id).await
 }
@@ -398,14 +513,38 @@ async fn record_import_refusal(
 ) -> Result<(), StoreError> {
     let after = json!({ "path": projects::data::shown_path(path) });
     let reason = Some(format!("{code}: {message}"));
-    ctx.record(db, "import-data", target, crate::audit::Outcome::Denied, reason, None, Some(after)).await
+    ctx.record(
+        db,
+        "import-data",
+        target,
+        crate::audit::Outcome::Denied,
+        reason,
+        None,
+        Some(after),
+    )
+    .await
 }
 
 /// The lab's import policy, asked again when an import job is queued: a job built before the
 /// policy changed cannot be queued by someone it no longer lets import (refused and audited).
-async fn check_import_policy(db: &Db, ctx: &Ctx, scope: DataScope, jobs: &[&Job]) -> Result<(), StoreError> {
-    let Some(job) = jobs.iter().find(|j| j.job_type.is_import()) else { return Ok(()) };
-    match ctx.authorize(db, DataAction::ImportData.into(), Resource::data(scope), &job.audit_target()).await {
+async fn check_import_policy(
+    db: &Db,
+    ctx: &Ctx,
+    scope: DataScope,
+    jobs: &[&Job],
+) -> Result<(), StoreError> {
+    let Some(job) = jobs.iter().find(|j| j.job_type.is_import()) else {
+        return Ok(());
+    };
+    match ctx
+        .authorize(
+            db,
+            DataAction::ImportData.into(),
+            Resource::data(scope),
+            &job.audit_target(),
+        )
+        .await
+    {
         Ok(_may_import) => Ok(()),
         // Someone with no standing in the lab: the job does not exist for them.
         Err(StoreError::Denied(d)) if d.conceal => Err(StoreError::NotFound { what: "job" }),
@@ -448,8 +587,9 @@ pub async fn queue(
     check(db, ctx, &plan, &req, &job).await?;
     let mut tx = db.begin_write().await?;
     proof.require(DataAction::EditProject.into())?;
-    let seq: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(queued_seq), 0) + 1 FROM jobs").fetch_one(&mut *tx.tx).await?;
+    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(queued_seq), 0) + 1 FROM jobs")
+        .fetch_one(&mut *tx.tx)
+        .await?;
     apply(&mut tx, ctx, &plan, &req, &job, seq).await?;
     tx.commit().await?;
     get(db, id).await
@@ -478,13 +618,18 @@ async fn prepare(
     if let Some(p) = req.priority
         && !(0..=cryowarden_core::limits::PRIORITY_MAX).contains(&p)
     {
-        return Err(StoreError::invalid("priority", "must be an integer from 0 to 100"));
+        return Err(StoreError::invalid(
+            "priority",
+            "must be an integer from 0 to 100",
+        ));
     }
     let lane = lanes::find(db, &req.lane)
         .await
         .map_err(|_| StoreError::invalid("lane", format!("there is no lane `{}`", req.lane)))?;
     let instance = settings.get(db).await?;
-    let denied = lanes::restrictions::denied_for(db, &actor).await?.contains(&lane.id);
+    let denied = lanes::restrictions::denied_for(db, &actor)
+        .await?
+        .contains(&lane.id);
     check_custom_vars("custom_vars", &req.custom_vars)?;
     let mut target_id = None;
     if let Some(t) = &req.target {
@@ -492,21 +637,35 @@ async fn prepare(
             .targets
             .iter()
             .find(|x| x.name.eq_ignore_ascii_case(t))
-            .ok_or_else(|| StoreError::invalid("target", format!("lane `{}` has no target `{t}`", lane.name)))?;
+            .ok_or_else(|| {
+                StoreError::invalid(
+                    "target",
+                    format!("lane `{}` has no target `{t}`", lane.name),
+                )
+            })?;
         target_id = Some(target.id);
         if let Some(ids) = &req.gpu_ids {
-            let node = target.node().ok_or_else(|| StoreError::invalid("gpu_ids", "only node targets have GPU ids"))?;
+            let node = target
+                .node()
+                .ok_or_else(|| StoreError::invalid("gpu_ids", "only node targets have GPU ids"))?;
             for g in ids {
                 if !node.gpus.iter().any(|x| x.id == *g) {
-                    return Err(StoreError::invalid("gpu_ids", format!("target `{}` has no GPU {g}", target.name)));
+                    return Err(StoreError::invalid(
+                        "gpu_ids",
+                        format!("target `{}` has no GPU {g}", target.name),
+                    ));
                 }
             }
         }
     } else if req.gpu_ids.is_some() {
-        return Err(StoreError::invalid("gpu_ids", "name the target the GPUs belong to"));
+        return Err(StoreError::invalid(
+            "gpu_ids",
+            "name the target the GPUs belong to",
+        ));
     }
     let creator = crate::users::get(db, actor.user.0).await?;
-    let may_set_priority = creator.job_priority_management || lanes::restrictions::unrestricted(&actor);
+    let may_set_priority =
+        creator.job_priority_management || lanes::restrictions::unrestricted(&actor);
     let priority = effective_priority(PriorityFacts {
         requested: req.priority,
         may_set_priority,
@@ -514,7 +673,10 @@ async fn prepare(
         instance_default: instance.default_job_priority,
     });
     let (queue_state, message) = if instance.maintenance.active {
-        (QueueState::WaitingMaintenance, Some("the instance is in maintenance mode: launches wait".to_owned()))
+        (
+            QueueState::WaitingMaintenance,
+            Some("the instance is in maintenance mode: launches wait".to_owned()),
+        )
     } else {
         (QueueState::ActivelyQueued, None)
     };
@@ -530,11 +692,20 @@ async fn prepare(
 }
 
 /// Whether this job may be queued as planned (a refused lane is audited).
-async fn check(db: &Db, ctx: &Ctx, plan: &Plan, req: &QueueRequest, job: &Job) -> Result<(), StoreError> {
+async fn check(
+    db: &Db,
+    ctx: &Ctx,
+    plan: &Plan,
+    req: &QueueRequest,
+    job: &Job,
+) -> Result<(), StoreError> {
     if !job.status.can_become(JobStatus::Queued) {
         return Err(StoreError::InUse {
             field: "status",
-            message: format!("{} is {}: only building or finished jobs can be queued", job.uid, job.status),
+            message: format!(
+                "{} is {}: only building or finished jobs can be queued",
+                job.uid, job.status
+            ),
         });
     }
     if plan.denied && !(job.job_type.is_import() && plan.lane_queue_override) {
@@ -543,19 +714,29 @@ async fn check(db: &Db, ctx: &Ctx, plan: &Plan, req: &QueueRequest, job: &Job) -
             "queue-job",
             &job.audit_target(),
             crate::audit::Outcome::Denied,
-            Some(format!("lane `{}` is not allowed for this user", plan.lane.name)),
+            Some(format!(
+                "lane `{}` is not allowed for this user",
+                plan.lane.name
+            )),
             None,
             None,
         )
         .await?;
-        return Err(StoreError::LaneNotAllowed { lane: plan.lane.name.clone() });
+        return Err(StoreError::LaneNotAllowed {
+            lane: plan.lane.name.clone(),
+        });
     }
     if let Some(ids) = &req.gpu_ids
         && ids.len() as i64 != job.num_gpu
     {
         return Err(StoreError::invalid(
             "gpu_ids",
-            format!("{} needs {} GPU(s) and {} were named", job.uid, job.num_gpu, ids.len()),
+            format!(
+                "{} needs {} GPU(s) and {} were named",
+                job.uid,
+                job.num_gpu,
+                ids.len()
+            ),
         ));
     }
     if plan.lane.kind == LaneKind::Node && !plan.lane.targets.iter().any(|t| fits_ever(t, job)) {
@@ -630,19 +811,29 @@ pub async fn queue_many(
     req: QueueRequest,
 ) -> Result<Vec<Job>, StoreError> {
     if ids.is_empty() || ids.len() > QUEUE_MANY_MAX {
-        return Err(StoreError::invalid("job_ids", format!("give 1 to {QUEUE_MANY_MAX} job ids")));
+        return Err(StoreError::invalid(
+            "job_ids",
+            format!("give 1 to {QUEUE_MANY_MAX} job ids"),
+        ));
     }
     let mut jobs = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let rows = sqlx::query::<Any>(&format!("SELECT {COLUMNS} FROM {FROM} WHERE j.id IN ({list})"))
-            .fetch_all(&db.pool)
-            .await?;
+        let list = chunk
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = sqlx::query::<Any>(&format!(
+            "SELECT {COLUMNS} FROM {FROM} WHERE j.id IN ({list})"
+        ))
+        .fetch_all(&db.pool)
+        .await?;
         for r in &rows {
             jobs.push(from_row(r)?);
         }
     }
-    let by_id: std::collections::HashMap<i64, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
+    let by_id: std::collections::HashMap<i64, usize> =
+        jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
     if let Some(missing) = ids.iter().find(|id| !by_id.contains_key(id)) {
         let _ = missing;
         return Err(StoreError::NotFound { what: "job" });
@@ -652,11 +843,17 @@ pub async fn queue_many(
     let mut seen = std::collections::BTreeSet::new();
     for j in &jobs {
         if seen.insert(j.project_id) {
-            let (_, scope, proof) = match projects::access(db, ctx, j.project_id, DataAction::EditProject).await {
-                Err(StoreError::Denied(d)) if d.conceal => return Err(StoreError::NotFound { what: "job" }),
-                other => other?,
-            };
-            let of_project: Vec<&Job> = jobs.iter().filter(|x| x.project_id == j.project_id).collect();
+            let (_, scope, proof) =
+                match projects::access(db, ctx, j.project_id, DataAction::EditProject).await {
+                    Err(StoreError::Denied(d)) if d.conceal => {
+                        return Err(StoreError::NotFound { what: "job" });
+                    }
+                    other => other?,
+                };
+            let of_project: Vec<&Job> = jobs
+                .iter()
+                .filter(|x| x.project_id == j.project_id)
+                .collect();
             check_import_policy(db, ctx, scope, &of_project).await?;
             proofs.push(proof);
         }
@@ -669,19 +866,33 @@ pub async fn queue_many(
     for proof in &proofs {
         proof.require(DataAction::EditProject.into())?;
     }
-    let first: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(queued_seq), 0) + 1 FROM jobs").fetch_one(&mut *tx.tx).await?;
+    let first: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(queued_seq), 0) + 1 FROM jobs")
+        .fetch_one(&mut *tx.tx)
+        .await?;
     for (i, id) in ids.iter().enumerate() {
-        apply(&mut tx, ctx, &plan, &req, &jobs[by_id[id]], first + i as i64).await?;
+        apply(
+            &mut tx,
+            ctx,
+            &plan,
+            &req,
+            &jobs[by_id[id]],
+            first + i as i64,
+        )
+        .await?;
     }
     tx.commit().await?;
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let rows =
-            sqlx::query::<Any>(&format!("SELECT {COLUMNS} FROM {FROM} WHERE j.id IN ({list}) ORDER BY j.queued_seq"))
-                .fetch_all(&db.pool)
-                .await?;
+        let list = chunk
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = sqlx::query::<Any>(&format!(
+            "SELECT {COLUMNS} FROM {FROM} WHERE j.id IN ({list}) ORDER BY j.queued_seq"
+        ))
+        .fetch_all(&db.pool)
+        .await?;
         for r in &rows {
             out.push(from_row(r)?);
         }
@@ -692,7 +903,9 @@ pub async fn queue_many(
 /// Whether a node target could ever hold the job (its slots, not what is free now).
 pub fn fits_ever(t: &lanes::LaneTarget, job: &Job) -> bool {
     t.node().is_some_and(|n| {
-        i64::from(n.cpus) >= job.num_cpu && n.gpus.len() as i64 >= job.num_gpu && i64::from(n.ram_gb) >= job.ram_gb
+        i64::from(n.cpus) >= job.num_cpu
+            && n.gpus.len() as i64 >= job.num_gpu
+            && i64::from(n.ram_gb) >= job.ram_gb
     })
 }
 
@@ -734,7 +947,14 @@ pub async fn kill(db: &Db, ctx: &Ctx, id: i64) -> Result<Job, StoreError> {
             message: format!("{} changed meanwhile: try again", job.uid),
         });
     }
-    ctx.audit_ok(&mut tx, "kill-job", &job.audit_target(), Some(json!({ "status": job.status })), None).await?;
+    ctx.audit_ok(
+        &mut tx,
+        "kill-job",
+        &job.audit_target(),
+        Some(json!({ "status": job.status })),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     get(db, id).await
 }
@@ -745,7 +965,10 @@ pub async fn clear(db: &Db, ctx: &Ctx, id: i64) -> Result<Job, StoreError> {
     if !job.status.can_become(JobStatus::Building) {
         return Err(StoreError::InUse {
             field: "status",
-            message: format!("{} is {}: kill it first, or wait for it to finish", job.uid, job.status),
+            message: format!(
+                "{} is {}: kill it first, or wait for it to finish",
+                job.uid, job.status
+            ),
         });
     }
     let mut tx = db.begin_write().await?;
@@ -760,7 +983,10 @@ pub async fn clear(db: &Db, ctx: &Ctx, id: i64) -> Result<Job, StoreError> {
     .bind(id)
     .execute(&mut *tx.tx)
     .await?;
-    sqlx::query("DELETE FROM exposures WHERE job_id = $1").bind(id).execute(&mut *tx.tx).await?;
+    sqlx::query("DELETE FROM exposures WHERE job_id = $1")
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?;
     ctx.audit_ok(
         &mut tx,
         "clear-job",
@@ -802,16 +1028,22 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &JobQuery) -> Result<Vec<Job>, StoreErr
         }
         None => {
             let everything = Resource::data(DataScope::default());
-            if !cryowarden_core::authorize(&actor, DataAction::ViewProject.into(), &everything).is_allowed() {
-                return Err(StoreError::invalid("project", "name the project whose jobs to list"));
+            if !cryowarden_core::authorize(&actor, DataAction::ViewProject.into(), &everything)
+                .is_allowed()
+            {
+                return Err(StoreError::invalid(
+                    "project",
+                    "name the project whose jobs to list",
+                ));
             }
         }
     }
     if let Some(s) = &q.status {
         let mut names = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let st = JobStatus::parse(part)
-                .ok_or_else(|| StoreError::invalid("status", format!("`{part}` is not a job status")))?;
+            let st = JobStatus::parse(part).ok_or_else(|| {
+                StoreError::invalid("status", format!("`{part}` is not a job status"))
+            })?;
             names.push(format!("'{}'", st.as_str()));
         }
         if !names.is_empty() {
@@ -831,7 +1063,12 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &JobQuery) -> Result<Vec<Job>, StoreErr
     for b in binds {
         query = query.bind(b);
     }
-    query.fetch_all(&db.pool).await?.iter().map(from_row).collect()
+    query
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 /// A piece of a job's log.
@@ -848,7 +1085,13 @@ pub const LOG_CHUNK: usize = 1 << 20;
 
 /// The job's log from `offset`, read as the lab's Unix account (the job's directory is the
 /// lab's, mode 2770: the server's own account may not read it).
-pub async fn log(db: &Db, runner: &Runner, ctx: &Ctx, id: i64, offset: u64) -> Result<LogChunk, StoreError> {
+pub async fn log(
+    db: &Db,
+    runner: &Runner,
+    ctx: &Ctx,
+    id: i64,
+    offset: u64,
+) -> Result<LogChunk, StoreError> {
     let (job, _, _, _) = access(db, ctx, id, DataAction::ViewProject).await?;
     let lab = crate::labs::get(db, job.lab_id).await?;
     let account = projects::lab_account(&lab)?;
@@ -859,11 +1102,22 @@ pub async fn log(db: &Db, runner: &Runner, ctx: &Ctx, id: i64, offset: u64) -> R
         crate::scheduler::node::LOG.to_owned(),
     ];
     let out = runner
-        .run_command(&account, &argv, Path::new(&job.job_dir), &[], None, std::time::Duration::from_secs(30))
+        .run_command(
+            &account,
+            &argv,
+            Path::new(&job.job_dir),
+            &[],
+            None,
+            std::time::Duration::from_secs(30),
+        )
         .await?;
     if out.exit_code != Some(0) {
         // No log yet.
-        return Ok(LogChunk { offset, next_offset: offset, text: String::new() });
+        return Ok(LogChunk {
+            offset,
+            next_offset: offset,
+            text: String::new(),
+        });
     }
     let mut text = out.stdout;
     if text.len() > LOG_CHUNK {
@@ -873,7 +1127,11 @@ pub async fn log(db: &Db, runner: &Runner, ctx: &Ctx, id: i64, offset: u64) -> R
         }
         text.truncate(cut);
     }
-    Ok(LogChunk { offset, next_offset: offset + text.len() as u64, text })
+    Ok(LogChunk {
+        offset,
+        next_offset: offset + text.len() as u64,
+        text,
+    })
 }
 
 pub mod commands;
@@ -914,7 +1172,12 @@ pub struct ExposurePage {
 }
 
 /// The exposures imported into a project, by path.
-pub async fn exposures(db: &Db, ctx: &Ctx, project: i64, q: &ExposureQuery) -> Result<ExposurePage, StoreError> {
+pub async fn exposures(
+    db: &Db,
+    ctx: &Ctx,
+    project: i64,
+    q: &ExposureQuery,
+) -> Result<ExposurePage, StoreError> {
     projects::show(db, ctx, project).await?;
     let limit = q.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
@@ -924,11 +1187,16 @@ pub async fn exposures(db: &Db, ctx: &Ctx, project: i64, q: &ExposureQuery) -> R
     if offset < 0 {
         return Err(StoreError::invalid("offset", "must not be negative"));
     }
-    let job_filter = q.job.map(|j| format!(" AND job_id = {j}")).unwrap_or_default();
-    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM exposures WHERE project_id = $1{job_filter}"))
-        .bind(project)
-        .fetch_one(&db.pool)
-        .await?;
+    let job_filter = q
+        .job
+        .map(|j| format!(" AND job_id = {j}"))
+        .unwrap_or_default();
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM exposures WHERE project_id = $1{job_filter}"
+    ))
+    .bind(project)
+    .fetch_one(&db.pool)
+    .await?;
     let rows = sqlx::query::<Any>(&format!(
         "SELECT id, job_id, path, format, width, height, frames, mode, pixel_size_a FROM exposures \
          WHERE project_id = $1{job_filter} ORDER BY path, id LIMIT {limit} OFFSET {offset}"

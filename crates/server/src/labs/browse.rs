@@ -35,14 +35,30 @@ pub struct BrowseQuery {
 
 /// May the caller import from this lab (and so browse its data roots)? The proof, or "not found"
 /// for someone outside the lab, or "forbidden" under the lab's import policy.
-pub async fn authorize_import(db: &Db, ctx: &Ctx, lab: &Lab) -> Result<cryowarden_core::Allowed, StoreError> {
+pub async fn authorize_import(
+    db: &Db,
+    ctx: &Ctx,
+    lab: &Lab,
+) -> Result<cryowarden_core::Allowed, StoreError> {
     let lab_role = super::role_for(db, lab.id, ctx).await?;
     let resource = Resource::data(DataScope::lab(lab_role, lab.import_policy));
-    ctx.authorize(db, DataAction::ImportData.into(), resource, &lab.audit_target()).await
+    ctx.authorize(
+        db,
+        DataAction::ImportData.into(),
+        resource,
+        &lab.audit_target(),
+    )
+    .await
 }
 
 /// Lists a directory beneath one of the lab's data roots.
-pub async fn browse(db: &Db, runner: &Runner, ctx: &Ctx, lab_id: i64, q: &BrowseQuery) -> Result<Listing, StoreError> {
+pub async fn browse(
+    db: &Db,
+    runner: &Runner,
+    ctx: &Ctx,
+    lab_id: i64,
+    q: &BrowseQuery,
+) -> Result<Listing, StoreError> {
     let lab = show(db, ctx, lab_id).await?;
     let _may_import = authorize_import(db, ctx, &lab).await?;
     let root = match &q.root {
@@ -59,17 +75,41 @@ pub async fn browse(db: &Db, runner: &Runner, ctx: &Ctx, lab_id: i64, q: &Browse
                 None,
             )
             .await?;
-            return Err(StoreError::invalid("root", "is not one of this lab's data roots: choose one the lab lists"));
+            return Err(StoreError::invalid(
+                "root",
+                "is not one of this lab's data roots: choose one the lab lists",
+            ));
         }
-        None => lab.data_roots.first().cloned().ok_or_else(|| StoreError::InUse {
-            field: "lab",
-            message: format!("lab `{}` has no data roots yet: a Site Admin must set them", lab.name),
-        })?,
+        None => lab
+            .data_roots
+            .first()
+            .cloned()
+            .ok_or_else(|| StoreError::InUse {
+                field: "lab",
+                message: format!(
+                    "lab `{}` has no data roots yet: a Site Admin must set them",
+                    lab.name
+                ),
+            })?,
     };
     let account = lab_account(&lab)?;
     let result = runner
-        .list(&account, std::path::Path::new(&root), &q.path, q.offset.unwrap_or(0), q.limit.unwrap_or(200))
+        .list(
+            &account,
+            std::path::Path::new(&root),
+            &q.path,
+            q.offset.unwrap_or(0),
+            q.limit.unwrap_or(200),
+        )
         .await;
-    audit_refusal(db, ctx, "browse-lab-data", &lab.audit_target(), &q.path, &result).await?;
+    audit_refusal(
+        db,
+        ctx,
+        "browse-lab-data",
+        &lab.audit_target(),
+        &q.path,
+        &result,
+    )
+    .await?;
     Ok(result?)
 }

@@ -69,7 +69,8 @@ async fn load(db: &Db, lab_id: i64) -> Result<Vec<Member>, StoreError> {
                 email: r.try_get("email")?,
                 first_name: r.try_get("first_name")?,
                 last_name: r.try_get("last_name")?,
-                site_role: SiteRole::parse(&role).ok_or_else(|| StoreError::Internal(format!("bad role {role}")))?,
+                site_role: SiteRole::parse(&role)
+                    .ok_or_else(|| StoreError::Internal(format!("bad role {role}")))?,
                 lab_role: r.try_get("role")?,
             })
         })
@@ -80,13 +81,21 @@ async fn load(db: &Db, lab_id: i64) -> Result<Vec<Member>, StoreError> {
 pub async fn set(db: &Db, ctx: &Ctx, lab_id: i64, req: SetMember) -> Result<Lab, StoreError> {
     let lab = show(db, ctx, lab_id).await?;
     let user = users::get(db, req.user_id).await.map_err(|e| match e {
-        StoreError::NotFound { .. } => {
-            StoreError::invalid("user_id", format!("there is no user with id {}", req.user_id))
-        }
+        StoreError::NotFound { .. } => StoreError::invalid(
+            "user_id",
+            format!("there is no user with id {}", req.user_id),
+        ),
         e => e,
     })?;
     let target = membership_target(&lab, &user);
-    let proof = ctx.authorize(db, Activity::UpdateSiteGroups.into(), user.target(), &target).await?;
+    let proof = ctx
+        .authorize(
+            db,
+            Activity::UpdateSiteGroups.into(),
+            user.target(),
+            &target,
+        )
+        .await?;
     let before = super::role_of(db, lab_id, user.id).await?;
     if before.as_deref() == Some(req.role.as_str()) {
         return Ok(lab);
@@ -103,7 +112,11 @@ pub async fn set(db: &Db, ctx: &Ctx, lab_id: i64, req: SetMember) -> Result<Lab,
     .execute(&mut *tx.tx)
     .await?;
     super::touch(&mut tx, lab_id).await?;
-    let action = if before.is_some() { "change-lab-member-role" } else { "add-lab-member" };
+    let action = if before.is_some() {
+        "change-lab-member-role"
+    } else {
+        "add-lab-member"
+    };
     ctx.audit_ok(
         &mut tx,
         action,
@@ -121,14 +134,22 @@ pub async fn remove(db: &Db, ctx: &Ctx, lab_id: i64, user_id: i64) -> Result<(),
     let lab = show(db, ctx, lab_id).await?;
     let user = users::get(db, user_id).await?;
     let target = membership_target(&lab, &user);
-    let proof = ctx.authorize(db, Activity::UpdateSiteGroups.into(), user.target(), &target).await?;
+    let proof = ctx
+        .authorize(
+            db,
+            Activity::UpdateSiteGroups.into(),
+            user.target(),
+            &target,
+        )
+        .await?;
     let mut tx = db.begin_write().await?;
     proof.require(Activity::UpdateSiteGroups.into())?;
-    let before: Option<String> = sqlx::query_scalar("SELECT role FROM lab_members WHERE lab_id = $1 AND user_id = $2")
-        .bind(lab_id)
-        .bind(user_id)
-        .fetch_optional(&mut *tx.tx)
-        .await?;
+    let before: Option<String> =
+        sqlx::query_scalar("SELECT role FROM lab_members WHERE lab_id = $1 AND user_id = $2")
+            .bind(lab_id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx.tx)
+            .await?;
     let Some(before) = before else {
         return Err(StoreError::NotFound { what: "lab member" });
     };
@@ -138,7 +159,14 @@ pub async fn remove(db: &Db, ctx: &Ctx, lab_id: i64, user_id: i64) -> Result<(),
         .execute(&mut *tx.tx)
         .await?;
     super::touch(&mut tx, lab_id).await?;
-    ctx.audit_ok(&mut tx, "remove-lab-member", &target, Some(json!({ "lab_role": before })), None).await?;
+    ctx.audit_ok(
+        &mut tx,
+        "remove-lab-member",
+        &target,
+        Some(json!({ "lab_role": before })),
+        None,
+    )
+    .await?;
     tx.commit().await
 }
 
@@ -147,31 +175,65 @@ pub async fn remove(db: &Db, ctx: &Ctx, lab_id: i64, user_id: i64) -> Result<(),
 pub async fn export_csv(db: &Db, ctx: &Ctx, lab_id: i64) -> Result<(Lab, String), StoreError> {
     let lab = show(db, ctx, lab_id).await?;
     let proof = ctx
-        .authorize(db, Activity::UpdateSiteGroups.into(), cryowarden_core::Resource::instance(), &lab.audit_target())
+        .authorize(
+            db,
+            Activity::UpdateSiteGroups.into(),
+            cryowarden_core::Resource::instance(),
+            &lab.audit_target(),
+        )
         .await?;
     proof.require(Activity::UpdateSiteGroups.into())?;
     let members = load(db, lab_id).await?;
     let mut out = String::from("username,email,first_name,last_name,lab_role\r\n");
     for m in &members {
-        let cells = [&m.username, &m.email, &m.first_name, &m.last_name, &m.lab_role];
-        out.push_str(&cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+        let cells = [
+            &m.username,
+            &m.email,
+            &m.first_name,
+            &m.last_name,
+            &m.lab_role,
+        ];
+        out.push_str(
+            &cells
+                .iter()
+                .map(|c| csv_cell(c))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         out.push_str("\r\n");
     }
     let after = json!({ "members": members.len() });
-    ctx.record(db, "export-lab-members", &lab.audit_target(), Outcome::Ok, None, None, Some(after)).await?;
+    ctx.record(
+        db,
+        "export-lab-members",
+        &lab.audit_target(),
+        Outcome::Ok,
+        None,
+        None,
+        Some(after),
+    )
+    .await?;
     Ok((lab, out))
 }
 
 /// One RFC 4180 cell. A cell a spreadsheet would read as a formula gets a leading `'`.
 fn csv_cell(s: &str) -> String {
     let s = defuse_formula(s);
-    if s.contains([',', '"', '\r', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
 }
 
 /// `s` with a leading `'` when a spreadsheet would read it as a formula (it starts with `=`, `+`,
 /// `-`, `@`, a tab or a carriage return); shared by every CSV export.
 pub(crate) fn defuse_formula(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() }
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ pub mod unix;
 use std::collections::HashMap;
 
 pub use cryowarden_core::ImportPolicy;
-use cryowarden_core::{Activity, Actor, Allowed, ImpersonationScope, LabRole, Resource, username_problem};
+use cryowarden_core::{
+    Activity, Actor, Allowed, ImpersonationScope, LabRole, Resource, username_problem,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{Any, Row};
@@ -43,7 +45,11 @@ pub struct Lab {
 
 impl Lab {
     pub fn audit_target(&self) -> Target {
-        Target { kind: "lab", id: Some(self.id.to_string()), name: Some(self.name.clone()) }
+        Target {
+            kind: "lab",
+            id: Some(self.id.to_string()),
+            name: Some(self.name.clone()),
+        }
     }
 }
 
@@ -81,7 +87,8 @@ pub struct LabPatch {
     pub import_policy: Option<ImportPolicy>,
 }
 
-const LAB_COLUMNS: &str = "id, name, title, import_policy, unix_user, unix_group, uid, gid, created_at";
+const LAB_COLUMNS: &str =
+    "id, name, title, import_policy, unix_user, unix_group, uid, gid, created_at";
 const UNIQUE_FIELDS: &[(&str, &str)] = &[("name_key", "name")];
 
 fn lab_from_row(r: &sqlx::any::AnyRow) -> Result<Lab, StoreError> {
@@ -108,14 +115,21 @@ async fn complete(db: &Db, mut labs: Vec<Lab>) -> Result<Vec<Lab>, StoreError> {
     if labs.is_empty() {
         return Ok(labs);
     }
-    let ids = labs.iter().map(|l| l.id.to_string()).collect::<Vec<_>>().join(",");
+    let ids = labs
+        .iter()
+        .map(|l| l.id.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let mut index: HashMap<i64, usize> = HashMap::new();
     for (i, l) in labs.iter().enumerate() {
         index.insert(l.id, i);
     }
-    let sql = format!("SELECT lab_id, kind, path FROM lab_roots WHERE lab_id IN ({ids}) ORDER BY path");
+    let sql =
+        format!("SELECT lab_id, kind, path FROM lab_roots WHERE lab_id IN ({ids}) ORDER BY path");
     for r in sqlx::query::<Any>(&sql).fetch_all(&db.pool).await? {
-        let Some(&i) = index.get(&r.try_get::<i64, _>("lab_id")?) else { continue };
+        let Some(&i) = index.get(&r.try_get::<i64, _>("lab_id")?) else {
+            continue;
+        };
         let kind: String = r.try_get("kind")?;
         let path: String = r.try_get("path")?;
         if kind == "project" {
@@ -124,7 +138,9 @@ async fn complete(db: &Db, mut labs: Vec<Lab>) -> Result<Vec<Lab>, StoreError> {
             labs[i].data_roots.push(path);
         }
     }
-    let sql = format!("SELECT lab_id, COUNT(*) AS n FROM lab_members WHERE lab_id IN ({ids}) GROUP BY lab_id");
+    let sql = format!(
+        "SELECT lab_id, COUNT(*) AS n FROM lab_members WHERE lab_id IN ({ids}) GROUP BY lab_id"
+    );
     for r in sqlx::query::<Any>(&sql).fetch_all(&db.pool).await? {
         if let Some(&i) = index.get(&r.try_get::<i64, _>("lab_id")?) {
             labs[i].member_count = r.try_get("n")?;
@@ -144,7 +160,8 @@ pub async fn get(db: &Db, id: i64) -> Result<Lab, StoreError> {
 }
 
 fn actor(ctx: &Ctx) -> Result<Actor, StoreError> {
-    ctx.actor.ok_or_else(|| StoreError::Internal("a lab operation with no actor".into()))
+    ctx.actor
+        .ok_or_else(|| StoreError::Internal("a lab operation with no actor".into()))
 }
 
 /// Who sees every lab: a lab shows its members' details, so whoever may see every user's details
@@ -155,11 +172,13 @@ fn sees_all(actor: &Actor) -> bool {
 
 /// The lab's role of `user_id`, if they belong to it.
 pub async fn role_of(db: &Db, lab_id: i64, user_id: i64) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar::<Any, String>("SELECT role FROM lab_members WHERE lab_id = $1 AND user_id = $2")
-        .bind(lab_id)
-        .bind(user_id)
-        .fetch_optional(&db.pool)
-        .await?)
+    Ok(sqlx::query_scalar::<Any, String>(
+        "SELECT role FROM lab_members WHERE lab_id = $1 AND user_id = $2",
+    )
+    .bind(lab_id)
+    .bind(user_id)
+    .fetch_optional(&db.pool)
+    .await?)
 }
 
 /// The caller's role in a lab; while a project or folder admin impersonates, the weaker of the
@@ -170,8 +189,14 @@ pub async fn role_for(db: &Db, lab_id: i64, ctx: &Ctx) -> Result<Option<LabRole>
     if let Some(group) = ctx.group_scope {
         return Ok((group == lab_id).then_some(LabRole::Member));
     }
-    let role =
-        |user| async move { Ok::<_, StoreError>(role_of(db, lab_id, user).await?.as_deref().and_then(LabRole::parse)) };
+    let role = |user| async move {
+        Ok::<_, StoreError>(
+            role_of(db, lab_id, user)
+                .await?
+                .as_deref()
+                .and_then(LabRole::parse),
+        )
+    };
     let theirs = role(actor.user.0).await?;
     match actor.impersonation {
         Some(i) if i.scope == ImpersonationScope::Scoped => {
@@ -192,7 +217,16 @@ pub async fn show(db: &Db, ctx: &Ctx, id: i64) -> Result<Lab, StoreError> {
     } else {
         // Audited like every refusal, and answered like a lab that does not exist.
         let reason = Some("not a member of this lab".to_owned());
-        ctx.record(db, "view-lab", &lab.audit_target(), crate::audit::Outcome::Denied, reason, None, None).await?;
+        ctx.record(
+            db,
+            "view-lab",
+            &lab.audit_target(),
+            crate::audit::Outcome::Denied,
+            reason,
+            None,
+            None,
+        )
+        .await?;
         Err(StoreError::NotFound { what: "lab" })
     }
 }
@@ -206,10 +240,15 @@ pub async fn list(db: &Db, ctx: &Ctx) -> Result<Vec<Lab>, StoreError> {
             .fetch_all(&db.pool)
             .await?
     } else if sees_all(&actor) {
-        sqlx::query::<Any>(&format!("SELECT {LAB_COLUMNS} FROM labs ORDER BY name_key")).fetch_all(&db.pool).await?
+        sqlx::query::<Any>(&format!("SELECT {LAB_COLUMNS} FROM labs ORDER BY name_key"))
+            .fetch_all(&db.pool)
+            .await?
     } else {
         // While a project or folder admin impersonates, only the labs both belong to.
-        let by = actor.impersonation.filter(|i| i.scope == ImpersonationScope::Scoped).map_or(actor.user.0, |i| i.by.0);
+        let by = actor
+            .impersonation
+            .filter(|i| i.scope == ImpersonationScope::Scoped)
+            .map_or(actor.user.0, |i| i.by.0);
         sqlx::query::<Any>(&format!(
             "SELECT {LAB_COLUMNS} FROM labs WHERE id IN (SELECT lab_id FROM lab_members WHERE user_id = $1) \
              AND id IN (SELECT lab_id FROM lab_members WHERE user_id = $2) ORDER BY name_key"
@@ -232,21 +271,37 @@ pub fn validate_name(name: &str) -> Result<String, StoreError> {
 pub fn validate_title(title: &str) -> Result<String, StoreError> {
     let title = title.trim();
     if title.chars().count() > TITLE_MAX {
-        return Err(StoreError::invalid("title", format!("must be at most {TITLE_MAX} characters")));
+        return Err(StoreError::invalid(
+            "title",
+            format!("must be at most {TITLE_MAX} characters"),
+        ));
     }
     if title.chars().any(char::is_control) {
-        return Err(StoreError::invalid("title", "must not contain control characters"));
+        return Err(StoreError::invalid(
+            "title",
+            "must not contain control characters",
+        ));
     }
     Ok(title.to_owned())
 }
 
 async fn authorize_groups(db: &Db, ctx: &Ctx, target: &Target) -> Result<Allowed, StoreError> {
-    ctx.authorize(db, Activity::UpdateSiteGroups.into(), Resource::instance(), target).await
+    ctx.authorize(
+        db,
+        Activity::UpdateSiteGroups.into(),
+        Resource::instance(),
+        target,
+    )
+    .await
 }
 
 /// Creates a lab with no members and no roots.
 pub async fn create(db: &Db, ctx: &Ctx, new: NewLab) -> Result<Lab, StoreError> {
-    let target = Target { kind: "lab", id: None, name: Some(new.name.clone()) };
+    let target = Target {
+        kind: "lab",
+        id: None,
+        name: Some(new.name.clone()),
+    };
     let proof = authorize_groups(db, ctx, &target).await?;
     let name = validate_name(&new.name)?;
     let title = match new.title.as_deref().map(validate_title).transpose()? {
@@ -272,7 +327,14 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewLab) -> Result<Lab, StoreError> 
     .await
     .map_err(|e| map_unique(e, UNIQUE_FIELDS))?;
     let lab = lab_from_row(&row)?;
-    ctx.audit_ok(&mut tx, "create-lab", &lab.audit_target(), None, Some(snapshot(&lab))).await?;
+    ctx.audit_ok(
+        &mut tx,
+        "create-lab",
+        &lab.audit_target(),
+        None,
+        Some(snapshot(&lab)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(lab)
 }
@@ -281,7 +343,12 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewLab) -> Result<Lab, StoreError> 
 pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: LabPatch) -> Result<Lab, StoreError> {
     let before = show(db, ctx, id).await?;
     let proof = authorize_groups(db, ctx, &before.audit_target()).await?;
-    let name = patch.name.as_deref().map(validate_name).transpose()?.unwrap_or_else(|| before.name.clone());
+    let name = patch
+        .name
+        .as_deref()
+        .map(validate_name)
+        .transpose()?
+        .unwrap_or_else(|| before.name.clone());
     let title = match patch.title.as_deref().map(validate_title).transpose()? {
         Some(t) if t.is_empty() => name.clone(),
         Some(t) => t,
@@ -305,8 +372,20 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: LabPatch) -> Result<Lab,
     .execute(&mut *tx.tx)
     .await
     .map_err(|e| map_unique(e, UNIQUE_FIELDS))?;
-    let after = Lab { name, title, import_policy: policy, ..before.clone() };
-    ctx.audit_ok(&mut tx, "update-lab", &after.audit_target(), Some(snapshot(&before)), Some(snapshot(&after))).await?;
+    let after = Lab {
+        name,
+        title,
+        import_policy: policy,
+        ..before.clone()
+    };
+    ctx.audit_ok(
+        &mut tx,
+        "update-lab",
+        &after.audit_target(),
+        Some(snapshot(&before)),
+        Some(snapshot(&after)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(after)
 }
@@ -321,8 +400,10 @@ pub async fn delete(db: &Db, ctx: &Ctx, id: i64) -> Result<Lab, StoreError> {
         .bind(id)
         .fetch_one(&mut *tx.tx)
         .await?;
-    let roots: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM lab_roots WHERE lab_id = $1").bind(id).fetch_one(&mut *tx.tx).await?;
+    let roots: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lab_roots WHERE lab_id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx.tx)
+        .await?;
     if members > 0 || roots > 0 {
         return Err(StoreError::InUse {
             field: "lab",
@@ -332,8 +413,18 @@ pub async fn delete(db: &Db, ctx: &Ctx, id: i64) -> Result<Lab, StoreError> {
             ),
         });
     }
-    sqlx::query("DELETE FROM labs WHERE id = $1").bind(id).execute(&mut *tx.tx).await?;
-    ctx.audit_ok(&mut tx, "delete-lab", &lab.audit_target(), Some(snapshot(&lab)), None).await?;
+    sqlx::query("DELETE FROM labs WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?;
+    ctx.audit_ok(
+        &mut tx,
+        "delete-lab",
+        &lab.audit_target(),
+        Some(snapshot(&lab)),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(lab)
 }

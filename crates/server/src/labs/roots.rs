@@ -17,7 +17,10 @@ use crate::error::StoreError;
 pub const PATH_MAX: usize = 4096;
 pub const DATA_ROOTS_MAX: usize = 64;
 
-pub const ACTION: Action = Action::ChangeSetting { setting: Setting::StorageRoots, field: None };
+pub const ACTION: Action = Action::ChangeSetting {
+    setting: Setting::StorageRoots,
+    field: None,
+};
 
 /// Replaces the lab's roots.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
@@ -66,21 +69,34 @@ pub fn nested(a: &Path, b: &Path) -> bool {
 /// Validates the request against the filesystem: the canonical data roots and project root.
 fn check_all(req: &SetRoots) -> Result<(Vec<PathBuf>, Option<PathBuf>), StoreError> {
     if req.data_roots.len() > DATA_ROOTS_MAX {
-        return Err(StoreError::invalid("data_roots", format!("must hold at most {DATA_ROOTS_MAX} paths")));
+        return Err(StoreError::invalid(
+            "data_roots",
+            format!("must hold at most {DATA_ROOTS_MAX} paths"),
+        ));
     }
     let mut data: Vec<PathBuf> = Vec::new();
     for p in &req.data_roots {
         let c = check_root("data_roots", p)?;
         if data.contains(&c) {
-            return Err(StoreError::invalid("data_roots", format!("`{}` is given twice", c.display())));
+            return Err(StoreError::invalid(
+                "data_roots",
+                format!("`{}` is given twice", c.display()),
+            ));
         }
         data.push(c);
     }
-    let project = req.project_root.as_deref().map(|p| check_root("project_root", p)).transpose()?;
+    let project = req
+        .project_root
+        .as_deref()
+        .map(|p| check_root("project_root", p))
+        .transpose()?;
     if let Some(p) = project.as_ref().filter(|p| data.contains(p)) {
         return Err(StoreError::invalid(
             "project_root",
-            format!("`{}` is also a data root of this lab: use another directory", p.display()),
+            format!(
+                "`{}` is also a data root of this lab: use another directory",
+                p.display()
+            ),
         ));
     }
     Ok((data, project))
@@ -95,7 +111,9 @@ fn utf8(p: &Path, field: &'static str) -> Result<String, StoreError> {
 /// Replaces the storage roots of a lab. Returns the lab as it is afterwards.
 pub async fn set(db: &Db, ctx: &Ctx, lab_id: i64, req: SetRoots) -> Result<Lab, StoreError> {
     let before = show(db, ctx, lab_id).await?;
-    let proof = ctx.authorize(db, ACTION, Resource::instance(), &before.audit_target()).await?;
+    let proof = ctx
+        .authorize(db, ACTION, Resource::instance(), &before.audit_target())
+        .await?;
     let (data, project) = tokio::task::spawn_blocking(move || check_all(&req))
         .await
         .map_err(|e| StoreError::Internal(format!("root check: {e}")))??;
@@ -136,7 +154,10 @@ pub async fn set(db: &Db, ctx: &Ctx, lab_id: i64, req: SetRoots) -> Result<Lab, 
             }
         }
     }
-    sqlx::query("DELETE FROM lab_roots WHERE lab_id = $1").bind(lab_id).execute(&mut *tx.tx).await?;
+    sqlx::query("DELETE FROM lab_roots WHERE lab_id = $1")
+        .bind(lab_id)
+        .execute(&mut *tx.tx)
+        .await?;
     for (_, kind, path, _) in &new_roots {
         sqlx::query("INSERT INTO lab_roots (lab_id, kind, path) VALUES ($1, $2, $3)")
             .bind(lab_id)
@@ -147,11 +168,24 @@ pub async fn set(db: &Db, ctx: &Ctx, lab_id: i64, req: SetRoots) -> Result<Lab, 
     }
     super::touch(&mut tx, lab_id).await?;
     let mut after = before.clone();
-    after.data_roots = new_roots.iter().filter(|r| r.1 == "data").map(|r| r.2.clone()).collect();
+    after.data_roots = new_roots
+        .iter()
+        .filter(|r| r.1 == "data")
+        .map(|r| r.2.clone())
+        .collect();
     after.data_roots.sort();
-    after.project_root = new_roots.iter().find(|r| r.1 == "project").map(|r| r.2.clone());
-    ctx.audit_ok(&mut tx, "set-lab-roots", &before.audit_target(), Some(snapshot(&before)), Some(snapshot(&after)))
-        .await?;
+    after.project_root = new_roots
+        .iter()
+        .find(|r| r.1 == "project")
+        .map(|r| r.2.clone());
+    ctx.audit_ok(
+        &mut tx,
+        "set-lab-roots",
+        &before.audit_target(),
+        Some(snapshot(&before)),
+        Some(snapshot(&after)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(after)
 }

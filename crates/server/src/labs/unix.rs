@@ -37,7 +37,10 @@ fn check_name(field: &'static str, name: &str) -> Result<(), StoreError> {
         return Err(StoreError::invalid(field, "must not be empty"));
     }
     if name.len() > NAME_MAX || name.chars().any(|c| c.is_control() || c == ':' || c == '/') {
-        return Err(StoreError::invalid(field, "is not a valid Unix account name"));
+        return Err(StoreError::invalid(
+            field,
+            "is not a valid Unix account name",
+        ));
     }
     Ok(())
 }
@@ -51,12 +54,19 @@ pub fn resolve(user: &str, group: Option<&str>, server_uid: u32) -> Result<Accou
     let lookup = |e: nix::Error| StoreError::Internal(format!("user database lookup: {e}"));
     let pw = nix::unistd::User::from_name(user)
         .map_err(lookup)?
-        .ok_or_else(|| StoreError::invalid("unix_user", format!("`{user}` is not a Unix user on this server")))?;
+        .ok_or_else(|| {
+            StoreError::invalid(
+                "unix_user",
+                format!("`{user}` is not a Unix user on this server"),
+            )
+        })?;
     let uid = pw.uid.as_raw();
     if uid == server_uid {
         return Err(StoreError::invalid(
             "unix_user",
-            format!("`{user}` (uid {uid}) is the account the server runs as: jobs must not run as it"),
+            format!(
+                "`{user}` (uid {uid}) is the account the server runs as: jobs must not run as it"
+            ),
         ));
     }
     if uid < FIRST_ORDINARY_ID {
@@ -70,10 +80,23 @@ pub fn resolve(user: &str, group: Option<&str>, server_uid: u32) -> Result<Accou
     let gr = match group {
         Some(g) => nix::unistd::Group::from_name(g)
             .map_err(lookup)?
-            .ok_or_else(|| StoreError::invalid("unix_group", format!("`{g}` is not a Unix group on this server")))?,
-        None => nix::unistd::Group::from_gid(pw.gid).map_err(lookup)?.ok_or_else(|| {
-            StoreError::invalid("unix_group", format!("the primary group (gid {}) of `{user}` does not exist", pw.gid))
-        })?,
+            .ok_or_else(|| {
+                StoreError::invalid(
+                    "unix_group",
+                    format!("`{g}` is not a Unix group on this server"),
+                )
+            })?,
+        None => nix::unistd::Group::from_gid(pw.gid)
+            .map_err(lookup)?
+            .ok_or_else(|| {
+                StoreError::invalid(
+                    "unix_group",
+                    format!(
+                        "the primary group (gid {}) of `{user}` does not exist",
+                        pw.gid
+                    ),
+                )
+            })?,
     };
     let gid = gr.gid.as_raw();
     if gid < FIRST_ORDINARY_ID {
@@ -85,17 +108,30 @@ pub fn resolve(user: &str, group: Option<&str>, server_uid: u32) -> Result<Accou
             ),
         ));
     }
-    Ok(Account { user: pw.name, uid, group: gr.name, gid })
+    Ok(Account {
+        user: pw.name,
+        uid,
+        group: gr.name,
+        gid,
+    })
 }
 
 /// Sets the Unix account of a lab. Returns the lab as it is afterwards.
 pub async fn set(db: &Db, ctx: &Ctx, lab_id: i64, req: SetUnixAccount) -> Result<Lab, StoreError> {
     let before = show(db, ctx, lab_id).await?;
-    let proof = ctx.authorize(db, ACTION, cryowarden_core::Resource::instance(), &before.audit_target()).await?;
+    let proof = ctx
+        .authorize(
+            db,
+            ACTION,
+            cryowarden_core::Resource::instance(),
+            &before.audit_target(),
+        )
+        .await?;
     let server_uid = rustix::process::getuid().as_raw();
-    let account = tokio::task::spawn_blocking(move || resolve(&req.user, req.group.as_deref(), server_uid))
-        .await
-        .map_err(|e| StoreError::Internal(format!("account lookup: {e}")))??;
+    let account =
+        tokio::task::spawn_blocking(move || resolve(&req.user, req.group.as_deref(), server_uid))
+            .await
+            .map_err(|e| StoreError::Internal(format!("account lookup: {e}")))??;
     let mut tx = db.begin_write().await?;
     proof.require(ACTION)?;
     sqlx::query("UPDATE labs SET unix_user = $1, unix_group = $2, uid = $3, gid = $4, updated_at = $5 WHERE id = $6")

@@ -17,7 +17,10 @@ use crate::context::{Ctx, Target as AuditTarget};
 use crate::db::{Db, WriteTx, format_ms, now_ms};
 use crate::error::{StoreError, map_unique};
 
-pub const COMPUTE: Action = Action::ChangeSetting { setting: Setting::Compute, field: None };
+pub const COMPUTE: Action = Action::ChangeSetting {
+    setting: Setting::Compute,
+    field: None,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -83,7 +86,9 @@ pub struct LaneTarget {
 
 impl LaneTarget {
     pub fn node(&self) -> Option<NodeConfig> {
-        (self.kind == LaneKind::Node).then(|| serde_json::from_value(self.config.clone()).ok()).flatten()
+        (self.kind == LaneKind::Node)
+            .then(|| serde_json::from_value(self.config.clone()).ok())
+            .flatten()
     }
 }
 
@@ -102,7 +107,11 @@ pub struct Lane {
 
 impl Lane {
     pub fn audit_target(&self) -> AuditTarget {
-        AuditTarget { kind: "lane", id: Some(self.id.to_string()), name: Some(self.name.clone()) }
+        AuditTarget {
+            kind: "lane",
+            id: Some(self.id.to_string()),
+            name: Some(self.name.clone()),
+        }
     }
 }
 
@@ -140,7 +149,8 @@ pub struct NewNodeTarget {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(col: &str, text: String) -> Result<T, StoreError> {
-    serde_json::from_str(&text).map_err(|e| StoreError::Internal(format!("stored target {col}: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Internal(format!("stored target {col}: {e}")))
 }
 
 fn target_from_row(r: &sqlx::any::AnyRow) -> Result<LaneTarget, StoreError> {
@@ -159,9 +169,11 @@ fn target_from_row(r: &sqlx::any::AnyRow) -> Result<LaneTarget, StoreError> {
 /// Every lane with its targets, by name (for the server's own use).
 pub async fn all(db: &Db) -> Result<Vec<Lane>, StoreError> {
     let mut lanes: Vec<Lane> = Vec::new();
-    for r in sqlx::query::<Any>("SELECT id, name, title, description, kind, created_at FROM lanes ORDER BY name_key")
-        .fetch_all(&db.pool)
-        .await?
+    for r in sqlx::query::<Any>(
+        "SELECT id, name, title, description, kind, created_at FROM lanes ORDER BY name_key",
+    )
+    .fetch_all(&db.pool)
+    .await?
     {
         lanes.push(Lane {
             id: r.try_get("id")?,
@@ -189,7 +201,11 @@ pub async fn all(db: &Db) -> Result<Vec<Lane>, StoreError> {
 
 /// One lane, whoever asks.
 pub async fn get(db: &Db, id: i64) -> Result<Lane, StoreError> {
-    all(db).await?.into_iter().find(|l| l.id == id).ok_or(StoreError::NotFound { what: "lane" })
+    all(db)
+        .await?
+        .into_iter()
+        .find(|l| l.id == id)
+        .ok_or(StoreError::NotFound { what: "lane" })
 }
 
 /// A lane by id or name.
@@ -204,9 +220,15 @@ pub async fn find(db: &Db, lane: &str) -> Result<Lane, StoreError> {
 
 /// The lanes the caller may queue to (every lane for admins), with their targets.
 pub async fn list(db: &Db, ctx: &Ctx) -> Result<Vec<Lane>, StoreError> {
-    let actor = ctx.actor.ok_or_else(|| StoreError::Internal("lanes with no actor".into()))?;
+    let actor = ctx
+        .actor
+        .ok_or_else(|| StoreError::Internal("lanes with no actor".into()))?;
     let denied = restrictions::denied_for(db, &actor).await?;
-    Ok(all(db).await?.into_iter().filter(|l| !denied.contains(&l.id)).collect())
+    Ok(all(db)
+        .await?
+        .into_iter()
+        .filter(|l| !denied.contains(&l.id))
+        .collect())
 }
 
 fn check_name(name: &str) -> Result<String, StoreError> {
@@ -215,13 +237,27 @@ fn check_name(name: &str) -> Result<String, StoreError> {
 
 /// Creates a lane (`compute`).
 pub async fn create(db: &Db, ctx: &Ctx, new: NewLane) -> Result<Lane, StoreError> {
-    let target = AuditTarget { kind: "lane", id: None, name: Some(new.name.clone()) };
-    let proof = ctx.authorize(db, COMPUTE, Resource::instance(), &target).await?;
+    let target = AuditTarget {
+        kind: "lane",
+        id: None,
+        name: Some(new.name.clone()),
+    };
+    let proof = ctx
+        .authorize(db, COMPUTE, Resource::instance(), &target)
+        .await?;
     let name = check_name(&new.name)?;
-    let title = new.title.as_deref().map(crate::labs::validate_title).transpose()?.filter(|t| !t.is_empty());
+    let title = new
+        .title
+        .as_deref()
+        .map(crate::labs::validate_title)
+        .transpose()?
+        .filter(|t| !t.is_empty());
     let description = new.description.unwrap_or_default();
     if description.chars().count() > 1000 {
-        return Err(StoreError::invalid("description", "must be at most 1000 characters"));
+        return Err(StoreError::invalid(
+            "description",
+            "must be at most 1000 characters",
+        ));
     }
     if !new.targets.is_empty() && new.kind != LaneKind::Node {
         return Err(StoreError::invalid(
@@ -229,7 +265,11 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewLane) -> Result<Lane, StoreError
             "only node lanes take targets here: connect a cluster with `cryowarden cluster connect`",
         ));
     }
-    let targets = new.targets.into_iter().map(NodeTargetRow::check).collect::<Result<Vec<_>, _>>()?;
+    let targets = new
+        .targets
+        .into_iter()
+        .map(NodeTargetRow::check)
+        .collect::<Result<Vec<_>, _>>()?;
     let mut tx = db.begin_write().await?;
     proof.require(COMPUTE)?;
     let now = now_ms();
@@ -246,9 +286,15 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewLane) -> Result<Lane, StoreError
     .fetch_one(&mut *tx.tx)
     .await
     .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
-    let after = json!({ "name": name, "kind": new.kind, "title": title, "description": description });
-    let target = AuditTarget { kind: "lane", id: Some(id.to_string()), name: Some(name) };
-    ctx.audit_ok(&mut tx, "create-lane", &target, None, Some(after)).await?;
+    let after =
+        json!({ "name": name, "kind": new.kind, "title": title, "description": description });
+    let target = AuditTarget {
+        kind: "lane",
+        id: Some(id.to_string()),
+        name: Some(name),
+    };
+    ctx.audit_ok(&mut tx, "create-lane", &target, None, Some(after))
+        .await?;
     for row in &targets {
         row.insert(&mut tx, ctx, id, &target).await?;
     }
@@ -267,7 +313,11 @@ struct NodeTargetRow {
 impl NodeTargetRow {
     fn check(new: NewNodeTarget) -> Result<NodeTargetRow, StoreError> {
         let name = check_name(&new.name)?;
-        let c = &NodeConfig { cpus: new.cpus, ram_gb: new.ram_gb, gpus: new.gpus };
+        let c = &NodeConfig {
+            cpus: new.cpus,
+            ram_gb: new.ram_gb,
+            gpus: new.gpus,
+        };
         if c.cpus == 0 || c.cpus > 4096 {
             return Err(StoreError::invalid("cpus", "must be between 1 and 4096"));
         }
@@ -278,15 +328,29 @@ impl NodeTargetRow {
         ids.sort_unstable();
         ids.dedup();
         if ids.len() != c.gpus.len() || c.gpus.len() > 64 {
-            return Err(StoreError::invalid("gpus", "GPU ids must be distinct (at most 64 GPUs)"));
+            return Err(StoreError::invalid(
+                "gpus",
+                "GPU ids must be distinct (at most 64 GPUs)",
+            ));
         }
         crate::jobs::check_custom_vars("custom_vars", &new.custom_vars)?;
         let hostname = new.hostname.unwrap_or_else(|| name.clone());
-        Ok(NodeTargetRow { name, hostname, config: c.clone(), custom_vars: new.custom_vars })
+        Ok(NodeTargetRow {
+            name,
+            hostname,
+            config: c.clone(),
+            custom_vars: new.custom_vars,
+        })
     }
 
     /// Inserts the target into lane `lane_id` with its audit event, inside `tx`.
-    async fn insert(&self, tx: &mut WriteTx, ctx: &Ctx, lane_id: i64, lane: &AuditTarget) -> Result<(), StoreError> {
+    async fn insert(
+        &self,
+        tx: &mut WriteTx,
+        ctx: &Ctx,
+        lane_id: i64,
+        lane: &AuditTarget,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO targets (lane_id, name, name_key, kind, hostname, config, custom_vars, created_at, updated_at) \
@@ -302,26 +366,34 @@ impl NodeTargetRow {
         .execute(&mut *tx.tx)
         .await
         .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
-        let after = json!({ "target": self.name, "hostname": self.hostname, "config": self.config });
-        ctx.audit_ok(tx, "add-target", lane, None, Some(after)).await
+        let after =
+            json!({ "target": self.name, "hostname": self.hostname, "config": self.config });
+        ctx.audit_ok(tx, "add-target", lane, None, Some(after))
+            .await
     }
 }
 
 /// Removes a lane and its targets; queued jobs on it go back to building.
 pub async fn remove(db: &Db, ctx: &Ctx, id: i64) -> Result<Lane, StoreError> {
     let lane = get(db, id).await?;
-    let proof = ctx.authorize(db, COMPUTE, Resource::instance(), &lane.audit_target()).await?;
+    let proof = ctx
+        .authorize(db, COMPUTE, Resource::instance(), &lane.audit_target())
+        .await?;
     let mut tx = db.begin_write().await?;
     proof.require(COMPUTE)?;
-    let active: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE lane_id = $1 AND status IN ('launched', 'running')")
-            .bind(id)
-            .fetch_one(&mut *tx.tx)
-            .await?;
+    let active: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE lane_id = $1 AND status IN ('launched', 'running')",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx.tx)
+    .await?;
     if active > 0 {
         return Err(StoreError::InUse {
             field: "lane",
-            message: format!("{active} job(s) are running on `{}`: kill them or wait for them first", lane.name),
+            message: format!(
+                "{active} job(s) are running on `{}`: kill them or wait for them first",
+                lane.name
+            ),
         });
     }
     sqlx::query(
@@ -331,16 +403,33 @@ pub async fn remove(db: &Db, ctx: &Ctx, id: i64) -> Result<Lane, StoreError> {
     .bind(id)
     .execute(&mut *tx.tx)
     .await?;
-    sqlx::query("DELETE FROM lanes WHERE id = $1").bind(id).execute(&mut *tx.tx).await?;
-    ctx.audit_ok(&mut tx, "remove-lane", &lane.audit_target(), Some(json!({ "name": lane.name })), None).await?;
+    sqlx::query("DELETE FROM lanes WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?;
+    ctx.audit_ok(
+        &mut tx,
+        "remove-lane",
+        &lane.audit_target(),
+        Some(json!({ "name": lane.name })),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(lane)
 }
 
 /// Adds a node target to a node lane.
-pub async fn add_node_target(db: &Db, ctx: &Ctx, lane_id: i64, new: NewNodeTarget) -> Result<Lane, StoreError> {
+pub async fn add_node_target(
+    db: &Db,
+    ctx: &Ctx,
+    lane_id: i64,
+    new: NewNodeTarget,
+) -> Result<Lane, StoreError> {
     let lane = get(db, lane_id).await?;
-    let proof = ctx.authorize(db, COMPUTE, Resource::instance(), &lane.audit_target()).await?;
+    let proof = ctx
+        .authorize(db, COMPUTE, Resource::instance(), &lane.audit_target())
+        .await?;
     if lane.kind != LaneKind::Node {
         return Err(StoreError::invalid(
             "lane",
@@ -350,7 +439,8 @@ pub async fn add_node_target(db: &Db, ctx: &Ctx, lane_id: i64, new: NewNodeTarge
     let row = NodeTargetRow::check(new)?;
     let mut tx = db.begin_write().await?;
     proof.require(COMPUTE)?;
-    row.insert(&mut tx, ctx, lane_id, &lane.audit_target()).await?;
+    row.insert(&mut tx, ctx, lane_id, &lane.audit_target())
+        .await?;
     tx.commit().await?;
     get(db, lane_id).await
 }
@@ -358,17 +448,26 @@ pub async fn add_node_target(db: &Db, ctx: &Ctx, lane_id: i64, new: NewNodeTarge
 /// The local machine as a node target: its cores, its memory, and its GPUs from `nvidia-smi`
 /// when present.
 pub fn detect_local_node() -> NodeConfig {
-    let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
     let ram_gb = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
             m.lines()
                 .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|kb| kb.parse::<u64>().ok())
+                })
         })
         .map_or(1, |kb| (kb / (1024 * 1024)).max(1) as u32);
     let gpus = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"])
+        .args([
+            "--query-gpu=index,name,memory.total",
+            "--format=csv,noheader,nounits",
+        ])
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -392,17 +491,22 @@ pub fn detect_local_node() -> NodeConfig {
 /// On a fresh instance, one local node lane (`default`, target `localhost`), made by the server
 /// itself and audited as such.
 pub async fn ensure_default_lane(db: &Db) -> Result<(), StoreError> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lanes").fetch_one(&db.pool).await?;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lanes")
+        .fetch_one(&db.pool)
+        .await?;
     if n > 0 {
         return Ok(());
     }
-    let config =
-        tokio::task::spawn_blocking(detect_local_node).await.map_err(|e| StoreError::Internal(e.to_string()))?;
+    let config = tokio::task::spawn_blocking(detect_local_node)
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
     let ctx = Ctx::system("default-lane", "server");
     let proof = cryowarden_core::Allowed::system(COMPUTE, "default-lane", None);
     let mut tx = db.begin_write().await?;
     proof.require(COMPUTE)?;
-    let again: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lanes").fetch_one(&mut *tx.tx).await?;
+    let again: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lanes")
+        .fetch_one(&mut *tx.tx)
+        .await?;
     if again > 0 {
         return Ok(());
     }
@@ -423,8 +527,19 @@ pub async fn ensure_default_lane(db: &Db) -> Result<(), StoreError> {
     .bind(now)
     .execute(&mut *tx.tx)
     .await?;
-    let target = AuditTarget { kind: "lane", id: Some(lane.to_string()), name: Some("default".into()) };
-    ctx.audit_ok(&mut tx, "create-lane", &target, None, Some(json!({ "name": "default", "config": config }))).await?;
+    let target = AuditTarget {
+        kind: "lane",
+        id: Some(lane.to_string()),
+        name: Some("default".into()),
+    };
+    ctx.audit_ok(
+        &mut tx,
+        "create-lane",
+        &target,
+        None,
+        Some(json!({ "name": "default", "config": config })),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -461,9 +576,14 @@ fn cluster_warnings(info: &crate::cluster::ClusterInfo, script: &str) -> Vec<Str
                 .to_owned(),
         );
     }
-    for (field, tpl) in [("qstat_cmd_tpl", &info.qstat_cmd_tpl), ("qdel_cmd_tpl", &info.qdel_cmd_tpl)] {
+    for (field, tpl) in [
+        ("qstat_cmd_tpl", &info.qstat_cmd_tpl),
+        ("qdel_cmd_tpl", &info.qdel_cmd_tpl),
+    ] {
         if !uses_variable(tpl, "cluster_job_id") {
-            warnings.push(format!("{field} never uses {{{{ cluster_job_id }}}}: it cannot name the job it is for"));
+            warnings.push(format!(
+                "{field} never uses {{{{ cluster_job_id }}}}: it cannot name the job it is for"
+            ));
         }
     }
     if info.name != info.lane_name() {
@@ -479,7 +599,11 @@ fn cluster_warnings(info: &crate::cluster::ClusterInfo, script: &str) -> Vec<Str
 /// Adds or updates a cluster target (and its lane, named after it): `cluster connect`. Refuses
 /// only what cannot work: a template that does not render (each is rendered once with sample
 /// values), a `send_cmd_tpl` that never sends the command, another scheduler's commands.
-pub async fn connect_cluster(db: &Db, ctx: &Ctx, req: ConnectCluster) -> Result<ConnectedCluster, StoreError> {
+pub async fn connect_cluster(
+    db: &Db,
+    ctx: &Ctx,
+    req: ConnectCluster,
+) -> Result<ConnectedCluster, StoreError> {
     let info = crate::cluster::ClusterInfo::from_value(req.info)?;
     crate::cluster::template::check_script(&req.script)?;
     for (field, tpl) in info.cmd_templates() {
@@ -496,23 +620,31 @@ pub async fn connect_cluster(db: &Db, ctx: &Ctx, req: ConnectCluster) -> Result<
     crate::cluster::template::check_renders(&req.script, &templates, &BTreeMap::new())?;
     let warnings = cluster_warnings(&info, &req.script);
     let name = check_name(&info.lane_name())?;
-    let target = AuditTarget { kind: "lane", id: None, name: Some(name.clone()) };
-    let proof = ctx.authorize(db, COMPUTE, Resource::instance(), &target).await?;
+    let target = AuditTarget {
+        kind: "lane",
+        id: None,
+        name: Some(name.clone()),
+    };
+    let proof = ctx
+        .authorize(db, COMPUTE, Resource::instance(), &target)
+        .await?;
     let mut tx = db.begin_write().await?;
     proof.require(COMPUTE)?;
     let now = now_ms();
-    let existing: Option<(i64, String)> = sqlx::query("SELECT id, kind FROM lanes WHERE name_key = $1")
-        .bind(name.to_lowercase())
-        .fetch_optional(&mut *tx.tx)
-        .await?
-        .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("kind")?)))
-        .transpose()?;
+    let existing: Option<(i64, String)> =
+        sqlx::query("SELECT id, kind FROM lanes WHERE name_key = $1")
+            .bind(name.to_lowercase())
+            .fetch_optional(&mut *tx.tx)
+            .await?
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("kind")?)))
+            .transpose()?;
     if let Some((id, _)) = &existing {
         // The lane of another cluster whose name maps to the same lane name: refuse, never merge.
-        let configs: Vec<String> = sqlx::query_scalar("SELECT config FROM targets WHERE lane_id = $1")
-            .bind(*id)
-            .fetch_all(&mut *tx.tx)
-            .await?;
+        let configs: Vec<String> =
+            sqlx::query_scalar("SELECT config FROM targets WHERE lane_id = $1")
+                .bind(*id)
+                .fetch_all(&mut *tx.tx)
+                .await?;
         let other = configs.iter().find_map(|c| {
             let v: serde_json::Value = serde_json::from_str(c).ok()?;
             let theirs = v.get("name")?.as_str()?.to_owned();
@@ -521,13 +653,18 @@ pub async fn connect_cluster(db: &Db, ctx: &Ctx, req: ConnectCluster) -> Result<
         if let Some(other) = other {
             return Err(StoreError::invalid(
                 "name",
-                format!("lane `{name}` already holds the cluster {other:?}: give this cluster another name"),
+                format!(
+                    "lane `{name}` already holds the cluster {other:?}: give this cluster another name"
+                ),
             ));
         }
     }
     let lane_id = match existing {
         Some((_, kind)) if kind != "cluster" => {
-            return Err(StoreError::invalid("name", format!("`{name}` is a node lane: give the cluster another name")));
+            return Err(StoreError::invalid(
+                "name",
+                format!("`{name}` is a node lane: give the cluster another name"),
+            ));
         }
         Some((id, _)) => {
             sqlx::query("UPDATE lanes SET title = $1, updated_at = $2 WHERE id = $3")
@@ -538,18 +675,16 @@ pub async fn connect_cluster(db: &Db, ctx: &Ctx, req: ConnectCluster) -> Result<
                 .await?;
             id
         }
-        None => {
-            sqlx::query_scalar(
-                "INSERT INTO lanes (name, name_key, title, description, kind, created_at, updated_at) \
+        None => sqlx::query_scalar(
+            "INSERT INTO lanes (name, name_key, title, description, kind, created_at, updated_at) \
                  VALUES ($1, $2, $3, '', 'cluster', $4, $4) RETURNING id",
-            )
-            .bind(&name)
-            .bind(name.to_lowercase())
-            .bind(&info.title)
-            .bind(now)
-            .fetch_one(&mut *tx.tx)
-            .await?
-        }
+        )
+        .bind(&name)
+        .bind(name.to_lowercase())
+        .bind(&info.title)
+        .bind(now)
+        .fetch_one(&mut *tx.tx)
+        .await?,
     };
     let updated = sqlx::query(
         "UPDATE targets SET config = $1, script = $2, updated_at = $3 WHERE lane_id = $4 AND name_key = $5",
@@ -577,11 +712,24 @@ pub async fn connect_cluster(db: &Db, ctx: &Ctx, req: ConnectCluster) -> Result<
         .await
         .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
     }
-    let target = AuditTarget { kind: "lane", id: Some(lane_id.to_string()), name: Some(name) };
-    ctx.audit_ok(&mut tx, "connect-cluster", &target, None, Some(json!({ "info": info, "script": req.script })))
-        .await?;
+    let target = AuditTarget {
+        kind: "lane",
+        id: Some(lane_id.to_string()),
+        name: Some(name),
+    };
+    ctx.audit_ok(
+        &mut tx,
+        "connect-cluster",
+        &target,
+        None,
+        Some(json!({ "info": info, "script": req.script })),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(ConnectedCluster { lane: get(db, lane_id).await?, warnings })
+    Ok(ConnectedCluster {
+        lane: get(db, lane_id).await?,
+        warnings,
+    })
 }
 
 /// The custom variables of one target, replacing its current ones (`cluster-custom-variables`).
@@ -591,17 +739,26 @@ pub async fn set_target_vars(
     target_id: i64,
     vars: BTreeMap<String, String>,
 ) -> Result<Lane, StoreError> {
-    const ACTION: Action = Action::ChangeSetting { setting: Setting::ClusterCustomVariables, field: None };
+    const ACTION: Action = Action::ChangeSetting {
+        setting: Setting::ClusterCustomVariables,
+        field: None,
+    };
     let lane = all(db)
         .await?
         .into_iter()
         .find(|l| l.targets.iter().any(|t| t.id == target_id))
         .ok_or(StoreError::NotFound { what: "target" })?;
-    let proof = ctx.authorize(db, ACTION, Resource::instance(), &lane.audit_target()).await?;
+    let proof = ctx
+        .authorize(db, ACTION, Resource::instance(), &lane.audit_target())
+        .await?;
     for (k, v) in &vars {
         crate::cluster::template::check_custom("custom_vars", k, v)?;
     }
-    let before = lane.targets.iter().find(|t| t.id == target_id).map(|t| t.custom_vars.clone());
+    let before = lane
+        .targets
+        .iter()
+        .find(|t| t.id == target_id)
+        .map(|t| t.custom_vars.clone());
     let mut tx = db.begin_write().await?;
     proof.require(ACTION)?;
     sqlx::query("UPDATE targets SET custom_vars = $1, updated_at = $2 WHERE id = $3")
@@ -610,8 +767,14 @@ pub async fn set_target_vars(
         .bind(target_id)
         .execute(&mut *tx.tx)
         .await?;
-    ctx.audit_ok(&mut tx, "set-target-custom-vars", &lane.audit_target(), before.map(|b| json!(b)), Some(json!(vars)))
-        .await?;
+    ctx.audit_ok(
+        &mut tx,
+        "set-target-custom-vars",
+        &lane.audit_target(),
+        before.map(|b| json!(b)),
+        Some(json!(vars)),
+    )
+    .await?;
     tx.commit().await?;
     get(db, lane.id).await
 }
@@ -622,9 +785,18 @@ pub async fn set_instance_vars(
     ctx: &Ctx,
     vars: BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, StoreError> {
-    const ACTION: Action = Action::ChangeSetting { setting: Setting::ClusterCustomVariables, field: None };
-    let target = AuditTarget { kind: "setting", id: Some("cluster_custom_vars".into()), name: None };
-    let proof = ctx.authorize(db, ACTION, Resource::instance(), &target).await?;
+    const ACTION: Action = Action::ChangeSetting {
+        setting: Setting::ClusterCustomVariables,
+        field: None,
+    };
+    let target = AuditTarget {
+        kind: "setting",
+        id: Some("cluster_custom_vars".into()),
+        name: None,
+    };
+    let proof = ctx
+        .authorize(db, ACTION, Resource::instance(), &target)
+        .await?;
     for (k, v) in &vars {
         crate::cluster::template::check_custom("custom_vars", k, v)?;
     }
@@ -647,7 +819,14 @@ pub async fn set_instance_vars(
             .execute(&mut *tx.tx)
             .await?;
     }
-    ctx.audit_ok(&mut tx, "set-instance-custom-vars", &target, Some(json!(before)), Some(json!(vars))).await?;
+    ctx.audit_ok(
+        &mut tx,
+        "set-instance-custom-vars",
+        &target,
+        Some(json!(before)),
+        Some(json!(vars)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(vars)
 }

@@ -11,7 +11,10 @@ use crate::context::{Ctx, Target};
 use crate::db::Db;
 use crate::error::StoreError;
 
-pub const ACTION: Action = Action::ChangeSetting { setting: Setting::LaneRestrictions, field: None };
+pub const ACTION: Action = Action::ChangeSetting {
+    setting: Setting::LaneRestrictions,
+    field: None,
+};
 const READ: Action = Action::ReadSetting(Setting::LaneRestrictions);
 
 /// Whether `actor` queues to every lane whatever the restrictions say.
@@ -24,12 +27,14 @@ pub async fn denied_for(db: &Db, actor: &Actor) -> Result<HashSet<i64>, StoreErr
     if unrestricted(actor) {
         return Ok(HashSet::new());
     }
-    Ok(sqlx::query_scalar::<sqlx::Any, i64>("SELECT lane_id FROM lane_denials WHERE user_id = $1")
-        .bind(actor.user.0)
-        .fetch_all(&db.pool)
-        .await?
-        .into_iter()
-        .collect())
+    Ok(
+        sqlx::query_scalar::<sqlx::Any, i64>("SELECT lane_id FROM lane_denials WHERE user_id = $1")
+            .bind(actor.user.0)
+            .fetch_all(&db.pool)
+            .await?
+            .into_iter()
+            .collect(),
+    )
 }
 
 /// A user's lanes, split as the tab shows them.
@@ -62,13 +67,26 @@ pub async fn get(db: &Db, ctx: &Ctx, user_id: i64) -> Result<UserLanes, StoreErr
             .collect();
     let (mut allowed, mut not_allowed) = (Vec::new(), Vec::new());
     for lane in super::all(db).await? {
-        if denied.contains(&lane.id) { not_allowed.push(lane.name) } else { allowed.push(lane.name) }
+        if denied.contains(&lane.id) {
+            not_allowed.push(lane.name)
+        } else {
+            allowed.push(lane.name)
+        }
     }
-    Ok(UserLanes { user_id, allowed, not_allowed })
+    Ok(UserLanes {
+        user_id,
+        allowed,
+        not_allowed,
+    })
 }
 
 /// Replaces the lanes a user may not queue to.
-pub async fn set(db: &Db, ctx: &Ctx, user_id: i64, req: SetRestrictions) -> Result<UserLanes, StoreError> {
+pub async fn set(
+    db: &Db,
+    ctx: &Ctx,
+    user_id: i64,
+    req: SetRestrictions,
+) -> Result<UserLanes, StoreError> {
     let (user, resource) = crate::users::visible(db, ctx, user_id).await?;
     let target = Target::user(user.id, &user.username);
     // The target is part of the resource: while impersonating, the impersonator's own lanes are
@@ -80,7 +98,9 @@ pub async fn set(db: &Db, ctx: &Ctx, user_id: i64, req: SetRestrictions) -> Resu
         let lane = lanes
             .iter()
             .find(|l| l.name.eq_ignore_ascii_case(name))
-            .ok_or_else(|| StoreError::invalid("not_allowed", format!("there is no lane `{name}`")))?;
+            .ok_or_else(|| {
+                StoreError::invalid("not_allowed", format!("there is no lane `{name}`"))
+            })?;
         ids.push(lane.id);
     }
     ids.sort_unstable();
@@ -88,7 +108,10 @@ pub async fn set(db: &Db, ctx: &Ctx, user_id: i64, req: SetRestrictions) -> Resu
     let before = get(db, ctx, user_id).await?;
     let mut tx = db.begin_write().await?;
     proof.require(ACTION)?;
-    sqlx::query("DELETE FROM lane_denials WHERE user_id = $1").bind(user_id).execute(&mut *tx.tx).await?;
+    sqlx::query("DELETE FROM lane_denials WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *tx.tx)
+        .await?;
     for id in &ids {
         sqlx::query("INSERT INTO lane_denials (lane_id, user_id) VALUES ($1, $2)")
             .bind(id)
@@ -96,7 +119,11 @@ pub async fn set(db: &Db, ctx: &Ctx, user_id: i64, req: SetRestrictions) -> Resu
             .execute(&mut *tx.tx)
             .await?;
     }
-    let after: Vec<&str> = lanes.iter().filter(|l| ids.contains(&l.id)).map(|l| l.name.as_str()).collect();
+    let after: Vec<&str> = lanes
+        .iter()
+        .filter(|l| ids.contains(&l.id))
+        .map(|l| l.name.as_str())
+        .collect();
     ctx.audit_ok(
         &mut tx,
         "set-lane-restrictions",

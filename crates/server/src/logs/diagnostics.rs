@@ -76,13 +76,20 @@ fn kernel() -> String {
         (Some(t), Some(r)) => format!("{} {}", t.trim(), r.trim()),
         _ => {
             let u = rustix::system::uname();
-            format!("{} {}", u.sysname().to_string_lossy(), u.release().to_string_lossy())
+            format!(
+                "{} {}",
+                u.sysname().to_string_lossy(),
+                u.release().to_string_lossy()
+            )
         }
     }
 }
 
 fn hostname() -> String {
-    rustix::system::uname().nodename().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The first "model name" of /proc/cpuinfo (x86), else "Model" or "Hardware" (ARM).
@@ -107,8 +114,16 @@ fn proc_kib(text: &str, key: &str) -> Option<u64> {
 /// GPUs and driver version from `nvidia-smi`, if it is installed; an empty list and no driver
 /// otherwise. The third value says why `nvidia-smi` gave nothing, if it was there.
 fn gpus() -> (Vec<Value>, Option<String>, Option<String>) {
-    let Some(smi) = find_in_path("nvidia-smi") else { return (Vec::new(), None, None) };
-    match run_with_timeout(&smi, &["--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"]) {
+    let Some(smi) = find_in_path("nvidia-smi") else {
+        return (Vec::new(), None, None);
+    };
+    match run_with_timeout(
+        &smi,
+        &[
+            "--query-gpu=name,memory.total,driver_version",
+            "--format=csv,noheader",
+        ],
+    ) {
         Ok(out) => {
             let (gpus, driver) = parse_nvidia_smi(&out);
             (gpus, driver, None)
@@ -141,12 +156,15 @@ fn parse_nvidia_smi(csv: &str) -> (Vec<Value>, Option<String>) {
 
 fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| is_executable(p))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Its stdout, or why not; killed after [`NVIDIA_SMI_TIMEOUT`] (a wedged driver makes it hang).
@@ -172,13 +190,23 @@ fn run_with_timeout(program: &Path, args: &[&str]) -> Result<String, String> {
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{} did not answer within {NVIDIA_SMI_TIMEOUT:?}", program.display()));
+                return Err(format!(
+                    "{} did not answer within {NVIDIA_SMI_TIMEOUT:?}",
+                    program.display()
+                ));
             }
             Err(e) => return Err(format!("waiting for {}: {e}", program.display())),
         }
     };
-    let text = reader.join().map_err(|_| "reader thread panicked".to_owned())?.map_err(|e| e.to_string())?;
-    if status.success() { Ok(text) } else { Err(format!("{} exited with {status}", program.display())) }
+    let text = reader
+        .join()
+        .map_err(|_| "reader thread panicked".to_owned())?
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{} exited with {status}", program.display()))
+    }
 }
 
 #[cfg(test)]
@@ -187,11 +215,16 @@ mod tests {
 
     #[test]
     fn collects_the_listed_fields_and_merges_extra() {
-        let d = runtime_diagnostics(json!({ "lanes": [{ "name": "gpu", "password": "[redacted]" }], "version": "x" }));
+        let d = runtime_diagnostics(
+            json!({ "lanes": [{ "name": "gpu", "password": "[redacted]" }], "version": "x" }),
+        );
         assert_eq!(d["version"], "x", "extra replaces a field of the same name");
         assert!(d["build"]["profile"] == "debug" || d["build"]["profile"] == "release");
         let host = &d["host"];
-        assert!(host["kernel"].as_str().unwrap().starts_with("Linux "), "{host}");
+        assert!(
+            host["kernel"].as_str().unwrap().starts_with("Linux "),
+            "{host}"
+        );
         assert!(!host["hostname"].as_str().unwrap().is_empty());
         assert!(host["cores"].as_u64().unwrap() >= 1);
         assert!(host["memory"]["total_bytes"].as_u64().unwrap() > 0);
@@ -207,11 +240,20 @@ mod tests {
 
     #[test]
     fn parses_proc_and_nvidia_smi_text() {
-        assert_eq!(proc_kib("MemTotal:       16318664 kB\nMemFree: 1 kB\n", "MemTotal"), Some(16318664 * 1024));
-        assert_eq!(proc_kib("VmRSS:\t   10240 kB\n", "VmRSS"), Some(10240 * 1024));
+        assert_eq!(
+            proc_kib("MemTotal:       16318664 kB\nMemFree: 1 kB\n", "MemTotal"),
+            Some(16318664 * 1024)
+        );
+        assert_eq!(
+            proc_kib("VmRSS:\t   10240 kB\n", "VmRSS"),
+            Some(10240 * 1024)
+        );
         assert_eq!(proc_kib("VmRSSx: 1 kB\n", "VmRSS"), None);
         let cpu = "processor\t: 0\nmodel name\t: AMD EPYC 7763 64-Core Processor\n";
-        assert_eq!(cpu_model(cpu).as_deref(), Some("AMD EPYC 7763 64-Core Processor"));
+        assert_eq!(
+            cpu_model(cpu).as_deref(),
+            Some("AMD EPYC 7763 64-Core Processor")
+        );
         let (gpus, driver) = parse_nvidia_smi(
             "NVIDIA A100-SXM4-40GB, 40960 MiB, 535.104.05\nNVIDIA A100-SXM4-40GB, 40960 MiB, 535.104.05\n",
         );

@@ -58,8 +58,16 @@ impl LogGuard {
 /// changing anything global, if the filter is invalid, a file cannot be opened, or a global
 /// subscriber or logger is already installed.
 pub fn init(log_dir: &Path, filter: &str, also_stderr: bool) -> anyhow::Result<LogGuard> {
-    let (subscriber, guard) = subscriber(log_dir, filter, also_stderr, DEFAULT_MAX_BYTES, DEFAULT_KEEP)?;
-    subscriber.try_init().map_err(|e| anyhow::anyhow!("cannot install the logging to {}: {e}", log_dir.display()))?;
+    let (subscriber, guard) = subscriber(
+        log_dir,
+        filter,
+        also_stderr,
+        DEFAULT_MAX_BYTES,
+        DEFAULT_KEEP,
+    )?;
+    subscriber
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the logging to {}: {e}", log_dir.display()))?;
     crate::inspect::loggers::installed(filter);
     log_panics();
     Ok(guard)
@@ -71,7 +79,10 @@ pub fn init(log_dir: &Path, filter: &str, also_stderr: bool) -> anyhow::Result<L
 fn log_panics() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         let payload = info
             .payload()
             .downcast_ref::<&str>()
@@ -91,21 +102,31 @@ pub fn subscriber(
     max_bytes: u64,
     keep: usize,
 ) -> anyhow::Result<(impl Subscriber + Send + Sync + 'static, LogGuard)> {
-    let env_filter = || EnvFilter::builder().parse(filter).with_context(|| format!("invalid log filter `{filter}`"));
+    let env_filter = || {
+        EnvFilter::builder()
+            .parse(filter)
+            .with_context(|| format!("invalid log filter `{filter}`"))
+    };
     env_filter()?;
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
     let mut files = Vec::new();
     for service in Service::ALL {
         let file = Arc::new(
-            RotatingFile::open(log_dir, service, max_bytes, keep)
-                .with_context(|| format!("cannot open the {service} log in {}", log_dir.display()))?,
+            RotatingFile::open(log_dir, service, max_bytes, keep).with_context(|| {
+                format!("cannot open the {service} log in {}", log_dir.display())
+            })?,
         );
         files.push(file.clone());
         // The service's own events, at its run-time level (the loggers diagnostic) or the
         // filter's; spans go to every file, so that an event keeps its context wherever it lands.
         let routed = ServiceFilter::new(service, env_filter()?);
         layers.push(
-            fmt::layer().with_writer(OneLine(file)).with_ansi(false).with_target(true).with_filter(routed).boxed(),
+            fmt::layer()
+                .with_writer(OneLine(file))
+                .with_ansi(false)
+                .with_target(true)
+                .with_filter(routed)
+                .boxed(),
         );
     }
     if also_stderr {
@@ -119,10 +140,24 @@ pub fn subscriber(
     }
     // Diagnostics: every sqlx statement event feeds the query statistics, every ERROR event the
     // site errors, whatever the files' levels.
-    layers.push(QueryStatsLayer::new().with_filter(Targets::new().with_target(SQLX_TARGET, Level::DEBUG)).boxed());
-    layers.push(ErrorRingLayer::new().with_filter(LevelFilter::ERROR).boxed());
+    layers.push(
+        QueryStatsLayer::new()
+            .with_filter(Targets::new().with_target(SQLX_TARGET, Level::DEBUG))
+            .boxed(),
+    );
+    layers.push(
+        ErrorRingLayer::new()
+            .with_filter(LevelFilter::ERROR)
+            .boxed(),
+    );
     let subscriber = Registry::default().with(layers);
-    Ok((subscriber, LogGuard { dir: log_dir.to_owned(), files }))
+    Ok((
+        subscriber,
+        LogGuard {
+            dir: log_dir.to_owned(),
+            files,
+        },
+    ))
 }
 
 /// Writes each formatted event as one line: line breaks before its final one are escaped.
@@ -179,7 +214,8 @@ mod tests {
             assert_eq!(read(dir.path(), service), "", "{service} created empty");
         }
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!(target: "tower_http::trace", "request", uri = "/api/v1/users");
+            let span =
+                tracing::info_span!(target: "tower_http::trace", "request", uri = "/api/v1/users");
             let _entered = span.enter();
             tracing::info!(target: "cryowarden_server::api::users", user = 7, "listed");
             tracing::debug!(target: "sqlx::query", statement = "SELECT 1", "query");
@@ -191,13 +227,19 @@ mod tests {
         });
         let api = read(dir.path(), Service::Api);
         assert!(api.starts_with("20"), "timestamp first: {api}");
-        assert!(api.contains(" INFO request{uri=\"/api/v1/users\"}: cryowarden_server::api::users: listed user=7\n"));
+        assert!(api.contains(
+            " INFO request{uri=\"/api/v1/users\"}: cryowarden_server::api::users: listed user=7\n"
+        ));
         assert!(
-            read(dir.path(), Service::Database).contains("DEBUG request{uri=\"/api/v1/users\"}: sqlx::query: query")
+            read(dir.path(), Service::Database)
+                .contains("DEBUG request{uri=\"/api/v1/users\"}: sqlx::query: query")
         );
         assert!(read(dir.path(), Service::Audit).contains("cryowarden_server::audit: appended"));
         assert!(read(dir.path(), Service::Scheduler).contains(" WARN "));
-        assert!(read(dir.path(), Service::Worker).contains("ERROR request{uri=\"/api/v1/users\"}: cryowarden_runner"));
+        assert!(
+            read(dir.path(), Service::Worker)
+                .contains("ERROR request{uri=\"/api/v1/users\"}: cryowarden_runner")
+        );
         let app = read(dir.path(), Service::App);
         assert!(app.contains(r"first line\nforged line\r\n"), "{app}");
         for service in Service::ALL {
@@ -208,7 +250,8 @@ mod tests {
     #[test]
     fn the_filter_applies_to_every_file() {
         let dir = tempfile::tempdir().unwrap();
-        let (subscriber, _guard) = subscriber(dir.path(), "warn,sqlx=info", false, 1 << 20, 2).unwrap();
+        let (subscriber, _guard) =
+            subscriber(dir.path(), "warn,sqlx=info", false, 1 << 20, 2).unwrap();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(target: "cryowarden_server::api", "dropped");
             tracing::warn!(target: "cryowarden_server::api", "kept");
@@ -239,7 +282,10 @@ mod tests {
             let caught = std::panic::catch_unwind(|| panic!("{marker}"));
             assert!(caught.is_err());
             let errors = crate::inspect::errors::recent();
-            let e = errors.iter().find(|e| e.message.contains(&marker)).expect("the panic is a site error");
+            let e = errors
+                .iter()
+                .find(|e| e.message.contains(&marker))
+                .expect("the panic is a site error");
             assert_eq!((e.target.as_str(), e.service), ("panic", "app"));
             assert!(read(dir.path(), Service::App).contains(&format!("panicked: {marker}")));
         }

@@ -39,7 +39,10 @@ pub fn write_report<W: Write + Send>(
 ) -> io::Result<W> {
     let files = log_files(dir)?;
     let total: u64 = files.iter().map(|f| f.len).sum();
-    let mut zip = ZipWriter::new_stream(Latch { inner: out, failed: false });
+    let mut zip = ZipWriter::new_stream(Latch {
+        inner: out,
+        failed: false,
+    });
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0;
     let mut errors = String::new();
@@ -48,8 +51,11 @@ pub fn write_report<W: Write + Send>(
         let end = done + f.len;
         match File::open(&f.path) {
             Ok(file) => {
-                zip.start_file(format!("logs/{}", f.name), options(f.modified).large_file(f.len >= 0xFFFF_0000))
-                    .map_err(zip_error)?;
+                zip.start_file(
+                    format!("logs/{}", f.name),
+                    options(f.modified).large_file(f.len >= 0xFFFF_0000),
+                )
+                .map_err(zip_error)?;
                 let mut file = file.take(f.len);
                 loop {
                     let n = match file.read(&mut buf) {
@@ -71,13 +77,17 @@ pub fn write_report<W: Write + Send>(
         }
     }
     let now = Some(SystemTime::now());
-    for (name, value) in [("runtime-diagnostics.json", runtime), ("browser-diagnostics.json", browser)] {
+    for (name, value) in [
+        ("runtime-diagnostics.json", runtime),
+        ("browser-diagnostics.json", browser),
+    ] {
         zip.start_file(name, options(now)).map_err(zip_error)?;
         serde_json::to_writer_pretty(&mut zip, value)?;
         zip.write_all(b"\n")?;
     }
     if !errors.is_empty() {
-        zip.start_file("report-errors.txt", options(now)).map_err(zip_error)?;
+        zip.start_file("report-errors.txt", options(now))
+            .map_err(zip_error)?;
         zip.write_all(errors.as_bytes())?;
     }
     Ok(zip.finish().map_err(zip_error)?.into_inner().inner)
@@ -96,11 +106,17 @@ impl<W: Write> Write for Latch<W> {
         if self.failed {
             return Ok(data.len());
         }
-        self.inner.write(data).inspect_err(|e| self.failed = e.kind() != io::ErrorKind::Interrupted)
+        self.inner
+            .write(data)
+            .inspect_err(|e| self.failed = e.kind() != io::ErrorKind::Interrupted)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if self.failed { Ok(()) } else { self.inner.flush().inspect_err(|_| self.failed = true) }
+        if self.failed {
+            Ok(())
+        } else {
+            self.inner.flush().inspect_err(|_| self.failed = true)
+        }
     }
 }
 
@@ -192,17 +208,29 @@ pub fn report_stream(
             Some(Message::Data(chunk)) => Some((Ok(chunk), State::Running(rx))),
             Some(Message::Failed(e)) => Some((Err(e), State::Done)),
             Some(Message::End) => None,
-            None => Some((Err(io::Error::other("the report writer stopped unexpectedly")), State::Done)),
+            None => Some((
+                Err(io::Error::other("the report writer stopped unexpectedly")),
+                State::Done,
+            )),
         }
     })
 }
 
 /// Starts [`write_report`] on the blocking pool, writing into the channel returned.
-fn start(dir: PathBuf, runtime: Value, browser: Value) -> (mpsc::Receiver<Message>, tokio::task::JoinHandle<()>) {
+fn start(
+    dir: PathBuf,
+    runtime: Value,
+    browser: Value,
+) -> (mpsc::Receiver<Message>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     let task = tokio::task::spawn_blocking(move || {
-        let writer = ChannelWriter { tx: tx.clone(), buf: BytesMut::new(), sent: false };
-        let result = write_report(writer, &dir, &runtime, &browser, &mut |_, _| {}).and_then(|mut w| w.flush());
+        let writer = ChannelWriter {
+            tx: tx.clone(),
+            buf: BytesMut::new(),
+            sent: false,
+        };
+        let result = write_report(writer, &dir, &runtime, &browser, &mut |_, _| {})
+            .and_then(|mut w| w.flush());
         let _ = tx.blocking_send(match result {
             Ok(()) => Message::End,
             Err(e) => Message::Failed(e),

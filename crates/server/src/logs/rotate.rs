@@ -52,7 +52,12 @@ struct State {
 impl RotatingFile {
     /// Opens (creating it and `dir` if needed) `DIR/SERVICE.log` for appending, and deletes
     /// `SERVICE.log.N` for N > `keep` left by an earlier configuration. `max_bytes` is at least 1.
-    pub fn open(dir: &Path, service: Service, max_bytes: u64, keep: usize) -> io::Result<RotatingFile> {
+    pub fn open(
+        dir: &Path,
+        service: Service,
+        max_bytes: u64,
+        keep: usize,
+    ) -> io::Result<RotatingFile> {
         crate::datadir::create_private_dir(dir)?;
         let this = RotatingFile {
             dir: dir.to_owned(),
@@ -63,7 +68,10 @@ impl RotatingFile {
         };
         this.remove_stragglers()?;
         let (file, len) = this.open_current(false)?;
-        *this.state.lock().unwrap_or_else(PoisonError::into_inner) = State { file: Some(file), len };
+        *this.state.lock().unwrap_or_else(PoisonError::into_inner) = State {
+            file: Some(file),
+            len,
+        };
         Ok(this)
     }
 
@@ -100,7 +108,9 @@ impl RotatingFile {
         let prefix = format!("{}.", self.service.file_name());
         for entry in fs::read_dir(&self.dir)? {
             let name = entry?.file_name();
-            let Some(n) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+            let Some(n) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
             if n.parse::<usize>().is_ok_and(|n| n > self.keep) {
                 remove_if_exists(&self.dir.join(&name))?;
             }
@@ -117,7 +127,10 @@ impl RotatingFile {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.file.is_none() {
             let (file, len) = self.open_current(false)?;
-            *state = State { file: Some(file), len };
+            *state = State {
+                file: Some(file),
+                len,
+            };
         }
         if state.len > 0 && state.len + record.len() as u64 > self.max_bytes {
             state.file = None;
@@ -126,9 +139,14 @@ impl RotatingFile {
                 // Could not rename: start the current file over rather than grow it unbounded.
                 Err(_) => self.open_current(true)?,
             };
-            *state = State { file: Some(file), len };
+            *state = State {
+                file: Some(file),
+                len,
+            };
         }
-        let Some(file) = state.file.as_mut() else { unreachable!("opened above") };
+        let Some(file) = state.file.as_mut() else {
+            unreachable!("opened above")
+        };
         match file.write_all(&record) {
             Ok(()) => {
                 state.len += record.len() as u64;

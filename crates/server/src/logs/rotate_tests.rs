@@ -15,7 +15,8 @@ fn rotates_at_the_size_limit() {
     let dir = tempfile::tempdir().unwrap();
     let log = RotatingFile::open(dir.path(), Service::App, 30, 2).unwrap();
     assert_eq!(read(dir.path(), 0).as_deref(), Some(""), "created empty");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&log.path().metadata().unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&log.path().metadata().unwrap().permissions());
     assert_eq!(mode & 0o007, 0, "no access for others");
     (&log).write_all(b"0123456789\n").unwrap(); // 11
     (&log).write_all(b"0123456789\n").unwrap(); // 22
@@ -24,7 +25,10 @@ fn rotates_at_the_size_limit() {
     assert_eq!(read(dir.path(), 1), None);
     (&log).write_all(b"a\n").unwrap(); // would make 32: rotates first
     assert_eq!(read(dir.path(), 0).as_deref(), Some("a\n"));
-    assert_eq!(read(dir.path(), 1).unwrap(), "0123456789\n0123456789\n0123456\n");
+    assert_eq!(
+        read(dir.path(), 1).unwrap(),
+        "0123456789\n0123456789\n0123456\n"
+    );
 }
 
 #[test]
@@ -38,16 +42,25 @@ fn keeps_at_most_keep_old_files_in_order() {
         (&log).write_all(r.as_bytes()).unwrap();
         for n in 0..=keep {
             if let Some(text) = read(dir.path(), n) {
-                assert!(text.len() as u64 <= max, "file {n} has {} bytes", text.len());
+                assert!(
+                    text.len() as u64 <= max,
+                    "file {n} has {} bytes",
+                    text.len()
+                );
             }
         }
     }
-    let mut names: Vec<String> =
-        fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     names.sort();
     assert_eq!(names, ["app.log", "app.log.1", "app.log.2", "app.log.3"]);
     // Oldest first, the kept files are exactly the last records, none lost or repeated.
-    let kept: String = (0..=keep).rev().map(|n| read(dir.path(), n).unwrap()).collect();
+    let kept: String = (0..=keep)
+        .rev()
+        .map(|n| read(dir.path(), n).unwrap())
+        .collect();
     assert!(all.concat().ends_with(&kept));
     assert!(kept.starts_with("record "));
     assert!(kept.len() as u64 > keep as u64 * max / 2);
@@ -113,11 +126,16 @@ fn records_from_threads_stay_whole() {
     threads.into_iter().for_each(|t| t.join().unwrap());
     let mut lines = 0;
     for n in 0..=100 {
-        let Some(text) = read(dir.path(), n) else { continue };
+        let Some(text) = read(dir.path(), n) else {
+            continue;
+        };
         assert!(text.len() <= 4096 && text.ends_with('\n'));
         for line in text.lines() {
             let (head, tail) = line.split_at(18);
-            assert!(head.starts_with("thread ") && tail.bytes().all(|b| b == b'y'), "{line}");
+            assert!(
+                head.starts_with("thread ") && tail.bytes().all(|b| b == b'y'),
+                "{line}"
+            );
             lines += 1;
         }
     }

@@ -29,8 +29,14 @@ const ROUTES: [(&str, Service); 9] = [
 ];
 
 impl Service {
-    pub const ALL: [Service; 6] =
-        [Service::App, Service::Api, Service::Scheduler, Service::Database, Service::Worker, Service::Audit];
+    pub const ALL: [Service; 6] = [
+        Service::App,
+        Service::Api,
+        Service::Scheduler,
+        Service::Database,
+        Service::Worker,
+        Service::Audit,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,7 +62,10 @@ impl Service {
     /// Where an event with this tracing target is written. A prefix matches a whole path
     /// segment: `sqlx::query` and `sqlx` go to the database log, `sqlx_extra` does not.
     pub fn for_target(target: &str) -> Service {
-        ROUTES.iter().find(|(prefix, _)| starts_with_segment(target, prefix)).map_or(Service::App, |&(_, s)| s)
+        ROUTES
+            .iter()
+            .find(|(prefix, _)| starts_with_segment(target, prefix))
+            .map_or(Service::App, |&(_, s)| s)
     }
 }
 

@@ -86,7 +86,11 @@ fn tail_file(mut file: &File, len: u64, want: usize, block: usize) -> io::Result
         pos -= n as u64;
         file.seek(SeekFrom::Start(pos))?;
         file.read_exact(&mut buf[..n])?;
-        let scan = if pos + n as u64 == len { buf[..n].strip_suffix(b"\n").unwrap_or(&buf[..n]) } else { &buf[..n] };
+        let scan = if pos + n as u64 == len {
+            buf[..n].strip_suffix(b"\n").unwrap_or(&buf[..n])
+        } else {
+            &buf[..n]
+        };
         for i in memchr::memrchr_iter(b'\n', scan) {
             found += 1;
             if found == want {
@@ -129,7 +133,11 @@ struct Lines {
 
 impl Lines {
     fn with_capacity(n: usize) -> Lines {
-        Lines { done: Vec::with_capacity(n), current: Vec::new(), cut: false }
+        Lines {
+            done: Vec::with_capacity(n),
+            current: Vec::new(),
+            cut: false,
+        }
     }
 
     fn push_bytes(&mut self, mut data: &[u8]) {
@@ -158,7 +166,8 @@ impl Lines {
             self.current.pop();
         }
         let raw = std::mem::take(&mut self.current);
-        let mut line = String::from_utf8(raw).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let mut line = String::from_utf8(raw)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         if self.cut || line.len() > MAX_LINE_BYTES {
             let mut at = MAX_LINE_BYTES - ELLIPSIS.len();
             while !line.is_char_boundary(at) {

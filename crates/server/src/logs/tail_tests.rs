@@ -49,7 +49,17 @@ fn line_counts() {
     for n in LINE_COUNTS {
         assert_eq!(parse_line_count(&n.to_string()), Some(n));
     }
-    for bad in ["0", "49", "51", "1000", "", "-50", "50.0", "fifty", "18446744073709551666"] {
+    for bad in [
+        "0",
+        "49",
+        "51",
+        "1000",
+        "",
+        "-50",
+        "50.0",
+        "fifty",
+        "18446744073709551666",
+    ] {
         assert_eq!(parse_line_count(bad), None, "{bad}");
     }
 }
@@ -77,7 +87,11 @@ fn invalid_utf8_is_replaced() {
 fn empty_and_missing_files_give_nothing() {
     let dir = tempfile::tempdir().unwrap();
     assert!(tail(dir.path(), Service::Api, 50).unwrap().is_empty());
-    assert!(tail(&dir.path().join("absent"), Service::Api, 50).unwrap().is_empty());
+    assert!(
+        tail(&dir.path().join("absent"), Service::Api, 50)
+            .unwrap()
+            .is_empty()
+    );
     write_log(dir.path(), 0, b"");
     assert!(tail(dir.path(), Service::Api, 500).unwrap().is_empty());
 }
@@ -114,36 +128,68 @@ fn continues_into_the_rotated_files() {
     write_log(dir.path(), 1, b"mid 1\nmid 2\nmid 3\n");
     write_log(dir.path(), 0, b"new 1\nnew 2\n");
     assert_eq!(tail(dir.path(), Service::Api, 1).unwrap(), ["new 2"]);
-    assert_eq!(tail(dir.path(), Service::Api, 4).unwrap(), ["mid 2", "mid 3", "new 1", "new 2"]);
+    assert_eq!(
+        tail(dir.path(), Service::Api, 4).unwrap(),
+        ["mid 2", "mid 3", "new 1", "new 2"]
+    );
     assert_eq!(
         tail(dir.path(), Service::Api, 50).unwrap(),
-        ["old 1", "old 2", "mid 1", "mid 2", "mid 3", "new 1", "new 2"]
+        [
+            "old 1", "old 2", "mid 1", "mid 2", "mid 3", "new 1", "new 2"
+        ]
     );
     // Just rotated: the current file is empty.
     write_log(dir.path(), 0, b"");
-    assert_eq!(tail(dir.path(), Service::Api, 2).unwrap(), ["mid 2", "mid 3"]);
+    assert_eq!(
+        tail(dir.path(), Service::Api, 2).unwrap(),
+        ["mid 2", "mid 3"]
+    );
     // `.1` the same file as the current one (it rotated while we read it): not read twice.
     fs::remove_file(file_path(dir.path(), Service::Api, 1)).unwrap();
-    fs::hard_link(file_path(dir.path(), Service::Api, 0), file_path(dir.path(), Service::Api, 1)).unwrap();
+    fs::hard_link(
+        file_path(dir.path(), Service::Api, 0),
+        file_path(dir.path(), Service::Api, 1),
+    )
+    .unwrap();
     write_log(dir.path(), 0, b"new 1\n");
-    assert_eq!(tail(dir.path(), Service::Api, 3).unwrap(), ["old 1", "old 2", "new 1"]);
+    assert_eq!(
+        tail(dir.path(), Service::Api, 3).unwrap(),
+        ["old 1", "old 2", "new 1"]
+    );
 }
 
 #[test]
 fn tail_across_the_rotation_of_the_writer() {
     let dir = tempfile::tempdir().unwrap();
     let log = RotatingFile::open(dir.path(), Service::Api, 1000, 3).unwrap();
-    let all: Vec<String> = (0..300).map(|i| format!("event {i} {}", "z".repeat(i % 23))).collect();
+    let all: Vec<String> = (0..300)
+        .map(|i| format!("event {i} {}", "z".repeat(i % 23)))
+        .collect();
     for line in &all {
         (&log).write_all(format!("{line}\n").as_bytes()).unwrap();
     }
     assert!(file_path(dir.path(), Service::Api, 3).exists());
-    let current = fs::read_to_string(file_path(dir.path(), Service::Api, 0)).unwrap().lines().count();
+    let current = fs::read_to_string(file_path(dir.path(), Service::Api, 0))
+        .unwrap()
+        .lines()
+        .count();
     let n = current + 5;
-    assert_eq!(tail(dir.path(), Service::Api, n).unwrap(), all[all.len() - n..]);
-    let kept: usize =
-        (0..=3).map(|g| fs::read_to_string(file_path(dir.path(), Service::Api, g)).unwrap().lines().count()).sum();
-    assert_eq!(tail(dir.path(), Service::Api, 500).unwrap(), all[all.len() - kept..]);
+    assert_eq!(
+        tail(dir.path(), Service::Api, n).unwrap(),
+        all[all.len() - n..]
+    );
+    let kept: usize = (0..=3)
+        .map(|g| {
+            fs::read_to_string(file_path(dir.path(), Service::Api, g))
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(
+        tail(dir.path(), Service::Api, 500).unwrap(),
+        all[all.len() - kept..]
+    );
 }
 
 fn line_strategy() -> impl Strategy<Value = Vec<u8>> {

@@ -32,15 +32,40 @@ pub struct BrowseQuery {
 }
 
 /// Lists a directory of the project's files.
-pub async fn browse(db: &Db, runner: &Runner, ctx: &Ctx, id: i64, q: &BrowseQuery) -> Result<Listing, StoreError> {
+pub async fn browse(
+    db: &Db,
+    runner: &Runner,
+    ctx: &Ctx,
+    id: i64,
+    q: &BrowseQuery,
+) -> Result<Listing, StoreError> {
     let (project, _, _) = access(db, ctx, id, DataAction::ViewProject).await?;
     if project.status == ProjectStatus::DataDeleted {
-        return Err(StoreError::InUse { field: "project", message: "the project's data was deleted".into() });
+        return Err(StoreError::InUse {
+            field: "project",
+            message: "the project's data was deleted".into(),
+        });
     }
     let lab = labs::get(db, project.lab_id).await?;
     let account = lab_account(&lab)?;
-    let result = runner.list(&account, &project.dir(), &q.path, q.offset.unwrap_or(0), q.limit.unwrap_or(200)).await;
-    audit_refusal(db, ctx, "browse-project-files", &project.audit_target(), &q.path, &result).await?;
+    let result = runner
+        .list(
+            &account,
+            &project.dir(),
+            &q.path,
+            q.offset.unwrap_or(0),
+            q.limit.unwrap_or(200),
+        )
+        .await;
+    audit_refusal(
+        db,
+        ctx,
+        "browse-project-files",
+        &project.audit_target(),
+        &q.path,
+        &result,
+    )
+    .await?;
     Ok(result?)
 }
 
@@ -130,7 +155,10 @@ async fn set_status(
         .bind(project.id)
         .execute(&mut *tx.tx)
         .await?;
-    let after = Project { status, ..project.clone() };
+    let after = Project {
+        status,
+        ..project.clone()
+    };
     ctx.audit_ok(
         &mut tx,
         action,
@@ -144,20 +172,42 @@ async fn set_status(
 }
 
 /// Makes the project's data read-only in place (as the lab's account) and marks it archived.
-pub async fn archive(db: &Db, runner: &Runner, ctx: &Ctx, id: i64) -> Result<DataChange, StoreError> {
+pub async fn archive(
+    db: &Db,
+    runner: &Runner,
+    ctx: &Ctx,
+    id: i64,
+) -> Result<DataChange, StoreError> {
     let (project, _, proof) = access(db, ctx, id, DataAction::ManageProjectData).await?;
     if project.status != ProjectStatus::Active {
         return Err(StoreError::InUse {
             field: "project",
-            message: format!("`{}` is {}, not active: nothing to archive", project.name, project.status.as_str()),
+            message: format!(
+                "`{}` is {}, not active: nothing to archive",
+                project.name,
+                project.status.as_str()
+            ),
         });
     }
     let account = lab_account(&labs::get(db, project.lab_id).await?)?;
     let (parent, name) = project.parent_and_name();
     let counts = runner.archive(&account, &parent, &name).await?;
-    let project =
-        set_status(db, ctx, &project, &proof, ProjectStatus::Archived, "archive-project-data", &counts).await?;
-    Ok(DataChange { project, files: counts.files, dirs: counts.dirs, bytes: counts.bytes })
+    let project = set_status(
+        db,
+        ctx,
+        &project,
+        &proof,
+        ProjectStatus::Archived,
+        "archive-project-data",
+        &counts,
+    )
+    .await?;
+    Ok(DataChange {
+        project,
+        files: counts.files,
+        dirs: counts.dirs,
+        bytes: counts.bytes,
+    })
 }
 
 /// Deletes the project's directory and everything in it (as the lab's account). The record stays,
@@ -173,19 +223,41 @@ pub async fn delete(
     if confirm.confirm != project.name {
         return Err(StoreError::invalid(
             "confirm",
-            format!("must be the project's name, `{}`, typed exactly", project.name),
+            format!(
+                "must be the project's name, `{}`, typed exactly",
+                project.name
+            ),
         ));
     }
     if project.status == ProjectStatus::DataDeleted {
-        return Err(StoreError::InUse { field: "project", message: "the project's data is already deleted".into() });
+        return Err(StoreError::InUse {
+            field: "project",
+            message: "the project's data is already deleted".into(),
+        });
     }
     let account = lab_account(&labs::get(db, project.lab_id).await?)?;
     let (parent, name) = project.parent_and_name();
-    let counts = match runner.delete_tree(&account, Path::new(&parent), &name).await {
+    let counts = match runner
+        .delete_tree(&account, Path::new(&parent), &name)
+        .await
+    {
         Err(RunnerError::Refused { code, .. }) if code == "path-not-found" => TreeCounts::default(),
         other => other?,
     };
-    let project =
-        set_status(db, ctx, &project, &proof, ProjectStatus::DataDeleted, "delete-project-data", &counts).await?;
-    Ok(DataChange { project, files: counts.files, dirs: counts.dirs, bytes: counts.bytes })
+    let project = set_status(
+        db,
+        ctx,
+        &project,
+        &proof,
+        ProjectStatus::DataDeleted,
+        "delete-project-data",
+        &counts,
+    )
+    .await?;
+    Ok(DataChange {
+        project,
+        files: counts.files,
+        dirs: counts.dirs,
+        bytes: counts.bytes,
+    })
 }

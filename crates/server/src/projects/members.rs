@@ -75,7 +75,9 @@ async fn authorize_on(
     user_id: i64,
 ) -> Result<(Project, users::User, cryowarden_core::Allowed), StoreError> {
     let (project, scope, _) = access(db, ctx, id, DataAction::ViewProject).await?;
-    let user = users::get(db, user_id).await.map_err(|_| StoreError::NotFound { what: "user" })?;
+    let user = users::get(db, user_id)
+        .await
+        .map_err(|_| StoreError::NotFound { what: "user" })?;
     let target = member_target(&project, &user);
     let mut resource = Resource::user(cryowarden_core::UserId(user.id), user.site_role);
     resource.data = scope;
@@ -93,31 +95,47 @@ async fn authorize_on(
             None,
         )
         .await?;
-        return Err(StoreError::invalid("user_id", "you cannot change your own membership of a project"));
+        return Err(StoreError::invalid(
+            "user_id",
+            "you cannot change your own membership of a project",
+        ));
     }
     Ok((project, user, proof))
 }
 
-async fn require_lab_member(db: &Db, project: &Project, user: &users::User) -> Result<(), StoreError> {
+async fn require_lab_member(
+    db: &Db,
+    project: &Project,
+    user: &users::User,
+) -> Result<(), StoreError> {
     if labs::role_of(db, project.lab_id, user.id).await?.is_none() {
         return Err(StoreError::invalid(
             "user_id",
-            format!("`{}` is not a member of lab `{}`: add them to the lab first", user.username, project.lab_name),
+            format!(
+                "`{}` is not a member of lab `{}`: add them to the lab first",
+                user.username, project.lab_name
+            ),
         ));
     }
     Ok(())
 }
 
 /// Adds a member or changes a member's role.
-pub async fn set(db: &Db, ctx: &Ctx, id: i64, req: SetProjectMember) -> Result<Vec<ProjectMember>, StoreError> {
+pub async fn set(
+    db: &Db,
+    ctx: &Ctx,
+    id: i64,
+    req: SetProjectMember,
+) -> Result<Vec<ProjectMember>, StoreError> {
     let (project, user, proof) = authorize_on(db, ctx, id, req.user_id).await?;
     require_lab_member(db, &project, &user).await?;
-    let before: Option<String> =
-        sqlx::query_scalar("SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(user.id)
-            .fetch_optional(&db.pool)
-            .await?;
+    let before: Option<String> = sqlx::query_scalar(
+        "SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2",
+    )
+    .bind(id)
+    .bind(user.id)
+    .fetch_optional(&db.pool)
+    .await?;
     if before.as_deref() == Some(req.role.as_str()) {
         return list(db, ctx, id).await;
     }
@@ -151,14 +169,17 @@ pub async fn remove(db: &Db, ctx: &Ctx, id: i64, user_id: i64) -> Result<(), Sto
     let (project, user, proof) = authorize_on(db, ctx, id, user_id).await?;
     let mut tx = db.begin_write().await?;
     proof.require(ACTION)?;
-    let before: Option<String> =
-        sqlx::query_scalar("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2 RETURNING role")
-            .bind(id)
-            .bind(user.id)
-            .fetch_optional(&mut *tx.tx)
-            .await?;
+    let before: Option<String> = sqlx::query_scalar(
+        "DELETE FROM project_members WHERE project_id = $1 AND user_id = $2 RETURNING role",
+    )
+    .bind(id)
+    .bind(user.id)
+    .fetch_optional(&mut *tx.tx)
+    .await?;
     let Some(before) = before else {
-        return Err(StoreError::NotFound { what: "project member" });
+        return Err(StoreError::NotFound {
+            what: "project member",
+        });
     };
     ctx.audit_ok(
         &mut tx,
@@ -187,7 +208,10 @@ pub async fn list(db: &Db, ctx: &Ctx, id: i64) -> Result<Vec<ProjectMember>, Sto
     let mut out: Vec<ProjectMember> = Vec::new();
     for r in rows {
         let user_id: i64 = r.try_get("id")?;
-        let role = r.try_get::<Option<String>, _>("role")?.as_deref().and_then(ProjectRole::parse);
+        let role = r
+            .try_get::<Option<String>, _>("role")?
+            .as_deref()
+            .and_then(ProjectRole::parse);
         let group: Option<String> = r.try_get("grp")?;
         let i = match out.iter().position(|m| m.user_id == user_id) {
             Some(i) => i,
@@ -211,7 +235,11 @@ pub async fn list(db: &Db, ctx: &Ctx, id: i64) -> Result<Vec<ProjectMember>, Sto
 }
 
 fn group_target(p: &Project, name: &str) -> Target {
-    Target { kind: "project-group", id: None, name: Some(format!("{}/{}/{}", p.lab_name, p.name, name)) }
+    Target {
+        kind: "project-group",
+        id: None,
+        name: Some(format!("{}/{}/{}", p.lab_name, p.name, name)),
+    }
 }
 
 /// The groups of a project.
@@ -233,7 +261,8 @@ pub async fn groups(db: &Db, ctx: &Ctx, id: i64) -> Result<Vec<ProjectGroup>, St
             out.push(ProjectGroup {
                 id: gid,
                 name: r.try_get("name")?,
-                role: ProjectRole::parse(&role).ok_or_else(|| StoreError::Internal(format!("bad role {role}")))?,
+                role: ProjectRole::parse(&role)
+                    .ok_or_else(|| StoreError::Internal(format!("bad role {role}")))?,
                 members: Vec::new(),
             });
         }
@@ -252,25 +281,35 @@ async fn authorize_groups(
     target: impl Fn(&Project) -> Target,
 ) -> Result<(Project, cryowarden_core::Allowed), StoreError> {
     let (project, scope, _) = access(db, ctx, id, DataAction::ViewProject).await?;
-    let resource = super::with_impersonator_facts(db, ctx, &project, None, Resource::data(scope)).await?;
-    let proof = ctx.authorize(db, ACTION, resource, &target(&project)).await?;
+    let resource =
+        super::with_impersonator_facts(db, ctx, &project, None, Resource::data(scope)).await?;
+    let proof = ctx
+        .authorize(db, ACTION, resource, &target(&project))
+        .await?;
     Ok((project, proof))
 }
 
 /// Creates a project group.
-pub async fn create_group(db: &Db, ctx: &Ctx, id: i64, new: NewGroup) -> Result<Vec<ProjectGroup>, StoreError> {
+pub async fn create_group(
+    db: &Db,
+    ctx: &Ctx,
+    id: i64,
+    new: NewGroup,
+) -> Result<Vec<ProjectGroup>, StoreError> {
     let (project, proof) = authorize_groups(db, ctx, id, |p| group_target(p, &new.name)).await?;
     let name = labs::validate_name(&new.name)?;
     let mut tx = db.begin_write().await?;
     proof.require(ACTION)?;
-    sqlx::query("INSERT INTO project_groups (project_id, name, name_key, role) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(&name)
-        .bind(name.to_lowercase())
-        .bind(new.role.as_str())
-        .execute(&mut *tx.tx)
-        .await
-        .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
+    sqlx::query(
+        "INSERT INTO project_groups (project_id, name, name_key, role) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(&name)
+    .bind(name.to_lowercase())
+    .bind(new.role.as_str())
+    .execute(&mut *tx.tx)
+    .await
+    .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
     ctx.audit_ok(
         &mut tx,
         "create-project-group",
@@ -289,7 +328,9 @@ async fn group_name(db: &Db, project: i64, group: i64) -> Result<String, StoreEr
         .bind(project)
         .fetch_optional(&db.pool)
         .await?
-        .ok_or(StoreError::NotFound { what: "project group" })
+        .ok_or(StoreError::NotFound {
+            what: "project group",
+        })
 }
 
 /// Deletes a project group; its members lose the role it gave them.
@@ -299,9 +340,18 @@ pub async fn delete_group(db: &Db, ctx: &Ctx, id: i64, group: i64) -> Result<(),
     let (project, proof) = authorize_groups(db, ctx, id, |p| group_target(p, &name)).await?;
     let mut tx = db.begin_write().await?;
     proof.require(ACTION)?;
-    sqlx::query("DELETE FROM project_groups WHERE id = $1").bind(group).execute(&mut *tx.tx).await?;
-    ctx.audit_ok(&mut tx, "delete-project-group", &group_target(&project, &name), Some(json!({ "name": name })), None)
+    sqlx::query("DELETE FROM project_groups WHERE id = $1")
+        .bind(group)
+        .execute(&mut *tx.tx)
         .await?;
+    ctx.audit_ok(
+        &mut tx,
+        "delete-project-group",
+        &group_target(&project, &name),
+        Some(json!({ "name": name })),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -324,7 +374,10 @@ pub async fn set_group_member(
     let target = Target {
         kind: "project-group-member",
         id: Some(format!("{group}:{}", user.id)),
-        name: Some(format!("{}/{}/{}/{}", project.lab_name, project.name, name, user.username)),
+        name: Some(format!(
+            "{}/{}/{}/{}",
+            project.lab_name, project.name, name, user.username
+        )),
     };
     let mut tx = db.begin_write().await?;
     proof.require(ACTION)?;
@@ -345,9 +398,15 @@ pub async fn set_group_member(
             .rows_affected()
     };
     if changed == 0 {
-        return Err(StoreError::NotFound { what: "group member" });
+        return Err(StoreError::NotFound {
+            what: "group member",
+        });
     }
-    let action = if add { "add-project-group-member" } else { "remove-project-group-member" };
+    let action = if add {
+        "add-project-group-member"
+    } else {
+        "remove-project-group-member"
+    };
     ctx.audit_ok(&mut tx, action, &target, None, None).await?;
     tx.commit().await?;
     groups(db, ctx, id).await

@@ -14,8 +14,8 @@ pub mod workspaces;
 use std::path::{Path, PathBuf};
 
 use cryowarden_core::{
-    Action, Activity, Actor, Allowed, DataAction, DataScope, ImpersonationScope, ImportPolicy, LabRole, ProjectRole,
-    Resource,
+    Action, Activity, Actor, Allowed, DataAction, DataScope, ImpersonationScope, ImportPolicy,
+    LabRole, ProjectRole, Resource,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -135,7 +135,8 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Project, StoreError> {
 }
 
 pub(crate) fn actor(ctx: &Ctx) -> Result<Actor, StoreError> {
-    ctx.actor.ok_or_else(|| StoreError::Internal("a project operation with no actor".into()))
+    ctx.actor
+        .ok_or_else(|| StoreError::Internal("a project operation with no actor".into()))
 }
 
 /// The caller's standing in a project: lab role, effective project role, the lab's policy, the
@@ -154,14 +155,23 @@ pub async fn standing(db: &Db, user: i64, project: &Project) -> Result<DataScope
     .bind(project.id)
     .fetch_all(&db.pool)
     .await?;
-    let mut scope = DataScope { lab_members_read: project.lab_members_read, ..DataScope::default() };
+    let mut scope = DataScope {
+        lab_members_read: project.lab_members_read,
+        ..DataScope::default()
+    };
     for r in rows {
         let kind: String = r.try_get("kind")?;
         let value: String = r.try_get("role")?;
         match kind.as_str() {
             "lab" => scope.lab_role = LabRole::parse(&value),
             // ProjectRole orders the strongest first.
-            "project" => scope.project_role = scope.project_role.into_iter().chain(ProjectRole::parse(&value)).min(),
+            "project" => {
+                scope.project_role = scope
+                    .project_role
+                    .into_iter()
+                    .chain(ProjectRole::parse(&value))
+                    .min()
+            }
             "policy" => scope.import_policy = ImportPolicy::parse(&value).unwrap_or_default(),
             "live" => scope.live_data_management = value == "yes",
             _ => {}
@@ -178,11 +188,16 @@ pub async fn standing_for(db: &Db, ctx: &Ctx, project: &Project) -> Result<DataS
     if let Some(group) = ctx.group_scope {
         // Nobody's standing (id 0 is no user) gives the lab's policy and the project's switch.
         let nobody = standing(db, 0, project).await?;
-        return Ok(DataScope { lab_role: (project.lab_id == group).then_some(LabRole::Member), ..nobody });
+        return Ok(DataScope {
+            lab_role: (project.lab_id == group).then_some(LabRole::Member),
+            ..nobody
+        });
     }
     let theirs = standing(db, actor.user.0, project).await?;
     match actor.impersonation {
-        Some(i) if i.scope == ImpersonationScope::Scoped => Ok(theirs.intersect(standing(db, i.by.0, project).await?)),
+        Some(i) if i.scope == ImpersonationScope::Scoped => {
+            Ok(theirs.intersect(standing(db, i.by.0, project).await?))
+        }
         _ => Ok(theirs),
     }
 }
@@ -198,13 +213,18 @@ pub(crate) async fn with_impersonator_facts(
     workspace: Option<i64>,
     resource: Resource,
 ) -> Result<Resource, StoreError> {
-    let Some(by) = ctx.actor.and_then(|a| a.impersonator()) else { return Ok(resource) };
+    let Some(by) = ctx.actor.and_then(|a| a.impersonator()) else {
+        return Ok(resource);
+    };
     let own = standing(db, by.0, project).await?;
     let folder_admin = match workspace {
         Some(w) => workspaces::is_folder_admin_of(db, w, by.0).await?,
         None => false,
     };
-    Ok(resource.impersonator_scoped(own.project_role == Some(ProjectRole::ProjectAdmin), folder_admin))
+    Ok(resource.impersonator_scoped(
+        own.project_role == Some(ProjectRole::ProjectAdmin),
+        folder_admin,
+    ))
 }
 
 /// Looks a project up by id, whoever asks (for the server's own use).
@@ -228,15 +248,25 @@ pub async fn access(
     let mut project = get(db, id).await?;
     if ctx.outside_scope(project.id) {
         let reason = Some("outside the project this impersonation is confined to".to_owned());
-        ctx.record(db, action.as_str(), &project.audit_target(), crate::audit::Outcome::Denied, reason, None, None)
-            .await?;
+        ctx.record(
+            db,
+            action.as_str(),
+            &project.audit_target(),
+            crate::audit::Outcome::Denied,
+            reason,
+            None,
+            None,
+        )
+        .await?;
         return Err(StoreError::NotFound { what: "project" });
     }
     let scope = standing_for(db, ctx, &project).await?;
     project.my_role = scope.project_role;
     let target = project.audit_target();
     let resource = Resource::data(scope);
-    let view = ctx.authorize(db, DataAction::ViewProject.into(), resource, &target).await?;
+    let view = ctx
+        .authorize(db, DataAction::ViewProject.into(), resource, &target)
+        .await?;
     let proof = if action == DataAction::ViewProject {
         view
     } else {
@@ -282,7 +312,12 @@ pub struct ProjectPage {
 
 /// A position in the name order: `ID:NAME_KEY` of the last row of a page.
 fn parse_cursor(raw: &str) -> Result<(i64, String), StoreError> {
-    let bad = || StoreError::invalid("after", "is not a cursor: pass the `next` of the previous page");
+    let bad = || {
+        StoreError::invalid(
+            "after",
+            "is not a cursor: pass the `next` of the previous page",
+        )
+    };
     let (id, key) = raw.split_once(':').ok_or_else(bad)?;
     let id: i64 = id.parse().map_err(|_| bad())?;
     if key.is_empty() || key.len() > 64 || labs::validate_name(key).is_err() {
@@ -294,8 +329,12 @@ fn parse_cursor(raw: &str) -> Result<(i64, String), StoreError> {
 /// Whether the actor sees every project (facility staff and troubleshooters), decided by
 /// `authorize()` with no standing at all.
 fn sees_all(actor: &Actor) -> bool {
-    cryowarden_core::authorize(actor, DataAction::ViewProject.into(), &Resource::data(DataScope::default()))
-        .is_allowed()
+    cryowarden_core::authorize(
+        actor,
+        DataAction::ViewProject.into(),
+        &Resource::data(DataScope::default()),
+    )
+    .is_allowed()
 }
 
 /// The projects the caller may see, by name.
@@ -316,7 +355,9 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<ProjectPage, Stor
     }
     // A group impersonated: what a plain member of that lab reads, and nothing else.
     if let Some(group) = ctx.group_scope {
-        filter.push_str(&format!(" AND p.lab_id = {group} AND p.lab_members_read = 1"));
+        filter.push_str(&format!(
+            " AND p.lab_id = {group} AND p.lab_members_read = 1"
+        ));
     }
     let mut binds: Vec<String> = Vec::new();
     if let Some(lab) = q.lab {
@@ -328,11 +369,14 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<ProjectPage, Stor
         }
         binds.push(format!("%{}%", text.to_lowercase().replace(['%', '_'], "")));
         let n = binds.len();
-        filter.push_str(&format!(" AND (p.name_key LIKE ${n} OR LOWER(p.title) LIKE ${n})"));
+        filter.push_str(&format!(
+            " AND (p.name_key LIKE ${n} OR LOWER(p.title) LIKE ${n})"
+        ));
     }
     if let Some(s) = &q.status {
-        ProjectStatus::parse(s)
-            .map_err(|_| StoreError::invalid("status", "must be active, archived or data_deleted"))?;
+        ProjectStatus::parse(s).map_err(|_| {
+            StoreError::invalid("status", "must be active, archived or data_deleted")
+        })?;
         binds.push(s.clone());
         filter.push_str(&format!(" AND p.status = ${}", binds.len()));
     }
@@ -410,16 +454,28 @@ pub async fn list(db: &Db, ctx: &Ctx, q: &ListQuery) -> Result<ProjectPage, Stor
     for b in &list_binds {
         list_q = list_q.bind(b.clone());
     }
-    let mut projects: Vec<Project> =
-        list_q.fetch_all(&db.pool).await?.iter().map(from_row).collect::<Result<_, _>>()?;
+    let mut projects: Vec<Project> = list_q
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect::<Result<_, _>>()?;
     let next = if projects.len() as i64 > per_page {
         projects.truncate(per_page as usize);
-        projects.last().map(|p| format!("{}:{}", p.id, p.name.to_lowercase()))
+        projects
+            .last()
+            .map(|p| format!("{}:{}", p.id, p.name.to_lowercase()))
     } else {
         None
     };
     fill_my_roles(db, actor.user.0, &mut projects).await?;
-    Ok(ProjectPage { projects, total, page, per_page, next })
+    Ok(ProjectPage {
+        projects,
+        total,
+        page,
+        per_page,
+        next,
+    })
 }
 
 /// Fills in the caller's role in each project of a page (one query).
@@ -427,13 +483,21 @@ async fn fill_my_roles(db: &Db, user: i64, projects: &mut [Project]) -> Result<(
     if projects.is_empty() {
         return Ok(());
     }
-    let ids = projects.iter().map(|p| p.id.to_string()).collect::<Vec<_>>().join(",");
+    let ids = projects
+        .iter()
+        .map(|p| p.id.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let sql = format!(
         "SELECT project_id, role FROM project_members WHERE user_id = $1 AND project_id IN ({ids}) \
          UNION ALL SELECT g.project_id, g.role FROM project_groups g JOIN project_group_members m ON m.group_id = g.id \
          WHERE m.user_id = $1 AND g.project_id IN ({ids})"
     );
-    for r in sqlx::query::<Any>(&sql).bind(user).fetch_all(&db.pool).await? {
+    for r in sqlx::query::<Any>(&sql)
+        .bind(user)
+        .fetch_all(&db.pool)
+        .await?
+    {
         let id: i64 = r.try_get("project_id")?;
         let role = ProjectRole::parse(&r.try_get::<String, _>("role")?);
         if let Some(p) = projects.iter_mut().find(|p| p.id == id) {
@@ -477,10 +541,19 @@ pub struct ProjectPatch {
 
 fn validate_description(text: &str) -> Result<String, StoreError> {
     if text.chars().count() > DESCRIPTION_MAX {
-        return Err(StoreError::invalid("description", format!("must be at most {DESCRIPTION_MAX} characters")));
+        return Err(StoreError::invalid(
+            "description",
+            format!("must be at most {DESCRIPTION_MAX} characters"),
+        ));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(StoreError::invalid("description", "must not contain control characters"));
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(StoreError::invalid(
+            "description",
+            "must not contain control characters",
+        ));
     }
     Ok(text.to_owned())
 }
@@ -505,15 +578,35 @@ pub fn lab_account(lab: &Lab) -> Result<Account, StoreError> {
 
 /// Creates a project: its directory first (as the lab's account, through the runner), then its
 /// record, its creator as project admin, and the audit event in one transaction.
-pub async fn create(db: &Db, runner: &Runner, ctx: &Ctx, new: NewProject) -> Result<Project, StoreError> {
-    let lab = labs::get(db, new.lab_id).await.map_err(|_| StoreError::NotFound { what: "lab" })?;
+pub async fn create(
+    db: &Db,
+    runner: &Runner,
+    ctx: &Ctx,
+    new: NewProject,
+) -> Result<Project, StoreError> {
+    let lab = labs::get(db, new.lab_id)
+        .await
+        .map_err(|_| StoreError::NotFound { what: "lab" })?;
     let lab_role = labs::role_for(db, lab.id, ctx).await?;
-    let target = Target { kind: "project", id: None, name: Some(format!("{}/{}", lab.name, new.name)) };
+    let target = Target {
+        kind: "project",
+        id: None,
+        name: Some(format!("{}/{}", lab.name, new.name)),
+    };
     let resource = Resource::data(DataScope::lab(lab_role, lab.import_policy));
-    let proof = ctx.authorize(db, DataAction::CreateLabProject.into(), resource, &target).await?;
+    let proof = ctx
+        .authorize(db, DataAction::CreateLabProject.into(), resource, &target)
+        .await?;
     let custom_root = match &new.file_root {
         Some(root) => {
-            let proof = ctx.authorize(db, Activity::SetCustomFileRoot.into(), Resource::instance(), &target).await?;
+            let proof = ctx
+                .authorize(
+                    db,
+                    Activity::SetCustomFileRoot.into(),
+                    Resource::instance(),
+                    &target,
+                )
+                .await?;
             Some((custom_file_root(db, lab.id, root).await?, proof))
         }
         None => None,
@@ -538,24 +631,41 @@ pub async fn create(db: &Db, runner: &Runner, ctx: &Ctx, new: NewProject) -> Res
             });
         }
     };
-    let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE lab_id = $1 AND name_key = $2")
-        .bind(lab.id)
-        .bind(name.to_lowercase())
-        .fetch_one(&db.pool)
-        .await?;
+    let taken: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE lab_id = $1 AND name_key = $2")
+            .bind(lab.id)
+            .bind(name.to_lowercase())
+            .fetch_one(&db.pool)
+            .await?;
     if taken > 0 {
         return Err(StoreError::Conflict { field: "name" });
     }
-    runner.create_project_dir(&account, Path::new(&parent), &name).await?;
+    runner
+        .create_project_dir(&account, Path::new(&parent), &name)
+        .await?;
 
     let custom_proof = custom_root.map(|(_, proof)| proof);
-    let inserted =
-        insert(db, ctx, &proof, custom_proof.as_ref(), &lab, &name, &title, &description, &parent, &new).await;
+    let inserted = insert(
+        db,
+        ctx,
+        &proof,
+        custom_proof.as_ref(),
+        &lab,
+        &name,
+        &title,
+        &description,
+        &parent,
+        &new,
+    )
+    .await;
     match inserted {
         Ok(p) => Ok(p),
         Err(e) => {
             // The record did not commit: remove the empty directory made for it.
-            if let Err(cleanup) = runner.delete_tree(&account, Path::new(&parent), &name).await {
+            if let Err(cleanup) = runner
+                .delete_tree(&account, Path::new(&parent), &name)
+                .await
+            {
                 tracing::error!(error = %cleanup, dir = %Path::new(&parent).join(&name).display(), "cannot remove the directory of a project that failed to be created");
             }
             Err(e)
@@ -624,7 +734,14 @@ async fn insert(
         created_at: format_ms(now),
         updated_at: format_ms(now),
     };
-    ctx.audit_ok(&mut tx, "create-project", &project.audit_target(), None, Some(snapshot(&project))).await?;
+    ctx.audit_ok(
+        &mut tx,
+        "create-project",
+        &project.audit_target(),
+        None,
+        Some(snapshot(&project)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(project)
 }
@@ -635,30 +752,46 @@ async fn custom_file_root(db: &Db, lab_id: i64, root: &str) -> Result<String, St
     let canon = tokio::task::spawn_blocking(move || labs::roots::check_root("file_root", &root))
         .await
         .map_err(|e| StoreError::Internal(format!("root check: {e}")))??;
-    let others =
-        sqlx::query::<Any>("SELECT path FROM lab_roots WHERE lab_id <> $1").bind(lab_id).fetch_all(&db.pool).await?;
+    let others = sqlx::query::<Any>("SELECT path FROM lab_roots WHERE lab_id <> $1")
+        .bind(lab_id)
+        .fetch_all(&db.pool)
+        .await?;
     for r in others {
         let other: String = r.try_get("path")?;
         if labs::roots::nested(&canon, Path::new(&other)) {
             return Err(StoreError::invalid(
                 "file_root",
-                format!("`{}` overlaps another lab's storage root: choose a directory of this lab", canon.display()),
+                format!(
+                    "`{}` overlaps another lab's storage root: choose a directory of this lab",
+                    canon.display()
+                ),
             ));
         }
     }
-    canon.to_str().map(str::to_owned).ok_or_else(|| StoreError::invalid("file_root", "is not valid UTF-8"))
+    canon
+        .to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::invalid("file_root", "is not valid UTF-8"))
 }
 
 /// Changes a project's title, description or lab-read switch (`update-project-settings`).
-pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: ProjectPatch) -> Result<Project, StoreError> {
+pub async fn update(
+    db: &Db,
+    ctx: &Ctx,
+    id: i64,
+    patch: ProjectPatch,
+) -> Result<Project, StoreError> {
     let (before, scope, _) = access(db, ctx, id, DataAction::ViewProject).await?;
     // The Folder Admin column applies within the admin's workspace (see `workspaces`): a
     // workspace's own settings are changed there; the project's are outside it.
-    let resource = Resource::data(scope).scoped(scope.project_role == Some(ProjectRole::ProjectAdmin), false);
+    let resource =
+        Resource::data(scope).scoped(scope.project_role == Some(ProjectRole::ProjectAdmin), false);
     let resource = with_impersonator_facts(db, ctx, &before, None, resource).await?;
     let target = before.audit_target();
     if patch.file_root.is_some() {
-        let _may_set_root = ctx.authorize(db, Activity::SetCustomFileRoot.into(), resource, &target).await?;
+        let _may_set_root = ctx
+            .authorize(db, Activity::SetCustomFileRoot.into(), resource, &target)
+            .await?;
         return Err(StoreError::invalid(
             "file_root",
             "is chosen when the project is created and cannot be moved: create a new project with the file root",
@@ -666,7 +799,12 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: ProjectPatch) -> Result<
     }
     let action: Action = Activity::UpdateProjectSettings.into();
     let proof = ctx.authorize(db, action, resource, &target).await?;
-    let title = match patch.title.as_deref().map(labs::validate_title).transpose()? {
+    let title = match patch
+        .title
+        .as_deref()
+        .map(labs::validate_title)
+        .transpose()?
+    {
         Some(t) if t.is_empty() => before.name.clone(),
         Some(t) => t,
         None => before.title.clone(),
@@ -678,7 +816,12 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: ProjectPatch) -> Result<
         .transpose()?
         .unwrap_or_else(|| before.description.clone());
     let lab_members_read = patch.lab_members_read.unwrap_or(before.lab_members_read);
-    let after = Project { title, description, lab_members_read, ..before.clone() };
+    let after = Project {
+        title,
+        description,
+        lab_members_read,
+        ..before.clone()
+    };
     if after.title == before.title
         && after.description == before.description
         && lab_members_read == before.lab_members_read
@@ -697,7 +840,14 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: ProjectPatch) -> Result<
     .bind(id)
     .execute(&mut *tx.tx)
     .await?;
-    ctx.audit_ok(&mut tx, "update-project", &target, Some(snapshot(&before)), Some(snapshot(&after))).await?;
+    ctx.audit_ok(
+        &mut tx,
+        "update-project",
+        &target,
+        Some(snapshot(&before)),
+        Some(snapshot(&after)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(after)
 }
@@ -708,7 +858,9 @@ pub async fn delete(db: &Db, ctx: &Ctx, id: i64, keep_data: bool) -> Result<Proj
     let (project, scope, _) = access(db, ctx, id, DataAction::ViewProject).await?;
     let action: Action = Activity::DeleteProject.into();
     let resource = with_impersonator_facts(db, ctx, &project, None, Resource::data(scope)).await?;
-    let proof = ctx.authorize(db, action, resource, &project.audit_target()).await?;
+    let proof = ctx
+        .authorize(db, action, resource, &project.audit_target())
+        .await?;
     if project.status != ProjectStatus::DataDeleted && !keep_data {
         return Err(StoreError::InUse {
             field: "project",
@@ -720,10 +872,20 @@ pub async fn delete(db: &Db, ctx: &Ctx, id: i64, keep_data: bool) -> Result<Proj
     }
     let mut tx = db.begin_write().await?;
     proof.require(action)?;
-    sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&mut *tx.tx).await?;
+    sqlx::query("DELETE FROM projects WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?;
     let mut before = snapshot(&project);
     before["data_left_on_disk"] = json!(project.status != ProjectStatus::DataDeleted);
-    ctx.audit_ok(&mut tx, "delete-project", &project.audit_target(), Some(before), None).await?;
+    ctx.audit_ok(
+        &mut tx,
+        "delete-project",
+        &project.audit_target(),
+        Some(before),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(project)
 }

@@ -62,11 +62,19 @@ pub struct SetFolderAdmins {
 }
 
 fn target(p: &Project, name: &str) -> Target {
-    Target { kind: "workspace", id: None, name: Some(format!("{}/{}/{}", p.lab_name, p.name, name)) }
+    Target {
+        kind: "workspace",
+        id: None,
+        name: Some(format!("{}/{}/{}", p.lab_name, p.name, name)),
+    }
 }
 
 /// Whether `user` is folder admin of `workspace` or of one of its ancestors.
-pub(super) async fn is_folder_admin_of(db: &Db, workspace: i64, user: i64) -> Result<bool, StoreError> {
+pub(super) async fn is_folder_admin_of(
+    db: &Db,
+    workspace: i64,
+    user: i64,
+) -> Result<bool, StoreError> {
     let mut current = Some(workspace);
     let mut depth = 0;
     while let Some(w) = current {
@@ -92,11 +100,20 @@ pub(super) async fn is_folder_admin_of(db: &Db, workspace: i64, user: i64) -> Re
 }
 
 async fn get(db: &Db, project: i64, id: i64) -> Result<Workspace, StoreError> {
-    list_where(db, project, Some(id)).await?.pop().ok_or(StoreError::NotFound { what: "workspace" })
+    list_where(db, project, Some(id))
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound { what: "workspace" })
 }
 
-async fn list_where(db: &Db, project: i64, only: Option<i64>) -> Result<Vec<Workspace>, StoreError> {
-    let filter = only.map(|id| format!(" AND w.id = {id}")).unwrap_or_default();
+async fn list_where(
+    db: &Db,
+    project: i64,
+    only: Option<i64>,
+) -> Result<Vec<Workspace>, StoreError> {
+    let filter = only
+        .map(|id| format!(" AND w.id = {id}"))
+        .unwrap_or_default();
     let rows = sqlx::query::<Any>(&format!(
         "SELECT w.id, w.parent_id, w.name, w.title, w.created_by, w.created_at, u.username FROM workspaces w \
          LEFT JOIN workspace_admins a ON a.workspace_id = w.id LEFT JOIN users u ON u.id = a.user_id \
@@ -148,14 +165,24 @@ async fn authorize_in(
         Some(w) => is_folder_admin_of(db, w, user).await?,
         None => false,
     };
-    let resource = Resource::data(scope).scoped(scope.project_role == Some(ProjectRole::ProjectAdmin), folder_admin);
+    let resource = Resource::data(scope).scoped(
+        scope.project_role == Some(ProjectRole::ProjectAdmin),
+        folder_admin,
+    );
     let resource = super::with_impersonator_facts(db, ctx, &p, workspace, resource).await?;
-    let proof = ctx.authorize(db, action, resource, &target(&p, name)).await?;
+    let proof = ctx
+        .authorize(db, action, resource, &target(&p, name))
+        .await?;
     Ok((p, proof))
 }
 
 /// Creates a workspace.
-pub async fn create(db: &Db, ctx: &Ctx, project: i64, new: NewWorkspace) -> Result<Workspace, StoreError> {
+pub async fn create(
+    db: &Db,
+    ctx: &Ctx,
+    project: i64,
+    new: NewWorkspace,
+) -> Result<Workspace, StoreError> {
     super::show(db, ctx, project).await?;
     if let Some(parent) = new.parent_id {
         get(db, project, parent)
@@ -205,20 +232,46 @@ pub async fn delete(db: &Db, ctx: &Ctx, project: i64, id: i64) -> Result<(), Sto
     let (p, proof) = authorize_in(db, ctx, project, Some(id), action, &w.name).await?;
     let mut tx = db.begin_write().await?;
     proof.require(action)?;
-    sqlx::query("DELETE FROM workspaces WHERE id = $1").bind(id).execute(&mut *tx.tx).await?;
-    ctx.audit_ok(&mut tx, "delete-workspace", &target(&p, &w.name), Some(json!({ "title": w.title })), None).await?;
+    sqlx::query("DELETE FROM workspaces WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?;
+    ctx.audit_ok(
+        &mut tx,
+        "delete-workspace",
+        &target(&p, &w.name),
+        Some(json!({ "title": w.title })),
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Renames a workspace or changes its title (`update-project-settings` scoped to the workspace).
-pub async fn update(db: &Db, ctx: &Ctx, project: i64, id: i64, patch: WorkspacePatch) -> Result<Workspace, StoreError> {
+pub async fn update(
+    db: &Db,
+    ctx: &Ctx,
+    project: i64,
+    id: i64,
+    patch: WorkspacePatch,
+) -> Result<Workspace, StoreError> {
     super::show(db, ctx, project).await?;
     let before = get(db, project, id).await?;
     let action: Action = Activity::UpdateProjectSettings.into();
     let (p, proof) = authorize_in(db, ctx, project, Some(id), action, &before.name).await?;
-    let name = patch.name.as_deref().map(labs::validate_name).transpose()?.unwrap_or_else(|| before.name.clone());
-    let title = match patch.title.as_deref().map(labs::validate_title).transpose()? {
+    let name = patch
+        .name
+        .as_deref()
+        .map(labs::validate_name)
+        .transpose()?
+        .unwrap_or_else(|| before.name.clone());
+    let title = match patch
+        .title
+        .as_deref()
+        .map(labs::validate_title)
+        .transpose()?
+    {
         Some(t) if t.is_empty() => name.clone(),
         Some(t) => t,
         None => before.title.clone(),
@@ -263,22 +316,33 @@ pub async fn set_admins(
     // The folder admins of a workspace are named by those who manage its parent.
     let (p, proof) = authorize_in(db, ctx, project, w.parent_id, action, &w.name).await?;
     if req.user_ids.len() > 100 {
-        return Err(StoreError::invalid("user_ids", "must hold at most 100 users"));
+        return Err(StoreError::invalid(
+            "user_ids",
+            "must hold at most 100 users",
+        ));
     }
     let mut names = Vec::new();
     for &uid in &req.user_ids {
-        let user = users::get(db, uid).await.map_err(|_| StoreError::invalid("user_ids", format!("no user {uid}")))?;
+        let user = users::get(db, uid)
+            .await
+            .map_err(|_| StoreError::invalid("user_ids", format!("no user {uid}")))?;
         if labs::role_of(db, p.lab_id, uid).await?.is_none() {
             return Err(StoreError::invalid(
                 "user_ids",
-                format!("`{}` is not a member of lab `{}`: add them to the lab first", user.username, p.lab_name),
+                format!(
+                    "`{}` is not a member of lab `{}`: add them to the lab first",
+                    user.username, p.lab_name
+                ),
             ));
         }
         names.push(user.username);
     }
     let mut tx = db.begin_write().await?;
     proof.require(action)?;
-    sqlx::query("DELETE FROM workspace_admins WHERE workspace_id = $1").bind(id).execute(&mut *tx.tx).await?;
+    sqlx::query("DELETE FROM workspace_admins WHERE workspace_id = $1")
+        .bind(id)
+        .execute(&mut *tx.tx)
+        .await?;
     for &uid in &req.user_ids {
         sqlx::query("INSERT INTO workspace_admins (workspace_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(id)

@@ -18,7 +18,9 @@ use super::node::{LOG, VALIDATION_SCRIPT, account_of};
 use super::{finish, running};
 use crate::cluster::slurm;
 use crate::cluster::template::{render_command, render_script, send_line, shell_join};
-use crate::cluster::{Builtins, ClusterInfo, ClusterState, CustomValues, JobState, Slurm, SlurmError};
+use crate::cluster::{
+    Builtins, ClusterInfo, ClusterState, CustomValues, JobState, Slurm, SlurmError,
+};
 use crate::db::now_ms;
 use crate::error::StoreError;
 use crate::jobs::{self, Job, commands};
@@ -66,7 +68,12 @@ fn target_of(lane: &lanes::Lane, job: &Job) -> Result<LaneTarget, StoreError> {
         .iter()
         .find(|t| job.target_id.is_none_or(|id| id == t.id))
         .cloned()
-        .ok_or_else(|| StoreError::invalid("lane", format!("lane `{}` has no cluster target", lane.name)))
+        .ok_or_else(|| {
+            StoreError::invalid(
+                "lane",
+                format!("lane `{}` has no cluster target", lane.name),
+            )
+        })
 }
 
 /// The job's program and its arguments.
@@ -74,11 +81,22 @@ async fn job_argv(state: &AppState, job: &Job) -> Result<Vec<String>, StoreError
     let argv: Vec<String> = match job.job_type {
         JobType::Validation => vec!["/bin/sh".into(), "-c".into(), VALIDATION_SCRIPT.into()],
         JobType::Command => {
-            let t = commands::get(&state.db, job.params["template"].as_str().unwrap_or_default()).await?;
-            t.render(&job.params.get("values").cloned().unwrap_or(serde_json::json!({})))?
+            let t = commands::get(
+                &state.db,
+                job.params["template"].as_str().unwrap_or_default(),
+            )
+            .await?;
+            t.render(
+                &job.params
+                    .get("values")
+                    .cloned()
+                    .unwrap_or(serde_json::json!({})),
+            )?
         }
         JobType::ImportMovies | JobType::ImportMicrographs => {
-            return Err(StoreError::Internal("imports run in the server, not on a cluster".into()));
+            return Err(StoreError::Internal(
+                "imports run in the server, not on a cluster".into(),
+            ));
         }
     };
     Ok(argv)
@@ -96,7 +114,10 @@ async fn run_cmd(state: &AppState, job: &Job) -> Result<(String, String), StoreE
         dir.join(LOG).to_string_lossy().into_owned(),
     ];
     wrapped.extend(argv.iter().cloned());
-    Ok((shell_join(&wrapped), shell_join(argv.get(1..).unwrap_or_default())))
+    Ok((
+        shell_join(&wrapped),
+        shell_join(argv.get(1..).unwrap_or_default()),
+    ))
 }
 
 /// The built-in variables and the custom values of a job on a target.
@@ -165,11 +186,17 @@ pub async fn submit(state: &AppState, job: &Job) -> Result<(), StoreError> {
             )
             .await?;
         if written.exit_code != Some(0) {
-            return Err(StoreError::Internal(format!("cannot write the job's {name}: {}", written.stderr.trim())));
+            return Err(StoreError::Internal(format!(
+                "cannot write the job's {name}: {}",
+                written.stderr.trim()
+            )));
         }
     }
     let script_path = dir.join(SCRIPT);
-    match slurm().submit(&state.runner, &account, &qsub, &script_path).await {
+    match slurm()
+        .submit(&state.runner, &account, &qsub, &script_path)
+        .await
+    {
         Ok(id) => {
             sqlx::query("UPDATE jobs SET cluster_job_id = $1, updated_at = $2 WHERE id = $3")
                 .bind(&id)
@@ -183,14 +210,31 @@ pub async fn submit(state: &AppState, job: &Job) -> Result<(), StoreError> {
         }
         Err(e) if e.is_retryable() => {
             let wait = state.scheduler.backoff(lane.id);
-            let message = format!("the cluster is not answering ({e}); retrying in {} s", wait.as_secs());
+            let message = format!(
+                "the cluster is not answering ({e}); retrying in {} s",
+                wait.as_secs()
+            );
             tracing::warn!(target: "scheduler", job = job.id, lane = %lane.name, "{message}");
             requeue(state, job, &message).await
         }
         Err(SlurmError::Rejected { message, .. }) => {
-            finish(state, job, JobStatus::Failed, Some(&format!("the cluster refused the job: {message}"))).await
+            finish(
+                state,
+                job,
+                JobStatus::Failed,
+                Some(&format!("the cluster refused the job: {message}")),
+            )
+            .await
         }
-        Err(e) => finish(state, job, JobStatus::Failed, Some(&format!("submission failed: {e}"))).await,
+        Err(e) => {
+            finish(
+                state,
+                job,
+                JobStatus::Failed,
+                Some(&format!("submission failed: {e}")),
+            )
+            .await
+        }
     }
 }
 
@@ -232,17 +276,30 @@ async fn find_by_workdir(
     let command = format!("export SQUEUE_FORMAT='%i|%Z' SQUEUE_STATES=all; {qstat}");
     let line = send_line(&info.send_cmd_tpl, &command, &builtins, &custom)?;
     let out = slurm()
-        .run_line(&state.runner, account, &line, Path::new(&job.job_dir), slurm::POLL_TIMEOUT)
+        .run_line(
+            &state.runner,
+            account,
+            &line,
+            Path::new(&job.job_dir),
+            slurm::POLL_TIMEOUT,
+        )
         .await
         .map_err(|e| StoreError::Internal(format!("squeue: {e}")))?;
     if !out.success() {
-        return Err(StoreError::Internal(format!("squeue: {}", slurm::what_it_said(&out))));
+        return Err(StoreError::Internal(format!(
+            "squeue: {}",
+            slurm::what_it_said(&out)
+        )));
     }
     Ok(out
         .stdout
         .lines()
         .filter_map(|l| l.split_once('|'))
-        .filter(|(id, wd)| wd.trim() == job.job_dir && !id.is_empty() && id.trim().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|(id, wd)| {
+            wd.trim() == job.job_dir
+                && !id.is_empty()
+                && id.trim().bytes().all(|b| b.is_ascii_digit())
+        })
         .map(|(id, _)| id.trim().to_owned())
         .collect())
 }
@@ -254,7 +311,11 @@ pub async fn recover(state: &AppState, job: &Job) -> Result<(), StoreError> {
     let account = account_of(state, job).await?;
     match find_by_workdir(state, job, &account).await {
         Ok(found) if !found.is_empty() => {
-            let id = found.iter().max_by_key(|i| i.parse::<u64>().unwrap_or(0)).cloned().unwrap_or_default();
+            let id = found
+                .iter()
+                .max_by_key(|i| i.parse::<u64>().unwrap_or(0))
+                .cloned()
+                .unwrap_or_default();
             if found.len() > 1 {
                 tracing::warn!(target: "scheduler", job = job.id, ids = ?found, "several SLURM jobs run in the job's directory");
             }
@@ -270,7 +331,12 @@ pub async fn recover(state: &AppState, job: &Job) -> Result<(), StoreError> {
             Ok(())
         }
         Ok(_) => {
-            requeue(state, job, "the server stopped while submitting the job: it waits to be submitted again").await
+            requeue(
+                state,
+                job,
+                "the server stopped while submitting the job: it waits to be submitted again",
+            )
+            .await
         }
         Err(e) => {
             // SLURM cannot say: keep the job back rather than risk a second submission.
@@ -289,7 +355,10 @@ pub async fn poll_all(state: &AppState) -> Result<(), StoreError> {
     let active = jobs::in_status(&state.db, &[JobStatus::Launched, JobStatus::Running]).await?;
     let mut groups: BTreeMap<(i64, i64), Vec<Job>> = BTreeMap::new();
     for job in active.into_iter().filter(|j| j.cluster_job_id.is_some()) {
-        groups.entry((job.lane_id.unwrap_or_default(), job.lab_id)).or_default().push(job);
+        groups
+            .entry((job.lane_id.unwrap_or_default(), job.lab_id))
+            .or_default()
+            .push(job);
     }
     for ((lane_id, lab_id), group) in groups {
         match poll_group(state, &group).await {
@@ -304,7 +373,10 @@ pub async fn poll_all(state: &AppState) -> Result<(), StoreError> {
 
 /// The states of a group of jobs of one lab on one lane, from one run of the lane's
 /// `qstat_cmd_tpl` for all their ids, through its `send_cmd_tpl`, as the lab's account.
-async fn poll_group(state: &AppState, group: &[Job]) -> Result<HashMap<String, ClusterState>, SlurmError> {
+async fn poll_group(
+    state: &AppState,
+    group: &[Job],
+) -> Result<HashMap<String, ClusterState>, SlurmError> {
     let first = &group[0];
     let lane = lanes::get(&state.db, first.lane_id.unwrap_or_default()).await?;
     let target = target_of(&lane, first)?;
@@ -312,11 +384,27 @@ async fn poll_group(state: &AppState, group: &[Job]) -> Result<HashMap<String, C
     let account = account_of(state, first).await?;
     let (mut builtins, mut custom) = variables(state, first, &target, &info).await?;
     custom.job.clear();
-    let ids: Vec<String> = group.iter().filter_map(|j| j.cluster_job_id.clone()).collect();
+    let ids: Vec<String> = group
+        .iter()
+        .filter_map(|j| j.cluster_job_id.clone())
+        .collect();
     builtins.cluster_job_id = Some(ids.join(","));
     let qstat = render_command(&info.qstat_cmd_tpl, "qstat_cmd_tpl", &builtins, &custom)?;
-    let line = send_line(&info.send_cmd_tpl, &slurm::poll_command(&qstat), &builtins, &custom)?;
-    slurm().poll_as(&state.runner, &account, &line, Path::new(&first.job_dir), &ids).await
+    let line = send_line(
+        &info.send_cmd_tpl,
+        &slurm::poll_command(&qstat),
+        &builtins,
+        &custom,
+    )?;
+    slurm()
+        .poll_as(
+            &state.runner,
+            &account,
+            &line,
+            Path::new(&first.job_dir),
+            &ids,
+        )
+        .await
 }
 
 /// Moves each job of `group` on to the state its poll gave; for jobs SLURM no longer lists,
@@ -339,26 +427,55 @@ async fn apply_states(
             }
             JobState::Completed => finish(state, job, JobStatus::Completed, None).await?,
             JobState::Failed => {
-                finish(state, job, JobStatus::Failed, Some(&format!("SLURM: {} {}", st.slurm_state, st.reason))).await?
+                finish(
+                    state,
+                    job,
+                    JobStatus::Failed,
+                    Some(&format!("SLURM: {} {}", st.slurm_state, st.reason)),
+                )
+                .await?
             }
-            JobState::Killed => finish(state, job, JobStatus::Killed, Some("cancelled on the cluster")).await?,
+            JobState::Killed => {
+                finish(
+                    state,
+                    job,
+                    JobStatus::Killed,
+                    Some("cancelled on the cluster"),
+                )
+                .await?
+            }
             JobState::Gone => gone.push(job),
         }
     }
     if !gone.is_empty() {
-        let ids: Vec<String> = gone.iter().filter_map(|j| j.cluster_job_id.clone()).collect();
+        let ids: Vec<String> = gone
+            .iter()
+            .filter_map(|j| j.cluster_job_id.clone())
+            .collect();
         let comp = crate::cluster::slurm::jobcomp_path(&crate::cluster::slurm::slurm_conf_path())
             .and_then(|p| crate::cluster::slurm::jobcomp_lookup(&p, &ids).ok())
             .unwrap_or_default();
         for job in gone {
             let id = job.cluster_job_id.clone().unwrap_or_default();
             match comp.get(&id).filter(|c| !c.conflicting) {
-                Some(c) if c.state == JobState::Completed => finish(state, job, JobStatus::Completed, None).await?,
+                Some(c) if c.state == JobState::Completed => {
+                    finish(state, job, JobStatus::Completed, None).await?
+                }
                 Some(c) if c.state == JobState::Killed => {
-                    finish(state, job, JobStatus::Killed, Some("cancelled on the cluster")).await?
+                    finish(
+                        state,
+                        job,
+                        JobStatus::Killed,
+                        Some("cancelled on the cluster"),
+                    )
+                    .await?
                 }
                 Some(c) => {
-                    let why = format!("SLURM: {} (exit {:?})", c.slurm_state.clone().unwrap_or_default(), c.exit_code);
+                    let why = format!(
+                        "SLURM: {} (exit {:?})",
+                        c.slurm_state.clone().unwrap_or_default(),
+                        c.exit_code
+                    );
                     finish(state, job, JobStatus::Failed, Some(&why)).await?
                 }
                 None => {
@@ -366,7 +483,9 @@ async fn apply_states(
                         state,
                         job,
                         JobStatus::Failed,
-                        Some("SLURM no longer knows the job and recorded no end: see the job's log"),
+                        Some(
+                            "SLURM no longer knows the job and recorded no end: see the job's log",
+                        ),
                     )
                     .await?
                 }
@@ -378,7 +497,9 @@ async fn apply_states(
 
 /// Cancels a cluster job with the target's `qdel_cmd_tpl`, as the lab's account.
 pub async fn cancel(state: &AppState, job: &Job) -> Result<(), StoreError> {
-    let Some(cluster_id) = job.cluster_job_id.clone() else { return Ok(()) };
+    let Some(cluster_id) = job.cluster_job_id.clone() else {
+        return Ok(());
+    };
     let lane = lanes::get(&state.db, job.lane_id.unwrap_or_default()).await?;
     let target = target_of(&lane, job)?;
     let info = ClusterInfo::from_value(target.config.clone())?;
@@ -387,9 +508,14 @@ pub async fn cancel(state: &AppState, job: &Job) -> Result<(), StoreError> {
     builtins.cluster_job_id = Some(cluster_id);
     let qdel = render_command(&info.qdel_cmd_tpl, "qdel_cmd_tpl", &builtins, &custom)?;
     let qdel = send_line(&info.send_cmd_tpl, &qdel, &builtins, &custom)?;
-    match slurm().cancel(&state.runner, &account, &qdel, Path::new(&job.job_dir)).await {
+    match slurm()
+        .cancel(&state.runner, &account, &qdel, Path::new(&job.job_dir))
+        .await
+    {
         Ok(()) => Ok(()),
         Err(SlurmError::Invalid(e)) => Err(e),
-        Err(e) => Err(StoreError::Internal(format!("cancelling on the cluster: {e}"))),
+        Err(e) => Err(StoreError::Internal(format!(
+            "cancelling on the cluster: {e}"
+        ))),
     }
 }

@@ -23,11 +23,16 @@ pub async fn run(state: Arc<AppState>, job: Job) {
     let result = import(&state, &job).await;
     let ended = match result {
         Err(Refused(reason)) => finish(&state, &job, JobStatus::Failed, Some(&reason)).await,
-        Ok(Imported { imported: 0, damaged: _, refused: Some(reason) }) => {
-            finish(&state, &job, JobStatus::Failed, Some(&reason)).await
-        }
-        Ok(Imported { imported, damaged, .. }) if imported > 0 || damaged == 0 => {
-            let note = (damaged > 0).then(|| format!("{damaged} file(s) could not be read: see the job's log"));
+        Ok(Imported {
+            imported: 0,
+            damaged: _,
+            refused: Some(reason),
+        }) => finish(&state, &job, JobStatus::Failed, Some(&reason)).await,
+        Ok(Imported {
+            imported, damaged, ..
+        }) if imported > 0 || damaged == 0 => {
+            let note = (damaged > 0)
+                .then(|| format!("{damaged} file(s) could not be read: see the job's log"));
             finish(&state, &job, JobStatus::Completed, note.as_deref()).await
         }
         Ok(Imported { damaged, .. }) => {
@@ -35,7 +40,9 @@ pub async fn run(state: Arc<AppState>, job: Job) {
                 &state,
                 &job,
                 JobStatus::Failed,
-                Some(&format!("none of the {damaged} file(s) could be read: see the job's log")),
+                Some(&format!(
+                    "none of the {damaged} file(s) could be read: see the job's log"
+                )),
             )
             .await
         }
@@ -83,11 +90,18 @@ impl From<sqlx::Error> for Stopped {
 /// root, an absolute path, the kernel refusing the lab's account) as one denied `import-data`
 /// event of the job's creator, as browsing records its refusals.
 async fn record_refusal(state: &AppState, job: &Job, refused: &[(String, String)], reason: &str) {
-    let paths: Vec<String> = refused.iter().take(20).map(|(p, _)| crate::projects::data::shown_path(p)).collect();
+    let paths: Vec<String> = refused
+        .iter()
+        .take(20)
+        .map(|(p, _)| crate::projects::data::shown_path(p))
+        .collect();
     let event = crate::audit::NewEvent {
         actor: crate::audit::Who {
             id: job.creator_id,
-            name: job.creator.clone().unwrap_or_else(|| "(deleted user)".to_owned()),
+            name: job
+                .creator
+                .clone()
+                .unwrap_or_else(|| "(deleted user)".to_owned()),
         },
         impersonator: None,
         action: "import-data".to_owned(),
@@ -113,18 +127,29 @@ async fn import(state: &AppState, job: &Job) -> Result<Imported, Stopped> {
     let root = match job.params["root"].as_str() {
         Some(r) if lab.data_roots.iter().any(|d| d == r) => r.to_owned(),
         Some(_) => {
-            return Err(Failed(StoreError::invalid("params", "`root` is no longer one of the lab's data roots")));
+            return Err(Failed(StoreError::invalid(
+                "params",
+                "`root` is no longer one of the lab's data roots",
+            )));
         }
-        None => {
-            lab.data_roots.first().cloned().ok_or_else(|| StoreError::invalid("params", "the lab has no data roots"))?
-        }
+        None => lab
+            .data_roots
+            .first()
+            .cloned()
+            .ok_or_else(|| StoreError::invalid("params", "the lab has no data roots"))?,
     };
     let root = PathBuf::from(root);
     let pattern = job.params["path"].as_str().unwrap_or_default().to_owned();
     let started = std::time::Instant::now();
     let paths = if is_glob(&pattern) {
-        let found = match state.runner.glob(&account, &root, &pattern, MAX_FILES).await {
-            Err(crate::runner::RunnerError::Refused { code, message }) if crate::projects::data::is_refusal(&code) => {
+        let found = match state
+            .runner
+            .glob(&account, &root, &pattern, MAX_FILES)
+            .await
+        {
+            Err(crate::runner::RunnerError::Refused { code, message })
+                if crate::projects::data::is_refusal(&code) =>
+            {
                 let reason = format!(
                     "the import path `{}` was refused: {message} ({code})",
                     crate::projects::data::shown_path(&pattern)
@@ -148,7 +173,11 @@ async fn import(state: &AppState, job: &Job) -> Result<Imported, Stopped> {
         vec![pattern.clone()]
     };
     let headers = read_headers(&state.runner, &account, &root, &paths).await;
-    let mut log = format!("importing {} file(s) matching {pattern} beneath {}\n", paths.len(), root.display());
+    let mut log = format!(
+        "importing {} file(s) matching {pattern} beneath {}\n",
+        paths.len(),
+        root.display()
+    );
     let now = now_ms();
     let mut rows = Vec::new();
     let mut damaged = 0;
@@ -177,7 +206,10 @@ async fn import(state: &AppState, job: &Job) -> Result<Imported, Stopped> {
         record_refusal(state, job, &refused, reason).await;
     }
     let mut tx = state.db.begin_write().await?;
-    sqlx::query("DELETE FROM exposures WHERE job_id = $1").bind(job.id).execute(&mut *tx.tx).await?;
+    sqlx::query("DELETE FROM exposures WHERE job_id = $1")
+        .bind(job.id)
+        .execute(&mut *tx.tx)
+        .await?;
     for chunk in rows.chunks(200) {
         let mut sql = String::from(
             "INSERT INTO exposures (job_id, project_id, path, format, width, height, frames, mode, pixel_size_a, created_at) VALUES ",
@@ -220,18 +252,44 @@ async fn import(state: &AppState, job: &Job) -> Result<Imported, Stopped> {
         started.elapsed().as_secs_f64()
     ));
     append_log(state, job, &account, &log).await;
-    Ok(Imported { imported: rows.len(), damaged, refused: refused_reason })
+    Ok(Imported {
+        imported: rows.len(),
+        damaged,
+        refused: refused_reason,
+    })
 }
 
 /// Appends text to the job's log, as the lab's account.
-pub(crate) async fn append_log(state: &AppState, job: &Job, account: &crate::runner::Account, text: &str) {
-    let argv = vec!["/usr/bin/tee".to_owned(), "-a".to_owned(), super::node::LOG.to_owned()];
+pub(crate) async fn append_log(
+    state: &AppState,
+    job: &Job,
+    account: &crate::runner::Account,
+    text: &str,
+) {
+    let argv = vec![
+        "/usr/bin/tee".to_owned(),
+        "-a".to_owned(),
+        super::node::LOG.to_owned(),
+    ];
     let dir = PathBuf::from(&job.job_dir);
-    match state.runner.run_command(account, &argv, &dir, &[], Some(text), Duration::from_secs(30)).await {
+    match state
+        .runner
+        .run_command(
+            account,
+            &argv,
+            &dir,
+            &[],
+            Some(text),
+            Duration::from_secs(30),
+        )
+        .await
+    {
         Ok(out) if out.exit_code == Some(0) => {}
         Ok(out) => {
             tracing::warn!(target: "scheduler", job = job.id, stderr = %out.stderr, "cannot write the job's log")
         }
-        Err(e) => tracing::warn!(target: "scheduler", job = job.id, error = %e, "cannot write the job's log"),
+        Err(e) => {
+            tracing::warn!(target: "scheduler", job = job.id, error = %e, "cannot write the job's log")
+        }
     }
 }

@@ -169,7 +169,12 @@ impl Scheduler {
 
     /// The GPUs of a node target that launched or running jobs hold now.
     pub fn busy_gpus(&self, target: i64) -> BTreeSet<u32> {
-        self.lock().holds.values().filter(|h| h.target == target).flat_map(|h| h.gpus.iter().copied()).collect()
+        self.lock()
+            .holds
+            .values()
+            .filter(|h| h.target == target)
+            .flat_map(|h| h.gpus.iter().copied())
+            .collect()
     }
 
     /// The position of a queued job in its lane (0 = next).
@@ -247,8 +252,15 @@ impl Scheduler {
     /// A cluster lane did not answer: the next submission waits, doubling each time.
     pub(crate) fn backoff(&self, lane: i64) -> Duration {
         let mut inner = self.lock();
-        let wait = inner.retry.get(&lane).map_or(cluster::RETRY_FIRST, |(_, w)| (*w * 2).min(cluster::RETRY_MAX));
-        inner.retry.insert(lane, (std::time::Instant::now() + wait, wait));
+        let wait = inner
+            .retry
+            .get(&lane)
+            .map_or(cluster::RETRY_FIRST, |(_, w)| {
+                (*w * 2).min(cluster::RETRY_MAX)
+            });
+        inner
+            .retry
+            .insert(lane, (std::time::Instant::now() + wait, wait));
         wait
     }
 
@@ -263,7 +275,10 @@ impl Scheduler {
                 lane,
             });
             inner.wants.insert(job.id, Want::of(job));
-            inner.shown.insert(job.id, (QueueState::WaitingCluster, Some(message.to_owned())));
+            inner.shown.insert(
+                job.id,
+                (QueueState::WaitingCluster, Some(message.to_owned())),
+            );
         }
     }
 }
@@ -283,8 +298,14 @@ pub async fn start(state: Arc<AppState>) -> Result<(), StoreError> {
             if let Err(e) = tick(&looped).await {
                 tracing::error!(target: "scheduler", error = %e, "scheduler pass failed");
             }
-            looped.scheduler.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            looped.scheduler.last_pass_ms.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+            looped
+                .scheduler
+                .passes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            looped
+                .scheduler
+                .last_pass_ms
+                .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
             let _ = tokio::time::timeout(TICK, looped.scheduler.wake.notified()).await;
         }
     });
@@ -294,8 +315,14 @@ pub async fn start(state: Arc<AppState>) -> Result<(), StoreError> {
             if let Err(e) = cluster::poll_all(&polled).await {
                 tracing::warn!(target: "scheduler", error = %e, "cluster poll failed");
             }
-            polled.scheduler.polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            polled.scheduler.last_poll_ms.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+            polled
+                .scheduler
+                .polls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            polled
+                .scheduler
+                .last_poll_ms
+                .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
             tokio::time::sleep(cluster::POLL_INTERVAL).await;
         }
     });
@@ -306,7 +333,10 @@ pub async fn start(state: Arc<AppState>) -> Result<(), StoreError> {
 async fn reconcile(state: &Arc<AppState>) -> Result<(), StoreError> {
     let lanes = lanes::all(&state.db).await?;
     for job in jobs::in_status(&state.db, &[JobStatus::Launched, JobStatus::Running]).await? {
-        let kind = job.lane_id.and_then(|l| lanes.iter().find(|x| x.id == l)).map(|l| l.kind);
+        let kind = job
+            .lane_id
+            .and_then(|l| lanes.iter().find(|x| x.id == l))
+            .map(|l| l.kind);
         match (kind, job.job_type) {
             // With a cluster job id, the poller follows them. Without one, the server stopped
             // around the submission: SLURM is asked whether a job of the lab's account runs in the
@@ -316,8 +346,13 @@ async fn reconcile(state: &Arc<AppState>) -> Result<(), StoreError> {
             (_, JobType::ImportMovies | JobType::ImportMicrographs) => {
                 // An import runs inside the server: it died with it. Nothing was recorded half
                 // way (exposures commit with the job's end), so it can simply run again.
-                finish(state, &job, JobStatus::Failed, Some("the server stopped during the import: queue it again"))
-                    .await?;
+                finish(
+                    state,
+                    &job,
+                    JobStatus::Failed,
+                    Some("the server stopped during the import: queue it again"),
+                )
+                .await?;
             }
             _ => {
                 if let Some(hold) = hold_of(&job) {
@@ -336,7 +371,11 @@ fn hold_of(job: &Job) -> Option<Hold> {
         target: a["target_id"].as_i64()?,
         cpus: job.num_cpu,
         ram_gb: job.ram_gb,
-        gpus: a["gpus"].as_array()?.iter().filter_map(|g| g.as_u64().map(|g| g as u32)).collect(),
+        gpus: a["gpus"]
+            .as_array()?
+            .iter()
+            .filter_map(|g| g.as_u64().map(|g| g as u32))
+            .collect(),
     })
 }
 
@@ -358,13 +397,17 @@ fn free_gpus(t: &LaneTarget, holds: &HashMap<i64, Hold>) -> Option<(i64, i64, BT
 
 /// Where a job fits on a node lane now: the target and the GPUs it gets.
 fn place(lane: &Lane, job: &Want, holds: &HashMap<i64, Hold>) -> Result<Hold, String> {
-    let mut reason =
-        format!("waiting for {} GPU(s), {} CPU(s), {} GB in lane {}", job.gpus, job.cpus, job.ram_gb, lane.name);
+    let mut reason = format!(
+        "waiting for {} GPU(s), {} CPU(s), {} GB in lane {}",
+        job.gpus, job.cpus, job.ram_gb, lane.name
+    );
     for t in &lane.targets {
         if job.target.is_some_and(|id| id != t.id) {
             continue;
         }
-        let Some((cpus, ram, free)) = free_gpus(t, holds) else { continue };
+        let Some((cpus, ram, free)) = free_gpus(t, holds) else {
+            continue;
+        };
         if cpus < job.cpus || ram < job.ram_gb {
             continue;
         }
@@ -384,7 +427,12 @@ fn place(lane: &Lane, job: &Want, holds: &HashMap<i64, Hold>) -> Result<Hold, St
                 free.iter().take(job.gpus as usize).copied().collect()
             }
         };
-        return Ok(Hold { target: t.id, cpus: job.cpus, ram_gb: job.ram_gb, gpus });
+        return Ok(Hold {
+            target: t.id,
+            cpus: job.cpus,
+            ram_gb: job.ram_gb,
+            gpus,
+        });
     }
     Err(reason)
 }
@@ -416,9 +464,14 @@ async fn tick(state: &Arc<AppState>) -> Result<(), StoreError> {
                     ),
                     Some(l) if l.kind == LaneKind::Cluster => match inner.retry.get(&l.id) {
                         Some((at, _)) if *at > std::time::Instant::now() => {
-                            let left = at.saturating_duration_since(std::time::Instant::now()).as_secs() + 1;
-                            let message =
-                                format!("the cluster of lane {} is not answering; retrying in {left} s", l.name);
+                            let left = at
+                                .saturating_duration_since(std::time::Instant::now())
+                                .as_secs()
+                                + 1;
+                            let message = format!(
+                                "the cluster of lane {} is not answering; retrying in {left} s",
+                                l.name
+                            );
                             (QueueState::WaitingCluster, Some(message), None)
                         }
                         _ => (QueueState::ActivelyQueued, None, Some(None)),
@@ -426,7 +479,10 @@ async fn tick(state: &Arc<AppState>) -> Result<(), StoreError> {
                     Some(l) => {
                         let placed = match inner.wants.get(&q.job) {
                             Some(w) => place(l, w, &inner.holds),
-                            None => Err("the job's resources are unknown: clear it and queue it again".into()),
+                            None => Err(
+                                "the job's resources are unknown: clear it and queue it again"
+                                    .into(),
+                            ),
                         };
                         match placed {
                             Ok(hold) => (QueueState::ActivelyQueued, None, Some(Some(hold))),
@@ -471,10 +527,19 @@ async fn tick(state: &Arc<AppState>) -> Result<(), StoreError> {
         .for_each_concurrent(LAUNCHES_AT_ONCE, |(job_id, hold)| async move {
             let launched = async {
                 let job = jobs::get(&state.db, job_id).await?;
-                let lane = job.lane_id.and_then(|l| lanes_now.iter().find(|x| x.id == l)).cloned();
+                let lane = job
+                    .lane_id
+                    .and_then(|l| lanes_now.iter().find(|x| x.id == l))
+                    .cloned();
                 if let Err(e) = launch(state, &job, lane, hold).await {
                     tracing::error!(target: "scheduler", job = job.id, error = %e, "launch failed");
-                    finish(state, &job, JobStatus::Failed, Some(&format!("launch failed: {e}"))).await?;
+                    finish(
+                        state,
+                        &job,
+                        JobStatus::Failed,
+                        Some(&format!("launch failed: {e}")),
+                    )
+                    .await?;
                 }
                 Ok::<_, StoreError>(())
             };
@@ -490,8 +555,15 @@ async fn tick(state: &Arc<AppState>) -> Result<(), StoreError> {
 pub const LAUNCHES_AT_ONCE: usize = 4;
 
 /// Marks a job launched (only if it is still queued) and hands it to its lane's launcher.
-async fn launch(state: &Arc<AppState>, job: &Job, lane: Option<Lane>, hold: Option<Hold>) -> Result<(), StoreError> {
-    let assigned = hold.as_ref().map(|h| json!({ "target_id": h.target, "gpus": h.gpus }));
+async fn launch(
+    state: &Arc<AppState>,
+    job: &Job,
+    lane: Option<Lane>,
+    hold: Option<Hold>,
+) -> Result<(), StoreError> {
+    let assigned = hold
+        .as_ref()
+        .map(|h| json!({ "target_id": h.target, "gpus": h.gpus }));
     let now = now_ms();
     let changed = sqlx::query(
         "UPDATE jobs SET status = 'launched', queue_state = NULL, queue_message = NULL, assigned = $1, launched_at = $2, \
@@ -528,7 +600,10 @@ pub(crate) async fn finish(
     let now = now_ms();
     // A job whose kill was asked for ends as killed, whatever its exit.
     let killed = job.failure.as_deref() == Some("kill requested")
-        || jobs::get(&state.db, job.id).await.map(|j| j.failure.as_deref() == Some("kill requested")).unwrap_or(false);
+        || jobs::get(&state.db, job.id)
+            .await
+            .map(|j| j.failure.as_deref() == Some("kill requested"))
+            .unwrap_or(false);
     let (status, failure) = if killed && status != JobStatus::Completed {
         (JobStatus::Killed, Some("killed by user"))
     } else {

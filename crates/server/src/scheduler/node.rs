@@ -46,15 +46,24 @@ pub(crate) async fn account_of(state: &AppState, job: &Job) -> Result<Account, S
 /// The program a node job runs.
 async fn argv(state: &AppState, job: &Job) -> Result<Vec<String>, StoreError> {
     match job.job_type {
-        JobType::Validation => Ok(vec!["/bin/sh".into(), "-c".into(), VALIDATION_SCRIPT.into()]),
+        JobType::Validation => Ok(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            VALIDATION_SCRIPT.into(),
+        ]),
         JobType::Command => {
             let name = job.params["template"].as_str().unwrap_or_default();
             let t = commands::get(&state.db, name).await?;
-            t.render(&job.params.get("values").cloned().unwrap_or(serde_json::json!({})))
+            t.render(
+                &job.params
+                    .get("values")
+                    .cloned()
+                    .unwrap_or(serde_json::json!({})),
+            )
         }
-        JobType::ImportMovies | JobType::ImportMicrographs => {
-            Err(StoreError::Internal("imports do not run as processes".into()))
-        }
+        JobType::ImportMovies | JobType::ImportMicrographs => Err(StoreError::Internal(
+            "imports do not run as processes".into(),
+        )),
     }
 }
 
@@ -65,12 +74,18 @@ pub async fn run(state: Arc<AppState>, job: Job, hold: Hold) -> Result<(), Store
     let gpus: Vec<String> = hold.gpus.iter().map(u32::to_string).collect();
     let env = vec![
         ("CUDA_VISIBLE_DEVICES".to_owned(), gpus.join(",")),
-        ("CRYOWARDEN_JOB".to_owned(), format!("{}/{}", job.project, job.uid)),
+        (
+            "CRYOWARDEN_JOB".to_owned(),
+            format!("{}/{}", job.project, job.uid),
+        ),
         ("CRYOWARDEN_JOB_DIR".to_owned(), job.job_dir.clone()),
         ("OMP_NUM_THREADS".to_owned(), job.num_cpu.max(1).to_string()),
     ];
     let dir = std::path::PathBuf::from(&job.job_dir);
-    let mut started = state.runner.start_job(&account, &dir, LOG, &argv, &env, STATUS).await?;
+    let mut started = state
+        .runner
+        .start_job(&account, &dir, LOG, &argv, &env, STATUS)
+        .await?;
     let pgid = i64::from(started.started.pgid);
     state.scheduler.started(job.id, pgid);
     running(&state, &job, Some(pgid), None).await?;
@@ -99,15 +114,27 @@ async fn conclude(state: &AppState, job: &Job, account: &Account) -> Result<(), 
 
 fn outcome(status: Option<ExitStatus>) -> (JobStatus, Option<String>) {
     match status {
-        Some(ExitStatus { exit_code: Some(0), .. }) => (JobStatus::Completed, None),
-        Some(ExitStatus { exit_code: Some(code), .. }) => {
-            (JobStatus::Failed, Some(format!("exited with status {code}: see the job's log")))
-        }
-        Some(ExitStatus { signal: Some(sig), .. }) => (JobStatus::Failed, Some(format!("ended by signal {sig}"))),
-        Some(_) => (JobStatus::Failed, Some("ended without an exit status".into())),
-        None => {
-            (JobStatus::Failed, Some("the job's waiter ended without writing its status: see the job's log".into()))
-        }
+        Some(ExitStatus {
+            exit_code: Some(0), ..
+        }) => (JobStatus::Completed, None),
+        Some(ExitStatus {
+            exit_code: Some(code),
+            ..
+        }) => (
+            JobStatus::Failed,
+            Some(format!("exited with status {code}: see the job's log")),
+        ),
+        Some(ExitStatus {
+            signal: Some(sig), ..
+        }) => (JobStatus::Failed, Some(format!("ended by signal {sig}"))),
+        Some(_) => (
+            JobStatus::Failed,
+            Some("ended without an exit status".into()),
+        ),
+        None => (
+            JobStatus::Failed,
+            Some("the job's waiter ended without writing its status: see the job's log".into()),
+        ),
     }
 }
 
@@ -117,13 +144,21 @@ fn group_alive(pgid: i64) -> bool {
     // A leader that is a zombie (its waiter died, and init has not reaped it yet) is dead.
     let zombie = std::fs::read_to_string(format!("/proc/{pgid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next().map(|st| st == "Z")))
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next().map(|st| st == "Z"))
+        })
         .unwrap_or(false);
     if zombie {
         return false;
     }
-    let Ok(pid) = i32::try_from(pgid) else { return false };
-    let Some(pid) = rustix::process::Pid::from_raw(pid) else { return false };
+    let Ok(pid) = i32::try_from(pgid) else {
+        return false;
+    };
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return false;
+    };
     match rustix::process::test_kill_process_group(pid) {
         Ok(()) => true,
         Err(e) => e == rustix::io::Errno::PERM,
@@ -160,16 +195,26 @@ pub async fn reattach(state: Arc<AppState>, job: Job) -> Result<(), StoreError> 
                 }
                 Ok(None) if !group_alive(pgid) => {
                     // The waiter writes the status just after the group ends: look once more.
-                    let last = state.runner.job_status(&account, &dir, STATUS).await.ok().flatten();
+                    let last = state
+                        .runner
+                        .job_status(&account, &dir, STATUS)
+                        .await
+                        .ok()
+                        .flatten();
                     let (end, why) = match last {
                         Some(s) => outcome(Some(s)),
-                        None => (JobStatus::Failed, Some("the job's process ended and left no exit status".to_owned())),
+                        None => (
+                            JobStatus::Failed,
+                            Some("the job's process ended and left no exit status".to_owned()),
+                        ),
                     };
                     let _ = finish(&state, &job, end, why.as_deref()).await;
                     return;
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(target: "scheduler", job = job.id, error = %e, "cannot read the job's status"),
+                Err(e) => {
+                    tracing::warn!(target: "scheduler", job = job.id, error = %e, "cannot read the job's status")
+                }
             }
         }
     });
@@ -184,7 +229,10 @@ pub async fn signal(state: &AppState, job: &Job, pgid: Option<i64>) -> Result<()
         return Ok(());
     };
     let account = account_of(state, job).await?;
-    state.runner.kill_job(&account, pgid, Some(Duration::from_secs(5))).await?;
+    state
+        .runner
+        .kill_job(&account, pgid, Some(Duration::from_secs(5)))
+        .await?;
     let _ = jobs::get(&state.db, job.id).await?;
     Ok(())
 }

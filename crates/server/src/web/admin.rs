@@ -32,7 +32,9 @@ pub(crate) fn tabs(actor: &Actor) -> Value {
         tabs.push(context! { id => "console", title => "Admin Console", href => "/admin/console" });
     }
     if read(Setting::LookAndFeel) || read(Setting::Scheduler) || read(Setting::SystemMaintenance) {
-        tabs.push(context! { id => "settings", title => "Instance Settings", href => "/admin/settings" });
+        tabs.push(
+            context! { id => "settings", title => "Instance Settings", href => "/admin/settings" },
+        );
     }
     if read(Setting::InstanceLogs) {
         tabs.push(context! { id => "logs", title => "Instance Logs", href => "/admin/logs" });
@@ -41,10 +43,18 @@ pub(crate) fn tabs(actor: &Actor) -> Value {
         tabs.push(context! { id => "users", title => "User Management", href => "/admin/users" });
     }
     if allowed(actor, Activity::CreateUser.into(), Resource::instance()) {
-        tabs.push(context! { id => "new-user", title => "Create New User", href => "/admin/users/new" });
+        tabs.push(
+            context! { id => "new-user", title => "Create New User", href => "/admin/users/new" },
+        );
     }
-    if allowed(actor, Activity::UpdateSitePermissions.into(), Resource::instance()) {
-        tabs.push(context! { id => "explain", title => "Permission Explainer", href => "/admin/explain" });
+    if allowed(
+        actor,
+        Activity::UpdateSitePermissions.into(),
+        Resource::instance(),
+    ) {
+        tabs.push(
+            context! { id => "explain", title => "Permission Explainer", href => "/admin/explain" },
+        );
     }
     if read(Setting::AuditLog) {
         tabs.push(context! { id => "audit", title => "Audit Log", href => "/admin/audit" });
@@ -54,12 +64,23 @@ pub(crate) fn tabs(actor: &Actor) -> Value {
 }
 
 /// Refuses the admin panel to roles that have none: a clear 403 page, audited.
-pub(crate) async fn gate(state: &AppState, caller: &PageCaller, needed: Action) -> Result<Value, Response> {
+pub(crate) async fn gate(
+    state: &AppState,
+    caller: &PageCaller,
+    needed: Action,
+) -> Result<Value, Response> {
     let actor = caller.principal.actor();
     let base = base_context(state, Some(caller), "admin").await;
     if !super::opens_admin_panel(&actor) || !allowed(&actor, needed, Resource::instance()) {
-        let target = Target { kind: "page", id: None, name: Some(format!("admin:{}", needed.name())) };
-        let _ = caller.ctx().authorize(&state.db, needed, Resource::instance(), &target).await;
+        let target = Target {
+            kind: "page",
+            id: None,
+            name: Some(format!("admin:{}", needed.name())),
+        };
+        let _ = caller
+            .ctx()
+            .authorize(&state.db, needed, Resource::instance(), &target)
+            .await;
         return Err(message(
             base,
             StatusCode::FORBIDDEN,
@@ -72,7 +93,11 @@ pub(crate) async fn gate(state: &AppState, caller: &PageCaller, needed: Action) 
 
 pub async fn index(caller: PageCaller) -> Response {
     let actor = caller.principal.actor();
-    if allowed(&actor, Action::ReadSetting(Setting::LookAndFeel), Resource::instance()) {
+    if allowed(
+        &actor,
+        Action::ReadSetting(Setting::LookAndFeel),
+        Resource::instance(),
+    ) {
         Redirect::to("/admin/settings").into_response()
     } else {
         Redirect::to("/admin/users").into_response()
@@ -165,7 +190,10 @@ pub async fn settings_submit(
         patch.instance_name = f.instance_name.clone();
     }
     if can("banner") {
-        patch.banner = Some(Banner { active: on(&f.banner_active), text: f.banner_text.clone().unwrap_or_default() });
+        patch.banner = Some(Banner {
+            active: on(&f.banner_active),
+            text: f.banner_text.clone().unwrap_or_default(),
+        });
     }
     if can("login_message") {
         patch.login_message = Some(LoginMessage {
@@ -182,7 +210,9 @@ pub async fn settings_submit(
         if let Some(p) = f.default_job_priority.as_deref().map(str::trim) {
             match p.parse::<i64>() {
                 Ok(p) => patch.default_job_priority = Some(p),
-                Err(_) => error = Some(("default_job_priority", "must be an integer from 0 to 100")),
+                Err(_) => {
+                    error = Some(("default_job_priority", "must be an integer from 0 to 100"))
+                }
             }
         }
         patch.lane_queue_override = Some(on(&f.lane_queue_override));
@@ -195,9 +225,18 @@ pub async fn settings_submit(
         });
     }
     if can("default_import_policy") {
-        match f.default_import_policy.as_deref().map(cryowarden_core::ImportPolicy::parse) {
+        match f
+            .default_import_policy
+            .as_deref()
+            .map(cryowarden_core::ImportPolicy::parse)
+        {
             Some(Some(p)) => patch.default_import_policy = Some(p),
-            Some(None) => error = Some(("default_import_policy", "must be all_members, managers or facility_staff")),
+            Some(None) => {
+                error = Some((
+                    "default_import_policy",
+                    "must be all_members, managers or facility_staff",
+                ))
+            }
             None => {}
         }
     }
@@ -253,11 +292,22 @@ async fn users_page_inner(
     };
     let page = match users::list(&state.db, &caller.ctx(), &query).await {
         Ok(p) => p,
-        Err(e) => return form_error(e, |error, status| message(base.clone(), status, "Cannot list users", &error)),
+        Err(e) => {
+            return form_error(e, |error, status| {
+                message(base.clone(), status, "Cannot list users", &error)
+            });
+        }
     };
     let ids: Vec<i64> = page.users.iter().map(|u| u.id).collect();
-    let pending = users::pending_tokens(&state.db, &ids).await.unwrap_or_default();
-    let instance_priority = state.settings.get(&state.db).await.map(|s| s.default_job_priority).unwrap_or(0);
+    let pending = users::pending_tokens(&state.db, &ids)
+        .await
+        .unwrap_or_default();
+    let instance_priority = state
+        .settings
+        .get(&state.db)
+        .await
+        .map(|s| s.default_job_priority)
+        .unwrap_or(0);
     let rows: Vec<Value> = page
         .users
         .iter()
@@ -349,7 +399,10 @@ fn creatable_roles(actor: &Actor) -> Vec<&'static str> {
             **r == SiteRole::None
                 || allowed(
                     actor,
-                    Action::ChangeSiteRole { from: SiteRole::None, to: **r },
+                    Action::ChangeSiteRole {
+                        from: SiteRole::None,
+                        to: **r,
+                    },
                     Resource::user(cryowarden_core::UserId(-1), SiteRole::None),
                 )
         })
@@ -365,7 +418,10 @@ pub async fn new_user_page(State(state): State<Arc<AppState>>, caller: PageCalle
     let form = context! { email => "", username => "", first_name => "", last_name => "", site_role => "none" };
     render(
         "admin_user_new.html",
-        with(base, context! { current_tab => "new-user", roles => creatable_roles(&caller.principal.actor()), form }),
+        with(
+            base,
+            context! { current_tab => "new-user", roles => creatable_roles(&caller.principal.actor()), form },
+        ),
     )
 }
 
@@ -405,10 +461,16 @@ pub async fn new_user_submit(
         r
     };
     let Some(role) = SiteRole::parse(&f.site_role) else {
-        return again("site_role is not a site role".into(), StatusCode::UNPROCESSABLE_ENTITY);
+        return again(
+            "site_role is not a site role".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
     };
     if f.first_name.trim().is_empty() || f.last_name.trim().is_empty() {
-        return again("first and last name must not be empty".into(), StatusCode::UNPROCESSABLE_ENTITY);
+        return again(
+            "first and last name must not be empty".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
     }
     let new = NewUser {
         username: f.username.clone(),
@@ -417,10 +479,21 @@ pub async fn new_user_submit(
         last_name: f.last_name.clone(),
         site_role: Some(role),
     };
-    match users::create(&state.db, &caller.ctx(), new, state.config.lifetimes().register_ms).await {
+    match users::create(
+        &state.db,
+        &caller.ctx(),
+        new,
+        state.config.lifetimes().register_ms,
+    )
+    .await
+    {
         Ok((user, token)) => {
             let created = context! { username => user.username.clone(), token => token.token, expires_at => token.expires_at, path => token.path };
-            let q = UsersQuery { q: Some(user.username), sort: None, page: None };
+            let q = UsersQuery {
+                q: Some(user.username),
+                sort: None,
+                page: None,
+            };
             let mut r = users_page_inner(&state, &caller, base, q, Some(created)).await;
             if r.status() == StatusCode::OK {
                 *r.status_mut() = StatusCode::CREATED;
@@ -437,13 +510,20 @@ pub struct LogsQuery {
     lines: Option<String>,
 }
 
-pub async fn logs_page(State(state): State<Arc<AppState>>, caller: PageCaller, Query(q): Query<LogsQuery>) -> Response {
+pub async fn logs_page(
+    State(state): State<Arc<AppState>>,
+    caller: PageCaller,
+    Query(q): Query<LogsQuery>,
+) -> Response {
     let base = match gate(&state, &caller, Action::ReadSetting(Setting::InstanceLogs)).await {
         Ok(b) => b,
         Err(r) => return r,
     };
     let service = q.service.unwrap_or_else(|| "app".into());
-    let services: Vec<&str> = crate::logs::Service::ALL.iter().map(|s| s.as_str()).collect();
+    let services: Vec<&str> = crate::logs::Service::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
     let (svc, n) = match crate::api::logs::parse_tail(&service, q.lines.as_deref()) {
         Ok(v) => v,
         Err(e) => return message(base, e.status, "Instance Logs", &e.detail),
@@ -482,8 +562,9 @@ pub async fn report_download(
         return r;
     }
     // What the page sends is kept as sent when it is JSON, else as text: it is diagnostics.
-    let browser = serde_json::from_str(&f.browser)
-        .unwrap_or_else(|_| serde_json::json!({ "unparsed": f.browser.chars().take(10_000).collect::<String>() }));
+    let browser = serde_json::from_str(&f.browser).unwrap_or_else(
+        |_| serde_json::json!({ "unparsed": f.browser.chars().take(10_000).collect::<String>() }),
+    );
     match crate::api::logs::report_response(&state, &caller.ctx(), browser).await {
         Ok(r) => r,
         Err(e) => {
@@ -513,7 +594,12 @@ pub async fn explain_page(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let some = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let some = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     let (actor, action) = (some(&f.actor), some(&f.action));
     let mut result = Value::UNDEFINED;
     let mut error = None;
@@ -539,8 +625,15 @@ pub async fn explain_page(
             }
         }
     }
-    let mut actions: Vec<String> = Activity::ALL.iter().map(|a| a.as_str().to_owned()).collect();
-    actions.extend(cryowarden_core::DataAction::ALL.iter().map(|a| a.as_str().to_owned()));
+    let mut actions: Vec<String> = Activity::ALL
+        .iter()
+        .map(|a| a.as_str().to_owned())
+        .collect();
+    actions.extend(
+        cryowarden_core::DataAction::ALL
+            .iter()
+            .map(|a| a.as_str().to_owned()),
+    );
     for s in Setting::ALL {
         actions.push(format!("read-setting:{s}"));
         actions.push(format!("change-setting:{s}"));

@@ -21,7 +21,10 @@ use crate::state::AppState;
 
 const READ: Action = Action::ReadSetting(Setting::AuditLog);
 const READ_MAINT: Action = Action::ReadSetting(Setting::AuditLogMaintenance);
-const CHANGE_MAINT: Action = Action::ChangeSetting { setting: Setting::AuditLogMaintenance, field: None };
+const CHANGE_MAINT: Action = Action::ChangeSetting {
+    setting: Setting::AuditLogMaintenance,
+    field: None,
+};
 
 /// The page's query: the list's filters, and a notice after a form.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -67,7 +70,11 @@ impl PageQuery {
             ("to", &self.to),
         ]
         .into_iter()
-        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| format!("{k}={}", urlencode(v))))
+        .filter_map(|(k, v)| {
+            v.as_deref()
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{k}={}", urlencode(v)))
+        })
         .collect::<Vec<_>>()
         .join("&")
     }
@@ -86,10 +93,21 @@ fn problem(e: crate::error::StoreError) -> (String, StatusCode) {
 }
 
 fn join_query(parts: &[&str]) -> String {
-    parts.iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join("&")
+    parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
-async fn page(state: &AppState, caller: &PageCaller, base: Value, q: PageQuery, error: Option<String>) -> Response {
+async fn page(
+    state: &AppState,
+    caller: &PageCaller,
+    base: Value,
+    q: PageQuery,
+    error: Option<String>,
+) -> Response {
     let actor = caller.principal.actor();
     let (events, next, mut status, mut error) = match audit::list(&state.db, &q.filter()).await {
         Ok((events, next)) => (events, next, StatusCode::OK, error),
@@ -113,7 +131,9 @@ async fn page(state: &AppState, caller: &PageCaller, base: Value, q: PageQuery, 
         }
         Err(e) => {
             tracing::error!(error = %e, "audit page: verification failed to run");
-            error.get_or_insert_with(|| "The chain could not be checked; see the server log.".into());
+            error.get_or_insert_with(|| {
+                "The chain could not be checked; see the server log.".into()
+            });
             context! { ok => false, events => 0, problem => "the check did not run" }
         }
     };
@@ -134,10 +154,17 @@ async fn page(state: &AppState, caller: &PageCaller, base: Value, q: PageQuery, 
         })
         .collect();
     let filters = q.filter_query();
-    let limit = q.limit.as_deref().filter(|l| !l.is_empty()).map(|l| format!("limit={}", urlencode(l)));
+    let limit = q
+        .limit
+        .as_deref()
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("limit={}", urlencode(l)));
     let next_href = next.map(|n| {
         let before = format!("before={n}");
-        format!("/admin/audit?{}", join_query(&[&filters, limit.as_deref().unwrap_or(""), &before]))
+        format!(
+            "/admin/audit?{}",
+            join_query(&[&filters, limit.as_deref().unwrap_or(""), &before])
+        )
     });
     let export = |format: &str| {
         let f = format!("format={format}");
@@ -213,8 +240,13 @@ pub async fn policy_submit(
         return r;
     }
     let result = match f.keep_days.trim().parse::<i64>() {
-        Ok(keep_days) => audit::set_policy(&state.db, &caller.ctx(), Policy { keep_days }).await.map(|_| ()),
-        Err(_) => Err(crate::error::StoreError::invalid("keep_days", "must be a whole number of days (0 keeps all)")),
+        Ok(keep_days) => audit::set_policy(&state.db, &caller.ctx(), Policy { keep_days })
+            .await
+            .map(|_| ()),
+        Err(_) => Err(crate::error::StoreError::invalid(
+            "keep_days",
+            "must be a whole number of days (0 keeps all)",
+        )),
     };
     match result {
         Ok(()) => Redirect::to("/admin/audit?notice=Retention+policy+saved.").into_response(),
@@ -244,10 +276,20 @@ pub async fn archive_submit(
         return r;
     }
     let before = Some(f.before.trim().to_owned()).filter(|b| !b.is_empty());
-    match audit::archive(&state.db, &state.config.data_dir, &caller.ctx(), ArchiveRequest { before }).await {
+    match audit::archive(
+        &state.db,
+        &state.config.data_dir,
+        &caller.ctx(),
+        ArchiveRequest { before },
+    )
+    .await
+    {
         Ok(out) => {
             let notice = match out.anchor {
-                Some(a) => format!("Archived {} events (#{}..#{}) to {}.", out.archived, a.first_seq, a.seq, a.file),
+                Some(a) => format!(
+                    "Archived {} events (#{}..#{}) to {}.",
+                    out.archived, a.first_seq, a.seq, a.file
+                ),
                 None => format!("No events before {} to archive.", out.before),
             };
             Redirect::to(&format!("/admin/audit?notice={}", urlencode(&notice))).into_response()
@@ -257,7 +299,12 @@ pub async fn archive_submit(
 }
 
 /// The page again, with what is stored (nothing changed) and the reason.
-async fn failed(state: &AppState, caller: &PageCaller, base: Value, e: crate::error::StoreError) -> Response {
+async fn failed(
+    state: &AppState,
+    caller: &PageCaller,
+    base: Value,
+    e: crate::error::StoreError,
+) -> Response {
     let (text, code) = problem(e);
     let mut r = page(state, caller, base, PageQuery::default(), Some(text)).await;
     *r.status_mut() = code;

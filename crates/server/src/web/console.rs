@@ -50,12 +50,17 @@ pub async fn console_page(State(state): State<Arc<AppState>>, caller: PageCaller
     if let Err(e) = console::require_console(&state, &ctx).await {
         return super::error_page(base, e);
     }
-    let raw_json = console::experimental::flags(&state.db).await.map(|f| f.console_raw_json).unwrap_or(false);
+    let raw_json = console::experimental::flags(&state.db)
+        .await
+        .map(|f| f.console_raw_json)
+        .unwrap_or(false);
     let mut groups = Vec::new();
     for group in Group::ALL {
         let mut rows = Vec::new();
         for e in console::registry().filter(|e| e.group == group) {
-            let Some(access) = console::access(&actor, e.setting) else { continue };
+            let Some(access) = console::access(&actor, e.setting) else {
+                continue;
+            };
             let editable = access.access == "all";
             let (value, available) = match console::view(&state, &ctx, e.setting).await {
                 Ok(v) => {
@@ -115,8 +120,16 @@ pub async fn console_page(State(state): State<Arc<AppState>>, caller: PageCaller
         }
     }
     if groups.is_empty() {
-        return message(base, StatusCode::FORBIDDEN, "Not allowed", "The Admin Console is not open to your role.");
+        return message(
+            base,
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "The Admin Console is not open to your role.",
+        );
     }
     let tabs = super::admin::tabs(&actor);
-    render("admin_console.html", with(base, context! { tabs, current_tab => "console", groups }))
+    render(
+        "admin_console.html",
+        with(base, context! { tabs, current_tab => "console", groups }),
+    )
 }

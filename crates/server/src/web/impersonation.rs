@@ -22,7 +22,11 @@ pub struct StartForm {
     group: Option<i64>,
 }
 
-pub async fn start(State(state): State<Arc<AppState>>, caller: PageCaller, Form(f): Form<StartForm>) -> Response {
+pub async fn start(
+    State(state): State<Arc<AppState>>,
+    caller: PageCaller,
+    Form(f): Form<StartForm>,
+) -> Response {
     if let Err(r) = caller.check_csrf(&f.csrf) {
         return r;
     }
@@ -53,11 +57,22 @@ pub struct StopForm {
     csrf: String,
 }
 
-pub async fn stop(State(state): State<Arc<AppState>>, caller: PageCaller, Form(f): Form<StopForm>) -> Response {
+pub async fn stop(
+    State(state): State<Arc<AppState>>,
+    caller: PageCaller,
+    Form(f): Form<StopForm>,
+) -> Response {
     if let Err(r) = caller.check_csrf(&f.csrf) {
         return r;
     }
-    match impersonation::stop(&state.db, &caller.principal, caller.source.to_string(), "stopped").await {
+    match impersonation::stop(
+        &state.db,
+        &caller.principal,
+        caller.source.to_string(),
+        "stopped",
+    )
+    .await
+    {
         Ok(_) => {
             state.auth.forget_user(caller.principal.real_user().id);
             Redirect::to("/").into_response()

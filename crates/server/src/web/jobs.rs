@@ -16,7 +16,9 @@ use cryowarden_core::{Action, Actor, DataAction, DataScope, Resource, Setting};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{PageCaller, allows, base_context, error_page, message, opens_admin_panel, page_id, render, with};
+use super::{
+    PageCaller, allows, base_context, error_page, message, opens_admin_panel, page_id, render, with,
+};
 use crate::cluster::ClusterInfo;
 use crate::cluster::template::custom_variables;
 use crate::context::{Ctx, Target};
@@ -28,7 +30,10 @@ use crate::state::AppState;
 use crate::users::{self, ListQuery};
 
 const READ_VARS: Action = Action::ReadSetting(Setting::ClusterCustomVariables);
-const CHANGE_VARS: Action = Action::ChangeSetting { setting: Setting::ClusterCustomVariables, field: None };
+const CHANGE_VARS: Action = Action::ChangeSetting {
+    setting: Setting::ClusterCustomVariables,
+    field: None,
+};
 const READ_LANES: Action = Action::ReadSetting(Setting::LaneRestrictions);
 /// The statuses of the Current Jobs tab.
 const CURRENT: &str = "queued,launched,running";
@@ -40,7 +45,11 @@ const MAX_USERS: i64 = 500;
 /// The question `jobs::list` asks before listing the whole instance's jobs: may the actor see
 /// every project (a project in which they have no standing)?
 fn sees_every_project(actor: &Actor) -> bool {
-    allows(actor, DataAction::ViewProject, &Resource::data(DataScope::default()))
+    allows(
+        actor,
+        DataAction::ViewProject,
+        &Resource::data(DataScope::default()),
+    )
 }
 
 /// The admin panel's tabs of this module, for this actor.
@@ -60,12 +69,24 @@ pub fn admin_tabs(actor: &Actor) -> Vec<Value> {
 
 /// Refuses a tab to those without its access, as the other admin tabs do: a 403 page, and the
 /// refusal audited through `Ctx::authorize`.
-async fn gate(state: &AppState, caller: &PageCaller, needed: Action, resource: Resource) -> Result<Value, Response> {
+async fn gate(
+    state: &AppState,
+    caller: &PageCaller,
+    needed: Action,
+    resource: Resource,
+) -> Result<Value, Response> {
     let actor = caller.principal.actor();
     let base = base_context(state, Some(caller), "admin").await;
     if !opens_admin_panel(&actor) || !allows(&actor, needed, &resource) {
-        let target = Target { kind: "page", id: None, name: Some(format!("admin:{}", needed.name())) };
-        let _ = caller.ctx().authorize(&state.db, needed, resource, &target).await;
+        let target = Target {
+            kind: "page",
+            id: None,
+            name: Some(format!("admin:{}", needed.name())),
+        };
+        let _ = caller
+            .ctx()
+            .authorize(&state.db, needed, resource, &target)
+            .await;
         return Err(message(
             base,
             StatusCode::FORBIDDEN,
@@ -128,7 +149,10 @@ pub async fn cluster_page(State(state): State<Arc<AppState>>, caller: PageCaller
         Err(r) => return r,
     };
     let loaded = async {
-        Ok::<_, StoreError>((crate::scheduler::cluster::instance_vars(&state.db).await?, lanes::all(&state.db).await?))
+        Ok::<_, StoreError>((
+            crate::scheduler::cluster::instance_vars(&state.db).await?,
+            lanes::all(&state.db).await?,
+        ))
     }
     .await;
     let (instance, all) = match loaded {
@@ -167,8 +191,10 @@ pub async fn cluster_page(State(state): State<Arc<AppState>>, caller: PageCaller
         }
     }
     let actor = caller.principal.actor();
-    let instance_rows: Vec<Value> =
-        instance.iter().map(|(name, value)| context! { name => name.clone(), value => value.clone() }).collect();
+    let instance_rows: Vec<Value> = instance
+        .iter()
+        .map(|(name, value)| context! { name => name.clone(), value => value.clone() })
+        .collect();
     render(
         "admin_cluster.html",
         with(
@@ -208,9 +234,21 @@ pub async fn lanes_page(
     };
     let ctx = caller.ctx();
     let actor = caller.principal.actor();
-    let q = query.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-    let picked = query.user.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let picked = match picked.map(|raw| page_id(raw).ok_or(StoreError::NotFound { what: "user" })).transpose() {
+    let q = query
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let picked = query
+        .user
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let picked = match picked
+        .map(|raw| page_id(raw).ok_or(StoreError::NotFound { what: "user" }))
+        .transpose()
+    {
         Ok(p) => p,
         Err(e) => return error_page(base, e),
     };
@@ -279,7 +317,12 @@ pub async fn lanes_page(
 
 /// The projects among `ids` in which the actor may kill and clear jobs (`edit-project` with their
 /// standing in each).
-async fn editable_projects(state: &AppState, ctx: &Ctx, actor: &Actor, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+async fn editable_projects(
+    state: &AppState,
+    ctx: &Ctx,
+    actor: &Actor,
+    ids: &[i64],
+) -> Result<Vec<i64>, StoreError> {
     let mut out = Vec::new();
     for id in ids.iter().copied().collect::<HashSet<_>>() {
         let project = projects::get(&state.db, id).await?;
@@ -303,7 +346,13 @@ fn gpus_text(job: &Job) -> String {
     match (held, &job.gpu_ids) {
         (Some(h), _) if !h.is_empty() => h.join(", "),
         (_, Some(ids)) if !ids.is_empty() => {
-            format!("{} (asked)", ids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))
+            format!(
+                "{} (asked)",
+                ids.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
         _ if job.num_gpu > 0 => format!("{} (any)", job.num_gpu),
         _ => "—".to_owned(),
@@ -312,10 +361,13 @@ fn gpus_text(job: &Job) -> String {
 
 /// What the queue column says of a job: its queue state and message, else why it failed.
 fn queue_text(job: &Job) -> String {
-    let parts: Vec<String> = [job.queue_state.map(|q| q.as_str().replace('_', " ")), job.queue_message.clone()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let parts: Vec<String> = [
+        job.queue_state.map(|q| q.as_str().replace('_', " ")),
+        job.queue_message.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     match (parts.is_empty(), &job.failure) {
         (false, _) => parts.join(": "),
         (true, Some(f)) => f.clone(),
@@ -343,7 +395,11 @@ pub async fn jobs_page(State(state): State<Arc<AppState>>, caller: PageCaller) -
         Err(r) => return r,
     };
     let actor = caller.principal.actor();
-    let query = JobQuery { status: Some(CURRENT.into()), limit: Some(MAX_JOBS), ..JobQuery::default() };
+    let query = JobQuery {
+        status: Some(CURRENT.into()),
+        limit: Some(MAX_JOBS),
+        ..JobQuery::default()
+    };
     let list = match jobs::list(&state.db, &caller.ctx(), &query).await {
         Ok(l) => l,
         Err(e) => return error_page(base, e),
@@ -359,7 +415,10 @@ pub async fn jobs_page(State(state): State<Arc<AppState>>, caller: PageCaller) -
             Err(e) => return error_page(base, e),
         }
     };
-    let rows: Vec<Value> = list.iter().map(|j| job_row(j, kill_any || kill_projects.contains(&j.project_id))).collect();
+    let rows: Vec<Value> = list
+        .iter()
+        .map(|j| job_row(j, kill_any || kill_projects.contains(&j.project_id)))
+        .collect();
     render(
         "admin_jobs.html",
         with(
@@ -388,7 +447,11 @@ pub async fn project_section(
     project: &Project,
     scope: DataScope,
 ) -> Result<Value, StoreError> {
-    let query = JobQuery { project: Some(project.id), limit: Some(MAX_JOBS), ..JobQuery::default() };
+    let query = JobQuery {
+        project: Some(project.id),
+        limit: Some(MAX_JOBS),
+        ..JobQuery::default()
+    };
     let mut list = jobs::list(&state.db, ctx, &query).await?;
     list.sort_by_key(|j| std::cmp::Reverse(j.id));
     let edit = allows(actor, DataAction::EditProject, &Resource::data(scope));

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use cryowarden_core::{Activity, Actor, DataAction, DataScope, ImportPolicy, LabRole, Resource, TargetUser, UserId};
+use cryowarden_core::{
+    Activity, Actor, DataAction, DataScope, ImportPolicy, LabRole, Resource, TargetUser, UserId,
+};
 use minijinja::{Value, context};
 
 use super::{PageCaller, allows, base_context, error_page, page_id, render, with};
@@ -52,9 +54,15 @@ pub async fn labs_page(State(state): State<Arc<AppState>>, caller: PageCaller) -
 }
 
 /// `/labs/{id}`: one lab, its members, its storage, and the browser of its data roots.
-pub async fn lab_page(State(state): State<Arc<AppState>>, caller: PageCaller, Path(raw): Path<String>) -> Response {
+pub async fn lab_page(
+    State(state): State<Arc<AppState>>,
+    caller: PageCaller,
+    Path(raw): Path<String>,
+) -> Response {
     let base = base_context(&state, Some(&caller), "labs").await;
-    let Some(id) = page_id(&raw) else { return error_page(base, StoreError::NotFound { what: "lab" }) };
+    let Some(id) = page_id(&raw) else {
+        return error_page(base, StoreError::NotFound { what: "lab" });
+    };
     let ctx = caller.ctx();
     let lab = match labs::show(&state.db, &ctx, id).await {
         Ok(l) => l,
@@ -65,12 +73,18 @@ pub async fn lab_page(State(state): State<Arc<AppState>>, caller: PageCaller, Pa
         Err(e) => return error_page(base, e),
     };
     let actor = caller.principal.actor();
-    let my_role = list.iter().find(|m| m.user_id == actor.user.0).and_then(|m| LabRole::parse(&m.lab_role));
+    let my_role = list
+        .iter()
+        .find(|m| m.user_id == actor.user.0)
+        .and_then(|m| LabRole::parse(&m.lab_role));
     let rows: Vec<Value> = list
         .iter()
         .map(|m| {
             let target = Resource {
-                target: Some(TargetUser { id: UserId(m.user_id), site_role: m.site_role }),
+                target: Some(TargetUser {
+                    id: UserId(m.user_id),
+                    site_role: m.site_role,
+                }),
                 ..Resource::instance()
             };
             context! {
@@ -79,7 +93,11 @@ pub async fn lab_page(State(state): State<Arc<AppState>>, caller: PageCaller, Pa
             }
         })
         .collect();
-    let import = allows(&actor, DataAction::ImportData, &Resource::data(DataScope::lab(my_role, lab.import_policy)));
+    let import = allows(
+        &actor,
+        DataAction::ImportData,
+        &Resource::data(DataScope::lab(my_role, lab.import_policy)),
+    );
     let can = context! {
         manage => manages_labs(&actor),
         storage => allows(&actor, roots::ACTION, &Resource::instance()),

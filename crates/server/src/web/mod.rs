@@ -31,23 +31,62 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("login.html", include_str!("../../templates/login.html")),
         ("home.html", include_str!("../../templates/home.html")),
         ("message.html", include_str!("../../templates/message.html")),
-        ("register.html", include_str!("../../templates/register.html")),
+        (
+            "register.html",
+            include_str!("../../templates/register.html"),
+        ),
         ("reset.html", include_str!("../../templates/reset.html")),
-        ("admin_tabs.html", include_str!("../../templates/admin_tabs.html")),
-        ("admin_settings.html", include_str!("../../templates/admin_settings.html")),
-        ("admin_users.html", include_str!("../../templates/admin_users.html")),
-        ("admin_user_new.html", include_str!("../../templates/admin_user_new.html")),
-        ("admin_logs.html", include_str!("../../templates/admin_logs.html")),
-        ("admin_explain.html", include_str!("../../templates/admin_explain.html")),
-        ("admin_audit.html", include_str!("../../templates/admin_audit.html")),
+        (
+            "admin_tabs.html",
+            include_str!("../../templates/admin_tabs.html"),
+        ),
+        (
+            "admin_settings.html",
+            include_str!("../../templates/admin_settings.html"),
+        ),
+        (
+            "admin_users.html",
+            include_str!("../../templates/admin_users.html"),
+        ),
+        (
+            "admin_user_new.html",
+            include_str!("../../templates/admin_user_new.html"),
+        ),
+        (
+            "admin_logs.html",
+            include_str!("../../templates/admin_logs.html"),
+        ),
+        (
+            "admin_explain.html",
+            include_str!("../../templates/admin_explain.html"),
+        ),
+        (
+            "admin_audit.html",
+            include_str!("../../templates/admin_audit.html"),
+        ),
         ("labs.html", include_str!("../../templates/labs.html")),
         ("lab.html", include_str!("../../templates/lab.html")),
-        ("projects.html", include_str!("../../templates/projects.html")),
+        (
+            "projects.html",
+            include_str!("../../templates/projects.html"),
+        ),
         ("project.html", include_str!("../../templates/project.html")),
-        ("admin_cluster.html", include_str!("../../templates/admin_cluster.html")),
-        ("admin_lanes.html", include_str!("../../templates/admin_lanes.html")),
-        ("admin_jobs.html", include_str!("../../templates/admin_jobs.html")),
-        ("admin_console.html", include_str!("../../templates/admin_console.html")),
+        (
+            "admin_cluster.html",
+            include_str!("../../templates/admin_cluster.html"),
+        ),
+        (
+            "admin_lanes.html",
+            include_str!("../../templates/admin_lanes.html"),
+        ),
+        (
+            "admin_jobs.html",
+            include_str!("../../templates/admin_jobs.html"),
+        ),
+        (
+            "admin_console.html",
+            include_str!("../../templates/admin_console.html"),
+        ),
     ] {
         env.add_template(name, source).expect("templates parse");
     }
@@ -60,7 +99,11 @@ pub fn render(name: &str, ctx: Value) -> Response {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!(template = name, error = %e, "template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "an internal error occurred; it has been logged").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "an internal error occurred; it has been logged",
+            )
+                .into_response()
         }
     }
 }
@@ -98,15 +141,28 @@ impl PageCaller {
 impl FromRequestParts<Arc<AppState>> for PageCaller {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
-        let Source(source) = Source::from_request_parts(parts, state).await.unwrap_or(Source([127, 0, 0, 1].into()));
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Response> {
+        let Source(source) = Source::from_request_parts(parts, state)
+            .await
+            .unwrap_or(Source([127, 0, 0, 1].into()));
         let to_login = || {
-            let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let next = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
             Redirect::to(&format!("/login?next={}", urlencode(next))).into_response()
         };
-        let Some(cookie) = session_cookie(parts) else { return Err(to_login()) };
+        let Some(cookie) = session_cookie(parts) else {
+            return Err(to_login());
+        };
         match state.auth.resolve(&state.db, cookie).await {
-            Ok(Some(principal)) if matches!(principal.via, Via::Session { .. }) => Ok(PageCaller { principal, source }),
+            Ok(Some(principal)) if matches!(principal.via, Via::Session { .. }) => {
+                Ok(PageCaller { principal, source })
+            }
             Ok(_) => Err(to_login()),
             Err(e) => Err(crate::api::error::ApiError::from(e).into_response()),
         }
@@ -138,7 +194,9 @@ pub async fn base_context(state: &AppState, caller: Option<&PageCaller>, nav: &s
 /// of the admin console (`spec/roles.md` §1), as `authorize()` decides.
 pub fn opens_admin_panel(actor: &cryowarden_core::Actor) -> bool {
     use cryowarden_core::{Action, Resource, Setting, authorize};
-    Setting::ALL.iter().any(|s| authorize(actor, Action::ReadSetting(*s), &Resource::instance()).is_allowed())
+    Setting::ALL
+        .iter()
+        .any(|s| authorize(actor, Action::ReadSetting(*s), &Resource::instance()).is_allowed())
 }
 
 /// Merges extra values into a base context.
@@ -185,15 +243,46 @@ pub fn allows(
 /// The static files of the UI.
 pub async fn static_file(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
     let (body, ctype) = match name.as_str() {
-        "style.css" => (include_str!("../../static/style.css"), "text/css; charset=utf-8"),
-        "admin.js" => (include_str!("../../static/admin.js"), "text/javascript; charset=utf-8"),
-        "logs.js" => (include_str!("../../static/logs.js"), "text/javascript; charset=utf-8"),
-        "errors.js" => (include_str!("../../static/errors.js"), "text/javascript; charset=utf-8"),
-        "browser.js" => (include_str!("../../static/browser.js"), "text/javascript; charset=utf-8"),
-        "manage.js" => (include_str!("../../static/manage.js"), "text/javascript; charset=utf-8"),
-        "jobs.js" => (include_str!("../../static/jobs.js"), "text/javascript; charset=utf-8"),
-        "console.js" => (include_str!("../../static/console.js"), "text/javascript; charset=utf-8"),
+        "style.css" => (
+            include_str!("../../static/style.css"),
+            "text/css; charset=utf-8",
+        ),
+        "admin.js" => (
+            include_str!("../../static/admin.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "logs.js" => (
+            include_str!("../../static/logs.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "errors.js" => (
+            include_str!("../../static/errors.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "browser.js" => (
+            include_str!("../../static/browser.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "manage.js" => (
+            include_str!("../../static/manage.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "jobs.js" => (
+            include_str!("../../static/jobs.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "console.js" => (
+            include_str!("../../static/console.js"),
+            "text/javascript; charset=utf-8",
+        ),
         _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
     };
-    ([(header::CONTENT_TYPE, ctype), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, ctype),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
 }

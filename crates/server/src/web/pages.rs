@@ -24,17 +24,25 @@ pub struct LoginQuery {
 /// Only local paths are followed after sign-in, and absolute URLs on the admin console's
 /// external redirect hosts.
 async fn safe_next(state: &AppState, next: Option<&str>) -> String {
-    let hosts = crate::console::redirects::hosts(&state.db).await.unwrap_or_default();
+    let hosts = crate::console::redirects::hosts(&state.db)
+        .await
+        .unwrap_or_default();
     crate::console::redirects::safe_next(next, &hosts)
 }
 
 /// The sign-in page's CSP: the pages' own, with `form-action` also allowing the external
 /// redirect hosts (browsers apply `form-action` to the redirect that follows the post).
 async fn with_login_csp(state: &AppState, mut r: Response) -> Response {
-    let hosts = crate::console::redirects::hosts(&state.db).await.unwrap_or_default();
+    let hosts = crate::console::redirects::hosts(&state.db)
+        .await
+        .unwrap_or_default();
     if !hosts.is_empty() {
-        let extra: String = hosts.iter().map(|h| format!(" https://{h} http://{h}")).collect();
-        let csp = crate::app::PAGE_CSP.replace("form-action 'self'", &format!("form-action 'self'{extra}"));
+        let extra: String = hosts
+            .iter()
+            .map(|h| format!(" https://{h} http://{h}"))
+            .collect();
+        let csp = crate::app::PAGE_CSP
+            .replace("form-action 'self'", &format!("form-action 'self'{extra}"));
         if let Ok(v) = HeaderValue::from_str(&csp) {
             r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
         }
@@ -51,10 +59,16 @@ const LOGIN_PREFIX: &str = "cwl_";
 
 /// The pre-session token the request's cookie carries, if it has the right form.
 fn login_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
-        let (k, v) = kv.trim().split_once('=')?;
-        (k == LOGIN_COOKIE && v.len() == LOGIN_PREFIX.len() + 64 && v.starts_with(LOGIN_PREFIX)).then_some(v)
-    })
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == LOGIN_COOKIE && v.len() == LOGIN_PREFIX.len() + 64 && v.starts_with(LOGIN_PREFIX))
+                .then_some(v)
+        })
 }
 
 /// The form's token: the browser's own, or a new one with the cookie to set.
@@ -62,8 +76,14 @@ fn login_token(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderV
     if let Some(t) = login_cookie(headers) {
         return (t.to_owned(), None);
     }
-    let token = crate::secrets::Secret::generate(LOGIN_PREFIX).expose().to_owned();
-    let secure = if state.config.base_url().starts_with("https://") { "; Secure" } else { "" };
+    let token = crate::secrets::Secret::generate(LOGIN_PREFIX)
+        .expose()
+        .to_owned();
+    let secure = if state.config.base_url().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!("{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/login{secure}");
     (token, HeaderValue::from_str(&cookie).ok())
 }
@@ -72,7 +92,9 @@ fn login_token(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderV
 /// is not cross-site or same-site (`Sec-Fetch-Site`, when sent), and the form echoes the
 /// pre-session cookie.
 fn login_post_is_ours(headers: &HeaderMap, sent: &str) -> bool {
-    let fetch_site = headers.get("sec-fetch-site").map(|v| v.to_str().unwrap_or(""));
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or(""));
     if fetch_site.is_some_and(|v| !matches!(v, "same-origin" | "none")) {
         return false;
     }
@@ -88,7 +110,10 @@ pub async fn login_form(
     let (login_token, set_cookie) = login_token(&state, &headers);
     let mut r = render(
         "login.html",
-        with(base, context! { next => safe_next(&state, q.next.as_deref()).await, username => "", login_token }),
+        with(
+            base,
+            context! { next => safe_next(&state, q.next.as_deref()).await, username => "", login_token },
+        ),
     );
     if let Some(c) = set_cookie {
         r.headers_mut().insert(header::SET_COOKIE, c);
@@ -118,7 +143,12 @@ pub async fn login_submit(
     with_login_csp(&state, r).await
 }
 
-async fn sign_in(state: &Arc<AppState>, addr: std::net::IpAddr, headers: &HeaderMap, f: LoginForm) -> Response {
+async fn sign_in(
+    state: &Arc<AppState>,
+    addr: std::net::IpAddr,
+    headers: &HeaderMap,
+    f: LoginForm,
+) -> Response {
     let state = state.clone();
     let base = base_context(&state, None, "login").await;
     if !login_post_is_ours(headers, &f.login_token) {
@@ -149,11 +179,21 @@ async fn sign_in(state: &Arc<AppState>, addr: std::net::IpAddr, headers: &Header
         r
     };
     if f.username.is_empty() || f.username.len() > 64 || f.password.len() > 1024 {
-        return again(StatusCode::UNAUTHORIZED, "Wrong username or password.".into());
+        return again(
+            StatusCode::UNAUTHORIZED,
+            "Wrong username or password.".into(),
+        );
     }
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let accept = f.accept_terms.as_deref() == Some("on");
-    match state.auth.login(&state.db, &f.username, f.password.clone(), addr, ua, accept).await {
+    match state
+        .auth
+        .login(&state.db, &f.username, f.password.clone(), addr, ua, accept)
+        .await
+    {
         Ok(LoginOutcome::TermsRequired { text, version }) => {
             let mut r = render(
                 "login.html",
@@ -167,30 +207,50 @@ async fn sign_in(state: &Arc<AppState>, addr: std::net::IpAddr, headers: &Header
             *r.status_mut() = StatusCode::FORBIDDEN;
             r
         }
-        Ok(LoginOutcome::Session { token, expires_at, .. }) => {
-            let secure = if state.config.base_url().starts_with("https://") { "; Secure" } else { "" };
+        Ok(LoginOutcome::Session {
+            token, expires_at, ..
+        }) => {
+            let secure = if state.config.base_url().starts_with("https://") {
+                "; Secure"
+            } else {
+                ""
+            };
             let max_age = (expires_at - crate::db::now_ms()) / 1000;
-            let cookie =
-                format!("cw_session={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}", token.expose());
-            let target = if next == "/" { "/?welcome=1".to_owned() } else { next.clone() };
+            let cookie = format!(
+                "cw_session={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
+                token.expose()
+            );
+            let target = if next == "/" {
+                "/?welcome=1".to_owned()
+            } else {
+                next.clone()
+            };
             // `safe_next` gives a valid header value; should it ever not, home rather than a 500.
-            let location = HeaderValue::from_str(&target).unwrap_or(HeaderValue::from_static("/?welcome=1"));
+            let location =
+                HeaderValue::from_str(&target).unwrap_or(HeaderValue::from_static("/?welcome=1"));
             let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
             r
         }
-        Ok(LoginOutcome::Refused) => {
-            again(StatusCode::UNAUTHORIZED, "Wrong username or password, or the account is not active.".into())
-        }
+        Ok(LoginOutcome::Refused) => again(
+            StatusCode::UNAUTHORIZED,
+            "Wrong username or password, or the account is not active.".into(),
+        ),
         Ok(LoginOutcome::Throttled(wait)) => again(
             StatusCode::TOO_MANY_REQUESTS,
-            format!("Too many failed sign-ins: wait {} seconds and try again.", wait.as_secs().max(1)),
+            format!(
+                "Too many failed sign-ins: wait {} seconds and try again.",
+                wait.as_secs().max(1)
+            ),
         ),
         Err(e) => {
             tracing::error!(error = %e, "login failed");
-            again(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on the server; try again.".into())
+            again(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on the server; try again.".into(),
+            )
         }
     }
 }
@@ -201,11 +261,19 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-pub async fn logout(State(state): State<Arc<AppState>>, caller: PageCaller, Form(f): Form<CsrfForm>) -> Response {
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    caller: PageCaller,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     if let Err(r) = caller.check_csrf(&f.csrf) {
         return r;
     }
-    if let Err(e) = state.auth.logout(&state.db, &caller.principal, caller.source.to_string()).await {
+    if let Err(e) = state
+        .auth
+        .logout(&state.db, &caller.principal, caller.source.to_string())
+        .await
+    {
         tracing::error!(error = %e, "logout failed");
     }
     let mut r = Redirect::to("/login").into_response();
@@ -221,11 +289,22 @@ pub struct HomeQuery {
     welcome: Option<String>,
 }
 
-pub async fn home(State(state): State<Arc<AppState>>, caller: PageCaller, Query(q): Query<HomeQuery>) -> Response {
+pub async fn home(
+    State(state): State<Arc<AppState>>,
+    caller: PageCaller,
+    Query(q): Query<HomeQuery>,
+) -> Response {
     let base = base_context(&state, Some(&caller), "home").await;
     let settings = state.settings.get(&state.db).await.unwrap_or_default();
-    let login_message = (q.welcome.is_some() && settings.login_message.active).then(|| settings.login_message.clone());
-    render("home.html", with(base, context! { login_message => minijinja::Value::from_serialize(&login_message) }))
+    let login_message = (q.welcome.is_some() && settings.login_message.active)
+        .then(|| settings.login_message.clone());
+    render(
+        "home.html",
+        with(
+            base,
+            context! { login_message => minijinja::Value::from_serialize(&login_message) },
+        ),
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -233,10 +312,19 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
-pub async fn register_form(State(state): State<Arc<AppState>>, Query(q): Query<TokenQuery>) -> Response {
+pub async fn register_form(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
     let token = q.token.unwrap_or_default();
     let base = base_context(&state, None, "register").await;
-    render("register.html", with(base, context! { bootstrap => token.starts_with(BOOTSTRAP_PREFIX), token }))
+    render(
+        "register.html",
+        with(
+            base,
+            context! { bootstrap => token.starts_with(BOOTSTRAP_PREFIX), token },
+        ),
+    )
 }
 
 #[derive(Deserialize)]
@@ -278,17 +366,28 @@ pub async fn register_submit(
             r
         }
         Err(e) => form_error(e, |error, status| {
-            let mut r =
-                render("register.html", with(base.clone(), context! { bootstrap, token => f.token.clone(), error }));
+            let mut r = render(
+                "register.html",
+                with(
+                    base.clone(),
+                    context! { bootstrap, token => f.token.clone(), error },
+                ),
+            );
             *r.status_mut() = status;
             r
         }),
     }
 }
 
-pub async fn reset_form(State(state): State<Arc<AppState>>, Query(q): Query<TokenQuery>) -> Response {
+pub async fn reset_form(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
     let base = base_context(&state, None, "reset").await;
-    render("reset.html", with(base, context! { token => q.token.unwrap_or_default() }))
+    render(
+        "reset.html",
+        with(base, context! { token => q.token.unwrap_or_default() }),
+    )
 }
 
 #[derive(Deserialize)]
@@ -303,7 +402,11 @@ pub async fn reset_submit(
     Form(f): Form<ResetForm>,
 ) -> Response {
     let base = base_context(&state, None, "reset").await;
-    match state.auth.reset(&state.db, &f.token, f.password, addr.to_string()).await {
+    match state
+        .auth
+        .reset(&state.db, &f.token, f.password, addr.to_string())
+        .await
+    {
         Ok(_) => message(
             base,
             StatusCode::OK,
@@ -311,7 +414,10 @@ pub async fn reset_submit(
             "Your password is set and you were signed out everywhere. Sign in again.",
         ),
         Err(e) => form_error(e, |error, status| {
-            let mut r = render("reset.html", with(base.clone(), context! { token => f.token.clone(), error }));
+            let mut r = render(
+                "reset.html",
+                with(base.clone(), context! { token => f.token.clone(), error }),
+            );
             *r.status_mut() = status;
             r
         }),

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use cryowarden_core::{
-    Activity, Actor, DataAction, DataScope, LabRole, ProjectRole, Resource, SiteRole, TargetUser, UserId,
+    Activity, Actor, DataAction, DataScope, LabRole, ProjectRole, Resource, SiteRole, TargetUser,
+    UserId,
 };
 use minijinja::{Value, context};
 use serde::Deserialize;
@@ -36,16 +37,27 @@ pub struct ProjectsQuery {
 }
 
 /// The labs in which the viewer may create a project (`create-lab-project` with their lab role).
-async fn creatable_labs(state: &AppState, ctx: &Ctx, actor: &Actor, visible: &[Lab]) -> Result<Vec<Value>, StoreError> {
+async fn creatable_labs(
+    state: &AppState,
+    ctx: &Ctx,
+    actor: &Actor,
+    visible: &[Lab],
+) -> Result<Vec<Value>, StoreError> {
     let mut out = Vec::new();
     for lab in visible {
         let may = |role: Option<LabRole>| {
-            allows(actor, DataAction::CreateLabProject, &Resource::data(DataScope::lab(role, lab.import_policy)))
+            allows(
+                actor,
+                DataAction::CreateLabProject,
+                &Resource::data(DataScope::lab(role, lab.import_policy)),
+            )
         };
         // Facility staff may without a lab role: no need to look theirs up.
         let allowed = may(None) || may(labs::role_for(&state.db, lab.id, ctx).await?);
         if allowed {
-            out.push(context! { id => lab.id, name => lab.name.clone(), title => lab.title.clone() });
+            out.push(
+                context! { id => lab.id, name => lab.name.clone(), title => lab.title.clone() },
+            );
         }
     }
     Ok(out)
@@ -59,9 +71,17 @@ pub async fn projects_page(
 ) -> Response {
     let base = base_context(&state, Some(&caller), "projects").await;
     let ctx = caller.ctx();
-    let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let nonempty = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     let lab = nonempty(&q.lab).and_then(|l| l.parse::<i64>().ok());
-    let page_no = nonempty(&q.page).and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).clamp(1, 1_000_000);
+    let page_no = nonempty(&q.page)
+        .and_then(|p| p.parse::<i64>().ok())
+        .unwrap_or(1)
+        .clamp(1, 1_000_000);
     let after = nonempty(&q.after);
     let query = ListQuery {
         lab,
@@ -89,10 +109,14 @@ pub async fn projects_page(
         .map(|l| context! { id => l.id, name => l.name.clone(), title => l.title.clone() })
         .collect();
     let pages = ((page.total + PER_PAGE - 1) / PER_PAGE).max(1);
-    let statuses: Vec<&str> = [ProjectStatus::Active, ProjectStatus::Archived, ProjectStatus::DataDeleted]
-        .iter()
-        .map(|s| s.as_str())
-        .collect();
+    let statuses: Vec<&str> = [
+        ProjectStatus::Active,
+        ProjectStatus::Archived,
+        ProjectStatus::DataDeleted,
+    ]
+    .iter()
+    .map(|s| s.as_str())
+    .collect();
     render(
         "projects.html",
         with(
@@ -116,13 +140,25 @@ pub async fn projects_page(
 
 /// The resource of a membership change aimed at `user`, as `projects::members` builds it.
 fn membership(scope: DataScope, user: i64, site_role: SiteRole) -> Resource {
-    Resource { target: Some(TargetUser { id: UserId(user), site_role }), ..Resource::data(scope) }
+    Resource {
+        target: Some(TargetUser {
+            id: UserId(user),
+            site_role,
+        }),
+        ..Resource::data(scope)
+    }
 }
 
 /// `/projects/{id}`: a project the viewer may see.
-pub async fn project_page(State(state): State<Arc<AppState>>, caller: PageCaller, Path(raw): Path<String>) -> Response {
+pub async fn project_page(
+    State(state): State<Arc<AppState>>,
+    caller: PageCaller,
+    Path(raw): Path<String>,
+) -> Response {
     let base = base_context(&state, Some(&caller), "projects").await;
-    let Some(id) = page_id(&raw) else { return error_page(base, StoreError::NotFound { what: "project" }) };
+    let Some(id) = page_id(&raw) else {
+        return error_page(base, StoreError::NotFound { what: "project" });
+    };
     let ctx = caller.ctx();
     let project: Project = match projects::show(&state.db, &ctx, id).await {
         Ok(p) => p,
@@ -143,19 +179,33 @@ pub async fn project_page(State(state): State<Arc<AppState>>, caller: PageCaller
     let me = actor.user.0;
     // Whom the viewer could add: the lab's members (a project's members come from its lab),
     // looked up only when the viewer may change memberships at all and may see the lab.
-    let may_change_some = allows(&actor, Activity::UpdateProjectGroups, &membership(scope, -1, SiteRole::None));
-    let sees_lab = scope.lab_role.is_some() || allows(&actor, Activity::ViewUser, &Resource::instance());
+    let may_change_some = allows(
+        &actor,
+        Activity::UpdateProjectGroups,
+        &membership(scope, -1, SiteRole::None),
+    );
+    let sees_lab =
+        scope.lab_role.is_some() || allows(&actor, Activity::ViewUser, &Resource::instance());
     let lab_members = if may_change_some && sees_lab {
-        labs::members::list(&state.db, &ctx, project.lab_id).await.unwrap_or_default()
+        labs::members::list(&state.db, &ctx, project.lab_id)
+            .await
+            .unwrap_or_default()
     } else {
         Vec::new()
     };
-    let site_roles: HashMap<i64, SiteRole> = lab_members.iter().map(|m| (m.user_id, m.site_role)).collect();
+    let site_roles: HashMap<i64, SiteRole> = lab_members
+        .iter()
+        .map(|m| (m.user_id, m.site_role))
+        .collect();
     let may_change = |user: i64| {
         user != me
-            && site_roles
-                .get(&user)
-                .is_some_and(|r| allows(&actor, Activity::UpdateProjectGroups, &membership(scope, user, *r)))
+            && site_roles.get(&user).is_some_and(|r| {
+                allows(
+                    &actor,
+                    Activity::UpdateProjectGroups,
+                    &membership(scope, user, *r),
+                )
+            })
     };
     let candidates: Vec<Value> = lab_members
         .iter()
