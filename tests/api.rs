@@ -453,14 +453,16 @@ on_both_backends!(
         let before_users = app.get("/api/v1/users?per_page=500", &admin).await.1;
         let before_events = app.audit_len().await;
         let long = "x".repeat(300);
-        let cases: Vec<(
+        // The request (method, path, body), and the status, code and field it must get.
+        type Case<'a> = (
             Method,
             String,
             Option<Value>,
             StatusCode,
-            &str,
-            Option<&str>,
-        )> = vec![
+            &'a str,
+            Option<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 Method::POST,
                 "/api/v1/users".into(),

@@ -763,7 +763,6 @@ on_both_backends!(
     }
 );
 
-#[allow(clippy::too_many_arguments)]
 async fn run_case(
     app: &TestApp,
     bed: &Bed,
@@ -1052,7 +1051,10 @@ async fn listed(app: &TestApp, token: &str, id: i64) -> bool {
 }
 
 /// The effect of an allowed request, as a Site Admin sees it.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one cell of the table: its world, people and expected outcome"
+)]
 async fn effect(
     app: &TestApp,
     bed: &Bed,
@@ -1094,7 +1096,7 @@ async fn effect(
                 user(u).await.1["email"].as_str(),
                 Some(format!("{name}@new.example").as_str()),
                 "{case}"
-            )
+            );
         }
         Req::SiteAdminRole | Req::AppAdminRole => {
             let role = user(u).await.1["site_role"].as_str().unwrap().to_owned();
@@ -1200,7 +1202,7 @@ async fn effect(
                 app.get(&format!("/api/v1/projects/{project}"), sa).await.0,
                 StatusCode::NOT_FOUND,
                 "{case}"
-            )
+            );
         }
         Req::CreateWorkspace | Req::DeleteWorkspace => {
             let (_, list) = app

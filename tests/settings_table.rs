@@ -533,7 +533,7 @@ fn request(c: &Change, bed: &Bed, n: usize, before: &Value) -> (Method, String, 
         Req::LaneRestrictions => {
             let none = before["not_allowed"]
                 .as_array()
-                .is_none_or(|a| a.is_empty());
+                .is_none_or(std::vec::Vec::is_empty);
             let not_allowed = if none { json!([bed.lane]) } else { json!([]) };
             (
                 Method::PUT,

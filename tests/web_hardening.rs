@@ -417,7 +417,7 @@ on_both_backends!(
             sprayer
                 .record(
                     db,
-                    "view-project",
+                    cryowarden_core::DataAction::ViewProject,
                     &t,
                     Outcome::Denied,
                     Some("not a member".into()),
@@ -435,7 +435,7 @@ on_both_backends!(
         bystander
             .record(
                 db,
-                "view-project",
+                cryowarden_core::DataAction::ViewProject,
                 &t,
                 Outcome::Denied,
                 Some("not a member".into()),
@@ -598,7 +598,7 @@ async fn login_status(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_trusted_proxy_one_clients_failures_do_not_throttle_another() {
     let Some(app) = TestApp::start_with(Backend::Sqlite, |c| {
-        c.trusted_proxies = vec!["127.0.0.1/32".into()]
+        c.trusted_proxies = vec!["127.0.0.1/32".into()];
     })
     .await
     else {
@@ -733,7 +733,7 @@ async fn until_closed(mut s: tokio::net::TcpStream, limit: Duration) -> Duration
     loop {
         match tokio::time::timeout(limit.saturating_sub(started.elapsed()), s.read(&mut buf)).await
         {
-            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(0) | Err(_)) => return started.elapsed(),
             Ok(Ok(_)) => continue,
             Err(_) => panic!("the connection was still open after {limit:?}"),
         }
@@ -899,7 +899,7 @@ on_both_backends!(
             "/static/errors.js",
             "/no/such/page",
         ];
-        let page_csp = cryowarden_server::app::PAGE_CSP;
+        let page_csp = cryowarden_server::http::headers::PAGE_CSP;
         for path in pages {
             for signed_in in [true, false] {
                 let mut req = http.get(format!("{}{path}", app.url));
@@ -946,7 +946,7 @@ on_both_backends!(
                 .unwrap();
             assert_eq!(
                 resp.headers()["content-security-policy"],
-                cryowarden_server::app::API_CSP,
+                cryowarden_server::http::headers::API_CSP,
                 "{path}"
             );
             assert_eq!(resp.headers()["referrer-policy"], "no-referrer", "{path}");

@@ -44,7 +44,7 @@ fn element<'a>(html: &'a str, start: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {start} in {html}"));
     let tag: String = start[1..]
         .chars()
-        .take_while(|c| c.is_ascii_alphanumeric())
+        .take_while(char::is_ascii_alphanumeric)
         .collect();
     let end = html[at..]
         .find(&format!("</{tag}>"))

@@ -113,7 +113,7 @@ fn print_value(v: &Value) {
             for (k, v) in map {
                 match v {
                     Value::Object(_) | Value::Array(_) => {
-                        println!("{k}: {}", serde_json::to_string(v).unwrap_or_default())
+                        println!("{k}: {}", serde_json::to_string(v).unwrap_or_default());
                     }
                     other => println!("{k}: {}", s(other)),
                 }

@@ -185,7 +185,7 @@ pub async fn lane(cmd: LaneCommand) -> anyhow::Result<ExitCode> {
             let c = Client::new(&remote)?;
             let v = c.send(Method::GET, "/api/v1/lanes", None).await?;
             emit(c.json, &v, |v| {
-                v.as_array().into_iter().flatten().for_each(print_lane)
+                v.as_array().into_iter().flatten().for_each(print_lane);
             });
         }
         LaneCommand::Add {
@@ -244,7 +244,7 @@ pub async fn lane(cmd: LaneCommand) -> anyhow::Result<ExitCode> {
                         l["name"]
                             .as_str()
                             .is_some_and(|n| n.eq_ignore_ascii_case(&lane))
-                            || l["id"].to_string() == lane
+                            || l["id"] == lane
                     })
                 })
                 .map(|l| l["id"].clone())
@@ -252,7 +252,7 @@ pub async fn lane(cmd: LaneCommand) -> anyhow::Result<ExitCode> {
             c.send(Method::DELETE, &format!("/api/v1/lanes/{id}"), None)
                 .await?;
             emit(c.json, &json!({ "removed": id }), |_| {
-                println!("removed lane {lane}")
+                println!("removed lane {lane}");
             });
         }
     }
@@ -281,7 +281,7 @@ pub async fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                     s(&v["uid"]),
                     v["id"],
                     s(&v["project"])
-                )
+                );
             });
         }
         JobCommand::Queue {
@@ -316,7 +316,7 @@ pub async fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                     s(&v["uid"]),
                     s(&v["lane"]),
                     v["priority"]
-                )
+                );
             });
         }
         JobCommand::Kill { remote, job } => {
@@ -325,7 +325,7 @@ pub async fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                 .send(Method::POST, &format!("/api/v1/jobs/{job}/kill"), None)
                 .await?;
             emit(c.json, &v, |v| {
-                println!("{}: {}", s(&v["uid"]), s(&v["status"]))
+                println!("{}: {}", s(&v["uid"]), s(&v["status"]));
             });
         }
         JobCommand::Clear { remote, job } => {
@@ -334,7 +334,7 @@ pub async fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
                 .send(Method::POST, &format!("/api/v1/jobs/{job}/clear"), None)
                 .await?;
             emit(c.json, &v, |v| {
-                println!("{}: {}", s(&v["uid"]), s(&v["status"]))
+                println!("{}: {}", s(&v["uid"]), s(&v["status"]));
             });
         }
         JobCommand::List {
@@ -352,7 +352,7 @@ pub async fn job(cmd: JobCommand) -> anyhow::Result<ExitCode> {
             }
             let v = c.send(Method::GET, &url, None).await?;
             emit(c.json, &v, |v| {
-                v.as_array().into_iter().flatten().for_each(print_job)
+                v.as_array().into_iter().flatten().for_each(print_job);
             });
         }
         JobCommand::Show { remote, job } => {
@@ -546,7 +546,7 @@ pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
                 println!(
                     "wrote cluster_info.json and cluster_script.sh in {}",
                     dir.display()
-                )
+                );
             });
         }
         ClusterCommand::Connect {
@@ -572,7 +572,7 @@ pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("warning: {}", warning.as_str().unwrap_or_default());
             }
             emit(c.json, &v, |v| {
-                println!("cluster lane {} ready", s(&v["name"]))
+                println!("cluster lane {} ready", s(&v["name"]));
             });
         }
         ClusterCommand::Dump { remote, name, dir } => {
@@ -598,7 +598,7 @@ pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
                 println!(
                     "wrote cluster_info.json and cluster_script.sh of {name} in {}",
                     dir.display()
-                )
+                );
             });
         }
         ClusterCommand::Validate {
@@ -634,7 +634,7 @@ pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
                     } else {
                         "NOT valid"
                     }
-                )
+                );
             });
             if !(info_ok && job_ok) {
                 return Ok(ExitCode::FAILURE);
@@ -650,7 +650,7 @@ pub async fn cluster(cmd: ClusterCommand) -> anyhow::Result<ExitCode> {
             )
             .await?;
             emit(c.json, &json!({ "removed": lane["id"] }), |_| {
-                println!("removed cluster {name}")
+                println!("removed cluster {name}");
             });
         }
     }

@@ -151,14 +151,14 @@ pub async fn lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             }
             let v = c.send(Method::POST, "/api/v1/labs", Some(body)).await?;
             emit(c.json, &v, |v| {
-                println!("created lab {} (id {})", s(&v["name"]), v["id"])
+                println!("created lab {} (id {})", s(&v["name"]), v["id"]);
             });
         }
         LabCommand::List { remote } => {
             let c = Client::new(&remote)?;
             let v = c.send(Method::GET, "/api/v1/labs", None).await?;
             emit(c.json, &v, |v| {
-                v.as_array().into_iter().flatten().for_each(print_lab)
+                v.as_array().into_iter().flatten().for_each(print_lab);
             });
         }
         LabCommand::Show { remote, lab } => {
@@ -199,7 +199,7 @@ pub async fn lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
             emit(c.json, &v, |v| {
-                println!("{user} is a {role} of {}", s(&v["name"]))
+                println!("{user} is a {role} of {}", s(&v["name"]));
             });
         }
         LabCommand::RemoveMember { remote, lab, user } => {
@@ -212,7 +212,7 @@ pub async fn lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             )
             .await?;
             emit(c.json, &json!({ "lab": id, "removed": user_id }), |_| {
-                println!("removed {user} from {lab}")
+                println!("removed {user} from {lab}");
             });
         }
         LabCommand::SetRoots {
@@ -266,7 +266,7 @@ pub async fn lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                     "{}: import policy {}",
                     s(&v["name"]),
                     s(&v["import_policy"])
-                )
+                );
             });
         }
     }

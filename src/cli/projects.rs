@@ -190,7 +190,7 @@ pub async fn project(cmd: ProjectCommand) -> anyhow::Result<ExitCode> {
                     s(&v["name"]),
                     v["id"],
                     s(&v["path"])
-                )
+                );
             });
         }
         ProjectCommand::List {

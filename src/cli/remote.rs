@@ -432,7 +432,7 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
             emit(c.json, &v, |v| {
-                println!("{} is now {}", s(&v["username"]), s(&v["site_role"]))
+                println!("{} is now {}", s(&v["username"]), s(&v["site_role"]));
             });
         }
         UserCommand::Deactivate { remote, user } => set_status(remote, user, "deactivated").await?,
@@ -446,7 +446,7 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             c.send(Method::DELETE, &format!("/api/v1/users/{id}"), None)
                 .await?;
             emit(c.json, &json!({ "deleted": id }), |_| {
-                println!("deleted user {user}")
+                println!("deleted user {user}");
             });
         }
         UserCommand::ResetToken { remote, user } => {
@@ -484,7 +484,7 @@ async fn set_status(remote: Remote, user: String, status: &str) -> anyhow::Resul
         )
         .await?;
     emit(c.json, &v, |v| {
-        println!("{} is now {}", s(&v["username"]), s(&v["status"]))
+        println!("{} is now {}", s(&v["username"]), s(&v["status"]));
     });
     Ok(())
 }
@@ -510,7 +510,7 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
                     "token {} created; its secret, shown once:\n{}",
                     v["id"],
                     s(&v["secret"])
-                )
+                );
             });
         }
         TokenCommand::List { remote } => {
@@ -540,7 +540,7 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             c.send(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
                 .await?;
             emit(c.json, &json!({ "revoked": id }), |_| {
-                println!("revoked token {id}")
+                println!("revoked token {id}");
             });
         }
     }

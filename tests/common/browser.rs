@@ -1,5 +1,8 @@
 //! Real headless Chromium, driven over WebDriver (chromedriver) from the tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a part of the shared harness"
+)]
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -42,6 +45,11 @@ impl Driver {
             .spawn()
             .expect("start chromedriver");
         let url = format!("http://127.0.0.1:{port}");
+        // Held from here on, so that a driver that never answers is still ended (Drop).
+        let driver = Driver {
+            child,
+            url: url.clone(),
+        };
         let http = reqwest::Client::new();
         for _ in 0..200 {
             if http
@@ -50,7 +58,7 @@ impl Driver {
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return Some(Driver { child, url });
+                return Some(driver);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

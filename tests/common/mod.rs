@@ -1,6 +1,9 @@
 //! The test harness: the real server on port 0, against SQLite in a temporary directory or
 //! PostgreSQL in a fresh schema, driven through its public HTTP API.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a part of the shared harness"
+)]
 
 pub mod browser;
 pub mod jobs;
@@ -24,22 +27,28 @@ pub enum Backend {
     Postgres,
 }
 
-/// The PostgreSQL URL the test command provides. Missing: a failure under CI, else `None`
-/// (the PostgreSQL half of a test then says so and passes only outside CI).
+/// The PostgreSQL URL the test command provides. Missing, it fails the test, unless the
+/// developer opted out outside CI with `CRYOWARDEN_TEST_SKIP_POSTGRES=1`: then `None`, and the
+/// PostgreSQL half of a test says loudly that it was skipped. Under `CI=true` it is never skipped.
 pub fn postgres_url() -> Option<String> {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0");
     match std::env::var("CRYOWARDEN_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!(
-                "CI=true but CRYOWARDEN_TEST_POSTGRES_URL is unset: run the suite through scripts/test"
-            )
-        }
-        _ => {
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+            "CI=true but CRYOWARDEN_TEST_POSTGRES_URL is unset: run the suite through scripts/test"
+        ),
+        _ if set("CRYOWARDEN_TEST_SKIP_POSTGRES") => {
             eprintln!(
-                "CRYOWARDEN_TEST_POSTGRES_URL unset: PostgreSQL half not run (scripts/test provides it)"
+                "SKIPPED: the PostgreSQL half of this test was not run \
+                 (CRYOWARDEN_TEST_SKIP_POSTGRES is set)"
             );
             None
         }
+        _ => panic!(
+            "CRYOWARDEN_TEST_POSTGRES_URL is unset: run the suite through scripts/test (it \
+             provides PostgreSQL), or opt out of the PostgreSQL half explicitly with \
+             CRYOWARDEN_TEST_SKIP_POSTGRES=1"
+        ),
     }
 }
 
@@ -136,7 +145,7 @@ impl TestApp {
         config.runner.policy = Some(unix::runner_policy(dir.path()));
         tweak(&mut config);
         let state = AppState::open(config).await.expect("open the app");
-        cryowarden_server::scheduler::start(state.clone())
+        cryowarden_server::scheduler::start(state.services.clone())
             .await
             .expect("start the scheduler");
         let openapi_violations = openapi::Violations::default();
@@ -164,7 +173,7 @@ impl TestApp {
             .expect("bind");
         config.listen = listener.local_addr().expect("addr");
         let state = AppState::open(config).await.expect("reopen the app");
-        cryowarden_server::scheduler::start(state.clone())
+        cryowarden_server::scheduler::start(state.services.clone())
             .await
             .expect("restart the scheduler");
         self.url = format!("http://{}", state.config.listen);

@@ -1,5 +1,8 @@
 //! The real `cryowarden` binary as a child process.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a part of the shared harness"
+)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -323,21 +323,21 @@ fn criterion_benches(c: &mut Criterion, w: &World) {
         b.iter(|| {
             i = (i + 1) % n;
             black_box(decide_table(w, black_box(&w.reqs[i])))
-        })
+        });
     });
     let mut i = 0;
     group.bench_function("table-impersonating", |b| {
         b.iter(|| {
             i = (i + 1) % n;
             black_box(decide_impersonating(w, black_box(&w.reqs[i])))
-        })
+        });
     });
     let mut i = 0;
     group.bench_function("cedar", |b| {
         b.iter(|| {
             i = (i + 1) % n;
             black_box(decide_cedar(w, black_box(&w.reqs[i])))
-        })
+        });
     });
     group.finish();
 }

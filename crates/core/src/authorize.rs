@@ -343,6 +343,12 @@ impl Decision {
     }
 }
 
+/// Whether [`authorize`] allows `action`: for what a page or a client merely shows (a control,
+/// a tab), never as the check of a change, which asks `authorize` and keeps its proof.
+pub fn permits(actor: &Actor, action: Action, resource: &Resource) -> bool {
+    authorize(actor, action, resource).is_allowed()
+}
+
 /// Decides one action. Pure: the answer depends only on the arguments and the permission file.
 ///
 /// While `actor` impersonates, the decision is the impersonated side's intersected with the

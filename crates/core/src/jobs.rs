@@ -36,14 +36,12 @@ impl JobStatus {
         use JobStatus::*;
         matches!(
             (self, to),
-            (Building, Queued)
-                | (Queued, Launched)
+            (Building | Completed | Failed | Killed, Queued)
+                | (Queued, Launched | Failed)
                 | (Launched, Running)
                 | (Launched | Running, Completed | Failed)
                 | (Queued | Launched | Running, Killed)
-                | (Queued, Failed)
                 | (Completed | Failed | Killed, Building)
-                | (Completed | Failed | Killed, Queued)
         )
     }
 }

@@ -7,6 +7,7 @@
 mod actions;
 mod authorize;
 mod data;
+pub mod events;
 mod ids;
 pub mod jobs;
 mod names;
@@ -18,9 +19,10 @@ mod user;
 pub use actions::{Action, Activity};
 pub use authorize::{
     Actor, Allowed, Bound, Decision, Denied, Impersonation, ImpersonationScope, Resource,
-    ScopedFacts, TargetUser, WrongProof, authorize, explain_allowed,
+    ScopedFacts, TargetUser, WrongProof, authorize, explain_allowed, permits,
 };
 pub use data::{DataAction, DataScope, ImportPolicy, LabRole, ProjectRole};
+pub use events::{AuditAction, Event, SettingAction};
 pub use ids::UserId;
 pub use roles::{Column, SiteRole};
 pub use settings::{Access, Setting};

@@ -156,7 +156,7 @@ impl Twin {
         let errors: Vec<String> = response
             .diagnostics()
             .errors()
-            .map(|e| e.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
         if !errors.is_empty() {
             return Err(format!("Cedar evaluation errors: {errors:?}"));

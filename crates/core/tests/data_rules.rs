@@ -169,7 +169,7 @@ fn troubleshooters_see_projects_but_change_nothing() {
                 ] {
                     match decide(role, action, scope) {
                         Decision::Deny(d) => {
-                            assert!(!d.conceal, "{role} sees the project, so 403: {d:?}")
+                            assert!(!d.conceal, "{role} sees the project, so 403: {d:?}");
                         }
                         Decision::Allow(_) => panic!("{role} {action} allowed without standing"),
                     }

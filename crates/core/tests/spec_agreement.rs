@@ -687,7 +687,7 @@ fn activity_structured_reading_matches_the_cell_text() {
                     .collect();
                 match readings.as_slice() {
                     [one] => {
-                        cells.insert(column.to_string(), (one.grant, one.bounds.iter().map(|b| b.to_string()).collect()));
+                        cells.insert(column.to_string(), (one.grant, one.bounds.iter().map(std::string::ToString::to_string).collect()));
                     }
                     [] => problems.push(format!(
                         "activity {} / {column} / {action}: cell text {text:?} is not in the §2 vocabulary of \
@@ -847,12 +847,12 @@ fn the_toml_header_documents_exactly_the_words_the_core_reads() {
     }
     #[derive(serde::Deserialize)]
     struct OneGrant {
-        #[allow(dead_code)]
+        #[expect(dead_code, reason = "parsed only to check that the word is understood")]
         g: GrantCell,
     }
     #[derive(serde::Deserialize)]
     struct OneRowBound {
-        #[allow(dead_code)]
+        #[expect(dead_code, reason = "parsed only to check that the word is understood")]
         b: RowBound,
     }
     for (section, words) in &documented {

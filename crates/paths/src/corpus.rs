@@ -36,11 +36,11 @@ pub fn build_tree(t: &Path) {
         match (line.split('\t').next().unwrap_or(""), fields.get(2)) {
             ("file", None) => fs::write(&path, &fields[1]).expect("write"),
             ("fifo", None) => {
-                rustix::fs::mknodat(CWD, &path, FileType::Fifo, 0o644.into(), 0).expect("mkfifo")
+                rustix::fs::mknodat(CWD, &path, FileType::Fifo, 0o644.into(), 0).expect("mkfifo");
             }
             ("symlink", Some(to)) => {
                 let to = String::from_utf8_lossy(to).replace("$T", &t.to_string_lossy());
-                symlink(to, &path).expect("symlink")
+                symlink(to, &path).expect("symlink");
             }
             _ => panic!("bad tree line {line:?}"),
         }

@@ -39,7 +39,7 @@ pub fn check_caller(
         return Ok(());
     }
     match name_of(uid) {
-        Some(name) if policy.server_users.iter().any(|u| *u == name) => Ok(()),
+        Some(name) if policy.server_users.contains(&name) => Ok(()),
         who => Err(Refusal::new(
             "caller-refused",
             format!(

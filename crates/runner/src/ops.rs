@@ -33,7 +33,7 @@ pub fn perform(op: &Op, account: &Account) -> Result<Value, Refusal> {
             groups: nix::unistd::getgroups()
                 .map_err(|e| Refusal::new("io-error", format!("getgroups failed: {e}")))?
                 .into_iter()
-                .map(|g| g.as_raw())
+                .map(nix::unistd::Gid::as_raw)
                 .collect(),
         }),
         Op::List {

@@ -719,7 +719,7 @@ pub fn walk_chains(
                 });
             }
             Err(ChainError::Read(e)) => {
-                out.push(error(refusal_of(PathError::from_errno(e), account)))
+                out.push(error(refusal_of(PathError::from_errno(e), account)));
             }
             Err(e) => out.push(error(e.refusal())),
         }

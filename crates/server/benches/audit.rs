@@ -7,6 +7,7 @@
 //!   2. `audit::verify` over the whole chain: events/s, beside two baselines in the same run —
 //!      a bare streaming `SELECT` of every column (what reading alone costs) and the bare SHA-256
 //!      of the same events held in memory (what hashing alone costs).
+//!
 //! The events are loaded by multi-row INSERTs with real chained hashes (`Stored::seal`), not
 //! through HTTP: 1,000 actors, 1% impersonated (10 impersonators), 60 actions (20 of them
 //! `change-setting:*`), 5% denied, 10,000 targets, times one year long.

@@ -6,6 +6,7 @@
 //!   - before: every refusal appended to the chain in its own transaction (`audit::record`,
 //!     what `Ctx::record` did for each refusal until now);
 //!   - after: `Ctx::record`, which counts repeats and throttles per actor (`audit/repeats.rs`).
+//!
 //! Printed: refusals/s handled, events/s written to the chain by the flood, and the p50/p99
 //! latency of the real change's commit meanwhile.
 //! SQLite always; PostgreSQL too when CRYOWARDEN_BENCH_POSTGRES_URL is set (a fresh schema).
@@ -91,7 +92,7 @@ async fn phase(db: &Db, path: Path, distinct: bool, secs: u64) -> (f64, f64, Dur
                 match path {
                     Path::Before => {
                         let e = ctx.event(
-                            "view-user",
+                            cryowarden_core::Activity::ViewUser,
                             &target,
                             Outcome::Denied,
                             Some("conceal".into()),
@@ -103,7 +104,7 @@ async fn phase(db: &Db, path: Path, distinct: bool, secs: u64) -> (f64, f64, Dur
                     Path::After => {
                         ctx.record(
                             &db,
-                            "view-user",
+                            cryowarden_core::Activity::ViewUser,
                             &target,
                             Outcome::Denied,
                             Some("conceal".into()),
@@ -139,7 +140,10 @@ async fn phase(db: &Db, path: Path, distinct: bool, secs: u64) -> (f64, f64, Dur
         admin
             .audit_ok(
                 &mut tx,
-                "change-setting:bench",
+                cryowarden_core::Action::ChangeSetting {
+                    setting: cryowarden_core::Setting::LookAndFeel,
+                    field: None,
+                },
                 &Target::instance(),
                 None,
                 None,

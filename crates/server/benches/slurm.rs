@@ -5,6 +5,7 @@
 //!      a few at a time) against a plain sequential loop of `sbatch` as the same account;
 //!   2. polling the states of 1,000 jobs: cryowarden's one `squeue` call against one `squeue -j`
 //!      call per job (50 of them, scaled to 1,000).
+//!
 //! Needs root, SLURM_CONF, the accounts cwlab1 and the release runner (CRYOWARDEN_BENCH_RUNNER).
 
 use std::os::unix::fs::PermissionsExt;
@@ -141,7 +142,7 @@ async fn run() {
                 .id,
         );
     }
-    cryowarden_server::scheduler::start(state.clone())
+    cryowarden_server::scheduler::start(state.services.clone())
         .await
         .expect("scheduler");
 

@@ -12,8 +12,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::api::error::ApiError;
 use crate::config::Config;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::web::{admin, labs, pages, projects};
 
@@ -100,41 +100,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
             .into_response()
         }))
-        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(
+            crate::http::headers::security_headers,
+        ))
         .with_state(state)
-}
-
-/// The Content-Security-Policy of pages: scripts, styles and everything else from this server
-/// only (no inline script, style or handler: the templates keep theirs in static/), forms
-/// posted here only, never framed. The sign-in page widens `form-action` by the external
-/// redirect hosts, where a sign-in may continue (`pages::login_form`).
-pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-/// API answers are data, never documents: nothing may load from them or frame them.
-pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
-/// No page leaks its URL (tokens of registration and reset links, `next=`) to another site.
-pub const REFERRER_POLICY: &str = "no-referrer";
-
-/// Adds the security headers every answer carries: the page or API CSP (unless the handler
-/// set its own) and the referrer policy.
-async fn security_headers(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let api = req.uri().path().starts_with("/api/");
-    let mut r = next.run(req).await;
-    let h = r.headers_mut();
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(if api { API_CSP } else { PAGE_CSP }),
-        );
-    }
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static(REFERRER_POLICY),
-    );
-    r
 }
 
 /// Binds, prints where to go, and serves until Ctrl-C or SIGTERM. Refuses a data directory
@@ -165,8 +134,8 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
             token.expose()
         );
     }
-    crate::scheduler::start(state.clone()).await?;
-    crate::console::active_users::spawn_sweep(state.clone());
+    crate::scheduler::start(state.services.clone()).await?;
+    crate::console::active_users::spawn_sweep(state.services.clone());
     crate::audit::spawn_retention(state.db.clone(), state.config.data_dir.clone());
     serve_on(listener, state, shutdown_signal()).await
 }

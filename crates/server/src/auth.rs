@@ -267,7 +267,7 @@ impl Auth {
                 Ctx::system("login", &source)
                     .record(
                         db,
-                        "login",
+                        cryowarden_core::Event::Login,
                         &target,
                         Outcome::Denied,
                         Some(reason),
@@ -280,7 +280,7 @@ impl Auth {
                     Ctx::system("lockout", &source)
                         .record(
                             db,
-                            "lock-account",
+                            cryowarden_core::Event::LockAccount,
                             &target,
                             Outcome::Ok,
                             None,
@@ -336,8 +336,14 @@ impl Auth {
             )
             .await?;
         }
-        ctx.audit_ok(&mut tx, "login", &user.audit_target(), None, None)
-            .await?;
+        ctx.audit_ok(
+            &mut tx,
+            cryowarden_core::Event::Login,
+            &user.audit_target(),
+            None,
+            None,
+        )
+        .await?;
         tx.commit().await?;
         Ok(LoginOutcome::Session {
             token: secret,
@@ -371,7 +377,7 @@ impl Auth {
         let ctx = principal.ctx(source);
         ctx.audit_ok(
             &mut tx,
-            "logout",
+            cryowarden_core::Event::Logout,
             &principal.user.audit_target(),
             None,
             None,
@@ -399,7 +405,7 @@ impl Auth {
         let ctx = Ctx::system("startup", "local");
         ctx.audit_ok(
             &mut tx,
-            "issue-bootstrap-token",
+            cryowarden_core::Event::IssueBootstrapToken,
             &Target::instance(),
             None,
             Some(json!({ "expires_at": format_ms(expires) })),
@@ -474,7 +480,7 @@ impl Auth {
                 .await?;
                 ctx.audit_ok(
                     &mut tx,
-                    "bootstrap-site-admin",
+                    cryowarden_core::Event::BootstrapSiteAdmin,
                     &user.audit_target(),
                     None,
                     Some(users::snapshot(&user)),
@@ -535,8 +541,14 @@ impl Auth {
                     Some(UserId(user_id)),
                 );
                 proof.require(Action::Activity(Activity::ChangePassword))?;
-                ctx.audit_ok(&mut tx, "register", &user.audit_target(), None, None)
-                    .await?;
+                ctx.audit_ok(
+                    &mut tx,
+                    cryowarden_core::Event::Register,
+                    &user.audit_target(),
+                    None,
+                    None,
+                )
+                .await?;
                 user
             }
         };
@@ -586,8 +598,14 @@ impl Auth {
             .await?;
         let user = user_from_row(&row)?;
         let ctx = Ctx::system("reset", &source);
-        ctx.audit_ok(&mut tx, "reset-password", &user.audit_target(), None, None)
-            .await?;
+        ctx.audit_ok(
+            &mut tx,
+            cryowarden_core::Event::ResetPassword,
+            &user.audit_target(),
+            None,
+            None,
+        )
+        .await?;
         tx.commit().await?;
         self.forget_user(user_id);
         Ok(user)
@@ -641,7 +659,7 @@ impl Auth {
             .ctx(source)
             .audit_ok(
                 &mut tx,
-                "create-api-token",
+                cryowarden_core::Event::CreateApiToken,
                 &target,
                 None,
                 Some(json!({ "name": name, "prefix": prefix })),
@@ -722,7 +740,13 @@ impl Auth {
         };
         principal
             .ctx(source)
-            .audit_ok(&mut tx, "revoke-api-token", &target, None, None)
+            .audit_ok(
+                &mut tx,
+                cryowarden_core::Event::RevokeApiToken,
+                &target,
+                None,
+                None,
+            )
             .await?;
         tx.commit().await?;
         self.forget_user(principal.user.id);
@@ -730,6 +754,10 @@ impl Auth {
     }
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per sign-in attempt, moved once and never stored"
+)]
 pub enum LoginOutcome {
     Session {
         token: Secret,
@@ -844,7 +872,7 @@ pub async fn bootstrap_site_admin(
     let ctx = Ctx::system("bootstrap", "cli");
     ctx.audit_ok(
         &mut tx,
-        "bootstrap-site-admin",
+        cryowarden_core::Event::BootstrapSiteAdmin,
         &user.audit_target(),
         None,
         Some(users::snapshot(&user)),

@@ -263,9 +263,8 @@ pub async fn start(
     let me = &principal.user;
     let (target_user, role, resource, project) = match (req.user, req.role.as_deref(), req.group) {
         (Some(id), None, None) => {
-            let target = match users::find(db, id).await? {
-                Some(t) => t,
-                None => return Err(StoreError::NotFound { what: "user" }),
+            let Some(target) = users::find(db, id).await? else {
+                return Err(StoreError::NotFound { what: "user" });
             };
             if target.status != UserStatus::Active {
                 return Err(StoreError::invalid(
@@ -360,7 +359,7 @@ pub async fn start(
         _ => "user",
     })
     .bind(target_user.as_ref().map(|t| t.id))
-    .bind(role.map(|r| r.as_str()))
+    .bind(role.map(cryowarden_core::SiteRole::as_str))
     .bind(group.as_ref().map(|g| g.0))
     .bind(scope.as_str())
     .bind(project)
@@ -386,7 +385,7 @@ pub async fn start(
     let status = imp.status(&acting_as);
     ctx.audit_ok(
         &mut tx,
-        "start-impersonation",
+        cryowarden_core::Event::StartImpersonation,
         &target_name,
         None,
         Some(
@@ -439,7 +438,7 @@ async fn end(
     };
     ctx.audit_ok(
         &mut tx,
-        "stop-impersonation",
+        cryowarden_core::Event::StopImpersonation,
         &target,
         None,
         Some(json!({ "reason": reason })),

@@ -679,7 +679,7 @@ mod tests {
         );
         match refused {
             Err(RunnerError::Refused { code, message }) => {
-                assert_eq!((code.as_str(), message.as_str()), ("exists", "m"))
+                assert_eq!((code.as_str(), message.as_str()), ("exists", "m"));
             }
             other => panic!("{other:?}"),
         }
@@ -717,7 +717,7 @@ mod tests {
                         && m.contains("a password is required")
                         && m.contains("NOPASSWD"),
                     "{m}"
-                )
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -733,7 +733,10 @@ mod tests {
 
     fn runner(command: &[&str]) -> Runner {
         Runner::new(&RunnerConfig {
-            command: command.iter().map(|s| s.to_string()).collect(),
+            command: command
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             policy: None,
         })
     }

@@ -134,18 +134,27 @@ impl Default for SettingsCache {
 impl SettingsCache {
     pub async fn get(&self, db: &Db) -> Result<Arc<InstanceSettings>, StoreError> {
         {
-            let guard = self.value.read().unwrap_or_else(|e| e.into_inner());
+            let guard = self
+                .value
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if guard.1.elapsed() < CACHE_TTL {
                 return Ok(guard.0.clone());
             }
         }
         let fresh = Arc::new(load(db).await?);
-        *self.value.write().unwrap_or_else(|e| e.into_inner()) = (fresh.clone(), Instant::now());
+        *self
+            .value
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (fresh.clone(), Instant::now());
         Ok(fresh)
     }
 
     fn set(&self, value: InstanceSettings) {
-        *self.value.write().unwrap_or_else(|e| e.into_inner()) = (Arc::new(value), Instant::now());
+        *self
+            .value
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (Arc::new(value), Instant::now());
     }
 }
 
@@ -296,7 +305,7 @@ pub async fn update(
     for field in &changed {
         ctx.audit_ok(
             &mut tx,
-            &field_action(field).name(),
+            field_action(field),
             &target(field),
             Some(before_json[field].clone()),
             Some(after_json[field].clone()),
@@ -351,5 +360,23 @@ pub fn visible_to(settings: &InstanceSettings, actor: &cryowarden_core::Actor) -
         refuse_busy_gpus: scheduler.then_some(s.refuse_busy_gpus),
         maintenance: can_read(Setting::SystemMaintenance).then_some(s.maintenance),
         default_import_policy: can_read(Setting::StorageRoots).then_some(s.default_import_policy),
+    }
+}
+
+/// What every visitor sees: the instance name, and the banner and maintenance notice when on.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PublicInstance {
+    pub instance_name: String,
+    pub banner: Option<Banner>,
+    pub maintenance: Option<Maintenance>,
+}
+
+impl PublicInstance {
+    pub fn from(s: &InstanceSettings) -> PublicInstance {
+        PublicInstance {
+            instance_name: s.instance_name.clone(),
+            banner: s.banner.active.then(|| s.banner.clone()),
+            maintenance: s.maintenance.active.then(|| s.maintenance.clone()),
+        }
     }
 }

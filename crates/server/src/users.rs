@@ -490,7 +490,7 @@ pub async fn create(
     crate::console::active_users::check_seat(&mut tx, crate::console::active_users::Seat::New)
         .await?;
     let user = insert(&mut tx, &proof, &new, UserStatus::Invited, None).await?;
-    drop(role_proof);
+    let _ = role_proof;
     let (secret, expires) = issue_token(
         &mut tx,
         Some(user.id),
@@ -501,7 +501,7 @@ pub async fn create(
     .await?;
     ctx.audit_ok(
         &mut tx,
-        "create-user",
+        cryowarden_core::Activity::CreateUser,
         &user.audit_target(),
         None,
         Some(snapshot(&user)),
@@ -730,6 +730,30 @@ fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
     Option::<i64>::deserialize(d).map(Some)
 }
 
+/// One part of a user update, each authorized and audited on its own.
+#[derive(Clone, Copy)]
+enum Part {
+    /// E-mail and names (`edit-user`).
+    Details,
+    /// The site role (`change-site-role`).
+    SiteRole,
+    /// Active or deactivated (`set-user-active`).
+    Status,
+    /// Job priority and live data management (`update-site-permissions`).
+    Permissions,
+}
+
+impl Part {
+    fn audit_action(self) -> cryowarden_core::AuditAction {
+        match self {
+            Part::Details => Activity::EditUser.into(),
+            Part::SiteRole => cryowarden_core::Event::ChangeSiteRole.into(),
+            Part::Status => Activity::SetUserActive.into(),
+            Part::Permissions => Activity::UpdateSitePermissions.into(),
+        }
+    }
+}
+
 /// Applies `patch`: each part is authorized on its own, all before anything is written; then
 /// everything commits in one transaction with one audit event per part. A change of role or a
 /// deactivation revokes the user's sessions and API tokens. Returns the updated user and
@@ -742,14 +766,14 @@ pub async fn update(
 ) -> Result<(User, bool), StoreError> {
     let (before, resource) = visible(db, ctx, id).await?;
     let target = before.audit_target();
-    let mut parts: Vec<(Allowed, &'static str)> = Vec::new();
+    let mut parts: Vec<(Allowed, Part)> = Vec::new();
 
     let details = patch.email.is_some() || patch.first_name.is_some() || patch.last_name.is_some();
     if details {
         parts.push((
             ctx.authorize(db, Activity::EditUser.into(), resource, &target)
                 .await?,
-            "edit-user",
+            Part::Details,
         ));
     }
     if let Some(role) = patch.site_role.filter(|r| *r != before.site_role) {
@@ -770,7 +794,7 @@ pub async fn update(
                 "you are removing your own Application Admin role: send `confirm: true` to go ahead",
             ));
         }
-        parts.push((proof, "change-site-role"));
+        parts.push((proof, Part::SiteRole));
     }
     if let Some(status) = patch.status.filter(|s| *s != before.status) {
         if status == UserStatus::Invited {
@@ -782,7 +806,7 @@ pub async fn update(
         parts.push((
             ctx.authorize(db, Activity::SetUserActive.into(), resource, &target)
                 .await?,
-            "set-user-active",
+            Part::Status,
         ));
     }
     let permissions = patch
@@ -803,7 +827,7 @@ pub async fn update(
                 &target,
             )
             .await?,
-            "update-site-permissions",
+            Part::Permissions,
         ));
     }
 
@@ -835,7 +859,7 @@ pub async fn update(
     let mut revoke = false;
     for (proof, part) in &parts {
         match *part {
-            "edit-user" => {
+            Part::Details => {
                 proof.require(Activity::EditUser.into())?;
                 let email = email.clone().unwrap_or_else(|| before.email.clone());
                 sqlx::query("UPDATE users SET email = $1, email_key = $2, first_name = $3, last_name = $4, updated_at = $5 WHERE id = $6")
@@ -849,7 +873,7 @@ pub async fn update(
                     .await
                     .map_err(|e| map_unique(e, UNIQUE_FIELDS))?;
             }
-            "change-site-role" => {
+            Part::SiteRole => {
                 let role = patch.site_role.unwrap_or(before.site_role);
                 proof.require(Action::ChangeSiteRole {
                     from: before.site_role,
@@ -863,7 +887,7 @@ pub async fn update(
                     .await?;
                 revoke = true;
             }
-            "set-user-active" => {
+            Part::Status => {
                 proof.require(Activity::SetUserActive.into())?;
                 let mut status = patch.status.unwrap_or(before.status);
                 // Someone who never registered goes back to waiting for their token.
@@ -909,7 +933,7 @@ pub async fn update(
     for (_, part) in &parts {
         ctx.audit_ok(
             &mut tx,
-            part,
+            part.audit_action(),
             &target,
             Some(snapshot(&before)),
             Some(snapshot(&after)),
@@ -958,7 +982,7 @@ pub async fn delete(db: &Db, ctx: &Ctx, id: i64) -> Result<User, StoreError> {
         .await?;
     ctx.audit_ok(
         &mut tx,
-        "delete-user",
+        cryowarden_core::Activity::DeleteUser,
         &user.audit_target(),
         Some(snapshot(&user)),
         None,
@@ -995,10 +1019,14 @@ pub async fn issue_reset(
     let mut tx = db.begin_write().await?;
     let (secret, expires) =
         issue_token(&mut tx, Some(id), kind, ttl, proof.actor().map(|a| a.0)).await?;
-    let action = format!("issue-{kind}-token");
+    let action = if kind == "register" {
+        cryowarden_core::Event::IssueRegisterToken
+    } else {
+        cryowarden_core::Event::IssueResetToken
+    };
     ctx.audit_ok(
         &mut tx,
-        &action,
+        action,
         &user.audit_target(),
         None,
         Some(json!({ "expires_at": format_ms(expires) })),

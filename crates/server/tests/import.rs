@@ -113,7 +113,7 @@ impl Labs {
             uid: 2101,
             gid: 2101,
         };
-        let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        let paths: Vec<String> = paths.iter().map(std::string::ToString::to_string).collect();
         import::read_headers(&self.runner, &account, &self.root(), &paths).await
     }
 }

@@ -4,21 +4,17 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use cryowarden_core::{Action, Resource, Setting};
-use serde::{Deserialize, Serialize};
+use axum::response::Response;
+use serde::Serialize;
 
-use super::error::{ApiResult, Problem};
-use super::extract::{ApiJson, ApiQuery, Caller, parse_id};
 use crate::audit::{
-    self, ArchiveOutcome, ArchiveRequest, ArchiveVerification, Event, ExportFormat, Filter,
-    Maintenance, Policy, Verification,
+    self, ArchiveOutcome, ArchiveRequest, ArchiveVerification, Event, Filter, Maintenance, Policy,
+    Verification,
 };
-use crate::context::{Ctx, Target};
-use crate::error::StoreError;
+use crate::audit_log::{self, ExportQuery};
+use crate::http::error::{ApiResult, Problem};
+use crate::http::extract::{ApiJson, ApiQuery, Caller, parse_id};
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -26,14 +22,6 @@ pub struct EventPage {
     pub events: Vec<Event>,
     /// Pass as `before` for the next (older) page; absent on the last page.
     pub next: Option<i64>,
-}
-
-fn target() -> Target {
-    Target {
-        kind: "setting",
-        id: Some(Setting::AuditLog.as_str().into()),
-        name: None,
-    }
 }
 
 /// Audit events, newest first, filtered and paged.
@@ -53,16 +41,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(filter): ApiQuery<Filter>,
 ) -> ApiResult<axum::Json<EventPage>> {
-    let _proof = caller
-        .ctx()
-        .authorize(
-            &state.db,
-            Action::ReadSetting(Setting::AuditLog),
-            Resource::instance(),
-            &target(),
-        )
-        .await?;
-    let (events, next) = audit::list(&state.db, &filter).await?;
+    let (events, next) = audit_log::list(&state, &caller.ctx(), &filter).await?;
     Ok(axum::Json(EventPage { events, next }))
 }
 
@@ -77,116 +56,7 @@ pub async fn verify(
     State(state): State<Arc<AppState>>,
     caller: Caller,
 ) -> ApiResult<axum::Json<Verification>> {
-    let _proof = caller
-        .ctx()
-        .authorize(
-            &state.db,
-            Action::ReadSetting(Setting::AuditLog),
-            Resource::instance(),
-            &target(),
-        )
-        .await?;
-    Ok(axum::Json(audit::verify(&state.db).await?))
-}
-
-/// The export's query: the list's filters (no paging) and the format.
-#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ExportQuery {
-    /// `csv` (default) or `json` (one JSON array of events, as the list gives them).
-    pub format: Option<String>,
-    pub actor: Option<String>,
-    pub impersonator: Option<String>,
-    /// Exact, or a prefix ending in `*`.
-    pub action: Option<String>,
-    pub target: Option<String>,
-    pub outcome: Option<String>,
-    /// RFC 3339.
-    pub from: Option<String>,
-    /// RFC 3339.
-    pub to: Option<String>,
-    /// Only events with seq below this.
-    pub before: Option<String>,
-}
-
-impl ExportQuery {
-    pub fn filter(&self) -> Filter {
-        Filter {
-            actor: self.actor.clone(),
-            impersonator: self.impersonator.clone(),
-            action: self.action.clone(),
-            target: self.target.clone(),
-            outcome: self.outcome.clone(),
-            from: self.from.clone(),
-            to: self.to.clone(),
-            before: self.before.clone(),
-            limit: None,
-        }
-    }
-}
-
-/// Checks `audit-log`, records the export (action `export-audit-log`, the filter in the event)
-/// and answers the streamed file. Shared by the API and the page's links.
-pub async fn export_response(
-    state: &AppState,
-    ctx: &Ctx,
-    q: &ExportQuery,
-) -> Result<Response, StoreError> {
-    let _proof = ctx
-        .authorize(
-            &state.db,
-            Action::ReadSetting(Setting::AuditLog),
-            Resource::instance(),
-            &target(),
-        )
-        .await?;
-    let format = ExportFormat::parse(q.format.as_deref().filter(|s| !s.is_empty()))?;
-    let filter = q.filter();
-    let stream = audit::export_stream(&state.db, &filter, format).await?;
-    let given = |k: &str, v: &Option<String>| {
-        v.as_deref()
-            .filter(|s| !s.is_empty())
-            .map(|v| (k.to_owned(), v.into()))
-    };
-    let asked: serde_json::Map<String, serde_json::Value> = [
-        given("actor", &q.actor),
-        given("impersonator", &q.impersonator),
-        given("action", &q.action),
-        given("target", &q.target),
-        given("outcome", &q.outcome),
-        given("from", &q.from),
-        given("to", &q.to),
-        given("before", &q.before),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    ctx.record(
-        &state.db,
-        "export-audit-log",
-        &target(),
-        audit::Outcome::Ok,
-        None,
-        None,
-        Some(serde_json::json!({ "format": format.extension(), "filter": asked })),
-    )
-    .await?;
-    let name = format!(
-        "cryowarden-audit-{}.{}",
-        crate::db::format_ms(crate::db::now_ms()).replace(':', "-"),
-        format.extension()
-    );
-    let mut response = Body::from_stream(stream).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(response)
+    Ok(axum::Json(audit_log::verify(&state, &caller.ctx()).await?))
 }
 
 /// Export the whole filtered set (oldest first) as CSV or a JSON array, streamed. The export is
@@ -207,7 +77,12 @@ pub async fn export(
     caller: Caller,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult<Response> {
-    Ok(export_response(&state, &caller.ctx(), &q).await?)
+    let export = audit_log::export(&state, &caller.ctx(), &q).await?;
+    Ok(crate::http::download::attachment(
+        export.content_type,
+        &export.file_name,
+        export.stream,
+    ))
 }
 
 /// The retention policy and the archives (`audit-log-maintenance`, read).

@@ -7,10 +7,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, Caller, SESSION_COOKIE, Source};
 use crate::auth::{LoginOutcome, RegisterRequest, Via};
 use crate::db::format_ms;
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::extract::{ApiJson, Caller, SESSION_COOKIE, Source};
 use crate::state::AppState;
 use crate::users::User;
 

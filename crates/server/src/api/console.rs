@@ -9,10 +9,10 @@ use cryowarden_core::{Action, Setting};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, Caller};
 use crate::console::{self, Row};
 use crate::error::StoreError;
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::extract::{ApiJson, Caller};
 use crate::state::AppState;
 
 fn setting(key: &str) -> ApiResult<Setting> {
@@ -163,7 +163,7 @@ pub async fn act(
     let body: Value = if body.is_empty() {
         Value::Object(Default::default())
     } else {
-        super::extract::parse_json(&body)?
+        crate::http::extract::parse_json(&body)?
     };
     let out = console::act(&state, &caller.ctx(), s, &action, body)
         .await

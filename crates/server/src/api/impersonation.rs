@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use super::error::{ApiResult, Problem};
-use super::extract::{ApiJson, Caller};
+use crate::http::error::{ApiResult, Problem};
+use crate::http::extract::{ApiJson, Caller};
 use crate::impersonation::{self, StartRequest, Status};
 use crate::state::AppState;
 

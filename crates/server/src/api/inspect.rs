@@ -9,8 +9,8 @@ use axum::extract::{Path, State};
 use cryowarden_core::Setting;
 use serde_json::Value;
 
-use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{Caller, parse_json};
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::extract::{Caller, parse_json};
 use crate::inspect;
 use crate::state::AppState;
 

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, ApiQuery, Caller, Id};
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::extract::{ApiJson, ApiQuery, Caller, Id};
 use crate::jobs::commands::{self, CommandTemplate};
 use crate::jobs::{self, Job, JobQuery, NewJob, QueueRequest};
+use crate::lanes::info::{ClusterInfoOutput, ClusterInfoQuery};
 use crate::lanes::restrictions::{self, SetRestrictions, UserLanes};
 use crate::lanes::{self, Lane, NewLane, NewNodeTarget};
 use crate::state::AppState;
@@ -438,24 +439,8 @@ pub async fn instance_vars(
     State(state): State<Arc<AppState>>,
     caller: Caller,
 ) -> ApiResult<axum::Json<std::collections::BTreeMap<String, String>>> {
-    let read =
-        cryowarden_core::Action::ReadSetting(cryowarden_core::Setting::ClusterCustomVariables);
-    let target = crate::context::Target {
-        kind: "setting",
-        id: Some("cluster_custom_vars".into()),
-        name: None,
-    };
-    let _may_read = caller
-        .ctx()
-        .authorize(
-            &state.db,
-            read,
-            cryowarden_core::Resource::instance(),
-            &target,
-        )
-        .await?;
     Ok(axum::Json(
-        crate::scheduler::cluster::instance_vars(&state.db).await?,
+        lanes::info::instance_vars(&state, &caller.ctx()).await?,
     ))
 }
 
@@ -541,25 +526,6 @@ pub async fn queue_many(
     Ok(axum::Json(jobs))
 }
 
-/// What a cluster's `qinfo_cmd_tpl` printed.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct ClusterInfoOutput {
-    pub command: String,
-    pub exit_code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Which lab's account runs a cluster's `qinfo_cmd_tpl`.
-#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterInfoQuery {
-    /// A project whose lab's Unix account runs the command (required: cluster commands run as a
-    /// lab's account, never as the server).
-    pub project: Option<i64>,
-}
-
 /// Run a cluster lane's `qinfo_cmd_tpl` (e.g. `sinfo`), as `cluster validate` does first: with
 /// `/bin/sh -c`, through the lane's `send_cmd_tpl`, as the Unix account of the lab of
 /// `project` (which the caller must be able to see).
@@ -581,79 +547,9 @@ pub async fn cluster_info(
     Id(id): Id,
     ApiQuery(q): ApiQuery<ClusterInfoQuery>,
 ) -> ApiResult<axum::Json<ClusterInfoOutput>> {
-    use crate::cluster::template::{render_command, send_line};
-    let lane = lanes::get(&state.db, id).await?;
-    let read = cryowarden_core::Action::ReadSetting(cryowarden_core::Setting::Compute);
-    let _may_read = caller
-        .ctx()
-        .authorize(
-            &state.db,
-            read,
-            cryowarden_core::Resource::instance(),
-            &lane.audit_target(),
-        )
-        .await?;
-    let target = lane
-        .targets
-        .first()
-        .filter(|_| lane.kind == lanes::LaneKind::Cluster)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "not-a-cluster",
-                format!("`{}` is not a cluster lane", lane.name),
-            )
-        })?;
-    let project = q.project.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-field",
-            "project is required: the cluster's commands run as a lab's Unix account; name a project of that lab \
-             (`cryowarden cluster validate NAME --project LAB/PROJECT`)",
-        )
-        .field("project")
-    })?;
-    let project = crate::projects::show(&state.db, &caller.ctx(), project).await?;
-    let lab = crate::labs::get(&state.db, project.lab_id).await?;
-    let account = crate::projects::lab_account(&lab)?;
-    let info = crate::cluster::ClusterInfo::from_value(target.config.clone())?;
-    let custom = crate::cluster::CustomValues {
-        instance: crate::scheduler::cluster::instance_vars(&state.db).await?,
-        target: target.custom_vars.clone(),
-        job: Default::default(),
-    };
-    let line = render_command(
-        &info.qinfo_cmd_tpl,
-        "qinfo_cmd_tpl",
-        &Default::default(),
-        &custom,
-    )?;
-    let line = send_line(&info.send_cmd_tpl, &line, &Default::default(), &custom)?;
-    let slurm = crate::cluster::Slurm::default();
-    let timeout = std::time::Duration::from_secs(20);
-    let out = match slurm
-        .run_line(&state.runner, &account, &line, &project.dir(), timeout)
-        .await
-    {
-        Ok(out) => out,
-        Err(crate::cluster::SlurmError::Runner(e)) => {
-            return Err(crate::error::StoreError::Runner(e).into());
-        }
-        Err(e) => {
-            return Ok(axum::Json(ClusterInfoOutput {
-                command: line,
-                exit_code: None,
-                stdout: String::new(),
-                stderr: e.to_string(),
-            }));
-        }
-    };
-    Ok(axum::Json(ClusterInfoOutput {
-        command: line,
-        exit_code: out.exit_code,
-        stdout: out.stdout.chars().take(64 << 10).collect(),
-        stderr: out.stderr.chars().take(64 << 10).collect(),
-    }))
+    Ok(axum::Json(
+        lanes::info::cluster_info(&state, &caller.ctx(), id, &q).await?,
+    ))
 }
 
 /// The exposures imported into a project (by path), optionally of one import job.

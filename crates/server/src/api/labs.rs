@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
-use super::error::{ApiResult, Problem};
-use super::extract::{ApiJson, Caller, Id, parse_id};
+use crate::http::error::{ApiResult, Problem};
+use crate::http::extract::{ApiJson, Caller, Id, parse_id};
 use crate::labs::members::{self, Member, SetMember};
 use crate::labs::roots::{self, SetRoots};
 use crate::labs::unix::{self, SetUnixAccount};

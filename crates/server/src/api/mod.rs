@@ -4,8 +4,6 @@ pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod console;
-pub mod error;
-pub mod extract;
 pub mod impersonation;
 pub mod inspect;
 pub mod jobs;
@@ -26,8 +24,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
-use error::{ApiError, ApiResult, Problem};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -52,17 +50,14 @@ pub struct Health {
     responses((status = 200, body = Health), (status = 503, body = Problem)),
 )]
 async fn health(State(state): State<Arc<AppState>>) -> ApiResult<axum::Json<Health>> {
-    sqlx::query("SELECT 1")
-        .execute(&state.db.pool)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "health check: database unreachable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the database is not answering",
-            )
-        })?;
+    state.db.ping().await.map_err(|e| {
+        tracing::error!(error = %e, "health check: database unreachable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database is not answering",
+        )
+    })?;
     Ok(axum::Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 
-use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, ApiQuery, Caller, Id, parse_id};
 use crate::audit::Outcome;
 use crate::context::Target;
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::extract::{ApiJson, ApiQuery, Caller, Id, parse_id};
 use crate::labs;
 use crate::paths::{Listing, RelPath};
 use crate::projects::data::{self, ConfirmDelete, DataChange};
@@ -481,7 +481,7 @@ fn browse_params(
             b"root" if with_root => {
                 p.root = Some(
                     String::from_utf8(v).map_err(|_| Ok(crate::paths::PathError::InvalidUtf8))?,
-                )
+                );
             }
             b"offset" => p.offset = Some(number("offset", &v)?),
             b"limit" => p.limit = Some(number("limit", &v)?),
@@ -536,7 +536,14 @@ pub async fn browse_lab(
     let params = match browse_params(raw.as_deref(), true) {
         Ok(p) => p,
         Err(e) => {
-            return Err(refused(&state, &ctx, "browse-lab-data", &lab.audit_target(), e).await);
+            return Err(refused(
+                &state,
+                &ctx,
+                cryowarden_core::Event::BrowseLabData,
+                &lab.audit_target(),
+                e,
+            )
+            .await);
         }
     };
     let q = labs::browse::BrowseQuery {
@@ -554,7 +561,7 @@ pub async fn browse_lab(
 async fn refused(
     state: &AppState,
     ctx: &crate::context::Ctx,
-    action: &str,
+    action: cryowarden_core::Event,
     target: &Target,
     e: Result<crate::paths::PathError, ApiError>,
 ) -> ApiError {
@@ -613,7 +620,7 @@ pub async fn browse_project(
             return Err(refused(
                 &state,
                 &ctx,
-                "browse-project-files",
+                cryowarden_core::Event::BrowseProjectFiles,
                 &project.audit_target(),
                 e,
             )

@@ -3,13 +3,10 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use serde::Serialize;
 
-use super::error::{ApiResult, Problem};
-use super::extract::{ApiJson, Caller};
-use crate::settings::{
-    self, Banner, InstanceSettings, Maintenance, SettingsPatch, VisibleSettings,
-};
+use crate::http::error::{ApiResult, Problem};
+use crate::http::extract::{ApiJson, Caller};
+use crate::settings::{self, PublicInstance, SettingsPatch, VisibleSettings};
 use crate::state::AppState;
 
 /// The instance settings the caller may see (groups they have no access to are left out).
@@ -52,24 +49,6 @@ pub async fn update(
         &after,
         &caller.principal.actor(),
     )))
-}
-
-/// What every visitor sees: the instance name, and the banner and maintenance notice when on.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct PublicInstance {
-    pub instance_name: String,
-    pub banner: Option<Banner>,
-    pub maintenance: Option<Maintenance>,
-}
-
-impl PublicInstance {
-    pub fn from(s: &InstanceSettings) -> PublicInstance {
-        PublicInstance {
-            instance_name: s.instance_name.clone(),
-            banner: s.banner.active.then(|| s.banner.clone()),
-            maintenance: s.maintenance.active.then(|| s.maintenance.clone()),
-        }
-    }
 }
 
 /// Public facts about this instance.

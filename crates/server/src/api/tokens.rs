@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use super::error::{ApiResult, Problem};
-use super::extract::{ApiJson, Caller, Id};
 use crate::auth::{ApiToken, NewApiToken};
+use crate::http::error::{ApiResult, Problem};
+use crate::http::extract::{ApiJson, Caller, Id};
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use super::error::{ApiResult, Problem};
-use super::extract::{ApiJson, ApiQuery, Caller, Id};
+use crate::http::error::{ApiResult, Problem};
+use crate::http::extract::{ApiJson, ApiQuery, Caller, Id};
 use crate::state::AppState;
 use crate::users::{self, IssuedToken, ListQuery, NewUser, User, UserPage, UserPatch};
 

@@ -412,9 +412,9 @@ mod tests {
     #[test]
     fn mistakes_name_their_field() {
         let cases = [
-            (r#"[]"#, "cluster_info"),
+            (r"[]", "cluster_info"),
             (r#"{"name": "#, "cluster_info"),
-            (r#"{}"#, "name"),
+            (r"{}", "name"),
             (r#"{"name": " c"}"#, "name"),
             (r#"{"name": "a\nb"}"#, "name"),
             (r#"{"name": 5}"#, "name"),

@@ -717,7 +717,7 @@ pub fn example_slurm() -> (String, String) {
 
 /// The example `cluster_script.sh` (CryoSPARC's SLURM example, without its site-specific
 /// partition and GPU probing: SLURM's gres sets `CUDA_VISIBLE_DEVICES`).
-pub const EXAMPLE_SCRIPT: &str = r#"#!/usr/bin/env bash
+pub const EXAMPLE_SCRIPT: &str = r"#!/usr/bin/env bash
 ## cryowarden (CryoSPARC-compatible) cluster submission script for SLURM.
 ## Variables: run_cmd, num_cpu, num_gpu, ram_gb, job_dir_abs, project_dir_abs,
 ## job_log_path_abs, worker_bin_path, run_args, project_uid, job_uid, job_creator,
@@ -734,7 +734,7 @@ pub const EXAMPLE_SCRIPT: &str = r#"#!/usr/bin/env bash
 #SBATCH --error={{ job_log_path_abs }}
 
 {{ run_cmd }}
-"#;
+";
 
 #[cfg(test)]
 mod tests {

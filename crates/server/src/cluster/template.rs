@@ -313,7 +313,7 @@ fn environment(quoting: Quoting) -> Environment<'static> {
                         "a value ending with a newline cannot be given to a command line",
                     ));
                 }
-                out.write_str(&quote(text, quoting))?
+                out.write_str(&quote(text, quoting))?;
             }
             _ => out.write_str(&quote(&value.to_string(), quoting))?,
         }

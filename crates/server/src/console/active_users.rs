@@ -17,7 +17,7 @@ use super::{Field, Kind};
 use crate::context::{Ctx, Target};
 use crate::db::{Db, WriteTx, now_ms};
 use crate::error::StoreError;
-use crate::state::AppState;
+use crate::services::Services;
 
 pub const FIELDS: &[Field] = &[
     super::f(
@@ -114,7 +114,7 @@ pub async fn view(db: &Db) -> Result<Value, StoreError> {
 /// signed in) is older than the setting's days; each one audited as `system:inactivity` with
 /// their sessions and API tokens revoked. Returns the usernames.
 pub async fn deactivate_inactive(
-    state: &AppState,
+    state: &Services,
     source: &str,
 ) -> Result<Vec<String>, StoreError> {
     let limits = store::load::<ActiveUserLimits>(&state.db).await?;
@@ -149,7 +149,7 @@ pub async fn deactivate_inactive(
         crate::users::revoke_credentials(&mut tx, id, now).await?;
         ctx.audit_ok(
             &mut tx,
-            "set-user-active",
+            cryowarden_core::Activity::SetUserActive,
             &Target::user(id, &name),
             Some(json!({ "status": "active" })),
             Some(json!({ "status": "deactivated", "reason": format!("no sign-in for {} days", limits.deactivate_after_days) })),
@@ -165,7 +165,7 @@ pub async fn deactivate_inactive(
 }
 
 /// The action `limit-active-users/apply`: the sweep, now, by an admin who may change the row.
-pub async fn apply(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
+pub async fn apply(state: &Services, ctx: &Ctx) -> Result<Value, StoreError> {
     let setting = Setting::LimitActiveUsers;
     let target = Target {
         kind: "setting",
@@ -188,14 +188,14 @@ pub async fn apply(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
 }
 
 /// The periodic sweep (hourly), started by `app::serve`.
-pub fn spawn_sweep(state: Arc<AppState>) {
+pub fn spawn_sweep(state: Arc<Services>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tick.tick().await;
             match deactivate_inactive(&state, "sweep").await {
                 Ok(names) if !names.is_empty() => {
-                    tracing::info!(?names, "deactivated inactive users")
+                    tracing::info!(?names, "deactivated inactive users");
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "inactive-user sweep failed"),

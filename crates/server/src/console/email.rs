@@ -189,7 +189,7 @@ pub async fn send_test(db: &Db, ctx: &Ctx, body: Value) -> Result<Value, StoreEr
     send(&settings, to, "cryowarden test email", text).await?;
     ctx.record(
         db,
-        "send-test-email",
+        cryowarden_core::Event::SendTestEmail,
         &target,
         crate::audit::Outcome::Ok,
         None,

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 
 use crate::context::{Ctx, Target};
 use crate::error::StoreError;
+use crate::services::Services;
 use crate::settings::{self, SettingsPatch};
-use crate::state::AppState;
 
 /// The console's three groups, in the order the page shows them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -492,7 +492,7 @@ fn target(setting: Setting) -> Target {
 
 /// Refuses callers with no console column at all (ordinary users, project admins) with an
 /// audited 403, before anything else is looked at.
-pub async fn require_console(state: &AppState, ctx: &Ctx) -> Result<(), StoreError> {
+pub async fn require_console(state: &Services, ctx: &Ctx) -> Result<(), StoreError> {
     let actor = ctx
         .actor
         .ok_or_else(|| StoreError::Internal("console with no actor".into()))?;
@@ -521,7 +521,7 @@ fn instance_subset(s: &settings::InstanceSettings, e: &Entry) -> Value {
 }
 
 /// The content of a row as the caller may see it (authorized as `ReadSetting`).
-pub async fn view(state: &AppState, ctx: &Ctx, setting: Setting) -> Result<Value, StoreError> {
+pub async fn view(state: &Services, ctx: &Ctx, setting: Setting) -> Result<Value, StoreError> {
     let e = entry(setting);
     if e.location == Location::Inspect {
         // The diagnostics authorize themselves.
@@ -572,7 +572,7 @@ pub async fn view(state: &AppState, ctx: &Ctx, setting: Setting) -> Result<Value
 /// rows are refused (audited) before the body is looked at; a partial row's read-only field is
 /// refused naming the field; bad input is a 422 naming the field; nothing changes on a refusal.
 pub async fn update(
-    state: &AppState,
+    state: &Services,
     ctx: &Ctx,
     setting: Setting,
     body: Value,
@@ -666,7 +666,7 @@ pub async fn update(
 
 /// Runs an action of a row (`email/test`, `limit-active-users/apply`, or a diagnostic's).
 pub async fn act(
-    state: &AppState,
+    state: &Services,
     ctx: &Ctx,
     setting: Setting,
     action: &str,
@@ -711,5 +711,25 @@ pub async fn act(
         (Setting::Email, "test") => email::send_test(&state.db, ctx, body).await,
         (Setting::LimitActiveUsers, "apply") => active_users::apply(state, ctx).await,
         _ => Err(StoreError::NotFound { what: "action" }),
+    }
+}
+
+/// Records that the caller was refused a tab of the admin panel (asked as `needed` on
+/// `resource`, the page named after it), as every refusal is: through `Ctx::authorize`.
+pub async fn record_tab_refusal(
+    services: &crate::services::Services,
+    ctx: &crate::context::Ctx,
+    needed: cryowarden_core::Action,
+    resource: cryowarden_core::Resource,
+) {
+    let target = crate::context::Target {
+        kind: "page",
+        id: None,
+        name: Some(format!("admin:{}", needed.name())),
+    };
+    if let Err(e) = ctx.authorize(&services.db, needed, resource, &target).await
+        && !matches!(e, crate::error::StoreError::Denied(_))
+    {
+        tracing::warn!(error = %e, "could not record a refused admin tab");
     }
 }

@@ -12,7 +12,7 @@ use crate::config::Lifetimes;
 use crate::context::Ctx;
 use crate::db::Db;
 use crate::error::StoreError;
-use crate::state::AppState;
+use crate::services::Services;
 
 pub const FIELDS: &[Field] = &[
     super::f(
@@ -122,7 +122,7 @@ pub async fn lifetimes(db: &Db, config: &Lifetimes) -> Result<(i64, i64), StoreE
     ))
 }
 
-pub async fn view(state: &AppState) -> Result<Value, StoreError> {
+pub async fn view(state: &Services) -> Result<Value, StoreError> {
     let s = store::load::<SessionLifetimes>(&state.db).await?;
     let c = &state.config;
     Ok(json!({
@@ -138,7 +138,7 @@ pub async fn view(state: &AppState) -> Result<Value, StoreError> {
 }
 
 pub async fn update(
-    state: &AppState,
+    state: &Services,
     ctx: &Ctx,
     mut body: Map<String, Value>,
 ) -> Result<Value, StoreError> {

@@ -96,7 +96,7 @@ pub fn from_object<T: DeserializeOwned>(
             .path()
             .iter()
             .next()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .unwrap_or_default();
         let field = fields
             .iter()
@@ -192,7 +192,7 @@ pub async fn update<T: Stored>(
         };
         ctx.audit_ok(
             &mut tx,
-            &action.name(),
+            action,
             &target(field),
             Some(before_v),
             Some(after_v),

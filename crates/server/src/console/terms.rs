@@ -95,7 +95,7 @@ pub async fn record_acceptance(
     .await?;
     ctx.audit_ok(
         tx,
-        "accept-terms",
+        cryowarden_core::Event::AcceptTerms,
         target,
         None,
         Some(json!({ "version": terms.version })),

@@ -41,7 +41,11 @@ impl MrcSpec {
         let mut h = vec![0u8; 1024];
         let be = self.big_endian;
         let mut int = |w: usize, v: i32| {
-            h[4 * w..4 * w + 4].copy_from_slice(&if be { v.to_be_bytes() } else { v.to_le_bytes() })
+            h[4 * w..4 * w + 4].copy_from_slice(&if be {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            });
         };
         let (mx, my, mz) = (self.nx, self.ny, self.nz);
         for (w, v) in [

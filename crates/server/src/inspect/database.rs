@@ -15,18 +15,18 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sqlx::{Any, Row};
 
-use super::{Setting, audit_action, target};
+use super::{Setting, target};
 use crate::audit::Outcome;
 use crate::context::Ctx;
 use crate::db::{Backend, Db, format_ms, now_ms};
 use crate::error::StoreError;
-use crate::state::AppState;
+use crate::services::Services;
 
 /// How long `pg_dump` may run.
 const PG_DUMP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Where backups go: `DATA_DIR/backups`.
-pub fn backup_dir(state: &AppState) -> PathBuf {
+pub fn backup_dir(state: &Services) -> PathBuf {
     state.config.data_dir.join("backups")
 }
 
@@ -50,7 +50,7 @@ fn file_size(path: &std::path::Path) -> Option<u64> {
 }
 
 /// The backend, its URL (password redacted), the pool and what the database says of itself.
-pub async fn data_sources(state: &AppState) -> Result<Value, StoreError> {
+pub async fn data_sources(state: &Services) -> Result<Value, StoreError> {
     let db = &state.db;
     let pool = json!({
         "size": db.pool.size(),
@@ -114,7 +114,7 @@ pub async fn data_sources(state: &AppState) -> Result<Value, StoreError> {
 }
 
 /// What check-database offers, and the backups made so far.
-pub fn check_view(state: &AppState) -> Value {
+pub fn check_view(state: &Services) -> Value {
     let dir = backup_dir(state);
     let mut backups: Vec<Value> = std::fs::read_dir(&dir)
         .map(|entries| {
@@ -139,15 +139,15 @@ pub fn check_view(state: &AppState) -> Value {
 }
 
 async fn record(
-    state: &AppState,
+    state: &Services,
     ctx: &Ctx,
-    action: &str,
+    action: cryowarden_core::SettingAction,
     after: &Value,
 ) -> Result<(), StoreError> {
     ctx.record(
         &state.db,
-        &audit_action(Setting::CheckDatabase, action),
-        &target(Setting::CheckDatabase, Some(action)),
+        (Setting::CheckDatabase, action),
+        &target(Setting::CheckDatabase, Some(action.as_str())),
         Outcome::Ok,
         None,
         None,
@@ -157,7 +157,7 @@ async fn record(
 }
 
 /// The integrity check of the backend (see the module's note); audited with its verdict.
-pub async fn integrity(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
+pub async fn integrity(state: &Services, ctx: &Ctx) -> Result<Value, StoreError> {
     let started = std::time::Instant::now();
     let result = match state.db.backend {
         Backend::Sqlite => sqlite_integrity(&state.db).await?,
@@ -166,7 +166,13 @@ pub async fn integrity(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError>
     let mut result = result;
     result["elapsed_ms"] = json!(started.elapsed().as_millis() as u64);
     let summary = json!({ "ok": result["ok"], "problems": result["problems"].as_array().map_or(0, Vec::len) });
-    record(state, ctx, "integrity", &summary).await?;
+    record(
+        state,
+        ctx,
+        cryowarden_core::SettingAction::Integrity,
+        &summary,
+    )
+    .await?;
     Ok(result)
 }
 
@@ -308,7 +314,7 @@ async fn postgres_integrity(db: &Db) -> Result<Value, StoreError> {
 }
 
 /// VACUUM (SQLite) or VACUUM ANALYZE of the schema's tables (PostgreSQL); audited.
-pub async fn vacuum(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
+pub async fn vacuum(state: &Services, ctx: &Ctx) -> Result<Value, StoreError> {
     let started = std::time::Instant::now();
     let db = &state.db;
     let (statement, before, after) = match db.backend {
@@ -341,7 +347,7 @@ pub async fn vacuum(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
         "size_after_bytes": after,
         "elapsed_ms": started.elapsed().as_millis() as u64,
     });
-    record(state, ctx, "vacuum", &result).await?;
+    record(state, ctx, cryowarden_core::SettingAction::Vacuum, &result).await?;
     Ok(result)
 }
 
@@ -366,7 +372,7 @@ pub fn split_password(url: &str) -> (String, Option<String>) {
 
 /// An online backup to `DATA_DIR/backups/`: `VACUUM INTO` (SQLite) or `pg_dump` of the schema
 /// in its custom format (PostgreSQL); answers the path and size, audited.
-pub async fn backup(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
+pub async fn backup(state: &Services, ctx: &Ctx) -> Result<Value, StoreError> {
     let started = std::time::Instant::now();
     let dir = backup_dir(state);
     crate::datadir::create_private_dir(&dir).map_err(|e| {
@@ -448,7 +454,7 @@ pub async fn backup(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
         "size_bytes": size,
         "elapsed_ms": started.elapsed().as_millis() as u64,
     });
-    record(state, ctx, "backup", &result).await?;
+    record(state, ctx, cryowarden_core::SettingAction::Backup, &result).await?;
     Ok(result)
 }
 

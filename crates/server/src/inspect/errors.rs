@@ -1,5 +1,5 @@
 //! site-errors: the last [`CAPACITY`] ERROR events of the process — internal errors (which
-//! `api/error.rs` logs before answering a bare 500), failed scheduler passes, and every 5xx
+//! `http/error.rs` logs before answering a bare 500), failed scheduler passes, and every 5xx
 //! answer (tower-http's trace layer reports each as an ERROR `response failed`) — gathered by
 //! [`ErrorRingLayer`], which `logs::init` adds under an ERROR-only filter. Process-wide, like the
 //! subscriber; the reset is audited.
@@ -15,13 +15,13 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
-use super::{Setting, audit_action, target};
+use super::{Setting, target};
 use crate::audit::Outcome;
 use crate::context::Ctx;
 use crate::db::{format_ms, now_ms};
 use crate::error::StoreError;
 use crate::logs::Service;
-use crate::state::AppState;
+use crate::services::Services;
 
 /// Errors kept; older ones fall off.
 pub const CAPACITY: usize = 500;
@@ -44,7 +44,8 @@ static SEEN: AtomicU64 = AtomicU64::new(0);
 static SINCE_MS: AtomicI64 = AtomicI64::new(0);
 
 fn ring() -> std::sync::MutexGuard<'static, VecDeque<SiteError>> {
-    RING.lock().unwrap_or_else(|e| e.into_inner())
+    RING.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Keeps an error.
@@ -146,7 +147,7 @@ pub fn view() -> Value {
 }
 
 /// Empties the list (audited).
-pub async fn reset(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
+pub async fn reset(state: &Services, ctx: &Ctx) -> Result<Value, StoreError> {
     let cleared = {
         let mut r = ring();
         let n = r.len();
@@ -157,7 +158,7 @@ pub async fn reset(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
     };
     ctx.record(
         &state.db,
-        &audit_action(Setting::SiteErrors, "reset"),
+        (Setting::SiteErrors, cryowarden_core::SettingAction::Reset),
         &target(Setting::SiteErrors, Some("reset")),
         Outcome::Ok,
         None,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::state::AppState;
+use crate::services::Services;
 
 /// How long `nvidia-smi` may take (a wedged driver makes it hang).
 const NVIDIA_SMI_TIMEOUT: Duration = Duration::from_secs(5);
@@ -118,7 +118,7 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 /// Host name, kernel, OS release, CPUs, memory, GPUs, uptime of the host and of the server.
-pub async fn system_properties(state: &AppState) -> Value {
+pub async fn system_properties(state: &Services) -> Value {
     let uname = rustix::system::uname();
     let meminfo = read("/proc/meminfo").unwrap_or_default();
     let cpuinfo = read("/proc/cpuinfo").unwrap_or_default();
@@ -137,7 +137,7 @@ pub async fn system_properties(state: &AppState) -> Value {
         "machine": uname.machine().to_string_lossy(),
         "os_release": read("/etc/os-release").as_deref().and_then(os_release),
         "cpus": {
-            "available": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "available": std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(1),
             "online": cpuinfo.lines().filter(|l| l.starts_with("processor")).count(),
             "model": cpu_model,
         },
@@ -202,7 +202,7 @@ pub fn memory_usage() -> Value {
 }
 
 /// The server's live tasks: the scheduler loop and cluster poller, and the runtime's tasks.
-pub fn running_tasks(state: &AppState) -> Value {
+pub fn running_tasks(state: &Services) -> Value {
     json!({
         "scheduler": state.scheduler.snapshot(),
         "runtime": runtime(),

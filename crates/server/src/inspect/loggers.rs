@@ -16,12 +16,12 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::{Setting, audit_action, target};
+use super::{Setting, target};
 use crate::audit::Outcome;
 use crate::context::Ctx;
 use crate::error::StoreError;
 use crate::logs::Service;
-use crate::state::AppState;
+use crate::services::Services;
 
 /// The levels one may set.
 pub const LEVELS: [&str; 5] = ["trace", "debug", "info", "warn", "error"];
@@ -138,7 +138,7 @@ struct SetLevel {
 
 /// `{"service": "api", "level": "debug"}`: the service's file takes events from that level up
 /// (`"default"` returns it to the configured filter). Audited.
-pub async fn set(state: &AppState, ctx: &Ctx, body: Value) -> Result<Value, StoreError> {
+pub async fn set(state: &Services, ctx: &Ctx, body: Value) -> Result<Value, StoreError> {
     let req: SetLevel =
         serde_json::from_value(body).map_err(|e| StoreError::invalid("body", e.to_string()))?;
     let names = || {
@@ -183,7 +183,7 @@ pub async fn set(state: &AppState, ctx: &Ctx, body: Value) -> Result<Value, Stor
         .and_then(|a| a.iter().find(|s| s["service"] == service.as_str()).cloned());
     ctx.record(
         &state.db,
-        &audit_action(Setting::Loggers, "set"),
+        (Setting::Loggers, cryowarden_core::SettingAction::Set),
         &target(Setting::Loggers, Some(service.as_str())),
         Outcome::Ok,
         None,

@@ -27,7 +27,7 @@ use cryowarden_core::{Action, Resource, Setting};
 
 use crate::context::{Ctx, Target};
 use crate::error::StoreError;
-use crate::state::AppState;
+use crate::services::Services;
 
 /// The settings whose content this module provides.
 pub const SETTINGS: &[Setting] = &[
@@ -83,7 +83,7 @@ pub fn audit_action(setting: Setting, action: &str) -> String {
 
 /// The content of `setting` as the caller may see it (authorized as `ReadSetting(setting)`).
 pub async fn view(
-    state: &AppState,
+    state: &Services,
     ctx: &Ctx,
     setting: Setting,
 ) -> Result<serde_json::Value, StoreError> {
@@ -118,7 +118,7 @@ pub async fn view(
 
 /// Runs `action` of `setting` (authorized as a change of that setting) and says what it did.
 pub async fn act(
-    state: &AppState,
+    state: &Services,
     ctx: &Ctx,
     setting: Setting,
     action: &str,
@@ -146,7 +146,7 @@ pub async fn act(
         (setting, action),
         (Setting::Loggers, "set") | (Setting::SiteValidation, "run")
     );
-    let empty = body.is_null() || body.as_object().is_some_and(|o| o.is_empty());
+    let empty = body.is_null() || body.as_object().is_some_and(serde_json::Map::is_empty);
     if !(takes_parameters || empty) {
         return Err(StoreError::invalid(
             "body",

@@ -14,12 +14,12 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
-use super::{Setting, audit_action, target};
+use super::{Setting, target};
 use crate::audit::Outcome;
 use crate::context::Ctx;
 use crate::db::{format_ms, now_ms};
 use crate::error::StoreError;
-use crate::state::AppState;
+use crate::services::Services;
 
 /// The target of sqlx's statement events.
 pub const SQLX_TARGET: &str = "sqlx::query";
@@ -50,7 +50,9 @@ static SINCE_MS: AtomicI64 = AtomicI64::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 fn stats() -> std::sync::MutexGuard<'static, Stats> {
-    STATS.lock().unwrap_or_else(|e| e.into_inner())
+    STATS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Collapses whitespace and replaces literals (quoted strings, bare numbers) by `?`, so that
@@ -232,7 +234,7 @@ pub fn view() -> Value {
 }
 
 /// Empties the statistics (audited).
-pub async fn reset(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
+pub async fn reset(state: &Services, ctx: &Ctx) -> Result<Value, StoreError> {
     let (statements, executions) = {
         let mut s = stats();
         let before = (
@@ -246,7 +248,7 @@ pub async fn reset(state: &AppState, ctx: &Ctx) -> Result<Value, StoreError> {
     let before = json!({ "statements": statements, "executions": executions });
     ctx.record(
         &state.db,
-        &audit_action(Setting::Queries, "reset"),
+        (Setting::Queries, cryowarden_core::SettingAction::Reset),
         &target(Setting::Queries, Some("reset")),
         Outcome::Ok,
         None,

@@ -8,13 +8,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Any;
 
-use super::{Setting, audit_action, target};
+use super::{Setting, target};
 use crate::audit::Outcome;
 use crate::context::Ctx;
 use crate::error::StoreError;
 use crate::jobs::{self, NewJob, QueueRequest};
 use crate::lanes;
-use crate::state::AppState;
+use crate::services::Services;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,7 +23,7 @@ struct RunRequest {
 }
 
 /// Each lane and its latest validation job with its status.
-pub async fn view(state: &AppState) -> Result<Value, StoreError> {
+pub async fn view(state: &Services) -> Result<Value, StoreError> {
     let mut out = Vec::new();
     for lane in lanes::all(&state.db).await? {
         let latest: Option<i64> = sqlx::query_scalar::<Any, i64>(
@@ -61,7 +61,7 @@ pub async fn view(state: &AppState) -> Result<Value, StoreError> {
 
 /// `{"project": ID}`: a validation job in that project queued on every lane the caller may use;
 /// answers the jobs.
-pub async fn run(state: &AppState, ctx: &Ctx, body: Value) -> Result<Value, StoreError> {
+pub async fn run(state: &Services, ctx: &Ctx, body: Value) -> Result<Value, StoreError> {
     let req: RunRequest =
         serde_json::from_value(body).map_err(|e| StoreError::invalid("body", e.to_string()))?;
     let project = req
@@ -100,7 +100,7 @@ pub async fn run(state: &AppState, ctx: &Ctx, body: Value) -> Result<Value, Stor
     let ids: Vec<&Value> = queued.iter().map(|q| &q["job_id"]).collect();
     ctx.record(
         &state.db,
-        &audit_action(Setting::SiteValidation, "run"),
+        (Setting::SiteValidation, cryowarden_core::SettingAction::Run),
         &target(Setting::SiteValidation, Some("run")),
         Outcome::Ok,
         None,

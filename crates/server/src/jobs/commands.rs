@@ -275,7 +275,7 @@ pub async fn put(db: &Db, ctx: &Ctx, t: CommandTemplate) -> Result<CommandTempla
     .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
     ctx.audit_ok(
         &mut tx,
-        "put-command-template",
+        cryowarden_core::Event::PutCommandTemplate,
         &target,
         None,
         Some(json!({ "argv": t.argv, "params": t.params })),

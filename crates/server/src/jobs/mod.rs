@@ -487,7 +487,7 @@ pub async fn create(db: &Db, runner: &Runner, ctx: &Ctx, new: NewJob) -> Result<
     };
     ctx.audit_ok(
         &mut tx,
-        "create-job",
+        cryowarden_core::Event::CreateJob,
         &target,
         None,
         Some(json!({ "type": new.job_type, "params": params })),
@@ -515,7 +515,7 @@ async fn record_import_refusal(
     let reason = Some(format!("{code}: {message}"));
     ctx.record(
         db,
-        "import-data",
+        cryowarden_core::DataAction::ImportData,
         target,
         crate::audit::Outcome::Denied,
         reason,
@@ -711,7 +711,7 @@ async fn check(
     if plan.denied && !(job.job_type.is_import() && plan.lane_queue_override) {
         ctx.record(
             db,
-            "queue-job",
+            cryowarden_core::Event::QueueJob,
             &job.audit_target(),
             crate::audit::Outcome::Denied,
             Some(format!(
@@ -790,7 +790,7 @@ async fn apply(
     }
     ctx.audit_ok(
         tx,
-        "queue-job",
+        cryowarden_core::Event::QueueJob,
         &job.audit_target(),
         Some(json!({ "status": job.status })),
         Some(json!({ "status": "queued", "lane": plan.lane.name, "priority": plan.priority, "target": req.target, "gpu_ids": req.gpu_ids })),
@@ -949,7 +949,7 @@ pub async fn kill(db: &Db, ctx: &Ctx, id: i64) -> Result<Job, StoreError> {
     }
     ctx.audit_ok(
         &mut tx,
-        "kill-job",
+        cryowarden_core::Event::KillJob,
         &job.audit_target(),
         Some(json!({ "status": job.status })),
         None,
@@ -989,7 +989,7 @@ pub async fn clear(db: &Db, ctx: &Ctx, id: i64) -> Result<Job, StoreError> {
         .await?;
     ctx.audit_ok(
         &mut tx,
-        "clear-job",
+        cryowarden_core::Event::ClearJob,
         &job.audit_target(),
         Some(json!({ "status": job.status })),
         Some(json!({ "status": "building" })),

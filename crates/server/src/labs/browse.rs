@@ -67,7 +67,7 @@ pub async fn browse(
             let shown: String = r.chars().filter(|c| !c.is_control()).take(300).collect();
             ctx.record(
                 db,
-                "browse-lab-data",
+                cryowarden_core::Event::BrowseLabData,
                 &lab.audit_target(),
                 Outcome::Denied,
                 Some(format!("`{shown}` is not a data root of this lab")),
@@ -105,7 +105,7 @@ pub async fn browse(
     audit_refusal(
         db,
         ctx,
-        "browse-lab-data",
+        cryowarden_core::Event::BrowseLabData,
         &lab.audit_target(),
         &q.path,
         &result,

@@ -2,6 +2,7 @@
 //! Each change is `update-site-groups` aimed at the member, so an Application Admin is refused
 //! for the memberships of Site Admins (§2).
 
+use cryowarden_core::Event;
 pub use cryowarden_core::LabRole;
 use cryowarden_core::{Activity, SiteRole};
 use serde::{Deserialize, Serialize};
@@ -113,9 +114,9 @@ pub async fn set(db: &Db, ctx: &Ctx, lab_id: i64, req: SetMember) -> Result<Lab,
     .await?;
     super::touch(&mut tx, lab_id).await?;
     let action = if before.is_some() {
-        "change-lab-member-role"
+        Event::ChangeLabMemberRole
     } else {
-        "add-lab-member"
+        Event::AddLabMember
     };
     ctx.audit_ok(
         &mut tx,
@@ -161,7 +162,7 @@ pub async fn remove(db: &Db, ctx: &Ctx, lab_id: i64, user_id: i64) -> Result<(),
     super::touch(&mut tx, lab_id).await?;
     ctx.audit_ok(
         &mut tx,
-        "remove-lab-member",
+        cryowarden_core::Event::RemoveLabMember,
         &target,
         Some(json!({ "lab_role": before })),
         None,
@@ -205,7 +206,7 @@ pub async fn export_csv(db: &Db, ctx: &Ctx, lab_id: i64) -> Result<(Lab, String)
     let after = json!({ "members": members.len() });
     ctx.record(
         db,
-        "export-lab-members",
+        cryowarden_core::Event::ExportLabMembers,
         &lab.audit_target(),
         Outcome::Ok,
         None,
@@ -218,21 +219,11 @@ pub async fn export_csv(db: &Db, ctx: &Ctx, lab_id: i64) -> Result<(Lab, String)
 
 /// One RFC 4180 cell. A cell a spreadsheet would read as a formula gets a leading `'`.
 fn csv_cell(s: &str) -> String {
-    let s = defuse_formula(s);
+    let s = cryowarden_store::csv::defuse_formula(s);
     if s.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s
-    }
-}
-
-/// `s` with a leading `'` when a spreadsheet would read it as a formula (it starts with `=`, `+`,
-/// `-`, `@`, a tab or a carriage return); shared by every CSV export.
-pub(crate) fn defuse_formula(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
     }
 }
 

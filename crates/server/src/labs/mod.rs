@@ -219,7 +219,7 @@ pub async fn show(db: &Db, ctx: &Ctx, id: i64) -> Result<Lab, StoreError> {
         let reason = Some("not a member of this lab".to_owned());
         ctx.record(
             db,
-            "view-lab",
+            cryowarden_core::Event::ViewLab,
             &lab.audit_target(),
             crate::audit::Outcome::Denied,
             reason,
@@ -329,7 +329,7 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewLab) -> Result<Lab, StoreError> 
     let lab = lab_from_row(&row)?;
     ctx.audit_ok(
         &mut tx,
-        "create-lab",
+        cryowarden_core::Event::CreateLab,
         &lab.audit_target(),
         None,
         Some(snapshot(&lab)),
@@ -380,7 +380,7 @@ pub async fn update(db: &Db, ctx: &Ctx, id: i64, patch: LabPatch) -> Result<Lab,
     };
     ctx.audit_ok(
         &mut tx,
-        "update-lab",
+        cryowarden_core::Event::UpdateLab,
         &after.audit_target(),
         Some(snapshot(&before)),
         Some(snapshot(&after)),
@@ -419,7 +419,7 @@ pub async fn delete(db: &Db, ctx: &Ctx, id: i64) -> Result<Lab, StoreError> {
         .await?;
     ctx.audit_ok(
         &mut tx,
-        "delete-lab",
+        cryowarden_core::Event::DeleteLab,
         &lab.audit_target(),
         Some(snapshot(&lab)),
         None,

@@ -180,7 +180,7 @@ pub async fn set(db: &Db, ctx: &Ctx, lab_id: i64, req: SetRoots) -> Result<Lab, 
         .map(|r| r.2.clone());
     ctx.audit_ok(
         &mut tx,
-        "set-lab-roots",
+        cryowarden_core::Event::SetLabRoots,
         &before.audit_target(),
         Some(snapshot(&before)),
         Some(snapshot(&after)),

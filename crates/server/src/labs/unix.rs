@@ -152,7 +152,7 @@ pub async fn set(db: &Db, ctx: &Ctx, lab_id: i64, req: SetUnixAccount) -> Result
     };
     ctx.audit_ok(
         &mut tx,
-        "set-lab-unix-account",
+        cryowarden_core::Event::SetLabUnixAccount,
         &before.audit_target(),
         Some(snapshot(&before)),
         Some(snapshot(&after)),

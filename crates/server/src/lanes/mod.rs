@@ -4,6 +4,7 @@
 //! setting, stored as denials so that a new user gets every lane and a new lane goes to every
 //! user. Admins queue to every lane.
 
+pub mod info;
 pub mod restrictions;
 
 use std::collections::BTreeMap;
@@ -293,8 +294,14 @@ pub async fn create(db: &Db, ctx: &Ctx, new: NewLane) -> Result<Lane, StoreError
         id: Some(id.to_string()),
         name: Some(name),
     };
-    ctx.audit_ok(&mut tx, "create-lane", &target, None, Some(after))
-        .await?;
+    ctx.audit_ok(
+        &mut tx,
+        cryowarden_core::Event::CreateLane,
+        &target,
+        None,
+        Some(after),
+    )
+    .await?;
     for row in &targets {
         row.insert(&mut tx, ctx, id, &target).await?;
     }
@@ -368,8 +375,14 @@ impl NodeTargetRow {
         .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
         let after =
             json!({ "target": self.name, "hostname": self.hostname, "config": self.config });
-        ctx.audit_ok(tx, "add-target", lane, None, Some(after))
-            .await
+        ctx.audit_ok(
+            tx,
+            cryowarden_core::Event::AddTarget,
+            lane,
+            None,
+            Some(after),
+        )
+        .await
     }
 }
 
@@ -409,7 +422,7 @@ pub async fn remove(db: &Db, ctx: &Ctx, id: i64) -> Result<Lane, StoreError> {
         .await?;
     ctx.audit_ok(
         &mut tx,
-        "remove-lane",
+        cryowarden_core::Event::RemoveLane,
         &lane.audit_target(),
         Some(json!({ "name": lane.name })),
         None,
@@ -534,7 +547,7 @@ pub async fn ensure_default_lane(db: &Db) -> Result<(), StoreError> {
     };
     ctx.audit_ok(
         &mut tx,
-        "create-lane",
+        cryowarden_core::Event::CreateLane,
         &target,
         None,
         Some(json!({ "name": "default", "config": config })),
@@ -719,7 +732,7 @@ pub async fn connect_cluster(
     };
     ctx.audit_ok(
         &mut tx,
-        "connect-cluster",
+        cryowarden_core::Event::ConnectCluster,
         &target,
         None,
         Some(json!({ "info": info, "script": req.script })),
@@ -769,7 +782,7 @@ pub async fn set_target_vars(
         .await?;
     ctx.audit_ok(
         &mut tx,
-        "set-target-custom-vars",
+        cryowarden_core::Event::SetTargetCustomVars,
         &lane.audit_target(),
         before.map(|b| json!(b)),
         Some(json!(vars)),
@@ -821,7 +834,7 @@ pub async fn set_instance_vars(
     }
     ctx.audit_ok(
         &mut tx,
-        "set-instance-custom-vars",
+        cryowarden_core::Event::SetInstanceCustomVars,
         &target,
         Some(json!(before)),
         Some(json!(vars)),

@@ -68,9 +68,9 @@ pub async fn get(db: &Db, ctx: &Ctx, user_id: i64) -> Result<UserLanes, StoreErr
     let (mut allowed, mut not_allowed) = (Vec::new(), Vec::new());
     for lane in super::all(db).await? {
         if denied.contains(&lane.id) {
-            not_allowed.push(lane.name)
+            not_allowed.push(lane.name);
         } else {
-            allowed.push(lane.name)
+            allowed.push(lane.name);
         }
     }
     Ok(UserLanes {
@@ -126,7 +126,7 @@ pub async fn set(
         .collect();
     ctx.audit_ok(
         &mut tx,
-        "set-lane-restrictions",
+        cryowarden_core::Event::SetLaneRestrictions,
         &target,
         Some(json!({ "not_allowed": before.not_allowed })),
         Some(json!({ "not_allowed": after })),

@@ -30,7 +30,7 @@ pub fn runtime_diagnostics(extra: Value) -> Value {
             "kernel": kernel(),
             "hostname": hostname(),
             "cpu_model": read("/proc/cpuinfo").as_deref().and_then(cpu_model),
-            "cores": std::thread::available_parallelism().ok().map(|n| n.get()),
+            "cores": std::thread::available_parallelism().ok().map(std::num::NonZero::get),
             "memory": {
                 "total_bytes": meminfo.as_deref().and_then(|m| proc_kib(m, "MemTotal")),
                 "available_bytes": meminfo.as_deref().and_then(|m| proc_kib(m, "MemAvailable")),
@@ -141,7 +141,7 @@ fn parse_nvidia_smi(csv: &str) -> (Vec<Value>, Option<String>) {
             let fields: Vec<&str> = line.split(',').map(str::trim).collect();
             let memory = fields.get(1).copied().unwrap_or_default();
             if driver.is_none() {
-                driver = fields.get(2).map(|d| d.to_string());
+                driver = fields.get(2).map(std::string::ToString::to_string);
             }
             json!({
                 "name": fields.first().copied().unwrap_or_default(),

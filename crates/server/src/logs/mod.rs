@@ -14,6 +14,7 @@ pub mod report;
 pub mod rotate;
 pub mod service;
 pub mod tail;
+pub mod view;
 
 pub use init::{LogGuard, init, log_dir};
 pub use report::{report_stream, runtime_diagnostics, write_report};

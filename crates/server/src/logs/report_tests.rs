@@ -64,7 +64,7 @@ fn the_zip_holds_every_log_and_both_diagnostics() {
     let (runtime, browser) = diagnostics();
     let mut calls = Vec::new();
     let out = write_report(Vec::new(), dir.path(), &runtime, &browser, &mut |d, t| {
-        calls.push((d, t))
+        calls.push((d, t));
     })
     .unwrap();
     let entries = unzip(&out);

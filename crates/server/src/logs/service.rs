@@ -15,14 +15,18 @@ pub enum Service {
 }
 
 /// Target prefixes and where they go, checked in order; anything else goes to [`Service::App`].
-const ROUTES: [(&str, Service); 9] = [
+const ROUTES: [(&str, Service); 11] = [
     ("cryowarden_server::api", Service::Api),
     ("cryowarden_server::pages", Service::Api),
     // The server-rendered pages moved from `pages` to `web` (web/pages.rs, web/admin.rs).
     ("cryowarden_server::web", Service::Api),
+    // What the API and the pages share (errors, extractors, headers).
+    ("cryowarden_server::http", Service::Api),
     ("tower_http", Service::Api),
     ("sqlx", Service::Database),
     ("cryowarden_server::audit", Service::Audit),
+    // The audit chain lives in the store crate.
+    ("cryowarden_store::audit", Service::Audit),
     ("cryowarden_server::scheduler", Service::Scheduler),
     ("cryowarden_server::worker", Service::Worker),
     ("cryowarden_runner", Service::Worker),
@@ -110,6 +114,10 @@ mod tests {
             ("sqlx::query", Service::Database),
             ("sqlx", Service::Database),
             ("cryowarden_server::audit", Service::Audit),
+            ("cryowarden_server::http::error", Service::Api),
+            ("cryowarden_store::audit", Service::Audit),
+            ("cryowarden_store::audit::archive", Service::Audit),
+            ("cryowarden_store::db", Service::App),
             ("cryowarden_server::scheduler::tick", Service::Scheduler),
             ("cryowarden_server::worker", Service::Worker),
             ("cryowarden_runner::slurm", Service::Worker),

@@ -2,6 +2,7 @@
 //! file operation runs through the runner as the lab's Unix account, so the kernel refuses what
 //! the account may not touch whatever the checks above it decided.
 
+use cryowarden_core::Event;
 use std::path::Path;
 
 use cryowarden_core::DataAction;
@@ -60,7 +61,7 @@ pub async fn browse(
     audit_refusal(
         db,
         ctx,
-        "browse-project-files",
+        Event::BrowseProjectFiles,
         &project.audit_target(),
         &q.path,
         &result,
@@ -98,7 +99,7 @@ pub(crate) fn shown_path(path: &str) -> String {
 pub(crate) async fn audit_refusal<T>(
     db: &Db,
     ctx: &Ctx,
-    action: &str,
+    action: Event,
     target: &crate::context::Target,
     path: &str,
     result: &Result<T, RunnerError>,
@@ -144,7 +145,7 @@ async fn set_status(
     project: &Project,
     proof: &cryowarden_core::Allowed,
     status: ProjectStatus,
-    action: &str,
+    action: Event,
     counts: &TreeCounts,
 ) -> Result<Project, StoreError> {
     let mut tx = db.begin_write().await?;
@@ -198,7 +199,7 @@ pub async fn archive(
         &project,
         &proof,
         ProjectStatus::Archived,
-        "archive-project-data",
+        Event::ArchiveProjectData,
         &counts,
     )
     .await?;
@@ -250,7 +251,7 @@ pub async fn delete(
         &project,
         &proof,
         ProjectStatus::DataDeleted,
-        "delete-project-data",
+        Event::DeleteProjectData,
         &counts,
     )
     .await?;

@@ -3,6 +3,7 @@
 //! A project's members must belong to its lab, so that a project never opens a lab's data to
 //! someone outside it; nobody changes their own membership.
 
+use cryowarden_core::Event;
 use cryowarden_core::{Action, Activity, DataAction, ProjectRole, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -87,7 +88,7 @@ async fn authorize_on(
     if ctx.actor.is_some_and(|a| a.user.0 == user.id) {
         ctx.record(
             db,
-            &ACTION.name(),
+            ACTION,
             &target,
             crate::audit::Outcome::Denied,
             Some("own membership".into()),
@@ -154,7 +155,7 @@ pub async fn set(
         .await?;
     ctx.audit_ok(
         &mut tx,
-        "set-project-member",
+        cryowarden_core::Event::SetProjectMember,
         &member_target(&project, &user),
         before.map(|r| json!({ "role": r })),
         Some(json!({ "role": req.role })),
@@ -183,7 +184,7 @@ pub async fn remove(db: &Db, ctx: &Ctx, id: i64, user_id: i64) -> Result<(), Sto
     };
     ctx.audit_ok(
         &mut tx,
-        "remove-project-member",
+        cryowarden_core::Event::RemoveProjectMember,
         &member_target(&project, &user),
         Some(json!({ "role": before })),
         None,
@@ -312,7 +313,7 @@ pub async fn create_group(
     .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
     ctx.audit_ok(
         &mut tx,
-        "create-project-group",
+        cryowarden_core::Event::CreateProjectGroup,
         &group_target(&project, &name),
         None,
         Some(json!({ "role": new.role })),
@@ -346,7 +347,7 @@ pub async fn delete_group(db: &Db, ctx: &Ctx, id: i64, group: i64) -> Result<(),
         .await?;
     ctx.audit_ok(
         &mut tx,
-        "delete-project-group",
+        cryowarden_core::Event::DeleteProjectGroup,
         &group_target(&project, &name),
         Some(json!({ "name": name })),
         None,
@@ -403,9 +404,9 @@ pub async fn set_group_member(
         });
     }
     let action = if add {
-        "add-project-group-member"
+        Event::AddProjectGroupMember
     } else {
-        "remove-project-group-member"
+        Event::RemoveProjectGroupMember
     };
     ctx.audit_ok(&mut tx, action, &target, None, None).await?;
     tx.commit().await?;

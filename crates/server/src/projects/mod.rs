@@ -170,7 +170,7 @@ pub async fn standing(db: &Db, user: i64, project: &Project) -> Result<DataScope
                     .project_role
                     .into_iter()
                     .chain(ProjectRole::parse(&value))
-                    .min()
+                    .min();
             }
             "policy" => scope.import_policy = ImportPolicy::parse(&value).unwrap_or_default(),
             "live" => scope.live_data_management = value == "yes",
@@ -250,7 +250,7 @@ pub async fn access(
         let reason = Some("outside the project this impersonation is confined to".to_owned());
         ctx.record(
             db,
-            action.as_str(),
+            action,
             &project.audit_target(),
             crate::audit::Outcome::Denied,
             reason,
@@ -673,7 +673,10 @@ pub async fn create(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the fields of one page of projects, named at every call site"
+)]
 async fn insert(
     db: &Db,
     ctx: &Ctx,
@@ -736,7 +739,7 @@ async fn insert(
     };
     ctx.audit_ok(
         &mut tx,
-        "create-project",
+        cryowarden_core::Activity::CreateProject,
         &project.audit_target(),
         None,
         Some(snapshot(&project)),
@@ -842,7 +845,7 @@ pub async fn update(
     .await?;
     ctx.audit_ok(
         &mut tx,
-        "update-project",
+        cryowarden_core::Event::UpdateProject,
         &target,
         Some(snapshot(&before)),
         Some(snapshot(&after)),
@@ -880,7 +883,7 @@ pub async fn delete(db: &Db, ctx: &Ctx, id: i64, keep_data: bool) -> Result<Proj
     before["data_left_on_disk"] = json!(project.status != ProjectStatus::DataDeleted);
     ctx.audit_ok(
         &mut tx,
-        "delete-project",
+        cryowarden_core::Activity::DeleteProject,
         &project.audit_target(),
         Some(before),
         None,

@@ -214,7 +214,7 @@ pub async fn create(
     .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
     ctx.audit_ok(
         &mut tx,
-        "create-workspace",
+        cryowarden_core::Activity::CreateWorkspace,
         &target(&p, &name),
         None,
         Some(json!({ "title": title, "parent_id": new.parent_id })),
@@ -238,7 +238,7 @@ pub async fn delete(db: &Db, ctx: &Ctx, project: i64, id: i64) -> Result<(), Sto
         .await?;
     ctx.audit_ok(
         &mut tx,
-        "delete-workspace",
+        cryowarden_core::Activity::DeleteWorkspace,
         &target(&p, &w.name),
         Some(json!({ "title": w.title })),
         None,
@@ -292,7 +292,7 @@ pub async fn update(
         .map_err(|e| map_unique(e, &[("name_key", "name")]))?;
     ctx.audit_ok(
         &mut tx,
-        "update-workspace",
+        cryowarden_core::Event::UpdateWorkspace,
         &target(&p, &name),
         Some(json!({ "name": before.name, "title": before.title })),
         Some(json!({ "name": name, "title": title })),
@@ -352,7 +352,7 @@ pub async fn set_admins(
     }
     ctx.audit_ok(
         &mut tx,
-        "set-folder-admins",
+        cryowarden_core::Event::SetFolderAdmins,
         &target(&p, &w.name),
         Some(json!({ "folder_admins": w.folder_admins })),
         Some(json!({ "folder_admins": names })),

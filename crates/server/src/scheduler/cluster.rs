@@ -25,7 +25,7 @@ use crate::db::now_ms;
 use crate::error::StoreError;
 use crate::jobs::{self, Job, commands};
 use crate::lanes::{self, LaneTarget};
-use crate::state::AppState;
+use crate::services::Services;
 
 /// How often cluster jobs are polled.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(1000);
@@ -77,7 +77,7 @@ fn target_of(lane: &lanes::Lane, job: &Job) -> Result<LaneTarget, StoreError> {
 }
 
 /// The job's program and its arguments.
-async fn job_argv(state: &AppState, job: &Job) -> Result<Vec<String>, StoreError> {
+async fn job_argv(state: &Services, job: &Job) -> Result<Vec<String>, StoreError> {
     let argv: Vec<String> = match job.job_type {
         JobType::Validation => vec!["/bin/sh".into(), "-c".into(), VALIDATION_SCRIPT.into()],
         JobType::Command => {
@@ -105,7 +105,7 @@ async fn job_argv(state: &AppState, job: &Job) -> Result<Vec<String>, StoreError
 /// `run_cmd` and `run_args` of a job: the command line the cluster job runs (the job's
 /// command through [`RUN_WRAPPER`], so that its output lands in the job's log) and, as in
 /// CryoSPARC, the arguments of the job's program.
-async fn run_cmd(state: &AppState, job: &Job) -> Result<(String, String), StoreError> {
+async fn run_cmd(state: &Services, job: &Job) -> Result<(String, String), StoreError> {
     let argv = job_argv(state, job).await?;
     let dir = PathBuf::from(&job.job_dir);
     let mut wrapped = vec![
@@ -122,7 +122,7 @@ async fn run_cmd(state: &AppState, job: &Job) -> Result<(String, String), StoreE
 
 /// The built-in variables and the custom values of a job on a target.
 async fn variables(
-    state: &AppState,
+    state: &Services,
     job: &Job,
     target: &LaneTarget,
     info: &ClusterInfo,
@@ -163,7 +163,7 @@ fn slurm() -> Slurm {
 }
 
 /// Renders and submits a launched job; on an unreachable controller, puts it back in the queue.
-pub async fn submit(state: &AppState, job: &Job) -> Result<(), StoreError> {
+pub async fn submit(state: &Services, job: &Job) -> Result<(), StoreError> {
     let lane = lanes::get(&state.db, job.lane_id.unwrap_or_default()).await?;
     let target = target_of(&lane, job)?;
     let info = ClusterInfo::from_value(target.config.clone())?;
@@ -239,7 +239,7 @@ pub async fn submit(state: &AppState, job: &Job) -> Result<(), StoreError> {
 }
 
 /// Puts a launched job back in the queue in its old place, waiting for the cluster.
-async fn requeue(state: &AppState, job: &Job, message: &str) -> Result<(), StoreError> {
+async fn requeue(state: &Services, job: &Job, message: &str) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE jobs SET status = 'queued', queue_state = $1, queue_message = $2, launched_at = NULL, updated_at = $3 \
          WHERE id = $4 AND status = 'launched'",
@@ -262,7 +262,7 @@ async fn requeue(state: &AppState, job: &Job, message: &str) -> Result<(), Store
 /// submits with `-M cluster` or through `ssh loginnode` finds its job again after a restart). The
 /// job directory is the job's own, so the directory alone picks its SLURM job.
 async fn find_by_workdir(
-    state: &AppState,
+    state: &Services,
     job: &Job,
     account: &crate::runner::Account,
 ) -> Result<Vec<String>, StoreError> {
@@ -307,7 +307,7 @@ async fn find_by_workdir(
 /// A cluster job that was launched but has no cluster job id (the server stopped around its
 /// submission): adopt the SLURM job running in its directory if there is one, so that it is
 /// never submitted twice; else put it back in its place in the queue.
-pub async fn recover(state: &AppState, job: &Job) -> Result<(), StoreError> {
+pub async fn recover(state: &Services, job: &Job) -> Result<(), StoreError> {
     let account = account_of(state, job).await?;
     match find_by_workdir(state, job, &account).await {
         Ok(found) if !found.is_empty() => {
@@ -351,7 +351,7 @@ pub async fn recover(state: &AppState, job: &Job) -> Result<(), StoreError> {
 /// One poll of every cluster job that is launched or running: for each lane, one run of its
 /// own poll command per lab with jobs there (as that lab's account; a site with SLURM's
 /// `PrivateData=jobs` shows an account only its own jobs).
-pub async fn poll_all(state: &AppState) -> Result<(), StoreError> {
+pub async fn poll_all(state: &Services) -> Result<(), StoreError> {
     let active = jobs::in_status(&state.db, &[JobStatus::Launched, JobStatus::Running]).await?;
     let mut groups: BTreeMap<(i64, i64), Vec<Job>> = BTreeMap::new();
     for job in active.into_iter().filter(|j| j.cluster_job_id.is_some()) {
@@ -374,7 +374,7 @@ pub async fn poll_all(state: &AppState) -> Result<(), StoreError> {
 /// The states of a group of jobs of one lab on one lane, from one run of the lane's
 /// `qstat_cmd_tpl` for all their ids, through its `send_cmd_tpl`, as the lab's account.
 async fn poll_group(
-    state: &AppState,
+    state: &Services,
     group: &[Job],
 ) -> Result<HashMap<String, ClusterState>, SlurmError> {
     let first = &group[0];
@@ -410,7 +410,7 @@ async fn poll_group(
 /// Moves each job of `group` on to the state its poll gave; for jobs SLURM no longer lists,
 /// reads the jobcomp file.
 async fn apply_states(
-    state: &AppState,
+    state: &Services,
     group: &[Job],
     states: &HashMap<String, ClusterState>,
 ) -> Result<(), StoreError> {
@@ -433,7 +433,7 @@ async fn apply_states(
                     JobStatus::Failed,
                     Some(&format!("SLURM: {} {}", st.slurm_state, st.reason)),
                 )
-                .await?
+                .await?;
             }
             JobState::Killed => {
                 finish(
@@ -442,7 +442,7 @@ async fn apply_states(
                     JobStatus::Killed,
                     Some("cancelled on the cluster"),
                 )
-                .await?
+                .await?;
             }
             JobState::Gone => gone.push(job),
         }
@@ -459,7 +459,7 @@ async fn apply_states(
             let id = job.cluster_job_id.clone().unwrap_or_default();
             match comp.get(&id).filter(|c| !c.conflicting) {
                 Some(c) if c.state == JobState::Completed => {
-                    finish(state, job, JobStatus::Completed, None).await?
+                    finish(state, job, JobStatus::Completed, None).await?;
                 }
                 Some(c) if c.state == JobState::Killed => {
                     finish(
@@ -468,7 +468,7 @@ async fn apply_states(
                         JobStatus::Killed,
                         Some("cancelled on the cluster"),
                     )
-                    .await?
+                    .await?;
                 }
                 Some(c) => {
                     let why = format!(
@@ -476,7 +476,7 @@ async fn apply_states(
                         c.slurm_state.clone().unwrap_or_default(),
                         c.exit_code
                     );
-                    finish(state, job, JobStatus::Failed, Some(&why)).await?
+                    finish(state, job, JobStatus::Failed, Some(&why)).await?;
                 }
                 None => {
                     finish(
@@ -487,7 +487,7 @@ async fn apply_states(
                             "SLURM no longer knows the job and recorded no end: see the job's log",
                         ),
                     )
-                    .await?
+                    .await?;
                 }
             }
         }
@@ -496,7 +496,7 @@ async fn apply_states(
 }
 
 /// Cancels a cluster job with the target's `qdel_cmd_tpl`, as the lab's account.
-pub async fn cancel(state: &AppState, job: &Job) -> Result<(), StoreError> {
+pub async fn cancel(state: &Services, job: &Job) -> Result<(), StoreError> {
     let Some(cluster_id) = job.cluster_job_id.clone() else {
         return Ok(());
     };

@@ -14,12 +14,12 @@ use crate::db::now_ms;
 use crate::error::StoreError;
 use crate::import::read_headers;
 use crate::jobs::Job;
-use crate::state::AppState;
+use crate::services::Services;
 
 /// Most files one import reads.
 pub const MAX_FILES: usize = 100_000;
 
-pub async fn run(state: Arc<AppState>, job: Job) {
+pub async fn run(state: Arc<Services>, job: Job) {
     let result = import(&state, &job).await;
     let ended = match result {
         Err(Refused(reason)) => finish(&state, &job, JobStatus::Failed, Some(&reason)).await,
@@ -89,7 +89,7 @@ impl From<sqlx::Error> for Stopped {
 /// Records paths of `job` refused for what they are or where they lead (an escape from the
 /// root, an absolute path, the kernel refusing the lab's account) as one denied `import-data`
 /// event of the job's creator, as browsing records its refusals.
-async fn record_refusal(state: &AppState, job: &Job, refused: &[(String, String)], reason: &str) {
+async fn record_refusal(state: &Services, job: &Job, refused: &[(String, String)], reason: &str) {
     let paths: Vec<String> = refused
         .iter()
         .take(20)
@@ -104,7 +104,7 @@ async fn record_refusal(state: &AppState, job: &Job, refused: &[(String, String)
                 .unwrap_or_else(|| "(deleted user)".to_owned()),
         },
         impersonator: None,
-        action: "import-data".to_owned(),
+        action: cryowarden_core::DataAction::ImportData.as_str().to_owned(),
         target_kind: "job",
         target_id: Some(job.id.to_string()),
         target: job.audit_target().name,
@@ -120,7 +120,7 @@ async fn record_refusal(state: &AppState, job: &Job, refused: &[(String, String)
 }
 
 /// Runs the import.
-async fn import(state: &AppState, job: &Job) -> Result<Imported, Stopped> {
+async fn import(state: &Services, job: &Job) -> Result<Imported, Stopped> {
     running(state, job, None, None).await?;
     let lab = crate::labs::get(&state.db, job.lab_id).await?;
     let account = crate::projects::lab_account(&lab)?;
@@ -261,7 +261,7 @@ async fn import(state: &AppState, job: &Job) -> Result<Imported, Stopped> {
 
 /// Appends text to the job's log, as the lab's account.
 pub(crate) async fn append_log(
-    state: &AppState,
+    state: &Services,
     job: &Job,
     account: &crate::runner::Account,
     text: &str,
@@ -286,10 +286,10 @@ pub(crate) async fn append_log(
     {
         Ok(out) if out.exit_code == Some(0) => {}
         Ok(out) => {
-            tracing::warn!(target: "scheduler", job = job.id, stderr = %out.stderr, "cannot write the job's log")
+            tracing::warn!(target: "scheduler", job = job.id, stderr = %out.stderr, "cannot write the job's log");
         }
         Err(e) => {
-            tracing::warn!(target: "scheduler", job = job.id, error = %e, "cannot write the job's log")
+            tracing::warn!(target: "scheduler", job = job.id, error = %e, "cannot write the job's log");
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::db::now_ms;
 use crate::error::StoreError;
 use crate::jobs::{self, Job};
 use crate::lanes::{self, Lane, LaneKind, LaneTarget};
-use crate::state::AppState;
+use crate::services::Services;
 
 /// What a launched job holds on a node target.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -89,7 +89,9 @@ pub struct Scheduler {
 
 impl Scheduler {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Stops this scheduler for good, as if its server had died: its loops end and what its
@@ -183,7 +185,7 @@ impl Scheduler {
     }
 
     /// Rebuilds the queue order from the database (after lanes change).
-    pub async fn reload(&self, state: &AppState) -> Result<(), StoreError> {
+    pub async fn reload(&self, state: &Services) -> Result<(), StoreError> {
         let queued = jobs::in_status(&state.db, &[JobStatus::Queued]).await?;
         {
             let mut inner = self.lock();
@@ -207,7 +209,7 @@ impl Scheduler {
 
     /// Stops a job whose kill was recorded: queued ones leave the order; running ones are
     /// signalled (node) or cancelled (cluster), and marked killed when they end.
-    pub async fn stop(&self, state: &AppState, job: &Job) -> Result<(), StoreError> {
+    pub async fn stop(&self, state: &Services, job: &Job) -> Result<(), StoreError> {
         {
             let mut inner = self.lock();
             inner.index.remove(job.id);
@@ -288,7 +290,7 @@ pub const TICK: Duration = Duration::from_millis(500);
 
 /// Starts the scheduler: rebuilds its state from the database (reconciling jobs that were
 /// launched or running when the server stopped) and spawns its loop and the cluster poller.
-pub async fn start(state: Arc<AppState>) -> Result<(), StoreError> {
+pub async fn start(state: Arc<Services>) -> Result<(), StoreError> {
     lanes::ensure_default_lane(&state.db).await?;
     state.scheduler.reload(&state).await?;
     reconcile(&state).await?;
@@ -330,7 +332,7 @@ pub async fn start(state: Arc<AppState>) -> Result<(), StoreError> {
 }
 
 /// Jobs that were launched or running when the server stopped.
-async fn reconcile(state: &Arc<AppState>) -> Result<(), StoreError> {
+async fn reconcile(state: &Arc<Services>) -> Result<(), StoreError> {
     let lanes = lanes::all(&state.db).await?;
     for job in jobs::in_status(&state.db, &[JobStatus::Launched, JobStatus::Running]).await? {
         let kind = job
@@ -439,7 +441,7 @@ fn place(lane: &Lane, job: &Want, holds: &HashMap<i64, Hold>) -> Result<Hold, St
 
 /// One pass: hold everything during maintenance; otherwise launch, lane by lane, every job
 /// that fits, in queue order (a job that does not fit does not block smaller ones behind it).
-async fn tick(state: &Arc<AppState>) -> Result<(), StoreError> {
+async fn tick(state: &Arc<Services>) -> Result<(), StoreError> {
     let settings = state.settings.get(&state.db).await?;
     let lanes_now = lanes::all(&state.db).await?;
     let mut launches: Vec<(i64, Option<Hold>)> = Vec::new();
@@ -556,7 +558,7 @@ pub const LAUNCHES_AT_ONCE: usize = 4;
 
 /// Marks a job launched (only if it is still queued) and hands it to its lane's launcher.
 async fn launch(
-    state: &Arc<AppState>,
+    state: &Arc<Services>,
     job: &Job,
     lane: Option<Lane>,
     hold: Option<Hold>,
@@ -592,7 +594,7 @@ async fn launch(
 
 /// Records a job's end (unless it already ended) and frees what it held.
 pub(crate) async fn finish(
-    state: &AppState,
+    state: &Services,
     job: &Job,
     status: JobStatus,
     failure: Option<&str>,
@@ -626,7 +628,7 @@ pub(crate) async fn finish(
 
 /// Marks a launched job running.
 pub(crate) async fn running(
-    state: &AppState,
+    state: &Services,
     job: &Job,
     pid: Option<i64>,
     cluster_job_id: Option<&str>,

@@ -13,7 +13,7 @@ use crate::error::StoreError;
 use crate::jobs::{self, Job, commands};
 use crate::projects;
 use crate::runner::{Account, JobStatus as ExitStatus};
-use crate::state::AppState;
+use crate::services::Services;
 
 pub const LOG: &str = "job.log";
 pub const STATUS: &str = "job.status.json";
@@ -38,13 +38,13 @@ echo "validation passed"
 "#;
 
 /// The lab account a job's project runs as.
-pub(crate) async fn account_of(state: &AppState, job: &Job) -> Result<Account, StoreError> {
+pub(crate) async fn account_of(state: &Services, job: &Job) -> Result<Account, StoreError> {
     let lab = crate::labs::get(&state.db, job.lab_id).await?;
     projects::lab_account(&lab)
 }
 
 /// The program a node job runs.
-async fn argv(state: &AppState, job: &Job) -> Result<Vec<String>, StoreError> {
+async fn argv(state: &Services, job: &Job) -> Result<Vec<String>, StoreError> {
     match job.job_type {
         JobType::Validation => Ok(vec![
             "/bin/sh".into(),
@@ -68,7 +68,7 @@ async fn argv(state: &AppState, job: &Job) -> Result<Vec<String>, StoreError> {
 }
 
 /// Starts a launched job on the slots it holds and follows it to its end.
-pub async fn run(state: Arc<AppState>, job: Job, hold: Hold) -> Result<(), StoreError> {
+pub async fn run(state: Arc<Services>, job: Job, hold: Hold) -> Result<(), StoreError> {
     let account = account_of(&state, &job).await?;
     let argv = argv(&state, &job).await?;
     let gpus: Vec<String> = hold.gpus.iter().map(u32::to_string).collect();
@@ -105,7 +105,7 @@ pub async fn run(state: Arc<AppState>, job: Job, hold: Hold) -> Result<(), Store
 }
 
 /// Reads the job's status file and records its end.
-async fn conclude(state: &AppState, job: &Job, account: &Account) -> Result<(), StoreError> {
+async fn conclude(state: &Services, job: &Job, account: &Account) -> Result<(), StoreError> {
     let dir = std::path::PathBuf::from(&job.job_dir);
     let status = state.runner.job_status(account, &dir, STATUS).await?;
     let (end, why) = outcome(status);
@@ -168,7 +168,7 @@ fn group_alive(pgid: i64) -> bool {
 /// After a restart: a job that was running is followed again by polling its status file while
 /// its process group lives; one whose process died while the server was down, leaving no
 /// status, is marked failed with the reason.
-pub async fn reattach(state: Arc<AppState>, job: Job) -> Result<(), StoreError> {
+pub async fn reattach(state: Arc<Services>, job: Job) -> Result<(), StoreError> {
     let account = account_of(&state, &job).await?;
     let dir = std::path::PathBuf::from(&job.job_dir);
     if let Some(status) = state.runner.job_status(&account, &dir, STATUS).await? {
@@ -213,7 +213,7 @@ pub async fn reattach(state: Arc<AppState>, job: Job) -> Result<(), StoreError> 
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(target: "scheduler", job = job.id, error = %e, "cannot read the job's status")
+                    tracing::warn!(target: "scheduler", job = job.id, error = %e, "cannot read the job's status");
                 }
             }
         }
@@ -223,7 +223,7 @@ pub async fn reattach(state: Arc<AppState>, job: Job) -> Result<(), StoreError> 
 
 /// Signals a running node job's process group, as the lab's account. Its waiter then records
 /// the end, which `finish` turns into `killed`.
-pub async fn signal(state: &AppState, job: &Job, pgid: Option<i64>) -> Result<(), StoreError> {
+pub async fn signal(state: &Services, job: &Job, pgid: Option<i64>) -> Result<(), StoreError> {
     let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()) else {
         // Launched but not started yet: the launch will find the kill request.
         return Ok(());

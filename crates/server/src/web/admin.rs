@@ -8,87 +8,19 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use cryowarden_core::{Action, Activity, Actor, Resource, Setting, SiteRole, authorize};
+use cryowarden_core::{Action, Activity, Actor, Resource, Setting, SiteRole};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::pages::form_error;
+use super::form_error;
+use super::panel::gate;
 use super::{PageCaller, base_context, message, render, with};
-use crate::context::Target;
 use crate::settings::{self, Banner, LoginMessage, Maintenance, SettingsPatch, field_action};
 use crate::state::AppState;
 use crate::users::{self, ListQuery, NewUser};
 
 fn allowed(actor: &Actor, action: Action, resource: Resource) -> bool {
-    authorize(actor, action, &resource).is_allowed()
-}
-
-/// The tabs this viewer sees: every page of the admin panel, whichever module renders it, lists
-/// these (the job tabs of `web::jobs` included).
-pub(crate) fn tabs(actor: &Actor) -> Value {
-    let mut tabs = Vec::new();
-    let read = |s| allowed(actor, Action::ReadSetting(s), Resource::instance());
-    if crate::console::opens(actor) {
-        tabs.push(context! { id => "console", title => "Admin Console", href => "/admin/console" });
-    }
-    if read(Setting::LookAndFeel) || read(Setting::Scheduler) || read(Setting::SystemMaintenance) {
-        tabs.push(
-            context! { id => "settings", title => "Instance Settings", href => "/admin/settings" },
-        );
-    }
-    if read(Setting::InstanceLogs) {
-        tabs.push(context! { id => "logs", title => "Instance Logs", href => "/admin/logs" });
-    }
-    if allowed(actor, Activity::ViewUser.into(), Resource::instance()) {
-        tabs.push(context! { id => "users", title => "User Management", href => "/admin/users" });
-    }
-    if allowed(actor, Activity::CreateUser.into(), Resource::instance()) {
-        tabs.push(
-            context! { id => "new-user", title => "Create New User", href => "/admin/users/new" },
-        );
-    }
-    if allowed(
-        actor,
-        Activity::UpdateSitePermissions.into(),
-        Resource::instance(),
-    ) {
-        tabs.push(
-            context! { id => "explain", title => "Permission Explainer", href => "/admin/explain" },
-        );
-    }
-    if read(Setting::AuditLog) {
-        tabs.push(context! { id => "audit", title => "Audit Log", href => "/admin/audit" });
-    }
-    tabs.extend(super::jobs::admin_tabs(actor));
-    Value::from(tabs)
-}
-
-/// Refuses the admin panel to roles that have none: a clear 403 page, audited.
-pub(crate) async fn gate(
-    state: &AppState,
-    caller: &PageCaller,
-    needed: Action,
-) -> Result<Value, Response> {
-    let actor = caller.principal.actor();
-    let base = base_context(state, Some(caller), "admin").await;
-    if !super::opens_admin_panel(&actor) || !allowed(&actor, needed, Resource::instance()) {
-        let target = Target {
-            kind: "page",
-            id: None,
-            name: Some(format!("admin:{}", needed.name())),
-        };
-        let _ = caller
-            .ctx()
-            .authorize(&state.db, needed, Resource::instance(), &target)
-            .await;
-        return Err(message(
-            base,
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            "This part of the admin panel is not open to your role. Ask a facility admin if you need it.",
-        ));
-    }
-    Ok(with(base, context! { tabs => tabs(&actor) }))
+    cryowarden_core::permits(actor, action, &resource)
 }
 
 pub async fn index(caller: PageCaller) -> Response {
@@ -135,7 +67,14 @@ fn settings_rights(actor: &Actor) -> Value {
 }
 
 pub async fn settings_page(State(state): State<Arc<AppState>>, caller: PageCaller) -> Response {
-    let base = match gate(&state, &caller, Action::ReadSetting(Setting::LookAndFeel)).await {
+    let base = match gate(
+        &state,
+        &caller,
+        Action::ReadSetting(Setting::LookAndFeel),
+        Resource::instance(),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -174,7 +113,14 @@ pub async fn settings_submit(
     caller: PageCaller,
     Form(f): Form<SettingsForm>,
 ) -> Response {
-    let base = match gate(&state, &caller, Action::ReadSetting(Setting::LookAndFeel)).await {
+    let base = match gate(
+        &state,
+        &caller,
+        Action::ReadSetting(Setting::LookAndFeel),
+        Resource::instance(),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -211,7 +157,7 @@ pub async fn settings_submit(
             match p.parse::<i64>() {
                 Ok(p) => patch.default_job_priority = Some(p),
                 Err(_) => {
-                    error = Some(("default_job_priority", "must be an integer from 0 to 100"))
+                    error = Some(("default_job_priority", "must be an integer from 0 to 100"));
                 }
             }
         }
@@ -235,7 +181,7 @@ pub async fn settings_submit(
                 error = Some((
                     "default_import_policy",
                     "must be all_members, managers or facility_staff",
-                ))
+                ));
             }
             None => {}
         }
@@ -385,7 +331,14 @@ pub async fn users_page(
     caller: PageCaller,
     Query(q): Query<UsersQuery>,
 ) -> Response {
-    let base = match gate(&state, &caller, Activity::ViewUser.into()).await {
+    let base = match gate(
+        &state,
+        &caller,
+        Activity::ViewUser.into(),
+        Resource::instance(),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -411,7 +364,14 @@ fn creatable_roles(actor: &Actor) -> Vec<&'static str> {
 }
 
 pub async fn new_user_page(State(state): State<Arc<AppState>>, caller: PageCaller) -> Response {
-    let base = match gate(&state, &caller, Activity::CreateUser.into()).await {
+    let base = match gate(
+        &state,
+        &caller,
+        Activity::CreateUser.into(),
+        Resource::instance(),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -441,7 +401,14 @@ pub async fn new_user_submit(
     caller: PageCaller,
     Form(f): Form<NewUserForm>,
 ) -> Response {
-    let base = match gate(&state, &caller, Activity::CreateUser.into()).await {
+    let base = match gate(
+        &state,
+        &caller,
+        Activity::CreateUser.into(),
+        Resource::instance(),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -515,7 +482,14 @@ pub async fn logs_page(
     caller: PageCaller,
     Query(q): Query<LogsQuery>,
 ) -> Response {
-    let base = match gate(&state, &caller, Action::ReadSetting(Setting::InstanceLogs)).await {
+    let base = match gate(
+        &state,
+        &caller,
+        Action::ReadSetting(Setting::InstanceLogs),
+        Resource::instance(),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -524,22 +498,22 @@ pub async fn logs_page(
         .iter()
         .map(|s| s.as_str())
         .collect();
-    let (svc, n) = match crate::api::logs::parse_tail(&service, q.lines.as_deref()) {
-        Ok(v) => v,
-        Err(e) => return message(base, e.status, "Instance Logs", &e.detail),
-    };
-    let lines = match crate::api::logs::read_tail(&state, svc, n).await {
-        Ok(l) => l,
-        Err(e) => return message(base, e.status, "Instance Logs", &e.detail),
-    };
+    let tail =
+        match crate::logs::view::tail(&state, &caller.ctx(), &service, q.lines.as_deref()).await {
+            Ok(v) => v,
+            Err(e) => {
+                let e = crate::http::error::ApiError::from(e);
+                return message(base, e.status, "Instance Logs", &e.detail);
+            }
+        };
     let actor = caller.principal.actor();
     render(
         "admin_logs.html",
         with(
             base,
             context! {
-                current_tab => "logs", services, service => svc.as_str(), lines => n, counts => crate::logs::LINE_COUNTS.to_vec(),
-                log_lines => lines, can_report => allowed(&actor, Action::ReadSetting(Setting::DiagnosticReport), Resource::instance()),
+                current_tab => "logs", services, service => tail.service.as_str(), lines => tail.count, counts => crate::logs::LINE_COUNTS.to_vec(),
+                log_lines => tail.lines, can_report => allowed(&actor, Action::ReadSetting(Setting::DiagnosticReport), Resource::instance()),
             },
         ),
     )
@@ -565,9 +539,12 @@ pub async fn report_download(
     let browser = serde_json::from_str(&f.browser).unwrap_or_else(
         |_| serde_json::json!({ "unparsed": f.browser.chars().take(10_000).collect::<String>() }),
     );
-    match crate::api::logs::report_response(&state, &caller.ctx(), browser).await {
-        Ok(r) => r,
+    match crate::logs::view::report(&state, &caller.ctx(), browser).await {
+        Ok(report) => {
+            crate::http::download::attachment("application/zip", &report.file_name, report.zip)
+        }
         Err(e) => {
+            let e = crate::http::error::ApiError::from(e);
             let base = base_context(&state, Some(&caller), "admin").await;
             message(base, e.status, "Download report", &e.detail)
         }
@@ -590,7 +567,14 @@ pub async fn explain_page(
     caller: PageCaller,
     Query(f): Query<ExplainForm>,
 ) -> Response {
-    let base = match gate(&state, &caller, Activity::UpdateSitePermissions.into()).await {
+    let base = match gate(
+        &state,
+        &caller,
+        Activity::UpdateSitePermissions.into(),
+        Resource::instance(),
+    )
+    .await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -613,15 +597,15 @@ pub async fn explain_page(
             None => None,
         };
         if error.is_none() {
-            let q = crate::api::authz::ExplainQuery {
+            let q = crate::explain::ExplainQuery {
                 actor: actor.clone(),
                 action: action.clone(),
                 target: some(&f.target),
                 project,
             };
-            match crate::api::authz::explanation(&state, &q).await {
+            match crate::explain::explanation(&state, &q).await {
                 Ok(e) => result = Value::from_serialize(&e),
-                Err(e) => error = Some(e.detail),
+                Err(e) => error = Some(crate::http::error::ApiError::from(e).detail),
             }
         }
     }

@@ -14,7 +14,7 @@ use cryowarden_core::{Action, Resource, Setting};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::admin::gate;
+use super::panel::gate;
 use super::{PageCaller, allows, render, urlencode, with};
 use crate::audit::{self, ArchiveRequest, Filter, Policy};
 use crate::state::AppState;
@@ -83,7 +83,7 @@ impl PageQuery {
 /// A domain error as the page says it: its text and the API's status (server errors say only
 /// that something went wrong, as `pages::form_error` does).
 fn problem(e: crate::error::StoreError) -> (String, StatusCode) {
-    let api = crate::api::error::ApiError::from(e);
+    let api = crate::http::error::ApiError::from(e);
     let text = if api.status.is_server_error() {
         "Something went wrong on the server; try again.".to_owned()
     } else {
@@ -211,7 +211,7 @@ pub async fn audit_page(
     caller: PageCaller,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let base = match gate(&state, &caller, READ).await {
+    let base = match gate(&state, &caller, READ, Resource::instance()).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -232,7 +232,7 @@ pub async fn policy_submit(
     caller: PageCaller,
     Form(f): Form<PolicyForm>,
 ) -> Response {
-    let base = match gate(&state, &caller, READ).await {
+    let base = match gate(&state, &caller, READ, Resource::instance()).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -268,7 +268,7 @@ pub async fn archive_submit(
     caller: PageCaller,
     Form(f): Form<ArchiveForm>,
 ) -> Response {
-    let base = match gate(&state, &caller, READ).await {
+    let base = match gate(&state, &caller, READ, Resource::instance()).await {
         Ok(b) => b,
         Err(r) => return r,
     };

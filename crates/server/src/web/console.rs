@@ -127,7 +127,7 @@ pub async fn console_page(State(state): State<Arc<AppState>>, caller: PageCaller
             "The Admin Console is not open to your role.",
         );
     }
-    let tabs = super::admin::tabs(&actor);
+    let tabs = super::panel::tabs(&actor);
     render(
         "admin_console.html",
         with(base, context! { tabs, current_tab => "console", groups }),

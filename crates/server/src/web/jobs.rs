@@ -9,19 +9,17 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use cryowarden_core::jobs::JobStatus;
 use cryowarden_core::{Action, Actor, DataAction, DataScope, Resource, Setting};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{
-    PageCaller, allows, base_context, error_page, message, opens_admin_panel, page_id, render, with,
-};
+use super::panel::{READ_LANES, READ_VARS, gate};
+use super::{PageCaller, allows, error_page, page_id, render, with};
 use crate::cluster::ClusterInfo;
 use crate::cluster::template::custom_variables;
-use crate::context::{Ctx, Target};
+use crate::context::Ctx;
 use crate::error::StoreError;
 use crate::jobs::{self, Job, JobQuery};
 use crate::lanes::{self, LaneKind, LaneTarget, restrictions};
@@ -29,73 +27,16 @@ use crate::projects::{self, Project, ProjectStatus};
 use crate::state::AppState;
 use crate::users::{self, ListQuery};
 
-const READ_VARS: Action = Action::ReadSetting(Setting::ClusterCustomVariables);
 const CHANGE_VARS: Action = Action::ChangeSetting {
     setting: Setting::ClusterCustomVariables,
     field: None,
 };
-const READ_LANES: Action = Action::ReadSetting(Setting::LaneRestrictions);
 /// The statuses of the Current Jobs tab.
 const CURRENT: &str = "queued,launched,running";
 /// Most rows of the Current Jobs tab and of a project's jobs.
 const MAX_JOBS: i64 = 500;
 /// Most users offered by the Lane Restrictions tab's picker at once (the search narrows them).
 const MAX_USERS: i64 = 500;
-
-/// The question `jobs::list` asks before listing the whole instance's jobs: may the actor see
-/// every project (a project in which they have no standing)?
-fn sees_every_project(actor: &Actor) -> bool {
-    allows(
-        actor,
-        DataAction::ViewProject,
-        &Resource::data(DataScope::default()),
-    )
-}
-
-/// The admin panel's tabs of this module, for this actor.
-pub fn admin_tabs(actor: &Actor) -> Vec<Value> {
-    let mut tabs = Vec::new();
-    if allows(actor, READ_VARS, &Resource::instance()) {
-        tabs.push(context! { id => "cluster", title => "Cluster Configuration", href => "/admin/cluster" });
-    }
-    if allows(actor, READ_LANES, &Resource::instance()) {
-        tabs.push(context! { id => "lanes", title => "Lane Restrictions", href => "/admin/lanes" });
-    }
-    if sees_every_project(actor) {
-        tabs.push(context! { id => "jobs", title => "Current Jobs", href => "/admin/jobs" });
-    }
-    tabs
-}
-
-/// Refuses a tab to those without its access, as the other admin tabs do: a 403 page, and the
-/// refusal audited through `Ctx::authorize`.
-async fn gate(
-    state: &AppState,
-    caller: &PageCaller,
-    needed: Action,
-    resource: Resource,
-) -> Result<Value, Response> {
-    let actor = caller.principal.actor();
-    let base = base_context(state, Some(caller), "admin").await;
-    if !opens_admin_panel(&actor) || !allows(&actor, needed, &resource) {
-        let target = Target {
-            kind: "page",
-            id: None,
-            name: Some(format!("admin:{}", needed.name())),
-        };
-        let _ = caller
-            .ctx()
-            .authorize(&state.db, needed, resource, &target)
-            .await;
-        return Err(message(
-            base,
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            "This part of the admin panel is not open to your role. Ask a facility admin if you need it.",
-        ));
-    }
-    Ok(with(base, context! { tabs => super::admin::tabs(&actor) }))
-}
 
 // ---------------------------------------------------------------- Cluster Configuration
 
@@ -342,7 +283,7 @@ fn gpus_text(job: &Job) -> String {
         .as_ref()
         .and_then(|a| a.get("gpus"))
         .and_then(|g| g.as_array())
-        .map(|g| g.iter().map(|x| x.to_string()).collect());
+        .map(|g| g.iter().map(std::string::ToString::to_string).collect());
     match (held, &job.gpu_ids) {
         (Some(h), _) if !h.is_empty() => h.join(", "),
         (_, Some(ids)) if !ids.is_empty() => {

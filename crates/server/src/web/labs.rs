@@ -110,7 +110,7 @@ pub async fn lab_page(
             context! {
                 lab => Value::from_serialize(&lab),
                 members => rows,
-                my_role => my_role.map(|r| r.as_str()),
+                my_role => my_role.map(cryowarden_core::LabRole::as_str),
                 can,
                 policies => policies(),
                 lab_roles => lab_roles(),

@@ -9,6 +9,7 @@ pub mod impersonation;
 pub mod jobs;
 pub mod labs;
 pub mod pages;
+pub mod panel;
 pub mod projects;
 
 use std::sync::{Arc, LazyLock};
@@ -19,9 +20,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::{Environment, Value, context};
 
-use crate::api::extract::{Source, constant_time_eq, session_cookie};
-use crate::api::settings::PublicInstance;
 use crate::auth::{Principal, Via};
+use crate::http::extract::{Source, constant_time_eq, session_cookie};
+use crate::settings::PublicInstance;
 use crate::state::AppState;
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -125,6 +126,10 @@ impl PageCaller {
         self.principal.ctx(self.source.to_string())
     }
     /// Checks a form's `_csrf` field against the session.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the refusal is the page to answer with, as every page handler returns it"
+    )]
     pub fn check_csrf(&self, sent: &str) -> Result<(), Response> {
         if !self.csrf().is_empty() && constant_time_eq(sent.as_bytes(), self.csrf().as_bytes()) {
             Ok(())
@@ -152,7 +157,7 @@ impl FromRequestParts<Arc<AppState>> for PageCaller {
             let next = parts
                 .uri
                 .path_and_query()
-                .map(|p| p.as_str())
+                .map(axum::http::uri::PathAndQuery::as_str)
                 .unwrap_or("/");
             Redirect::to(&format!("/login?next={}", urlencode(next))).into_response()
         };
@@ -164,7 +169,7 @@ impl FromRequestParts<Arc<AppState>> for PageCaller {
                 Ok(PageCaller { principal, source })
             }
             Ok(_) => Err(to_login()),
-            Err(e) => Err(crate::api::error::ApiError::from(e).into_response()),
+            Err(e) => Err(crate::http::error::ApiError::from(e).into_response()),
         }
     }
 }
@@ -193,10 +198,10 @@ pub async fn base_context(state: &AppState, caller: Option<&PageCaller>, nav: &s
 /// Whether the admin panel (the key icon) is for this actor: they may read at least one setting
 /// of the admin console (`spec/roles.md` §1), as `authorize()` decides.
 pub fn opens_admin_panel(actor: &cryowarden_core::Actor) -> bool {
-    use cryowarden_core::{Action, Resource, Setting, authorize};
+    use cryowarden_core::{Action, Resource, Setting, permits};
     Setting::ALL
         .iter()
-        .any(|s| authorize(actor, Action::ReadSetting(*s), &Resource::instance()).is_allowed())
+        .any(|s| permits(actor, Action::ReadSetting(*s), &Resource::instance()))
 }
 
 /// Merges extra values into a base context.
@@ -215,7 +220,7 @@ pub fn message(base: Value, status: StatusCode, heading: &str, text: &str) -> Re
 /// lab's project) is the same 404 page as an id that never existed; server errors say only that
 /// something went wrong.
 pub fn error_page(base: Value, e: crate::error::StoreError) -> Response {
-    pages::form_error(e, |text, status| {
+    form_error(e, |text, status| {
         let heading = match status {
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::FORBIDDEN => "Not allowed",
@@ -237,7 +242,7 @@ pub fn allows(
     action: impl Into<cryowarden_core::Action>,
     resource: &cryowarden_core::Resource,
 ) -> bool {
-    cryowarden_core::authorize(actor, action.into(), resource).is_allowed()
+    cryowarden_core::permits(actor, action.into(), resource)
 }
 
 /// The static files of the UI.
@@ -285,4 +290,18 @@ pub async fn static_file(axum::extract::Path(name): axum::extract::Path<String>)
         body,
     )
         .into_response()
+}
+
+/// Shows a domain error in the form it came from, with the API's status and message.
+pub fn form_error(
+    e: crate::error::StoreError,
+    render: impl Fn(String, StatusCode) -> Response,
+) -> Response {
+    let api = crate::http::error::ApiError::from(e);
+    let message = if api.status.is_server_error() {
+        "Something went wrong on the server; try again.".to_owned()
+    } else {
+        api.detail
+    };
+    render(message, api.status)
 }

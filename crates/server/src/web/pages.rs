@@ -10,9 +10,8 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::{PageCaller, base_context, message, render, with};
-use crate::api::extract::{Source, constant_time_eq};
 use crate::auth::{LoginOutcome, RegisterRequest};
-use crate::error::StoreError;
+use crate::http::extract::{Source, constant_time_eq};
 use crate::secrets::BOOTSTRAP_PREFIX;
 use crate::state::AppState;
 
@@ -41,7 +40,7 @@ async fn with_login_csp(state: &AppState, mut r: Response) -> Response {
             .iter()
             .map(|h| format!(" https://{h} http://{h}"))
             .collect();
-        let csp = crate::app::PAGE_CSP
+        let csp = crate::http::headers::PAGE_CSP
             .replace("form-action 'self'", &format!("form-action 'self'{extra}"));
         if let Ok(v) = HeaderValue::from_str(&csp) {
             r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
@@ -365,7 +364,7 @@ pub async fn register_submit(
             *r.status_mut() = StatusCode::CREATED;
             r
         }
-        Err(e) => form_error(e, |error, status| {
+        Err(e) => super::form_error(e, |error, status| {
             let mut r = render(
                 "register.html",
                 with(
@@ -413,7 +412,7 @@ pub async fn reset_submit(
             "Password set",
             "Your password is set and you were signed out everywhere. Sign in again.",
         ),
-        Err(e) => form_error(e, |error, status| {
+        Err(e) => super::form_error(e, |error, status| {
             let mut r = render(
                 "reset.html",
                 with(base.clone(), context! { token => f.token.clone(), error }),
@@ -422,15 +421,4 @@ pub async fn reset_submit(
             r
         }),
     }
-}
-
-/// Shows a domain error in the form it came from, with the API's status and message.
-pub fn form_error(e: StoreError, render: impl Fn(String, StatusCode) -> Response) -> Response {
-    let api = crate::api::error::ApiError::from(e);
-    let message = if api.status.is_server_error() {
-        "Something went wrong on the server; try again.".to_owned()
-    } else {
-        api.detail
-    };
-    render(message, api.status)
 }

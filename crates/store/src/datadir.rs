@@ -62,7 +62,7 @@ pub fn prepare_for_serve(dir: &Path) -> Result<(), StoreError> {
              chmod 700 {}",
             shown.display(),
             mode & 0o7777,
-            crate::cluster::template::shell_quote(&shown.display().to_string()),
+            shlex::try_quote(&shown.display().to_string()).unwrap_or_default(),
         )));
     }
     Ok(())

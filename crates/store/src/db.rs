@@ -59,9 +59,12 @@ const AUDIT_CHAIN_LOCK: i64 = 0x6372_796f_7761_7264;
 
 /// The file of a `sqlite://PATH[?...]` URL; `None` for an in-memory database.
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or("");
-    (!path.is_empty() && !path.contains(":memory:") && !url.contains("mode=memory")).then(|| path.into())
+    (!path.is_empty() && !path.contains(":memory:") && !url.contains("mode=memory"))
+        .then(|| path.into())
 }
 
 impl Db {
@@ -84,7 +87,10 @@ impl Db {
                 // WAL and SHM files take its mode), and an older 0644 file made private.
                 if let Some(path) = sqlite_file(url) {
                     if !path.exists() {
-                        let _ = crate::datadir::private_file().write(true).create_new(true).open(&path);
+                        let _ = crate::datadir::private_file()
+                            .write(true)
+                            .create_new(true)
+                            .open(&path);
                     }
                     for suffix in ["", "-wal", "-shm"] {
                         let mut p = path.clone().into_os_string();
@@ -92,7 +98,11 @@ impl Db {
                         crate::datadir::make_private(std::path::Path::new(&p));
                     }
                 }
-                let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+                let url = if url.contains('?') {
+                    url.to_owned()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
                 options
                     .max_connections(8)
                     .min_connections(1)
@@ -116,7 +126,20 @@ impl Db {
             }
             Backend::Postgres => options.max_connections(16).connect(url).await?,
         };
-        Ok(Db { pool, backend, write_lock: Arc::new(Mutex::new(())), repeats: Default::default() })
+        Ok(Db {
+            pool,
+            backend,
+            write_lock: Arc::new(Mutex::new(())),
+            repeats: Default::default(),
+        })
+    }
+
+    /// Whether the database answers a trivial query (the health check).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// Applies the embedded migrations of this backend that have not run yet.
@@ -143,11 +166,21 @@ impl Db {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
-            .fetch_all(&self.pool)
-            .await
-            .unwrap_or_default();
-        Ok(migrator.iter().map(|m| (m.version, m.description.to_string(), applied.contains(&m.version))).collect())
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        Ok(migrator
+            .iter()
+            .map(|m| {
+                (
+                    m.version,
+                    m.description.to_string(),
+                    applied.contains(&m.version),
+                )
+            })
+            .collect())
     }
 
     /// Begins a write transaction; every change and its audit event commit together in one.
@@ -161,7 +194,10 @@ impl Db {
             Backend::Postgres => self.pool.begin().await?,
         };
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_CHAIN_LOCK).execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(AUDIT_CHAIN_LOCK)
+                .execute(&mut *tx)
+                .await?;
         }
         Ok(WriteTx { tx, _guard: guard })
     }
@@ -169,7 +205,9 @@ impl Db {
 
 /// Milliseconds since the Unix epoch: every time in the database.
 pub fn now_ms() -> i64 {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -177,5 +215,82 @@ pub fn now_ms() -> i64 {
 pub fn format_ms(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// A SQLite migration as its PostgreSQL twin must read: the only dialect differences allowed
+    /// are the serial id column and the backend's name in a comment.
+    fn as_postgres(sqlite: &str) -> String {
+        sqlite
+            .lines()
+            .map(|line| {
+                let line = line.replace(
+                    "id INTEGER PRIMARY KEY AUTOINCREMENT",
+                    "id BIGSERIAL PRIMARY KEY",
+                );
+                if line.trim_start().starts_with("--") {
+                    line.replace("(SQLite)", "(PostgreSQL)")
+                        .replace("(sqlite)", "(postgres)")
+                } else {
+                    line
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn tree(backend: &str) -> Vec<(String, String)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&path).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn the_two_migration_trees_differ_only_in_dialect() {
+        let (sqlite, postgres) = (tree("sqlite"), tree("postgres"));
+        let names = |t: &[(String, String)]| t.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&sqlite),
+            names(&postgres),
+            "the same migrations in both trees"
+        );
+        assert!(sqlite.len() >= 7, "the landed migrations are all there");
+        for ((name, lite), (_, pg)) in sqlite.iter().zip(&postgres) {
+            let expected = as_postgres(lite);
+            let first_difference = expected
+                .lines()
+                .zip(pg.lines())
+                .position(|(a, b)| a != b)
+                .map(|i| i + 1);
+            assert!(
+                expected.trim_end() == pg.trim_end(),
+                "{name}: sqlite and postgres differ beyond the dialect (first at line {}): \
+                 change both trees alike (see migrations/README.md)",
+                first_difference.unwrap_or(expected.lines().count().min(pg.lines().count()) + 1)
+            );
+        }
+    }
+
+    #[test]
+    fn the_dialect_rule_sees_a_real_difference() {
+        let lite = "-- Things (SQLite).\nCREATE TABLE t (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,\n    a TEXT\n);";
+        let same = "-- Things (PostgreSQL).\nCREATE TABLE t (\n    id BIGSERIAL PRIMARY KEY,\n    a TEXT\n);";
+        assert_eq!(as_postgres(lite), same);
+        assert_ne!(as_postgres(lite), same.replace("a TEXT", "a BIGINT"));
+    }
 }

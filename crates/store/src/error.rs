@@ -1,4 +1,4 @@
-//! The storage and domain error type. HTTP maps it to problem+json in `api::error`.
+//! The storage and domain error type. HTTP maps it to problem+json in the server's `http::error`.
 
 use cryowarden_core::{Denied, WrongProof};
 

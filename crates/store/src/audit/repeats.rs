@@ -103,8 +103,8 @@ fn key(e: &NewEvent) -> Key {
         target_id: e.target_id.clone(),
         target: e.target.clone(),
         reason: e.reason.clone(),
-        before: e.before.as_ref().map(|v| v.to_string()),
-        after: e.after.as_ref().map(|v| v.to_string()),
+        before: e.before.as_ref().map(std::string::ToString::to_string),
+        after: e.after.as_ref().map(std::string::ToString::to_string),
         source: e.source.clone(),
     }
 }
@@ -143,7 +143,7 @@ fn budget_summary(b: Budget) -> Option<NewEvent> {
     Some(NewEvent {
         actor: t.actor.clone(),
         impersonator: t.impersonator.clone(),
-        action: "refusals-throttled".into(),
+        action: cryowarden_core::Event::RefusalsThrottled.as_str().into(),
         target_kind: if t.actor.id.is_some() {
             "user"
         } else {
@@ -213,10 +213,10 @@ impl Repeats {
             .budgets
             .entry(actor_key(e))
             .or_insert_with(|| new_budget(now));
-        if now.duration_since(b.opened) >= WINDOW {
-            if let Some(summary) = budget_summary(std::mem::replace(b, new_budget(now))) {
-                s.ready.push(summary);
-            }
+        if now.duration_since(b.opened) >= WINDOW
+            && let Some(summary) = budget_summary(std::mem::replace(b, new_budget(now)))
+        {
+            s.ready.push(summary);
         }
         if b.written >= ACTOR_BUDGET {
             b.suppressed += 1;

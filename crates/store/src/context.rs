@@ -1,7 +1,7 @@
 //! Who is asking, from where: the context every domain call takes, and the one place where the
 //! server asks the core for a decision and records refusals in the audit chain.
 
-use cryowarden_core::{Action, Actor, Allowed, Decision, Resource, authorize};
+use cryowarden_core::{Action, Actor, Allowed, AuditAction, Decision, Resource, authorize};
 
 use crate::audit::{self, NewEvent, Outcome, Who};
 use crate::db::{Db, WriteTx};
@@ -100,7 +100,7 @@ impl Ctx {
             Decision::Deny(denied) => {
                 self.record(
                     db,
-                    &action.name(),
+                    action,
                     target,
                     Outcome::Denied,
                     Some(denied.reason.clone()),
@@ -116,7 +116,7 @@ impl Ctx {
     /// An event attributed to this caller.
     pub fn event(
         &self,
-        action: &str,
+        action: impl Into<AuditAction>,
         target: &Target,
         outcome: Outcome,
         reason: Option<String>,
@@ -126,7 +126,7 @@ impl Ctx {
         NewEvent {
             actor: self.who.clone(),
             impersonator: self.impersonator.clone(),
-            action: action.to_owned(),
+            action: action.into().name().into_owned(),
             target_kind: target.kind,
             target_id: target.id.clone(),
             target: target.name.clone(),
@@ -143,7 +143,7 @@ impl Ctx {
     pub async fn audit_ok(
         &self,
         tx: &mut WriteTx,
-        action: &str,
+        action: impl Into<AuditAction>,
         target: &Target,
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
@@ -160,11 +160,14 @@ impl Ctx {
     /// already written ten times within the minute, or whose actor is past their budget of
     /// refusals, is counted and written with its count when the window ends
     /// (`audit/repeats.rs`).
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one audit event's fields, named at every call site"
+    )]
     pub async fn record(
         &self,
         db: &Db,
-        action: &str,
+        action: impl Into<AuditAction>,
         target: &Target,
         outcome: Outcome,
         reason: Option<String>,

@@ -250,7 +250,7 @@ pub async fn set_policy(db: &Db, ctx: &Ctx, policy: Policy) -> Result<Policy, St
     }
     ctx.audit_ok(
         &mut tx,
-        &CHANGE.name(),
+        CHANGE,
         &target(),
         Some(serde_json::to_value(before).unwrap_or_default()),
         Some(serde_json::to_value(policy).unwrap_or_default()),
@@ -471,7 +471,7 @@ async fn archive_before(
         .await?;
     ctx.audit_ok(
         &mut tx,
-        "archive-audit-log",
+        cryowarden_core::Event::ArchiveAuditLog,
         &target(),
         None,
         Some(serde_json::json!({
@@ -561,7 +561,7 @@ fn verify_file(anchor: &Anchor, path: &Path) -> ArchiveVerification {
                 broken = Some((
                     check.expected_seq,
                     format!("line of event {} is not an event: {e}", check.expected_seq),
-                ))
+                ));
             }
         }
     }

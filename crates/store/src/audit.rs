@@ -530,11 +530,15 @@ impl ChainCheck {
     }
 }
 
+/// An event's sequence number and hash.
+type SeqHash = (i64, String);
+
 /// What the snapshot reader sends: first where the live chain starts (from the anchors, or
 /// where they fail to chain), then the events after it in batches.
 enum Read {
-    /// The anchor (seq, hash), and where checking starts (the anchor or a checkpoint).
-    Head(Result<((i64, String), (i64, String)), (i64, String)>),
+    /// The anchor (seq, hash), and where checking starts (the anchor or a checkpoint); or the
+    /// first event where the anchors fail to chain.
+    Head(Result<(SeqHash, SeqHash), SeqHash>),
     Batch(Batch),
     Failed(StoreError),
 }

@@ -36,7 +36,9 @@ fn key(db: &Db) -> String {
 /// A full verification that failed drops the checkpoint: the page checks the whole chain
 /// again (and shows the break) until one succeeds.
 pub(crate) fn record(db: &Db, v: &Verification, end: Option<ChainEnd>, full: bool) {
-    let mut map = checkpoints().lock().unwrap_or_else(|e| e.into_inner());
+    let mut map = checkpoints()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(end) = end.filter(|_| v.ok) else {
         if full {
             map.remove(&key(db));
@@ -88,7 +90,7 @@ pub async fn verify_for_page(db: &Db, full: bool) -> Result<PageVerification, St
     } else {
         checkpoints()
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&key(db))
             .map(|c| c.end.clone())
     };
@@ -102,7 +104,7 @@ pub async fn verify_for_page(db: &Db, full: bool) -> Result<PageVerification, St
     record(db, &v, end, full);
     let cp = checkpoints()
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .get(&key(db))
         .cloned();
     Ok(PageVerification {

@@ -437,7 +437,8 @@ pub async fn export_stream(
     db: &Db,
     f: &Filter,
     format: ExportFormat,
-) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, StoreError> {
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static + use<>, StoreError>
+{
     let p = plan(db, f).await?;
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM audit_events WHERE 1 = 1"));
     if p.empty {
@@ -572,7 +573,7 @@ const CSV_HEADER: [&str; 17] = [
 /// the source address) is defused like the members export's: a cell a spreadsheet would read as
 /// a formula gets a leading `'` (the JSON export stays verbatim, for verifying hashes).
 fn csv_record(e: &Stored) -> [String; 17] {
-    use crate::labs::members::defuse_formula as text;
+    use crate::csv::defuse_formula as text;
     let opt = |s: &Option<String>| text(s.as_deref().unwrap_or_default());
     let int = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     [
